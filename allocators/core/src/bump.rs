@@ -1,0 +1,162 @@
+//! A bump allocator: the simplest thing that satisfies the contract.
+//!
+//! It exists to measure the harness itself (the cost of replay with an
+//! allocator that does almost nothing) and as the base of the deliberately
+//! broken allocators that prove the conformance suite catches what it claims.
+//!
+//! **Policy.** A request takes the next free bytes above the bump pointer,
+//! rounded up to a 16-byte granule and aligned as asked. `free` only counts:
+//! the space comes back when the last live block is freed, and the pointer
+//! returns to the start. Both are O(1). Metadata: none in the arena.
+//!
+//! **Drawbacks.** Freed space is dead until the heap empties, so any workload
+//! with long-lived blocks runs out of memory; bytes skipped for alignment and
+//! freed blocks are neither granted nor free (the accounting identity is an
+//! inequality here).
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use crate::{
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Spec, SpecError, ensure,
+};
+
+/// Granule: every block is a multiple of this, and at least one granule.
+const GRANULE: usize = 16;
+
+/// A bump allocator on one arena.
+#[derive(Debug)]
+pub struct Bump {
+    arena: Arena,
+    /// Next free offset; `top <= arena.len()`, and `top == 0` when nothing is live.
+    top: usize,
+    live_blocks: usize,
+    requested_bytes: usize,
+    /// Sum of granule-rounded sizes of live blocks; `<= top`.
+    granted_bytes: usize,
+    /// Highest `top` ever reached.
+    footprint_bytes: usize,
+}
+
+impl Bump {
+    /// A bump allocator owning `arena`.
+    pub fn new(arena: Arena) -> Bump {
+        Bump { arena, top: 0, live_blocks: 0, requested_bytes: 0, granted_bytes: 0, footprint_bytes: 0 }
+    }
+
+    #[inline]
+    fn rounded(size: usize) -> usize {
+        size.max(1).next_multiple_of(GRANULE)
+    }
+}
+
+impl Allocator for Bump {
+    fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if layout.align() > self.arena.align() {
+            return Err(AllocError::Unsupported("alignment above the arena's"));
+        }
+        let granted = Bump::rounded(layout.size());
+        let start = self.top.next_multiple_of(layout.align().max(GRANULE));
+        let end = start.checked_add(granted).filter(|&end| end <= self.arena.len()).ok_or(AllocError::OutOfMemory)?;
+        self.top = end;
+        self.footprint_bytes = self.footprint_bytes.max(end);
+        self.live_blocks += 1;
+        self.requested_bytes += layout.size();
+        self.granted_bytes += granted;
+        Ok(self.arena.ptr_at(start))
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, _ptr: NonNull<u8>, layout: Layout) {
+        self.live_blocks -= 1;
+        self.requested_bytes -= layout.size();
+        self.granted_bytes -= Bump::rounded(layout.size());
+        if self.live_blocks == 0 {
+            self.top = 0;
+        }
+    }
+
+    fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
+        Bump::rounded(layout.size())
+    }
+
+    fn stats(&self) -> HeapStats {
+        let free_bytes = self.arena.len() - self.top;
+        HeapStats {
+            arena_bytes: self.arena.len(),
+            live_blocks: self.live_blocks,
+            requested_bytes: self.requested_bytes,
+            granted_bytes: self.granted_bytes,
+            metadata_bytes: 0,
+            free_bytes,
+            free_blocks: usize::from(free_bytes > 0),
+            footprint_bytes: self.footprint_bytes,
+            counters: Default::default(),
+        }
+    }
+
+    fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
+        if self.top < self.arena.len() {
+            visit(self.top, self.arena.len() - self.top);
+        }
+    }
+
+    fn check(&self) -> Result<(), InvariantViolation> {
+        ensure!(
+            self.top <= self.arena.len(),
+            "bump pointer {} beyond the arena ({} bytes)",
+            self.top,
+            self.arena.len()
+        );
+        ensure!(
+            self.granted_bytes <= self.top,
+            "granted bytes {} exceed the bump pointer {}",
+            self.granted_bytes,
+            self.top
+        );
+        ensure!(self.live_blocks > 0 || self.top == 0, "empty heap but the bump pointer is at {}", self.top);
+        ensure!(
+            self.footprint_bytes >= self.top,
+            "footprint {} below the bump pointer {}",
+            self.footprint_bytes,
+            self.top
+        );
+        Ok(())
+    }
+}
+
+/// The bump allocator has nothing to configure: its spec is `bump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct BumpConfig;
+
+impl AllocatorConfig for BumpConfig {
+    type Allocator = Bump;
+    const FAMILY: &'static str = "bump";
+    const SUMMARY: &'static str = "bump pointer, reset when the heap empties (measures the harness itself)";
+
+    fn from_spec(spec: &Spec) -> Result<Self, SpecError> {
+        spec.reader().finish()?;
+        Ok(BumpConfig)
+    }
+
+    fn spec(&self) -> String {
+        "bump".to_string()
+    }
+
+    fn describe(&self) -> String {
+        "bump pointer; frees only count, space returns when the heap is empty".to_string()
+    }
+
+    fn listed() -> Vec<Self> {
+        vec![BumpConfig]
+    }
+
+    fn build(&self, arena: Arena) -> Result<Bump, BuildError> {
+        Ok(Bump::new(arena))
+    }
+}

@@ -1,0 +1,923 @@
+//! The conformance suite every allocator must pass.
+//!
+//! A [`Tester`] drives an allocator and a *shadow oracle* side by side: the
+//! oracle knows every live block (where it is, its layout, what it was told
+//! `granted()` is, the byte pattern written into it) and, after each
+//! operation, holds the allocator to it:
+//!
+//! | check | what fails it |
+//! |---|---|
+//! | [`Check::Alignment`] | a block not aligned as requested |
+//! | [`Check::Bounds`] | a block that is not entirely inside the arena |
+//! | [`Check::Overlap`] | a block that overlaps a live block |
+//! | [`Check::Payload`] | a live block's bytes changed behind its owner's back, or not carried over by `realloc` |
+//! | [`Check::Stats`] | `stats()` disagreeing with the oracle: live blocks and requested bytes exact, granted bytes the sum of `granted()`, `granted ≥ size`, the accounting identity, a monotone footprint above every live block |
+//! | [`Check::FreeSpace`] | a free-space walk that leaves the arena, overlaps itself or a live block, or disagrees with `stats()` and `free_shape()` |
+//! | [`Check::Invariant`] | the allocator's own `check()` failing |
+//! | [`Check::Recovery`] | free space after freeing everything (and `trim()`) that differs from the start |
+//! | [`Check::Panic`] | a panic inside the allocator, for example on running out of memory |
+//!
+//! The scenarios ([`random_ops`], [`alignment_sweep`], [`exhaustion`],
+//! [`realloc_chains`], [`zero_size`], [`free_orders`]) each build a fresh
+//! allocator with the factory they are given and return the first failure.
+//! [`conformance_suite!`](crate::conformance_suite) instantiates all of them
+//! as `#[test]`s for one configuration with one line. The operation sequences
+//! come from a ChaCha RNG with a fixed seed, so a failure replays exactly.
+
+use std::alloc::Layout;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{Allocator, AllocatorConfig, Arena, HeapStats};
+
+/// The property a failure broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Block not aligned as requested.
+    Alignment,
+    /// Block not inside the arena.
+    Bounds,
+    /// Block overlapping a live block.
+    Overlap,
+    /// Payload bytes changed or lost.
+    Payload,
+    /// `stats()` or `granted()` inconsistent with the oracle.
+    Stats,
+    /// Free-space walk inconsistent.
+    FreeSpace,
+    /// The allocator's own `check()` failed.
+    Invariant,
+    /// The empty heap differs from the fresh one.
+    Recovery,
+    /// The allocator panicked.
+    Panic,
+}
+
+/// The first property an allocator broke, and where.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What broke.
+    pub check: Check,
+    /// Index of the operation after which it was found.
+    pub op_index: usize,
+    /// Details.
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} check failed after op {}: {}", self.check, self.op_index, self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// What a scenario did, so tests can see it exercised what it should.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Operations issued.
+    pub ops: usize,
+    /// Allocations that succeeded.
+    pub allocs: usize,
+    /// Allocations refused.
+    pub failed_allocs: usize,
+    /// Frees.
+    pub frees: usize,
+    /// Reallocations that succeeded.
+    pub reallocs: usize,
+    /// Reallocations refused (old block kept).
+    pub failed_reallocs: usize,
+    /// Most blocks live at once.
+    pub peak_live_blocks: usize,
+}
+
+type Outcome<T = ()> = Result<T, Failure>;
+
+/// One live block as the oracle knows it.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    ptr: NonNull<u8>,
+    offset: usize,
+    layout: Layout,
+    granted: usize,
+    /// Seed of the byte pattern written into the payload.
+    tag: u64,
+}
+
+impl Block {
+    /// End of the span the block occupies for overlap purposes; a zero-size
+    /// block still occupies its first byte, so that two of them are distinct.
+    fn span_end(&self) -> usize {
+        self.offset + self.layout.size().max(1)
+    }
+}
+
+#[inline]
+fn pattern_byte(tag: u64, index: usize) -> u8 {
+    (tag.wrapping_add(index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8
+}
+
+/// An allocator under test, with its shadow oracle.
+#[derive(Debug)]
+pub struct Tester<A: Allocator> {
+    allocator: A,
+    /// Live blocks by handle; a freed handle is `None`.
+    blocks: Vec<Option<Block>>,
+    /// Handles of live blocks, for picking one at random.
+    live: Vec<usize>,
+    /// Live spans by start offset: start -> (span end, handle).
+    spans: BTreeMap<usize, (usize, usize)>,
+    requested_bytes: usize,
+    granted_bytes: usize,
+    last_footprint: usize,
+    next_tag: u64,
+    op_index: usize,
+    summary: Summary,
+    initial_stats: HeapStats,
+    initial_free: Vec<(usize, usize)>,
+}
+
+impl<A: Allocator> Tester<A> {
+    /// Start testing a freshly built allocator; its free space is recorded
+    /// as the state to recover.
+    pub fn new(allocator: A) -> Outcome<Tester<A>> {
+        let initial_stats = allocator.stats();
+        let mut tester = Tester {
+            allocator,
+            blocks: Vec::new(),
+            live: Vec::new(),
+            spans: BTreeMap::new(),
+            requested_bytes: 0,
+            granted_bytes: 0,
+            last_footprint: initial_stats.footprint_bytes,
+            next_tag: 1,
+            op_index: 0,
+            summary: Summary::default(),
+            initial_stats,
+            initial_free: Vec::new(),
+        };
+        tester.check_stats()?;
+        tester.initial_free = tester.check_free_space()?;
+        tester.check_invariants()?;
+        Ok(tester)
+    }
+
+    /// The allocator under test.
+    pub fn allocator(&self) -> &A {
+        &self.allocator
+    }
+
+    /// Handles of the live blocks.
+    pub fn live_handles(&self) -> &[usize] {
+        &self.live
+    }
+
+    /// What happened so far.
+    pub fn summary(&self) -> Summary {
+        Summary { ops: self.op_index, ..self.summary }
+    }
+
+    fn fail<T>(&self, check: Check, message: impl Into<String>) -> Outcome<T> {
+        Err(Failure { check, op_index: self.op_index, message: message.into() })
+    }
+
+    fn guarded<T>(&mut self, what: &str, call: impl FnOnce(&mut A) -> T) -> Outcome<T> {
+        match catch_unwind(AssertUnwindSafe(|| call(&mut self.allocator))) {
+            Ok(value) => Ok(value),
+            Err(panic) => {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                self.fail(Check::Panic, format!("{what} panicked: {text}"))
+            }
+        }
+    }
+
+    /// Check a block the allocator just returned, before anything is written
+    /// to it: inside the arena, aligned, and overlapping no live block except
+    /// `replacing` (the block a realloc may have kept in place).
+    fn vet_new_block(&self, ptr: NonNull<u8>, layout: Layout, replacing: Option<usize>) -> Outcome<usize> {
+        let arena = self.allocator.arena();
+        let span = layout.size().max(1);
+        let Some(offset) = arena.offset_of(ptr).filter(|&offset| arena.contains(offset, span)) else {
+            return self.fail(
+                Check::Bounds,
+                format!(
+                    "block {ptr:p} of {} bytes is not inside the arena ({} bytes at {:p})",
+                    layout.size(),
+                    arena.len(),
+                    arena.base()
+                ),
+            );
+        };
+        if !ptr.as_ptr().addr().is_multiple_of(layout.align()) {
+            return self
+                .fail(Check::Alignment, format!("block at offset {offset} is not aligned to {}", layout.align()));
+        }
+        let end = offset + span;
+        // Spans are disjoint, so the live span starting closest below `end`
+        // (skipping the block being replaced) is the only one to examine: if
+        // it ends at or before `offset`, every span below it does too.
+        if let Some((&start, &(span_end, handle))) =
+            self.spans.range(..end).rev().find(|(_, (_, h))| Some(*h) != replacing)
+            && span_end > offset
+        {
+            return self.fail(
+                Check::Overlap,
+                format!("block {offset}..{end} overlaps live block {start}..{span_end} (handle {handle})"),
+            );
+        }
+        let granted = self.allocator.granted(ptr, layout);
+        if granted < layout.size() {
+            return self.fail(
+                Check::Stats,
+                format!("granted({offset}) = {granted} is less than the {} bytes requested", layout.size()),
+            );
+        }
+        Ok(offset)
+    }
+
+    fn fill(block: &Block) {
+        if block.layout.size() == 0 {
+            return;
+        }
+        // SAFETY: the block was vetted to lie inside the arena with this size,
+        // it is live, and nothing else references it during this call.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(block.ptr.as_ptr(), block.layout.size()) };
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = pattern_byte(block.tag, index);
+        }
+    }
+
+    /// Verify the first `len` bytes of a block still carry its pattern.
+    fn verify(&self, block: &Block, len: usize, context: &str) -> Outcome {
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: as in `fill`; `len <= layout.size()` and the block is
+        // still inside the arena (vetted when it was returned).
+        let bytes = unsafe { std::slice::from_raw_parts(block.ptr.as_ptr(), len) };
+        if let Some(index) = bytes.iter().enumerate().position(|(index, &byte)| byte != pattern_byte(block.tag, index))
+        {
+            return self.fail(
+                Check::Payload,
+                format!(
+                    "{context}: byte {index} of the {}-byte block at offset {} was changed (found {:#04x}, wrote {:#04x})",
+                    block.layout.size(),
+                    block.offset,
+                    bytes[index],
+                    pattern_byte(block.tag, index)
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Make `block` live under `handle`, with a fresh pattern written into it.
+    fn place(&mut self, handle: usize, mut block: Block) {
+        block.tag = self.next_tag;
+        self.next_tag += 1;
+        Tester::<A>::fill(&block);
+        self.blocks[handle] = Some(block);
+        self.live.push(handle);
+        self.spans.insert(block.offset, (block.span_end(), handle));
+        self.requested_bytes += block.layout.size();
+        self.granted_bytes += block.granted;
+        self.summary.peak_live_blocks = self.summary.peak_live_blocks.max(self.live.len());
+    }
+
+    fn remove(&mut self, handle: usize) -> Block {
+        let block = self.blocks[handle].take().expect("handle is live");
+        let position = self.live.iter().position(|&h| h == handle).expect("handle is live");
+        self.live.swap_remove(position);
+        self.spans.remove(&block.offset);
+        self.requested_bytes -= block.layout.size();
+        self.granted_bytes -= block.granted;
+        block
+    }
+
+    /// Allocate; `Ok(None)` when the allocator refused (a legal answer).
+    pub fn alloc(&mut self, layout: Layout) -> Outcome<Option<usize>> {
+        self.op_index += 1;
+        let result = self.guarded("alloc", |a| a.alloc(layout))?;
+        let handle = match result {
+            Ok(ptr) => {
+                let offset = self.vet_new_block(ptr, layout, None)?;
+                let granted = self.allocator.granted(ptr, layout);
+                self.summary.allocs += 1;
+                let handle = self.blocks.len();
+                self.blocks.push(None);
+                self.place(handle, Block { ptr, offset, layout, granted, tag: 0 });
+                Some(handle)
+            }
+            Err(_) => {
+                self.summary.failed_allocs += 1;
+                None
+            }
+        };
+        self.check_stats()?;
+        Ok(handle)
+    }
+
+    /// Free a live block, after verifying its payload.
+    pub fn free(&mut self, handle: usize) -> Outcome {
+        self.op_index += 1;
+        let block = self.blocks[handle].expect("free of a live handle");
+        self.verify(&block, block.layout.size(), "before free")?;
+        let granted_now = self.allocator.granted(block.ptr, block.layout);
+        if granted_now != block.granted {
+            return self.fail(
+                Check::Stats,
+                format!(
+                    "granted() of the block at {} changed while it was live: {} then {granted_now}",
+                    block.offset, block.granted
+                ),
+            );
+        }
+        self.remove(handle);
+        // SAFETY: the oracle only frees blocks this allocator returned, with
+        // the layout they were allocated with, once.
+        self.guarded("free", |a| unsafe { a.free(block.ptr, block.layout) })?;
+        self.summary.frees += 1;
+        self.check_stats()
+    }
+
+    /// Reallocate a live block; returns whether the allocator agreed.
+    pub fn realloc(&mut self, handle: usize, new_size: usize) -> Outcome<bool> {
+        self.op_index += 1;
+        let old = self.blocks[handle].expect("realloc of a live handle");
+        self.verify(&old, old.layout.size(), "before realloc")?;
+        // SAFETY: `old` is live in this allocator with exactly this layout.
+        let result = self.guarded("realloc", |a| unsafe { a.realloc(old.ptr, old.layout, new_size) })?;
+        let agreed = match result {
+            Ok(ptr) => {
+                let layout = Layout::from_size_align(new_size, old.layout.align()).expect("valid layout");
+                let offset = self.vet_new_block(ptr, layout, Some(handle))?;
+                let moved = Block { ptr, offset, layout, granted: 0, tag: old.tag };
+                self.verify(&moved, old.layout.size().min(new_size), "after realloc")?;
+                self.remove(handle);
+                let granted = self.allocator.granted(ptr, layout);
+                self.place(handle, Block { granted, ..moved });
+                self.summary.reallocs += 1;
+                true
+            }
+            Err(_) => {
+                self.verify(&old, old.layout.size(), "after a failed realloc")?;
+                self.summary.failed_reallocs += 1;
+                false
+            }
+        };
+        self.check_stats()?;
+        Ok(agreed)
+    }
+
+    /// Hold `stats()` to the oracle. Cheap: run after every operation.
+    pub fn check_stats(&mut self) -> Outcome {
+        let stats = self.allocator.stats();
+        let expect = |ok: bool, what: String| if ok { Ok(()) } else { self.fail(Check::Stats, what) };
+        expect(
+            stats.live_blocks == self.live.len(),
+            format!("stats says {} live blocks, the oracle {}", stats.live_blocks, self.live.len()),
+        )?;
+        expect(
+            stats.requested_bytes == self.requested_bytes,
+            format!("stats says {} requested bytes, the oracle {}", stats.requested_bytes, self.requested_bytes),
+        )?;
+        expect(
+            stats.granted_bytes == self.granted_bytes,
+            format!("stats says {} granted bytes, the sum of granted() is {}", stats.granted_bytes, self.granted_bytes),
+        )?;
+        expect(
+            stats.arena_bytes == self.allocator.arena().len(),
+            format!("stats says the arena has {} bytes", stats.arena_bytes),
+        )?;
+        expect(
+            stats.granted_bytes + stats.metadata_bytes + stats.free_bytes <= stats.arena_bytes,
+            format!(
+                "granted {} + metadata {} + free {} exceed the arena's {} bytes",
+                stats.granted_bytes, stats.metadata_bytes, stats.free_bytes, stats.arena_bytes
+            ),
+        )?;
+        expect(
+            stats.footprint_bytes >= self.last_footprint,
+            format!("footprint fell from {} to {}", self.last_footprint, stats.footprint_bytes),
+        )?;
+        // Spans are disjoint, so the one starting last ends last.
+        let highest_end = self.spans.last_key_value().map_or(0, |(_, &(end, _))| end);
+        expect(
+            stats.footprint_bytes >= highest_end,
+            format!("footprint {} is below a live block ending at {highest_end}", stats.footprint_bytes),
+        )?;
+        self.last_footprint = stats.footprint_bytes;
+        Ok(())
+    }
+
+    /// Walk the free space and hold it to `stats()`, `free_shape()` and the
+    /// live blocks. Returns the extents, sorted.
+    pub fn check_free_space(&self) -> Outcome<Vec<(usize, usize)>> {
+        let mut extents = Vec::new();
+        self.allocator.for_each_free(&mut |offset, len| extents.push((offset, len)));
+        extents.sort_unstable();
+        let arena = self.allocator.arena();
+        let mut shape = crate::FreeShape::default();
+        let mut previous_end = 0;
+        for &(offset, len) in &extents {
+            if !arena.contains(offset, len) {
+                return self.fail(
+                    Check::FreeSpace,
+                    format!("free extent {offset}+{len} leaves the {}-byte arena", arena.len()),
+                );
+            }
+            if offset < previous_end {
+                return self.fail(
+                    Check::FreeSpace,
+                    format!("free extent at {offset} overlaps the one ending at {previous_end}"),
+                );
+            }
+            if let Some((&start, &(end, handle))) = self.spans.range(..offset + len).next_back()
+                && end > offset
+                && len > 0
+            {
+                return self.fail(
+                    Check::FreeSpace,
+                    format!("free extent {offset}+{len} overlaps live block {start}..{end} (handle {handle})"),
+                );
+            }
+            previous_end = offset + len;
+            shape.add(len);
+        }
+        let stats = self.allocator.stats();
+        if (stats.free_bytes, stats.free_blocks) != (shape.free_bytes, shape.free_blocks) {
+            return self.fail(
+                Check::FreeSpace,
+                format!(
+                    "stats says {} free bytes in {} blocks, the walk finds {} in {}",
+                    stats.free_bytes, stats.free_blocks, shape.free_bytes, shape.free_blocks
+                ),
+            );
+        }
+        let reported = self.allocator.free_shape();
+        if reported != shape {
+            return self.fail(Check::FreeSpace, format!("free_shape() says {reported:?}, the walk finds {shape:?}"));
+        }
+        Ok(extents)
+    }
+
+    /// Run the allocator's own `check()`.
+    pub fn check_invariants(&mut self) -> Outcome {
+        match self.guarded("check", |a| a.check())? {
+            Ok(()) => Ok(()),
+            Err(violation) => self.fail(Check::Invariant, violation.to_string()),
+        }
+    }
+
+    /// Verify every live block's payload.
+    pub fn verify_all(&self) -> Outcome {
+        for &handle in &self.live {
+            let block = self.blocks[handle].expect("live");
+            self.verify(&block, block.layout.size(), "sweep of live blocks")?;
+        }
+        Ok(())
+    }
+
+    /// Every heavy check at once: invariants, free space, payloads.
+    pub fn check_all(&mut self) -> Outcome {
+        self.check_invariants()?;
+        self.check_free_space()?;
+        self.verify_all()
+    }
+
+    /// Free every live block in the order `order` puts the handles, trim, and
+    /// require the fresh heap's free space back.
+    pub fn free_all_and_recover(&mut self, order: impl FnOnce(&mut Vec<usize>)) -> Outcome {
+        let mut handles = self.live.clone();
+        order(&mut handles);
+        for handle in handles {
+            self.free(handle)?;
+        }
+        self.guarded("trim", |a| a.trim())?;
+        self.check_all()?;
+        let stats = self.allocator.stats();
+        let initial = self.initial_stats;
+        let same = |a: &HeapStats, b: &HeapStats| {
+            (a.live_blocks, a.requested_bytes, a.granted_bytes, a.metadata_bytes, a.free_bytes, a.free_blocks)
+                == (b.live_blocks, b.requested_bytes, b.granted_bytes, b.metadata_bytes, b.free_bytes, b.free_blocks)
+        };
+        if !same(&stats, &initial) {
+            return self
+                .fail(Check::Recovery, format!("empty heap has stats {stats:?}, the fresh one had {initial:?}"));
+        }
+        let extents = self.check_free_space()?;
+        if extents != self.initial_free {
+            return self.fail(
+                Check::Recovery,
+                format!(
+                    "empty heap's free space is {:?}, the fresh one's was {:?}",
+                    abbreviate(&extents),
+                    abbreviate(&self.initial_free)
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn abbreviate(extents: &[(usize, usize)]) -> String {
+    let shown: Vec<String> = extents.iter().take(6).map(|(o, l)| format!("{o}+{l}")).collect();
+    let more = extents.len().saturating_sub(6);
+    if more > 0 { format!("[{} … {more} more]", shown.join(", ")) } else { format!("[{}]", shown.join(", ")) }
+}
+
+/// A random operation sequence: how long, how big, how aligned.
+#[derive(Debug, Clone, Copy)]
+pub struct RandomOps {
+    /// Arena size.
+    pub arena_bytes: usize,
+    /// Operations to issue before freeing everything.
+    pub ops: usize,
+    /// RNG seed.
+    pub seed: u64,
+    /// Largest request, bytes.
+    pub max_size: usize,
+    /// Largest alignment (a power of two).
+    pub max_align: usize,
+    /// Live blocks the sequence hovers around.
+    pub target_live: usize,
+    /// Run the heavy checks every this many operations.
+    pub check_every: usize,
+}
+
+impl RandomOps {
+    /// 100,000 operations in 4 MiB with sizes to 256 KiB; heavy checks every 500.
+    pub fn long() -> RandomOps {
+        RandomOps {
+            arena_bytes: 4 << 20,
+            ops: 100_000,
+            seed: 0x4845_4150,
+            max_size: 256 << 10,
+            max_align: 4096,
+            target_live: 400,
+            check_every: 500,
+        }
+    }
+
+    /// 4,000 operations with every check after every one.
+    pub fn thorough() -> RandomOps {
+        RandomOps {
+            arena_bytes: 1 << 20,
+            ops: 4_000,
+            seed: 7,
+            max_size: 64 << 10,
+            max_align: 4096,
+            target_live: 120,
+            check_every: 1,
+        }
+    }
+
+    /// A small arena that runs out of memory often: the failure paths.
+    pub fn cramped() -> RandomOps {
+        RandomOps {
+            arena_bytes: 64 << 10,
+            ops: 20_000,
+            seed: 99,
+            max_size: 16 << 10,
+            max_align: 4096,
+            target_live: 200,
+            check_every: 50,
+        }
+    }
+}
+
+fn random_size(rng: &mut ChaCha8Rng, max_size: usize) -> usize {
+    let size = match rng.random_range(0..100) {
+        0..60 => rng.random_range(0..=64),
+        60..85 => rng.random_range(65..=1024),
+        85..98 => rng.random_range(1025..=16 << 10),
+        _ => rng.random_range(0..=max_size.max(1 << 14)),
+    };
+    size.min(max_size)
+}
+
+fn random_align(rng: &mut ChaCha8Rng, max_align: usize) -> usize {
+    let shift = if rng.random_bool(0.7) { rng.random_range(0..=4) } else { rng.random_range(5..=12) };
+    (1usize << shift).min(max_align)
+}
+
+/// Seeded random allocs, frees and reallocs, checked at every step, then
+/// everything freed and the fresh heap required back.
+pub fn random_ops<A: Allocator>(make: impl Fn(Arena) -> A, plan: &RandomOps) -> Outcome<Summary> {
+    let mut tester = Tester::new(make(Arena::new(plan.arena_bytes).expect("arena")))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    for step in 1..=plan.ops {
+        let live = tester.live.len();
+        let roll = rng.random_range(0..100);
+        let alloc_share = if live < plan.target_live { 60 } else { 30 };
+        if live == 0 || roll < alloc_share {
+            let size = random_size(&mut rng, plan.max_size);
+            let align = random_align(&mut rng, plan.max_align);
+            tester.alloc(Layout::from_size_align(size, align).expect("valid layout"))?;
+        } else {
+            let handle = tester.live[rng.random_range(0..live)];
+            if roll < 90 {
+                tester.free(handle)?;
+            } else {
+                tester.realloc(handle, random_size(&mut rng, plan.max_size))?;
+            }
+        }
+        if step % plan.check_every == 0 {
+            tester.check_all()?;
+        }
+    }
+    tester.check_all()?;
+    let mut rng_order = ChaCha8Rng::seed_from_u64(plan.seed ^ 1);
+    tester.free_all_and_recover(|handles| shuffle(handles, &mut rng_order))?;
+    Ok(tester.summary())
+}
+
+fn shuffle(handles: &mut [usize], rng: &mut ChaCha8Rng) {
+    for i in (1..handles.len()).rev() {
+        handles.swap(i, rng.random_range(0..=i));
+    }
+}
+
+/// Every power-of-two alignment from 1 to 4096 with awkward sizes.
+pub fn alignment_sweep<A: Allocator>(make: impl Fn(Arena) -> A) -> Outcome<Summary> {
+    let mut tester = Tester::new(make(Arena::new(1 << 20).expect("arena")))?;
+    for shift in 0..=12 {
+        for size in [0, 1, 3, 8, 15, 16, 17, 24, 100, 1000, 4095, 4096, 4097, 5000] {
+            let handle = tester.alloc(Layout::from_size_align(size, 1 << shift).expect("valid layout"))?;
+            // Free every third block at once so later requests meet holes.
+            if let Some(handle) = handle
+                && tester.summary.allocs % 3 == 0
+            {
+                tester.free(handle)?;
+            }
+        }
+        tester.check_all()?;
+    }
+    tester.free_all_and_recover(|_| {})?;
+    Ok(tester.summary())
+}
+
+/// Fill a small arena until the allocator refuses, for several sizes; a
+/// request larger than the arena; an alignment above the arena's. Every
+/// refusal must be an error value, and the heap must stay consistent.
+pub fn exhaustion<A: Allocator>(make: impl Fn(Arena) -> A) -> Outcome<Summary> {
+    let mut total = Summary::default();
+    for size in [1, 16, 100, 1000, 5000] {
+        let mut tester = Tester::new(make(Arena::new(64 << 10).expect("arena")))?;
+        let mut refusals = 0;
+        // Bounded, so an allocator that never refuses fails the test instead of hanging.
+        for _ in 0..100_000 {
+            if tester.alloc(Layout::from_size_align(size, 8).expect("valid layout"))?.is_none() {
+                refusals += 1;
+                if refusals == 3 {
+                    break;
+                }
+            }
+        }
+        if refusals == 0 {
+            return tester.fail(Check::Stats, format!("100000 blocks of {size} bytes fit in a 64 KiB arena"));
+        }
+        tester.check_all()?;
+        let huge = Layout::from_size_align(1 << 20, 16).expect("valid layout");
+        if tester.alloc(huge)?.is_some() {
+            return tester.fail(Check::Bounds, "a 1 MiB block was granted in a 64 KiB arena");
+        }
+        // Above the arena's alignment: refusing is right, serving it aligned is too.
+        tester.alloc(Layout::from_size_align(64, 2 * Arena::DEFAULT_ALIGN).expect("valid layout"))?;
+        tester.free_all_and_recover(|handles| handles.reverse())?;
+        let summary = tester.summary();
+        total.ops += summary.ops;
+        total.allocs += summary.allocs;
+        total.failed_allocs += summary.failed_allocs;
+        total.frees += summary.frees;
+    }
+    Ok(total)
+}
+
+/// Grow one block step by step to 64 KiB and shrink it back, with other
+/// blocks allocated and freed around it; the contents must travel with it.
+pub fn realloc_chains<A: Allocator>(make: impl Fn(Arena) -> A) -> Outcome<Summary> {
+    let mut total = Summary::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for align in [1, 16, 64, 4096] {
+        let mut tester = Tester::new(make(Arena::new(1 << 20).expect("arena")))?;
+        let handle = tester.alloc(Layout::from_size_align(1, align).expect("valid layout"))?.expect("one byte fits");
+        let mut size = 1;
+        while size < 64 << 10 {
+            size = size * 3 / 2 + 1;
+            if !tester.realloc(handle, size)? {
+                return tester
+                    .fail(Check::Stats, format!("realloc to {size} bytes refused in a nearly empty 1 MiB arena"));
+            }
+            let neighbour =
+                tester.alloc(Layout::from_size_align(random_size(&mut rng, 4096), 16).expect("valid layout"))?;
+            if let Some(neighbour) = neighbour
+                && rng.random_bool(0.5)
+            {
+                tester.free(neighbour)?;
+            }
+        }
+        while size > 0 {
+            size /= 3;
+            tester.realloc(handle, size)?;
+        }
+        tester.check_all()?;
+        tester.free_all_and_recover(|_| {})?;
+        total.reallocs += tester.summary().reallocs;
+    }
+    Ok(total)
+}
+
+/// Zero-size requests get distinct blocks.
+pub fn zero_size<A: Allocator>(make: impl Fn(Arena) -> A) -> Outcome<Summary> {
+    let mut tester = Tester::new(make(Arena::new(1 << 20).expect("arena")))?;
+    for index in 0..1000 {
+        let align = 1 << (index % 13);
+        if tester.alloc(Layout::from_size_align(0, align).expect("valid layout"))?.is_none() {
+            return tester.fail(Check::Stats, "a zero-size request was refused in a nearly empty 1 MiB arena");
+        }
+    }
+    tester.check_all()?;
+    tester.free_all_and_recover(|handles| handles.sort_by_key(|h| h % 7))?;
+    Ok(tester.summary())
+}
+
+/// Fill, then free in allocation order, reverse order, and interleaved
+/// (every other block, then the rest): the orders that stress coalescing.
+pub fn free_orders<A: Allocator>(make: impl Fn(Arena) -> A) -> Outcome<Summary> {
+    let orders: [fn(&mut Vec<usize>); 3] =
+        [|_| {}, |handles| handles.reverse(), |handles| handles.sort_by_key(|&h| (h % 2, h))];
+    let mut total = Summary::default();
+    for order in orders {
+        let mut tester = Tester::new(make(Arena::new(256 << 10).expect("arena")))?;
+        for index in 0..2000usize {
+            let size = [24, 40, 100, 333, 1024, 3000][index % 6];
+            if tester.alloc(Layout::from_size_align(size, 16).expect("valid layout"))?.is_none() {
+                break;
+            }
+        }
+        tester.check_all()?;
+        tester.free_all_and_recover(order)?;
+        total.allocs += tester.summary().allocs;
+        total.frees += tester.summary().frees;
+    }
+    Ok(total)
+}
+
+/// A factory for the scenarios from an [`AllocatorConfig`].
+pub fn factory<C: AllocatorConfig>(config: C) -> impl Fn(Arena) -> C::Allocator {
+    move |arena| match config.build(arena) {
+        Ok(allocator) => allocator,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// One operation of a benchmark sequence.
+#[derive(Debug, Clone, Copy)]
+pub enum SequenceOp {
+    /// Allocate into `slot`.
+    Alloc {
+        /// Slot index; each alloc has its own.
+        slot: usize,
+        /// What to ask for.
+        layout: Layout,
+    },
+    /// Free the block in `slot`, allocated with `layout`.
+    Free {
+        /// Slot index.
+        slot: usize,
+        /// The layout it was allocated with.
+        layout: Layout,
+    },
+}
+
+/// The random alloc/free sequence every allocator crate benchmarks, so their
+/// figures compare: `pairs` allocations of the suite's size mix capped at
+/// 4 KiB, 16-byte aligned as malloc's are, each freed at a random later
+/// point while about `target_live` blocks are live; ends with the heap empty.
+pub fn random_sequence(seed: u64, pairs: usize, target_live: usize) -> Vec<SequenceOp> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut ops = Vec::with_capacity(2 * pairs);
+    let mut live: Vec<(usize, Layout)> = Vec::new();
+    let mut next_slot = 0;
+    while next_slot < pairs || !live.is_empty() {
+        let alloc_share = if live.len() < target_live { 0.6 } else { 0.4 };
+        if next_slot < pairs && (live.is_empty() || rng.random_bool(alloc_share)) {
+            let layout = Layout::from_size_align(random_size(&mut rng, 4096), 16).expect("valid layout");
+            ops.push(SequenceOp::Alloc { slot: next_slot, layout });
+            live.push((next_slot, layout));
+            next_slot += 1;
+        } else {
+            let (slot, layout) = live.swap_remove(rng.random_range(0..live.len()));
+            ops.push(SequenceOp::Free { slot, layout });
+        }
+    }
+    ops
+}
+
+/// Run a sequence from [`random_sequence`]; `slots` must have room for every
+/// slot. Returns the number of refused allocations (their frees are skipped).
+pub fn replay_sequence<A: Allocator>(
+    allocator: &mut A,
+    ops: &[SequenceOp],
+    slots: &mut [Option<NonNull<u8>>],
+) -> usize {
+    let mut refused = 0;
+    for op in ops {
+        match *op {
+            SequenceOp::Alloc { slot, layout } => match allocator.alloc(layout) {
+                Ok(ptr) => slots[slot] = Some(ptr),
+                Err(_) => refused += 1,
+            },
+            SequenceOp::Free { slot, layout } => {
+                if let Some(ptr) = slots[slot].take() {
+                    // SAFETY: `ptr` was allocated by this allocator with
+                    // `layout` in this replay and is freed once (taken).
+                    unsafe { allocator.free(ptr, layout) };
+                }
+            }
+        }
+    }
+    refused
+}
+
+/// Panic with the failure, for `#[test]` functions.
+#[track_caller]
+pub fn expect(outcome: Outcome<Summary>) -> Summary {
+    match outcome {
+        Ok(summary) => summary,
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+/// Instantiate the whole conformance suite for one allocator configuration.
+///
+/// ```
+/// use heaplab_core::bump::BumpConfig;
+/// heaplab_core::conformance_suite!(bump, heaplab_core::conformance::factory(BumpConfig));
+/// ```
+///
+/// The second argument is an expression of a type `Fn(Arena) -> impl Allocator`;
+/// it is evaluated once per test.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $factory:expr) => {
+        #[cfg(test)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::conformance as suite;
+
+            #[test]
+            fn random_ops_long() {
+                let summary = suite::expect(suite::random_ops($factory, &suite::RandomOps::long()));
+                assert!(summary.allocs > 10_000, "too few allocations succeeded to test anything: {summary:?}");
+            }
+
+            #[test]
+            fn random_ops_thorough() {
+                suite::expect(suite::random_ops($factory, &suite::RandomOps::thorough()));
+            }
+
+            #[test]
+            fn random_ops_cramped() {
+                let summary = suite::expect(suite::random_ops($factory, &suite::RandomOps::cramped()));
+                assert!(summary.failed_allocs > 0, "a cramped arena never ran out: {summary:?}");
+            }
+
+            #[test]
+            fn alignment_sweep() {
+                suite::expect(suite::alignment_sweep($factory));
+            }
+
+            #[test]
+            fn exhaustion() {
+                suite::expect(suite::exhaustion($factory));
+            }
+
+            #[test]
+            fn realloc_chains() {
+                suite::expect(suite::realloc_chains($factory));
+            }
+
+            #[test]
+            fn zero_size() {
+                suite::expect(suite::zero_size($factory));
+            }
+
+            #[test]
+            fn free_orders() {
+                suite::expect(suite::free_orders($factory));
+            }
+        }
+    };
+}

@@ -1,0 +1,148 @@
+//! The allocator contract of heaplab.
+//!
+//! heaplab puts allocator strategies side by side: a naive free list, segregated
+//! lists, a binary buddy system, buddy plus slab. They differ in everything but
+//! this crate, which holds what they share — the [`Allocator`] trait, the
+//! [`Arena`] they manage, the [`HeapStats`] they keep, the spec strings that
+//! name their configurations — and the conformance suite every one of them
+//! must pass (feature `conformance`).
+//!
+//! # Why the interface has this shape
+//!
+//! **One arena, owned.** An allocator is built on an [`Arena`], a real block of
+//! memory the harness creates and hands over. It keeps its metadata (boundary
+//! tags, free-list links, slab headers) inside that arena, as a real allocator
+//! of its design would, so that timings include the memory traffic the design
+//! causes. Ownership makes the hand-over safe: nobody else can touch the
+//! memory while the allocator lives.
+//!
+//! **Offsets, not addresses.** Everything an allocator reports — the free
+//! space walk, footprints, invariant violations — is an offset from the arena's
+//! base. Results then do not depend on where the operating system mapped the
+//! arena, and two runs with the same seed agree to the byte.
+//!
+//! **`free` takes the layout**, as Rust's `GlobalAlloc::dealloc` does. An
+//! allocator may rely on it: the layout passed to `free` (and as `old` to
+//! `realloc`) is exactly the one the block was allocated with, or the one its
+//! last `realloc` produced (same alignment, the new size). A design that a C
+//! programmer would write with a size header (boundary tags, malloc-lab style)
+//! keeps the header anyway and says so; a design that would not (a slab, a
+//! buddy system with out-of-band free bits) may use the layout instead. Which
+//! one it is changes the internal fragmentation it reports, so each allocator
+//! documents it.
+//!
+//! **`granted` counts everything a block costs.** [`Allocator::granted`] is the
+//! number of arena bytes a live block makes unavailable to others: the
+//! payload, its header and footer, padding before or after it for alignment,
+//! and the rounding up to a size class or power of two. The gap between
+//! `granted` and the request is internal fragmentation, so an allocator that
+//! under-reports it looks better than it is: the conformance suite checks that
+//! `granted ≥ size` and that the sum over live blocks equals
+//! [`HeapStats::granted_bytes`].
+//!
+//! **Stats are cheap, shape is walked.** [`Allocator::stats`] returns counters
+//! kept current on every operation in O(1). The shape of the free space (the
+//! largest free block, for external fragmentation) may need a walk:
+//! [`Allocator::for_each_free`] visits it and [`Allocator::free_shape`]
+//! summarises it; the harness samples it every so many operations, never on
+//! every one.
+//!
+//! # What callers guarantee and what allocators guarantee
+//!
+//! - Requests may be of any size including zero and any power-of-two alignment
+//!   up to the arena's alignment ([`Arena::DEFAULT_ALIGN`], one page). A
+//!   zero-size request gets a real, distinct block.
+//! - Failure is a value: when no block can hold a request, `alloc` and
+//!   `realloc` return [`AllocError`] and leave the heap as it was. They never
+//!   panic for lack of memory. A failed `realloc` leaves the old block live and
+//!   intact, as C's `realloc` does.
+//! - Every returned block is aligned, lies inside the arena and overlaps no
+//!   other live block; its bytes are the caller's until it is freed.
+//! - [`Allocator::check`] verifies every invariant the allocator relies on, by
+//!   walking the whole heap. It is for tests and `--verify`, not for speed.
+//! - After everything is freed and [`Allocator::trim`] is called, the free
+//!   space is the same as when the allocator was built.
+
+mod arena;
+pub mod bump;
+mod error;
+pub mod spec;
+mod stats;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+pub use arena::{Arena, ArenaError};
+pub use error::{AllocError, BuildError, InvariantViolation, SpecError};
+pub use spec::{AllocatorConfig, Spec};
+pub use stats::{Counters, FreeShape, HeapStats};
+
+/// A memory allocator that manages one [`Arena`].
+///
+/// See the crate documentation for the contract.
+pub trait Allocator {
+    /// The arena this allocator manages.
+    fn arena(&self) -> &Arena;
+
+    /// Allocate `layout.size()` bytes aligned to `layout.align()`.
+    fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError>;
+
+    /// Return a block to the free space.
+    ///
+    /// # Safety
+    /// `ptr` was returned by this allocator's `alloc` or `realloc` with this
+    /// exact `layout` (for `realloc`: the old alignment and the new size), and
+    /// has not been freed or reallocated since.
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout);
+
+    /// Resize a block to `new_size` bytes, keeping its alignment and the first
+    /// `min(old.size(), new_size)` bytes of its contents.
+    ///
+    /// The default allocates a new block, copies and frees the old one;
+    /// allocators that can grow or shrink in place override it. On error the
+    /// old block is untouched and still live.
+    ///
+    /// # Safety
+    /// As for [`Allocator::free`]: `ptr` is live and `old` is its layout.
+    unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
+        let new = Layout::from_size_align(new_size, old.align())
+            .map_err(|_| AllocError::Unsupported("size overflows isize"))?;
+        let new_ptr = self.alloc(new)?;
+        // SAFETY: both blocks are live and distinct (the old one is not freed
+        // yet), each at least `min(old, new)` bytes long.
+        unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size().min(new_size)) };
+        // SAFETY: the caller guarantees `ptr` is live with layout `old`.
+        unsafe { self.free(ptr, old) };
+        Ok(new_ptr)
+    }
+
+    /// Arena bytes the live block at `ptr` occupies: payload, headers and
+    /// footers, alignment padding and size-class rounding. At least
+    /// `layout.size()`. `ptr` and `layout` must describe a live block; for
+    /// anything else the answer is meaningless (but memory-safe).
+    fn granted(&self, ptr: NonNull<u8>, layout: Layout) -> usize;
+
+    /// The counters, kept current on every operation; O(1).
+    fn stats(&self) -> HeapStats;
+
+    /// Visit every free extent as `(offset, len)`, in no particular order.
+    fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize));
+
+    /// Free bytes, free blocks and the largest free block. The default walks
+    /// the free space; allocators that know the answer cheaply override it.
+    fn free_shape(&self) -> FreeShape {
+        let mut shape = FreeShape::default();
+        self.for_each_free(&mut |_, len| shape.add(len));
+        shape
+    }
+
+    /// Walk the whole heap and verify every invariant.
+    fn check(&self) -> Result<(), InvariantViolation>;
+
+    /// Give back memory held for reuse (cached empty slabs and the like), as
+    /// `kmem_cache_shrink` does. The default has nothing to give back.
+    fn trim(&mut self) {}
+}

@@ -1,0 +1,279 @@
+//! Spec strings: an allocator configuration's identity.
+//!
+//! A spec is `family` or `family:key=value,key=value`, e.g.
+//! `freelist:fit=best,order=address` or `buddy:min=4K`. The command line
+//! accepts specs and every result row carries the canonical one, so two rows
+//! with the same spec were produced by the same configuration.
+//!
+//! Each allocator crate implements [`AllocatorConfig`] for its configuration
+//! type: parse a spec, print the canonical spec, build the allocator on an
+//! arena. The harness's registry needs nothing else.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Allocator, Arena, BuildError, SpecError};
+
+/// A parsed, not yet validated, spec string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    text: String,
+    family: String,
+    params: Vec<(String, String)>,
+}
+
+impl Spec {
+    /// The spec as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The family: the part before the colon.
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// The `key=value` parameters, in the order written.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    /// A reader that takes parameters one by one and, at the end, rejects the
+    /// ones nobody asked for.
+    pub fn reader(&self) -> ParamReader<'_> {
+        ParamReader { spec: self, taken: vec![false; self.params.len()], known: Vec::new() }
+    }
+
+    /// An error about this spec.
+    pub fn error(&self, message: impl Into<String>) -> SpecError {
+        SpecError { spec: self.text.clone(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn is_name(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+impl FromStr for Spec {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Spec, SpecError> {
+        let error = |message: String| SpecError { spec: text.to_string(), message };
+        let (family, rest) = match text.split_once(':') {
+            Some((family, rest)) => (family, Some(rest)),
+            None => (text, None),
+        };
+        if !is_name(family) {
+            return Err(error(format!(
+                "expected a family name (letters, digits, `-`, `_`) before the colon, found `{family}`"
+            )));
+        }
+        let mut params: Vec<(String, String)> = Vec::new();
+        if let Some(rest) = rest {
+            for item in rest.split(',') {
+                let Some((key, value)) = item.split_once('=') else {
+                    return Err(error(format!("expected `key=value`, found `{item}`")));
+                };
+                if !is_name(key) || value.is_empty() || value.contains('=') {
+                    return Err(error(format!("expected `key=value`, found `{item}`")));
+                }
+                if params.iter().any(|(k, _)| k == key) {
+                    return Err(error(format!("`{key}` is given twice")));
+                }
+                params.push((key.to_string(), value.to_string()));
+            }
+        }
+        Ok(Spec { text: text.to_string(), family: family.to_string(), params })
+    }
+}
+
+/// Takes a spec's parameters one at a time, with defaults, and reports the
+/// ones it did not recognise.
+#[derive(Debug)]
+pub struct ParamReader<'a> {
+    spec: &'a Spec,
+    taken: Vec<bool>,
+    known: Vec<&'static str>,
+}
+
+impl ParamReader<'_> {
+    /// The raw value of `key`, if given.
+    pub fn raw(&mut self, key: &'static str) -> Option<&str> {
+        self.known.push(key);
+        let index = self.spec.params.iter().position(|(k, _)| k == key)?;
+        self.taken[index] = true;
+        Some(&self.spec.params[index].1)
+    }
+
+    /// One of a fixed set of words.
+    pub fn choice<T: Copy>(&mut self, key: &'static str, options: &[(&str, T)], default: T) -> Result<T, SpecError> {
+        let Some(value) = self.raw(key) else { return Ok(default) };
+        match options.iter().find(|(name, _)| *name == value) {
+            Some(&(_, choice)) => Ok(choice),
+            None => {
+                let value = value.to_string();
+                let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+                Err(self.spec.error(format!("`{key}` must be one of {}, found `{value}`", names.join(", "))))
+            }
+        }
+    }
+
+    /// A byte size such as `4096`, `4K` or `16MiB`.
+    pub fn size(&mut self, key: &'static str, default: usize) -> Result<usize, SpecError> {
+        let Some(value) = self.raw(key) else { return Ok(default) };
+        let value = value.to_string();
+        parse_size(&value).map_err(|message| self.spec.error(format!("`{key}`: {message}")))
+    }
+
+    /// Any value that parses with `FromStr`; `expected` says what it should look like.
+    pub fn parse<T: FromStr>(&mut self, key: &'static str, expected: &str, default: T) -> Result<T, SpecError> {
+        let Some(value) = self.raw(key) else { return Ok(default) };
+        let value = value.to_string();
+        value.parse().map_err(|_| self.spec.error(format!("`{key}` must be {expected}, found `{value}`")))
+    }
+
+    /// Finish reading: an error names any parameter that was not asked for.
+    pub fn finish(self) -> Result<(), SpecError> {
+        match self.taken.iter().position(|taken| !taken) {
+            None => Ok(()),
+            Some(index) => {
+                let key = &self.spec.params[index].0;
+                let known = if self.known.is_empty() {
+                    "it takes no parameters".to_string()
+                } else {
+                    format!("known: {}", self.known.join(", "))
+                };
+                Err(self.spec.error(format!("unknown parameter `{key}` for `{}` ({known})", self.spec.family)))
+            }
+        }
+    }
+}
+
+/// Parse a byte size: a whole number with an optional binary unit
+/// (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB`, case-insensitive, `B` allowed).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let expected = || format!("expected a size such as 4096, 64K or 16MiB, found `{text}`");
+    let trimmed = text.trim();
+    let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(digits_end);
+    let number: usize = digits.parse().map_err(|_| expected())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(expected()),
+    };
+    number.checked_mul(1usize << shift).ok_or_else(|| format!("`{text}` is too large for this platform"))
+}
+
+/// Print a byte size the way [`parse_size`] reads it, exact: `4K`, `16M`, `1000`.
+pub fn format_size(bytes: usize) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
+/// A configuration of one allocator family: what the harness's registry
+/// needs to parse, list, print and build it.
+pub trait AllocatorConfig: Sized + Clone + fmt::Debug + Send + Sync + 'static {
+    /// The allocator this configures.
+    type Allocator: Allocator;
+    /// The family name, the part of the spec before the colon.
+    const FAMILY: &'static str;
+    /// One line about the family, for `heaplab list`.
+    const SUMMARY: &'static str;
+
+    /// Read a spec whose family is [`Self::FAMILY`].
+    fn from_spec(spec: &Spec) -> Result<Self, SpecError>;
+    /// The canonical spec: every parameter written out, in a fixed order, so
+    /// that equal configurations print equal specs.
+    fn spec(&self) -> String;
+    /// One line saying what this configuration does.
+    fn describe(&self) -> String;
+    /// The configurations `heaplab list` shows.
+    fn listed() -> Vec<Self>;
+    /// Set the allocator up on `arena`, which it then owns.
+    fn build(&self, arena: Arena) -> Result<Self::Allocator, BuildError>;
+
+    /// A build error about this configuration.
+    fn build_error(&self, message: impl Into<String>) -> BuildError {
+        BuildError { spec: self.spec(), message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_into_family_and_params() {
+        let spec: Spec = "freelist:fit=best,order=address".parse().unwrap();
+        assert_eq!(spec.family(), "freelist");
+        assert_eq!(spec.params(), &[("fit".into(), "best".into()), ("order".into(), "address".into())]);
+        let bare: Spec = "buddy".parse().unwrap();
+        assert!(bare.params().is_empty());
+    }
+
+    #[test]
+    fn malformed_specs_say_what_was_expected() {
+        for (text, expected) in [
+            ("", "expected a family name"),
+            (":fit=best", "expected a family name"),
+            ("freelist:", "expected `key=value`, found ``"),
+            ("freelist:fit", "expected `key=value`, found `fit`"),
+            ("freelist:fit=", "expected `key=value`"),
+            ("freelist:fit=a=b", "expected `key=value`"),
+            ("freelist:fit=best,fit=first", "`fit` is given twice"),
+            ("free list", "expected a family name"),
+        ] {
+            let error = text.parse::<Spec>().unwrap_err();
+            assert!(error.message.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn reader_applies_defaults_and_rejects_unknown_keys() {
+        let spec: Spec = "x:mode=b,min=4K".parse().unwrap();
+        let mut reader = spec.reader();
+        assert_eq!(reader.choice("mode", &[("a", 1), ("b", 2)], 1).unwrap(), 2);
+        assert_eq!(reader.size("min", 16).unwrap(), 4096);
+        assert_eq!(reader.size("max", 16).unwrap(), 16);
+        reader.finish().unwrap();
+
+        let spec: Spec = "x:mode=c,colour=red".parse().unwrap();
+        let mut reader = spec.reader();
+        let error = reader.choice("mode", &[("a", 1), ("b", 2)], 1).unwrap_err();
+        assert_eq!(error.message, "`mode` must be one of a, b, found `c`");
+        let error = reader.finish().unwrap_err();
+        assert_eq!(error.message, "unknown parameter `colour` for `x` (known: mode)");
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units_and_print_back() {
+        for (text, bytes) in
+            [("0", 0), ("4096", 4096), ("4K", 4096), ("4kib", 4096), ("16MiB", 16 << 20), ("2G", 2 << 30), ("7 B", 7)]
+        {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "K", "1.5M", "-1", "12Q", "99999999999999999999"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+        for bytes in [0, 1, 1000, 4096, 3 << 20, 1 << 30, (1 << 30) + 1024] {
+            assert_eq!(parse_size(&format_size(bytes)), Ok(bytes));
+        }
+        assert_eq!(format_size(4096), "4K");
+        assert_eq!(format_size(1000), "1000");
+    }
+}

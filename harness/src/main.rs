@@ -1,0 +1,99 @@
+//! The `heaplab` command line: parse, validate, dispatch; turn errors into a
+//! message and an exit code (0 success, 1 a regression found by `compare`,
+//! 2 bad input or any other error).
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use heaplab::registry::{self, AllocatorSpec};
+use heaplab_core::SpecError;
+
+/// Put memory allocator strategies side by side: naive free lists, segregated
+/// lists, the buddy system and buddy+slab, driven through the same traces,
+/// measured for speed and fragmentation.
+#[derive(Debug, Parser)]
+#[command(name = "heaplab", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the allocator configurations this build knows, or validate specs.
+    ///
+    /// With no arguments, every family and its listed configurations, with a
+    /// line each saying what it does. A spec (`freelist:fit=best`) is
+    /// validated and printed in canonical form; a pattern (`freelist:*`,
+    /// `*fit=best*`) filters the list.
+    List(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// Specs to validate, or shell-style patterns to filter by.
+    #[arg(value_name = "SPEC|PATTERN")]
+    selections: Vec<String>,
+
+    /// Print only canonical specs, one per line (for scripts).
+    #[arg(long)]
+    names: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List(args) => list(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            report(&error);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Print an error chain; a bad spec also gets the list of valid ones.
+fn report(error: &anyhow::Error) {
+    let mut stderr = io::stderr().lock();
+    let _ = writeln!(stderr, "heaplab: error: {error:#}");
+    if error.downcast_ref::<SpecError>().is_some() {
+        let _ = writeln!(stderr, "\nvalid specs (parameters may be omitted for their defaults):");
+        for spec in registry::listed_specs() {
+            let _ = writeln!(stderr, "  {}", spec.spec());
+        }
+    }
+}
+
+fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let mut selected: Vec<AllocatorSpec> = Vec::new();
+    if args.selections.is_empty() {
+        selected = registry::listed_specs();
+    } else {
+        for selection in &args.selections {
+            selected.extend(registry::select(selection)?);
+        }
+    }
+    let mut out = io::stdout().lock();
+    if args.names {
+        for spec in &selected {
+            writeln!(out, "{}", spec.spec())?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = selected.iter().map(|spec| spec.spec().len()).max().unwrap_or(0);
+    for family in registry::families() {
+        let members: Vec<&AllocatorSpec> = selected.iter().filter(|spec| spec.family() == family.name).collect();
+        if members.is_empty() {
+            continue;
+        }
+        writeln!(out, "{}: {}", family.name, family.summary)?;
+        for spec in members {
+            writeln!(out, "  {:width$}  {}", spec.spec(), spec.describe())?;
+        }
+        writeln!(out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,208 @@
+//! Every allocator configuration the build knows, by spec string.
+//!
+//! The registry is an enum with one variant per allocator family, so that the
+//! harness can run each allocator through generic code ([`Visitor`]) and the
+//! replay loop is compiled once per allocator, with its calls inlined, rather
+//! than going through a `dyn Allocator` on every operation.
+//!
+//! Adding an allocator family is one line in the `registry!` invocation below:
+//! its [`AllocatorConfig`] supplies parsing, listing, description and building.
+
+use heaplab_core::{Allocator, AllocatorConfig, Arena, BuildError, Spec, SpecError};
+
+/// Generic code to run on an allocator, whatever its concrete type.
+pub trait Visitor {
+    /// What the visit produces.
+    type Output;
+    /// Run on `allocator`.
+    fn visit<A: Allocator>(self, allocator: A) -> Self::Output;
+}
+
+/// One family as `heaplab list` shows it.
+#[derive(Debug, Clone)]
+pub struct Family {
+    /// The family name, the spec's part before the colon.
+    pub name: &'static str,
+    /// One line about the family.
+    pub summary: &'static str,
+    /// The configurations `heaplab list` shows.
+    pub configurations: Vec<AllocatorSpec>,
+}
+
+macro_rules! registry {
+    ($($variant:ident => $config:ty),* $(,)?) => {
+        /// A parsed, validated allocator configuration of any family.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum AllocatorSpec {
+            $(
+                #[doc = concat!("`", stringify!($variant), "` family.")]
+                $variant($config),
+            )*
+        }
+
+        impl AllocatorSpec {
+            /// Parse and validate a spec string.
+            pub fn parse(text: &str) -> Result<AllocatorSpec, SpecError> {
+                let spec: Spec = text.parse()?;
+                $(
+                    if spec.family() == <$config as AllocatorConfig>::FAMILY {
+                        return <$config as AllocatorConfig>::from_spec(&spec).map(AllocatorSpec::$variant);
+                    }
+                )*
+                Err(spec.error(format!(
+                    "unknown allocator family `{}`; the families are {} (`heaplab list` shows every configuration)",
+                    spec.family(),
+                    family_names().join(", ")
+                )))
+            }
+
+            /// The family name.
+            pub fn family(&self) -> &'static str {
+                match self {
+                    $(AllocatorSpec::$variant(_) => <$config as AllocatorConfig>::FAMILY,)*
+                }
+            }
+
+            /// The canonical spec string: the configuration's identity in results.
+            pub fn spec(&self) -> String {
+                match self {
+                    $(AllocatorSpec::$variant(config) => config.spec(),)*
+                }
+            }
+
+            /// One line saying what the configuration does.
+            pub fn describe(&self) -> String {
+                match self {
+                    $(AllocatorSpec::$variant(config) => config.describe(),)*
+                }
+            }
+
+            /// Build the allocator on `arena` and run `visitor` on it.
+            pub fn build<V: Visitor>(&self, arena: Arena, visitor: V) -> Result<V::Output, BuildError> {
+                match self {
+                    $(AllocatorSpec::$variant(config) => Ok(visitor.visit(config.build(arena)?)),)*
+                }
+            }
+        }
+
+        /// Every family, with the configurations it lists.
+        pub fn families() -> Vec<Family> {
+            vec![$(
+                Family {
+                    name: <$config as AllocatorConfig>::FAMILY,
+                    summary: <$config as AllocatorConfig>::SUMMARY,
+                    configurations: <$config as AllocatorConfig>::listed().into_iter().map(AllocatorSpec::$variant).collect(),
+                },
+            )*]
+        }
+
+        fn family_names() -> Vec<&'static str> {
+            vec![$(<$config as AllocatorConfig>::FAMILY),*]
+        }
+    };
+}
+
+registry! {
+    FreeList => heaplab_freelist::Config,
+    Bump => heaplab_core::bump::BumpConfig,
+}
+
+/// Every listed configuration.
+pub fn listed_specs() -> Vec<AllocatorSpec> {
+    families().into_iter().flat_map(|family| family.configurations).collect()
+}
+
+/// Does `text` match the shell-style `pattern` (`*` any run, `?` any one character)?
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (pattern, text): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Greedy matching with backtracking to the last star: O(len²) worst case.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// Expand a selection: a pattern with `*` or `?` picks the listed
+/// configurations it matches (an error if none), anything else is parsed as
+/// one spec.
+pub fn select(selection: &str) -> Result<Vec<AllocatorSpec>, SpecError> {
+    if selection.contains(['*', '?']) {
+        let matched: Vec<AllocatorSpec> =
+            listed_specs().into_iter().filter(|spec| glob_match(selection, &spec.spec())).collect();
+        if matched.is_empty() {
+            return Err(SpecError {
+                spec: selection.to_string(),
+                message: format!(
+                    "the pattern matches no listed configuration; the families are {}",
+                    family_names().join(", ")
+                ),
+            });
+        }
+        Ok(matched)
+    } else {
+        Ok(vec![AllocatorSpec::parse(selection)?])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_spec_parses_back_to_itself() {
+        let listed = listed_specs();
+        assert!(listed.len() >= 13);
+        for spec in listed {
+            assert_eq!(AllocatorSpec::parse(&spec.spec()).unwrap(), spec);
+        }
+    }
+
+    #[test]
+    fn unknown_families_name_the_known_ones() {
+        let error = AllocatorSpec::parse("dlmalloc:x=1").unwrap_err();
+        assert!(
+            error.message.starts_with("unknown allocator family `dlmalloc`; the families are freelist, bump"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn globs_match_like_a_shell() {
+        for (pattern, text, matches) in [
+            ("freelist:*", "freelist:fit=best,order=lifo", true),
+            ("*best*", "freelist:fit=best,order=lifo", true),
+            ("*=lifo", "freelist:fit=best,order=lifo", true),
+            ("*=fifo", "freelist:fit=best,order=lifo", false),
+            ("bump", "bump", true),
+            ("bum?", "bump", true),
+            ("b*p*", "bump", true),
+            ("buddy:*", "bump", false),
+            ("", "", true),
+            ("*", "", true),
+        ] {
+            assert_eq!(glob_match(pattern, text), matches, "{pattern} ~ {text}");
+        }
+    }
+
+    #[test]
+    fn selections_expand_patterns_and_parse_specs() {
+        assert_eq!(select("freelist:*").unwrap().len(), 12);
+        assert_eq!(select("freelist:fit=worst,*").unwrap().len(), 3);
+        assert_eq!(select("freelist:fit=best").unwrap()[0].spec(), "freelist:fit=best,order=address");
+        assert!(select("nothing:*").unwrap_err().message.contains("matches no listed configuration"));
+    }
+}
