@@ -83,12 +83,12 @@ fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let width = selected.iter().map(|spec| spec.spec().len()).max().unwrap_or(0);
     for family in registry::families() {
         let members: Vec<&AllocatorSpec> = selected.iter().filter(|spec| spec.family() == family.name).collect();
         if members.is_empty() {
             continue;
         }
+        let width = members.iter().map(|spec| spec.spec().len()).max().unwrap_or(0);
         writeln!(out, "{}: {}", family.name, family.summary)?;
         for spec in members {
             writeln!(out, "  {:width$}  {}", spec.spec(), spec.describe())?;

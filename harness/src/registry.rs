@@ -104,6 +104,8 @@ macro_rules! registry {
 
 registry! {
     FreeList => heaplab_freelist::Config,
+    Buddy => heaplab_buddy::Config,
+    Slab => heaplab_slab::Config,
     Bump => heaplab_core::bump::BumpConfig,
 }
 
@@ -175,7 +177,9 @@ mod tests {
     fn unknown_families_name_the_known_ones() {
         let error = AllocatorSpec::parse("dlmalloc:x=1").unwrap_err();
         assert!(
-            error.message.starts_with("unknown allocator family `dlmalloc`; the families are freelist, bump"),
+            error
+                .message
+                .starts_with("unknown allocator family `dlmalloc`; the families are freelist, buddy, slab, bump"),
             "{error}"
         );
     }

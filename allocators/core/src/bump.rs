@@ -93,6 +93,7 @@ impl Allocator for Bump {
             requested_bytes: self.requested_bytes,
             granted_bytes: self.granted_bytes,
             metadata_bytes: 0,
+            side_metadata_bytes: 0,
             free_bytes,
             free_blocks: usize::from(free_bytes > 0),
             footprint_bytes: self.footprint_bytes,

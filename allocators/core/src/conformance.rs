@@ -737,10 +737,11 @@ pub fn realloc_chains<A: Allocator>(make: impl Fn(Arena) -> A) -> Outcome<Summar
     Ok(total)
 }
 
-/// Zero-size requests get distinct blocks.
+/// Zero-size requests get distinct blocks (200 of them fit a 1 MiB arena
+/// even for a page allocator).
 pub fn zero_size<A: Allocator>(make: impl Fn(Arena) -> A) -> Outcome<Summary> {
     let mut tester = Tester::new(make(Arena::new(1 << 20).expect("arena")))?;
-    for index in 0..1000 {
+    for index in 0..200 {
         let align = 1 << (index % 13);
         if tester.alloc(Layout::from_size_align(0, align).expect("valid layout"))?.is_none() {
             return tester.fail(Check::Stats, "a zero-size request was refused in a nearly empty 1 MiB arena");
@@ -848,6 +849,85 @@ pub fn replay_sequence<A: Allocator>(
         }
     }
     refused
+}
+
+/// Leave `allocator` with 1000 live 48-byte blocks and a hole between each
+/// two, so that a benchmark does not run on a pristine heap.
+pub fn make_holes<A: Allocator>(allocator: &mut A) {
+    let layout = Layout::from_size_align(48, 16).expect("valid layout");
+    let blocks: Vec<_> = (0..2000).map(|_| allocator.alloc(layout).expect("2000 small blocks fit")).collect();
+    for block in blocks.iter().step_by(2) {
+        // SAFETY: allocated above with `layout`, freed once.
+        unsafe { allocator.free(*block, layout) };
+    }
+}
+
+/// Define the criterion benchmarks every allocator crate runs, over the
+/// configurations an expression yields (any `IntoIterator` of an
+/// [`AllocatorConfig`]): `random`, the shared [`random_sequence`]
+/// (throughput per operation), and `pairs`, alloc+free pairs of fixed sizes
+/// on a heap with holes. The calling crate needs `criterion` as a
+/// dev-dependency; the macro expands to `benches` and `main`.
+#[macro_export]
+macro_rules! criterion_benches {
+    ($group:literal, $configs:expr) => {
+        fn random(c: &mut criterion::Criterion) {
+            use heaplab_core::AllocatorConfig as _;
+            let ops = heaplab_core::conformance::random_sequence(42, 100_000, 1000);
+            let mut group = c.benchmark_group(concat!($group, "/random"));
+            group.throughput(criterion::Throughput::Elements(ops.len() as u64));
+            group
+                .sample_size(10)
+                .measurement_time(std::time::Duration::from_secs(3))
+                .warm_up_time(std::time::Duration::from_secs(1));
+            for config in $configs {
+                // One allocator for all iterations: the sequence ends with an
+                // empty heap, and reusing the arena keeps first-touch page
+                // faults out of the measurement.
+                let mut allocator = config.build(heaplab_core::Arena::new(16 << 20).unwrap()).unwrap();
+                let mut slots = vec![None; ops.len()];
+                assert_eq!(
+                    heaplab_core::conformance::replay_sequence(&mut allocator, &ops, &mut slots),
+                    0,
+                    "the sequence must fit"
+                );
+                group.bench_function(config.spec(), |b| {
+                    b.iter(|| {
+                        heaplab_core::conformance::replay_sequence(
+                            &mut allocator,
+                            std::hint::black_box(&ops),
+                            &mut slots,
+                        )
+                    })
+                });
+            }
+            group.finish();
+        }
+
+        fn pairs(c: &mut criterion::Criterion) {
+            use heaplab_core::{Allocator as _, AllocatorConfig as _};
+            let mut group = c.benchmark_group(concat!($group, "/pair"));
+            group.throughput(criterion::Throughput::Elements(2));
+            for config in $configs {
+                let mut allocator = config.build(heaplab_core::Arena::new(16 << 20).unwrap()).unwrap();
+                heaplab_core::conformance::make_holes(&mut allocator);
+                for size in [16, 64, 256, 4096] {
+                    let layout = std::alloc::Layout::from_size_align(size, 16).unwrap();
+                    group.bench_function(format!("{}/{size}", config.spec()), |b| {
+                        b.iter(|| {
+                            let ptr = allocator.alloc(std::hint::black_box(layout)).unwrap();
+                            // SAFETY: just allocated with `layout`, freed once.
+                            unsafe { allocator.free(ptr, layout) };
+                        })
+                    });
+                }
+            }
+            group.finish();
+        }
+
+        criterion::criterion_group!(benches, random, pairs);
+        criterion::criterion_main!(benches);
+    };
 }
 
 /// Panic with the failure, for `#[test]` functions.

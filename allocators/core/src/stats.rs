@@ -29,6 +29,10 @@ pub struct HeapStats {
     pub free_bytes: usize,
     /// Number of free blocks.
     pub free_blocks: usize,
+    /// Metadata the allocator keeps outside the arena (free bitmaps, slab
+    /// descriptors: what a kernel keeps in `struct page`). Not part of the
+    /// accounting identity; reported so that comparisons can include it.
+    pub side_metadata_bytes: usize,
     /// High-water mark of the arena offsets ever occupied by a granted block
     /// or by metadata that grows with use (H): a brk-style footprint, monotone.
     pub footprint_bytes: usize,

@@ -732,6 +732,7 @@ impl Allocator for FreeList {
             requested_bytes: self.requested_bytes,
             granted_bytes: self.granted_bytes,
             metadata_bytes: self.metadata_bytes,
+            side_metadata_bytes: 0,
             free_bytes: self.free_bytes,
             free_blocks: self.free_blocks,
             footprint_bytes: self.footprint_bytes,
