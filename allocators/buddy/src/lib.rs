@@ -67,6 +67,7 @@ use std::alloc::Layout;
 use std::fmt::Write as _;
 use std::ptr::NonNull;
 
+use heaplab_core::spec::{choice_name, format_size};
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, FreeShape, HeapStats, InvariantViolation,
     Spec, SpecError, ensure,
@@ -149,8 +150,8 @@ impl AllocatorConfig for Config {
 
     fn spec(&self) -> String {
         let max_order = self.max_order.map_or("auto".to_string(), |order| order.to_string());
-        let split = SPLITS.iter().find(|(_, s)| *s == self.split).map(|(name, _)| *name).unwrap_or("lower");
-        format!("buddy:min={},max_order={max_order},split={split}", heaplab_core::spec::format_size(self.min_block))
+        let split = choice_name(&SPLITS, self.split);
+        format!("buddy:min={},max_order={max_order},split={split}", format_size(self.min_block))
     }
 
     fn describe(&self) -> String {
@@ -500,13 +501,8 @@ impl Allocator for Buddy {
             self.requested_bytes = self.requested_bytes - old.size() + new_size;
             return Ok(ptr);
         }
-        let new_ptr = self.alloc(new)?;
-        // SAFETY: both blocks are live and distinct, each at least
-        // min(old, new) bytes long.
-        unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size().min(new_size)) };
-        // SAFETY: the caller guarantees `ptr` is live with layout `old`.
-        unsafe { self.free(ptr, old) };
-        Ok(new_ptr)
+        // SAFETY: forwarded from the caller.
+        unsafe { heaplab_core::realloc_by_moving(self, ptr, old, new_size) }
     }
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {

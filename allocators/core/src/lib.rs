@@ -108,15 +108,8 @@ pub trait Allocator {
     /// # Safety
     /// As for [`Allocator::free`]: `ptr` is live and `old` is its layout.
     unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
-        let new = Layout::from_size_align(new_size, old.align())
-            .map_err(|_| AllocError::Unsupported("size overflows isize"))?;
-        let new_ptr = self.alloc(new)?;
-        // SAFETY: both blocks are live and distinct (the old one is not freed
-        // yet), each at least `min(old, new)` bytes long.
-        unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size().min(new_size)) };
-        // SAFETY: the caller guarantees `ptr` is live with layout `old`.
-        unsafe { self.free(ptr, old) };
-        Ok(new_ptr)
+        // SAFETY: forwarded from the caller.
+        unsafe { realloc_by_moving(self, ptr, old, new_size) }
     }
 
     /// Arena bytes the live block at `ptr` occupies: payload, headers and
@@ -145,4 +138,28 @@ pub trait Allocator {
     /// Give back memory held for reuse (cached empty slabs and the like), as
     /// `kmem_cache_shrink` does. The default has nothing to give back.
     fn trim(&mut self) {}
+}
+
+/// Reallocate by allocating a new block (same alignment, `new_size` bytes),
+/// copying `min(old.size(), new_size)` bytes and freeing the old block: the
+/// default `realloc`, and the fallback of allocators that resize in place
+/// when they can.
+///
+/// # Safety
+/// As for [`Allocator::realloc`]: `ptr` is live in `allocator` with layout `old`.
+pub unsafe fn realloc_by_moving<A: Allocator + ?Sized>(
+    allocator: &mut A,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new_size: usize,
+) -> Result<NonNull<u8>, AllocError> {
+    let new =
+        Layout::from_size_align(new_size, old.align()).map_err(|_| AllocError::Unsupported("size overflows isize"))?;
+    let new_ptr = allocator.alloc(new)?;
+    // SAFETY: both blocks are live and distinct (the old one is not freed
+    // yet), each at least `min(old, new)` bytes long.
+    unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size().min(new_size)) };
+    // SAFETY: the caller guarantees `ptr` is live with layout `old`.
+    unsafe { allocator.free(ptr, old) };
+    Ok(new_ptr)
 }

@@ -184,6 +184,15 @@ pub fn format_size(bytes: usize) -> String {
     bytes.to_string()
 }
 
+/// The word for `value` in a table of choices, as [`ParamReader::choice`]
+/// reads it: for printing canonical specs.
+///
+/// # Panics
+/// If `value` is not in the table.
+pub fn choice_name<T: PartialEq>(options: &[(&'static str, T)], value: T) -> &'static str {
+    options.iter().find(|(_, v)| *v == value).map(|(name, _)| *name).expect("every value is in its table")
+}
+
 /// A configuration of one allocator family: what the harness's registry
 /// needs to parse, list, print and build it.
 pub trait AllocatorConfig: Sized + Clone + fmt::Debug + Send + Sync + 'static {

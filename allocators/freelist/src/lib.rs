@@ -82,6 +82,7 @@
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
+use heaplab_core::spec::choice_name;
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, HeapStats, InvariantViolation, Spec,
     SpecError, ensure,
@@ -131,10 +132,6 @@ pub enum Order {
 const FITS: [(&str, Fit); 4] = [("first", Fit::First), ("next", Fit::Next), ("best", Fit::Best), ("worst", Fit::Worst)];
 const ORDERS: [(&str, Order); 3] = [("lifo", Order::Lifo), ("fifo", Order::Fifo), ("address", Order::Address)];
 
-fn name_of<T: PartialEq>(table: &[(&'static str, T)], value: T) -> &'static str {
-    table.iter().find(|(_, v)| *v == value).map(|(name, _)| *name).expect("every value is in its table")
-}
-
 /// A free-list configuration: spec `freelist:fit=first|next|best|worst,order=lifo|fifo|address`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Config {
@@ -167,7 +164,7 @@ impl AllocatorConfig for Config {
     }
 
     fn spec(&self) -> String {
-        format!("freelist:fit={},order={}", name_of(&FITS, self.fit), name_of(&ORDERS, self.order))
+        format!("freelist:fit={},order={}", choice_name(&FITS, self.fit), choice_name(&ORDERS, self.order))
     }
 
     fn describe(&self) -> String {
@@ -710,15 +707,8 @@ impl Allocator for FreeList {
             self.requested_bytes = self.requested_bytes - old.size() + new_size;
             return Ok(ptr);
         }
-        let new = Layout::from_size_align(new_size, old.align())
-            .map_err(|_| AllocError::Unsupported("size overflows isize"))?;
-        let new_ptr = self.alloc(new)?;
-        // SAFETY: both blocks are live and distinct, each at least
-        // min(old, new) bytes long.
-        unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size().min(new_size)) };
-        // SAFETY: the caller guarantees `ptr` is live with layout `old`.
-        unsafe { self.free(ptr, old) };
-        Ok(new_ptr)
+        // SAFETY: forwarded from the caller.
+        unsafe { heaplab_core::realloc_by_moving(self, ptr, old, new_size) }
     }
 
     fn granted(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {

@@ -753,13 +753,8 @@ impl Allocator for Slab {
             self.requested_bytes = self.requested_bytes - old.size() + new_size;
             return Ok(ptr);
         }
-        let new_ptr = self.alloc(new)?;
-        // SAFETY: both blocks are live and distinct, each at least
-        // min(old, new) bytes long.
-        unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), new_ptr.as_ptr(), old.size().min(new_size)) };
-        // SAFETY: the caller guarantees `ptr` is live with layout `old`.
-        unsafe { self.free(ptr, old) };
-        Ok(new_ptr)
+        // SAFETY: forwarded from the caller.
+        unsafe { heaplab_core::realloc_by_moving(self, ptr, old, new_size) }
     }
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
