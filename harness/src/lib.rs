@@ -3,3 +3,4 @@
 //! line over this library.
 
 pub mod registry;
+pub mod units;

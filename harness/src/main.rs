@@ -2,11 +2,13 @@
 //! message and an exit code (0 success, 1 a regression found by `compare`,
 //! 2 bad input or any other error).
 
+mod commands;
+
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use heaplab::registry::{self, AllocatorSpec};
+use heaplab::registry;
 use heaplab_core::SpecError;
 
 /// Put memory allocator strategies side by side: naive free lists, segregated
@@ -27,27 +29,20 @@ enum Command {
     /// line each saying what it does. A spec (`freelist:fit=best`) is
     /// validated and printed in canonical form; a pattern (`freelist:*`,
     /// `*fit=best*`) filters the list.
-    List(ListArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct ListArgs {
-    /// Specs to validate, or shell-style patterns to filter by.
-    #[arg(value_name = "SPEC|PATTERN")]
-    selections: Vec<String>,
-
-    /// Print only canonical specs, one per line (for scripts).
-    #[arg(long)]
-    names: bool,
+    List(commands::list::ListArgs),
+    /// Generate, inspect, convert and validate allocation traces.
+    #[command(subcommand)]
+    Trace(commands::trace::TraceCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::List(args) => list(&args),
+    let result = match &cli.command {
+        Command::List(args) => commands::list::run(args),
+        Command::Trace(command) => commands::trace::run(command),
     };
     match result {
-        Ok(code) => code,
+        Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`heaplab list | head`): nothing more to say.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
@@ -71,35 +66,4 @@ fn report(error: &anyhow::Error) {
             let _ = writeln!(stderr, "  {}", spec.spec());
         }
     }
-}
-
-fn list(args: &ListArgs) -> anyhow::Result<ExitCode> {
-    let mut selected: Vec<AllocatorSpec> = Vec::new();
-    if args.selections.is_empty() {
-        selected = registry::listed_specs();
-    } else {
-        for selection in &args.selections {
-            selected.extend(registry::select(selection)?);
-        }
-    }
-    let mut out = io::stdout().lock();
-    if args.names {
-        for spec in &selected {
-            writeln!(out, "{}", spec.spec())?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    for family in registry::families() {
-        let members: Vec<&AllocatorSpec> = selected.iter().filter(|spec| spec.family() == family.name).collect();
-        if members.is_empty() {
-            continue;
-        }
-        let width = members.iter().map(|spec| spec.spec().len()).max().unwrap_or(0);
-        writeln!(out, "{}: {}", family.name, family.summary)?;
-        for spec in members {
-            writeln!(out, "  {:width$}  {}", spec.spec(), spec.describe())?;
-        }
-        writeln!(out)?;
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,49 @@
+//! `heaplab list`: the allocator configurations this build knows.
+
+use std::io::{self, Write};
+
+use clap::Args;
+use heaplab::registry::{self, AllocatorSpec};
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Specs to validate, or shell-style patterns to filter by.
+    #[arg(value_name = "SPEC|PATTERN")]
+    selections: Vec<String>,
+
+    /// Print only canonical specs, one per line (for scripts).
+    #[arg(long)]
+    names: bool,
+}
+
+/// List, filter or validate allocator specs.
+pub fn run(args: &ListArgs) -> anyhow::Result<()> {
+    let mut selected: Vec<AllocatorSpec> = Vec::new();
+    if args.selections.is_empty() {
+        selected = registry::listed_specs();
+    } else {
+        for selection in &args.selections {
+            selected.extend(registry::select(selection)?);
+        }
+    }
+    let mut out = io::stdout().lock();
+    if args.names {
+        for spec in &selected {
+            writeln!(out, "{}", spec.spec())?;
+        }
+        return Ok(());
+    }
+    for family in registry::families() {
+        let members: Vec<&AllocatorSpec> = selected.iter().filter(|spec| spec.family() == family.name).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let width = members.iter().map(|spec| spec.spec().len()).max().unwrap_or(0);
+        writeln!(out, "{}: {}", family.name, family.summary)?;
+        for spec in members {
+            writeln!(out, "  {:width$}  {}", spec.spec(), spec.describe())?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand: its arguments (clap derive, doc comments as
+//! help) and its `run`.
+
+pub mod list;
+pub mod trace;

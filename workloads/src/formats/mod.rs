@@ -1,0 +1,359 @@
+//! Trace files: the malloc-lab `.rep` format, glibc `mtrace` logs and
+//! heaplab's native binary format, read and written; zstd-compressed files
+//! (`.zst`) read and written transparently.
+//!
+//! Reading detects the format from the content (the native magic, zstd's
+//! magic) and else from the extension (`.rep`, `.mtrace`/`.mtr`, `.hlt`),
+//! and else by sniffing the first line. Writing picks the format from the
+//! extension, writes to a temporary file beside the target and renames it
+//! into place only when everything was written: an error leaves no partial
+//! file.
+
+pub mod mtrace;
+pub mod native;
+pub mod rep;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use crate::error::TraceError;
+use crate::op::Op;
+
+use self::mtrace::MtraceReader;
+use self::native::NativeReader;
+use self::rep::RepReader;
+
+/// zstd's frame magic.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Read buffer: large, so that parsing is not syscall-bound.
+const BUFFER_BYTES: usize = 1 << 20;
+
+/// A trace format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// CS:APP malloc-lab `.rep`.
+    Rep,
+    /// glibc mtrace log.
+    Mtrace,
+    /// heaplab native binary `.hlt`.
+    Native,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 3] = [Format::Rep, Format::Mtrace, Format::Native];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Rep => "rep",
+            Format::Mtrace => "mtrace",
+            Format::Native => "native",
+        }
+    }
+
+    /// By name (`rep`, `mtrace`, `native`).
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|format| format.name() == name)
+    }
+
+    /// The format an extension names, ignoring a final `.zst`.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_str()?;
+        let name = name.strip_suffix(".zst").unwrap_or(name);
+        match name.rsplit_once('.')?.1.to_ascii_lowercase().as_str() {
+            "rep" => Some(Format::Rep),
+            "mtrace" | "mtr" => Some(Format::Mtrace),
+            "hlt" | "hltrace" => Some(Format::Native),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Is the path's last extension `.zst`?
+pub fn is_compressed_name(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "zst")
+}
+
+type Input = Box<dyn BufRead + Send>;
+
+/// A trace being read: an iterator of ops, whatever the format.
+pub struct TraceReader {
+    inner: Inner,
+    format: Format,
+    path: String,
+}
+
+enum Inner {
+    Rep(RepReader<Input>),
+    Mtrace(MtraceReader<Input>),
+    Native(NativeReader<Input>),
+}
+
+impl fmt::Debug for TraceReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceReader").field("path", &self.path).field("format", &self.format).finish_non_exhaustive()
+    }
+}
+
+impl TraceReader {
+    /// The format being read.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The path, as given.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What the trace says about its origin (native traces only).
+    pub fn meta(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Native(reader) => Some(reader.meta()),
+            _ => None,
+        }
+    }
+
+    /// Input lines skipped as harmless (mtrace: frees of untraced pointers).
+    pub fn skipped(&self) -> u64 {
+        match &self.inner {
+            Inner::Mtrace(reader) => reader.skipped(),
+            _ => 0,
+        }
+    }
+
+    /// Read a trace from `input`, in `format` or detected.
+    pub fn from_reader(
+        input: impl Read + Send + 'static,
+        path: &str,
+        format: Option<Format>,
+    ) -> Result<TraceReader, TraceError> {
+        let io_error = |error| TraceError::Io { path: path.to_string(), error };
+        let mut buffered: Input = Box::new(BufReader::with_capacity(BUFFER_BYTES, input));
+        if buffered.fill_buf().map_err(io_error)?.starts_with(&ZSTD_MAGIC) {
+            let decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(io_error)?;
+            buffered = Box::new(BufReader::with_capacity(BUFFER_BYTES, decoder));
+        }
+        let head = buffered.fill_buf().map_err(io_error)?;
+        let format = if head.starts_with(&native::MAGIC) {
+            Format::Native
+        } else if let Some(format) = format.or_else(|| Format::from_path(Path::new(path))) {
+            format
+        } else {
+            let first = head.iter().find(|b| !b.is_ascii_whitespace());
+            match first {
+                Some(b'=' | b'@') => Format::Mtrace,
+                Some(b'0'..=b'9') => Format::Rep,
+                _ => {
+                    return Err(TraceError::syntax(
+                        path,
+                        1,
+                        "a trace: heaplab native, malloc-lab .rep or glibc mtrace (name it .hlt, .rep or .mtrace)",
+                        &head[..head.len().min(40)],
+                    ));
+                }
+            }
+        };
+        let inner = match format {
+            Format::Rep => Inner::Rep(RepReader::new(buffered, path)),
+            Format::Mtrace => Inner::Mtrace(MtraceReader::new(buffered, path)),
+            Format::Native => Inner::Native(NativeReader::new(buffered, path)?),
+        };
+        Ok(TraceReader { inner, format, path: path.to_string() })
+    }
+}
+
+impl Iterator for TraceReader {
+    type Item = Result<Op, TraceError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            Inner::Rep(reader) => reader.next(),
+            Inner::Mtrace(reader) => reader.next(),
+            Inner::Native(reader) => reader.next(),
+        }
+    }
+}
+
+/// Open a trace file (`-` for standard input).
+pub fn open(path: &Path) -> Result<TraceReader, TraceError> {
+    let name = path.display().to_string();
+    if name == "-" {
+        return TraceReader::from_reader(io::stdin(), "<stdin>", None);
+    }
+    let file = File::open(path).map_err(|error| TraceError::io(path, error))?;
+    TraceReader::from_reader(file, &name, None)
+}
+
+/// Read a whole trace into memory.
+pub fn read_all(path: &Path) -> Result<Vec<Op>, TraceError> {
+    open(path)?.collect()
+}
+
+/// Write ops to `path` (`-` for standard output) in `format` (or the one its
+/// extension names), compressed with zstd if the name ends in `.zst`.
+/// Atomic: on any error, from the ops or the disk, nothing is left behind.
+/// `meta` goes into native traces' headers. Returns the number of ops.
+pub fn write(
+    path: &Path,
+    format: Option<Format>,
+    ops: impl IntoIterator<Item = Result<Op, TraceError>>,
+    meta: &str,
+) -> Result<u64, TraceError> {
+    let format = format.or_else(|| Format::from_path(path)).ok_or_else(|| TraceError::Workload {
+        workload: path.display().to_string(),
+        message:
+            "cannot tell the output format from the name: use .hlt, .rep or .mtrace (optionally + .zst), or --format"
+                .into(),
+    })?;
+    let io_error = |error| TraceError::io(path, error);
+    if path.as_os_str() == "-" {
+        let stdout = io::stdout();
+        let mut out = BufWriter::new(stdout.lock());
+        let count = encode(&mut out, format, ops, meta, path)?;
+        out.flush().map_err(io_error)?;
+        return Ok(count);
+    }
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let temporary =
+        tempfile::Builder::new().prefix(".heaplab-").suffix(".tmp").tempfile_in(directory).map_err(io_error)?;
+    let count = {
+        let mut out = BufWriter::with_capacity(BUFFER_BYTES, temporary.as_file());
+        let count = if is_compressed_name(path) {
+            let mut encoder = zstd::stream::write::Encoder::new(&mut out, 9).map_err(io_error)?;
+            let count = encode(&mut encoder, format, ops, meta, path)?;
+            encoder.finish().map_err(io_error)?;
+            count
+        } else {
+            encode(&mut out, format, ops, meta, path)?
+        };
+        out.flush().map_err(io_error)?;
+        count
+    };
+    temporary.persist(path).map_err(|error| io_error(error.error))?;
+    Ok(count)
+}
+
+fn encode(
+    out: &mut dyn Write,
+    format: Format,
+    ops: impl IntoIterator<Item = Result<Op, TraceError>>,
+    meta: &str,
+    path: &Path,
+) -> Result<u64, TraceError> {
+    let io_error = |error| TraceError::io(path, error);
+    match format {
+        Format::Native => {
+            let mut writer = native::NativeWriter::new(out, meta).map_err(io_error)?;
+            for op in ops {
+                writer.push(&op?).map_err(io_error)?;
+            }
+            Ok(writer.finish().map_err(io_error)?.1)
+        }
+        Format::Rep => {
+            // The header counts ops and ids: the whole trace is held first.
+            let ops: Vec<Op> = ops.into_iter().collect::<Result<_, _>>()?;
+            rep::write_rep(out, &ops).map_err(io_error)?;
+            Ok(ops.len() as u64)
+        }
+        Format::Mtrace => {
+            let mut error = None;
+            let mut count = 0;
+            let stream = ops.into_iter().map_while(|op| match op {
+                Ok(op) => {
+                    count += 1;
+                    Some(op)
+                }
+                Err(e) => {
+                    error = Some(e);
+                    None
+                }
+            });
+            mtrace::write_mtrace(out, stream).map_err(io_error)?;
+            match error {
+                Some(error) => Err(error),
+                None => Ok(count),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::Align;
+
+    fn sample() -> Vec<Op> {
+        (0..50u32)
+            .flat_map(|id| {
+                let alloc = Op::Alloc { id, size: u64::from(id) * 7 + 1, align: Align::UNSPECIFIED };
+                let more = if id % 3 == 0 { vec![Op::Realloc { id, size: 3 }] } else { vec![] };
+                std::iter::once(alloc).chain(more).chain((id >= 2).then(|| Op::Free { id: id - 2 }))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_format_round_trips_plain_and_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["t.hlt", "t.rep", "t.mtrace", "t.hlt.zst", "t.rep.zst", "t.mtrace.zst"] {
+            let path = dir.path().join(name);
+            let written = write(&path, None, sample().into_iter().map(Ok), "meta").unwrap();
+            assert_eq!(written, sample().len() as u64);
+            let reader = open(&path).unwrap();
+            assert_eq!(reader.format(), Format::from_path(&path).unwrap(), "{name}");
+            assert_eq!(reader.collect::<Result<Vec<_>, _>>().unwrap(), sample(), "{name}");
+        }
+    }
+
+    #[test]
+    fn content_decides_over_a_misleading_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let native = dir.path().join("t.hlt");
+        write(&native, None, sample().into_iter().map(Ok), "").unwrap();
+        let renamed = dir.path().join("t.rep");
+        std::fs::rename(&native, &renamed).unwrap();
+        assert_eq!(open(&renamed).unwrap().format(), Format::Native);
+        let unnamed = dir.path().join("trace.txt");
+        std::fs::write(&unnamed, "= Start\n@ x + 0x10 0x8\n").unwrap();
+        assert_eq!(open(&unnamed).unwrap().format(), Format::Mtrace);
+    }
+
+    #[test]
+    fn a_failing_source_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["t.hlt", "t.rep", "t.mtrace.zst"] {
+            let path = dir.path().join(name);
+            let ops = sample().into_iter().map(Ok).chain(std::iter::once(Err(TraceError::Invalid {
+                path: "src".into(),
+                index: 9,
+                what: "boom".into(),
+            })));
+            assert!(write(&path, None, ops, "").is_err());
+            assert!(!path.exists(), "{name}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no temporary file left");
+    }
+
+    #[test]
+    fn unknown_content_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.bin");
+        std::fs::write(&path, [0xffu8, 0, 1]).unwrap();
+        let message = open(&path).unwrap_err().to_string();
+        assert!(message.contains("x.bin:1: expected a trace"), "{message}");
+    }
+}

@@ -1,0 +1,367 @@
+//! The CS:APP malloc-lab trace format (`.rep`).
+//!
+//! ```text
+//! 20000      suggested heap size
+//! 2          number of ids
+//! 5          number of op lines
+//! 1          weight
+//! a 0 512    allocate id 0, 512 bytes
+//! a 1 128
+//! r 0 640    reallocate id 0 to 640 bytes
+//! f 1        free id 1
+//! f 0
+//! ```
+//!
+//! Variants found in the wild, all read: the four header integers on one line
+//! or several, and in the classic order or with the weight first (detected:
+//! the weight is 0 or 1, and the op count must match the body); CRLF line
+//! endings; `f -1`, a free of NULL, skipped; a realloc of an id never
+//! allocated, read as an alloc (what `realloc(NULL, n)` does); blank lines and
+//! `#` comments. The format carries no alignment.
+
+use std::io::{self, BufRead, Write};
+
+use crate::error::TraceError;
+use crate::idmap::IdMap;
+use crate::op::{Align, Op};
+
+/// The header's four integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepHeader {
+    /// Suggested heap size, bytes.
+    pub heap_size: u64,
+    /// Number of distinct ids.
+    pub ids: u64,
+    /// Number of op lines.
+    pub ops: u64,
+    /// Weight in the driver's score.
+    pub weight: u64,
+    /// Was the weight first rather than last?
+    pub weight_first: bool,
+}
+
+impl RepHeader {
+    fn from_integers(h: [u64; 4], weight_first: bool) -> RepHeader {
+        if weight_first {
+            RepHeader { weight: h[0], heap_size: h[1], ids: h[2], ops: h[3], weight_first }
+        } else {
+            RepHeader { heap_size: h[0], ids: h[1], ops: h[2], weight: h[3], weight_first }
+        }
+    }
+}
+
+/// A streaming `.rep` reader.
+#[derive(Debug)]
+pub struct RepReader<R> {
+    input: R,
+    path: String,
+    line: u64,
+    buffer: Vec<u8>,
+    integers: Option<[u64; 4]>,
+    header_line: u64,
+    op_lines: u64,
+    allocated: IdMap<bool>,
+    finished: bool,
+}
+
+impl<R: BufRead> RepReader<R> {
+    /// Read `.rep` text from `input`; `path` names it in errors.
+    pub fn new(input: R, path: &str) -> RepReader<R> {
+        RepReader {
+            input,
+            path: path.to_string(),
+            line: 0,
+            buffer: Vec::with_capacity(64),
+            integers: None,
+            header_line: 0,
+            op_lines: 0,
+            allocated: IdMap::new(),
+            finished: false,
+        }
+    }
+
+    /// The header, once the first op has been read (or the trace ended).
+    pub fn header(&self) -> Option<RepHeader> {
+        let h = self.integers?;
+        let classic = RepHeader::from_integers(h, false);
+        let weight_first = RepHeader::from_integers(h, true);
+        // The op count decides once the body is read; before, the weight's
+        // usual values (0 or 1) do.
+        Some(if self.finished {
+            if classic.ops == self.op_lines || weight_first.ops != self.op_lines { classic } else { weight_first }
+        } else if classic.weight > 1 && weight_first.weight <= 1 {
+            weight_first
+        } else {
+            classic
+        })
+    }
+
+    /// Read the next line into the buffer; false at the end.
+    fn next_line(&mut self) -> Result<bool, TraceError> {
+        self.buffer.clear();
+        let read = self
+            .input
+            .read_until(b'\n', &mut self.buffer)
+            .map_err(|error| TraceError::Io { path: self.path.clone(), error })?;
+        if read == 0 {
+            return Ok(false);
+        }
+        self.line += 1;
+        Ok(true)
+    }
+
+    fn read_header(&mut self) -> Result<(), TraceError> {
+        let mut integers = [0u64; 4];
+        let mut count = 0;
+        while count < 4 {
+            if !self.next_line()? {
+                return Err(TraceError::syntax(
+                    &self.path,
+                    self.line,
+                    "the header's four integers (heap size, ids, ops, weight)",
+                    b"end of file",
+                ));
+            }
+            if count == 0 {
+                self.header_line = self.line;
+            }
+            for token in tokens(&self.buffer) {
+                if token.starts_with(b"#") {
+                    break;
+                }
+                if count == 4 {
+                    return Err(TraceError::syntax(
+                        &self.path,
+                        self.line,
+                        "four header integers and then op lines",
+                        &self.buffer,
+                    ));
+                }
+                integers[count] = parse_u64(token).ok_or_else(|| {
+                    TraceError::syntax(
+                        &self.path,
+                        self.line,
+                        "the header's four integers (heap size, ids, ops, weight)",
+                        &self.buffer,
+                    )
+                })?;
+                count += 1;
+            }
+        }
+        self.integers = Some(integers);
+        Ok(())
+    }
+
+    fn check_count(&mut self) -> Result<(), TraceError> {
+        let header = self.header().expect("header read");
+        if header.ops != self.op_lines {
+            return Err(TraceError::Syntax {
+                path: self.path.clone(),
+                line: self.header_line,
+                expected: format!("{} op lines, as the header says", header.ops),
+                found: format!("{} op lines", self.op_lines),
+            });
+        }
+        Ok(())
+    }
+
+    fn parse(&mut self) -> Result<Option<Op>, TraceError> {
+        const EXPECTED: &str = "an op line (`a ID SIZE`, `f ID` or `r ID SIZE`)";
+        let mut tokens = tokens(&self.buffer);
+        let Some(kind) = tokens.next() else { return Ok(None) };
+        if kind.starts_with(b"#") {
+            return Ok(None);
+        }
+        let id_token = tokens.next();
+        let size_token = tokens.next();
+        let extra = tokens.next().is_some_and(|t| !t.starts_with(b"#"));
+        let bad = |reader: &Self| TraceError::syntax(&reader.path, reader.line, EXPECTED, &reader.buffer);
+        self.op_lines += 1;
+        let op = match (kind, id_token, size_token, extra) {
+            (b"a", Some(id), Some(size), false) => {
+                let id = parse_u32(id).ok_or_else(|| bad(self))?;
+                let size = parse_u64(size).ok_or_else(|| bad(self))?;
+                self.allocated.set(id, true);
+                Op::Alloc { id, size, align: Align::UNSPECIFIED }
+            }
+            (b"f", Some(b"-1"), None, false) => return Ok(None),
+            (b"f", Some(id), None, false) => Op::Free { id: parse_u32(id).ok_or_else(|| bad(self))? },
+            (b"r", Some(id), Some(size), false) => {
+                let id = parse_u32(id).ok_or_else(|| bad(self))?;
+                let size = parse_u64(size).ok_or_else(|| bad(self))?;
+                if self.allocated.get(id) {
+                    Op::Realloc { id, size }
+                } else {
+                    self.allocated.set(id, true);
+                    Op::Alloc { id, size, align: Align::UNSPECIFIED }
+                }
+            }
+            _ => return Err(bad(self)),
+        };
+        Ok(Some(op))
+    }
+}
+
+impl<R: BufRead> Iterator for RepReader<R> {
+    type Item = Result<Op, TraceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        if self.integers.is_none()
+            && let Err(error) = self.read_header()
+        {
+            self.finished = true;
+            return Some(Err(error));
+        }
+        loop {
+            match self.next_line() {
+                Err(error) => {
+                    self.finished = true;
+                    return Some(Err(error));
+                }
+                Ok(false) => {
+                    self.finished = true;
+                    return self.check_count().err().map(Err);
+                }
+                Ok(true) => match self.parse() {
+                    Ok(Some(op)) => return Some(Ok(op)),
+                    Ok(None) => continue,
+                    Err(error) => {
+                        self.finished = true;
+                        return Some(Err(error));
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn tokens(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|b| b.is_ascii_whitespace()).filter(|token| !token.is_empty())
+}
+
+/// A decimal `u64`, digits only.
+#[inline]
+pub(crate) fn parse_u64(token: &[u8]) -> Option<u64> {
+    if token.is_empty() || token.len() > 20 {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &byte in token {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+    }
+    Some(value)
+}
+
+fn parse_u32(token: &[u8]) -> Option<u32> {
+    parse_u64(token).and_then(|value| u32::try_from(value).ok())
+}
+
+/// Write `ops` as a `.rep` trace: the header (suggested heap size = peak live
+/// requested bytes, ids = largest id + 1, the op count, weight 1), then one
+/// line per op. Alignments are not representable and are dropped.
+pub fn write_rep(out: &mut dyn Write, ops: &[Op]) -> io::Result<()> {
+    let (mut live, mut peak, mut ids) = (0u64, 0u64, 0u64);
+    let mut sizes: IdMap<u64> = IdMap::new();
+    for op in ops {
+        ids = ids.max(u64::from(op.id()) + 1);
+        match *op {
+            Op::Alloc { id, size, .. } => {
+                live += size;
+                sizes.set(id, size);
+            }
+            Op::Free { id } => live = live.saturating_sub(sizes.get(id)),
+            Op::Realloc { id, size } => {
+                live = live.saturating_sub(sizes.get(id)) + size;
+                sizes.set(id, size);
+            }
+        }
+        peak = peak.max(live);
+    }
+    writeln!(out, "{peak}\n{ids}\n{}\n1", ops.len())?;
+    for op in ops {
+        match *op {
+            Op::Alloc { id, size, .. } => writeln!(out, "a {id} {size}")?,
+            Op::Free { id } => writeln!(out, "f {id}")?,
+            Op::Realloc { id, size } => writeln!(out, "r {id} {size}")?,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Vec<Op>, TraceError> {
+        RepReader::new(text.as_bytes(), "t.rep").collect()
+    }
+
+    fn alloc(id: u32, size: u64) -> Op {
+        Op::Alloc { id, size, align: Align::UNSPECIFIED }
+    }
+
+    #[test]
+    fn the_classic_format_reads() {
+        let ops = read("20000\n2\n5\n1\na 0 512\na 1 128\nr 0 640\nf 1\nf 0\n").unwrap();
+        assert_eq!(
+            ops,
+            [alloc(0, 512), alloc(1, 128), Op::Realloc { id: 0, size: 640 }, Op::Free { id: 1 }, Op::Free { id: 0 }]
+        );
+    }
+
+    #[test]
+    fn variants_in_the_wild_read_too() {
+        // CRLF, header on one line with the weight first, f -1, realloc of a
+        // fresh id, comments and blank lines.
+        let text = "1 4096 2 4\r\n# comment\r\na 0 8\r\n\r\nf -1\r\nr 1 16\r\nf 0   \r\n";
+        let mut reader = RepReader::new(text.as_bytes(), "t.rep");
+        let ops: Vec<Op> = reader.by_ref().collect::<Result<_, _>>().unwrap();
+        assert_eq!(ops, [alloc(0, 8), alloc(1, 16), Op::Free { id: 0 }]);
+        let header = reader.header().unwrap();
+        assert_eq!(
+            (header.weight, header.heap_size, header.ids, header.ops, header.weight_first),
+            (1, 4096, 2, 4, true)
+        );
+    }
+
+    #[test]
+    fn malformed_lines_name_the_line() {
+        for (text, line, expected) in [
+            ("20000\n1\n1\n1\nx 0 5\n", 5, "expected an op line"),
+            ("20000\n1\n1\n1\na 0\n", 5, "expected an op line"),
+            ("20000\n1\n1\n1\na 0 5 7\n", 5, "expected an op line"),
+            ("20000\n1\n1\n1\na -2 5\n", 5, "expected an op line"),
+            ("20000\n1\n1\n1\na 0 99999999999999999999999\n", 5, "expected an op line"),
+            ("20000\nx\n", 2, "expected the header's four integers"),
+            ("20000\n1\n", 2, "expected the header's four integers"),
+            ("20000\n1\n3\n0\na 0 5\n", 1, "expected 3 op lines, as the header says"),
+        ] {
+            match read(text).unwrap_err() {
+                TraceError::Syntax { path, line: found, expected: message, .. } => {
+                    assert_eq!((path.as_str(), found), ("t.rep", line), "{text:?}");
+                    assert!(format!("expected {message}").starts_with(expected), "{text:?}: {message}");
+                }
+                other => panic!("{text:?}: {other}"),
+            }
+        }
+        let message = read("20000\n1\n1\n1\nx 0 5\n").unwrap_err().to_string();
+        assert_eq!(message, "t.rep:5: expected an op line (`a ID SIZE`, `f ID` or `r ID SIZE`), found `x 0 5`");
+    }
+
+    #[test]
+    fn writing_puts_the_counts_in_the_header() {
+        let ops =
+            [alloc(0, 100), alloc(1, 50), Op::Realloc { id: 0, size: 300 }, Op::Free { id: 1 }, Op::Free { id: 0 }];
+        let mut text = Vec::new();
+        write_rep(&mut text, &ops).unwrap();
+        assert_eq!(String::from_utf8(text.clone()).unwrap(), "350\n2\n5\n1\na 0 100\na 1 50\nr 0 300\nf 1\nf 0\n");
+        assert_eq!(read(std::str::from_utf8(&text).unwrap()).unwrap(), ops);
+    }
+}

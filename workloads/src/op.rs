@@ -1,0 +1,148 @@
+//! The one operation type every workload produces and every replay consumes.
+
+use std::fmt;
+
+/// An alignment: a power of two from 1 to 2^62, or unspecified (recorded
+/// traces carry none; the replay supplies its default, 16 bytes like malloc's).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Align(u8);
+
+impl Align {
+    /// No alignment recorded.
+    pub const UNSPECIFIED: Align = Align(u8::MAX);
+
+    /// The alignment of `bytes`, if it is a power of two.
+    pub fn new(bytes: u64) -> Option<Align> {
+        (bytes.is_power_of_two() && bytes <= 1 << 62).then(|| Align(bytes.trailing_zeros() as u8))
+    }
+
+    /// From a log2; `None` above 62.
+    pub fn from_log2(log2: u8) -> Option<Align> {
+        (log2 <= 62).then_some(Align(log2))
+    }
+
+    /// The log2, or `None` when unspecified.
+    pub fn log2(self) -> Option<u8> {
+        (self != Align::UNSPECIFIED).then_some(self.0)
+    }
+
+    /// Bytes, or `None` when unspecified.
+    pub fn bytes(self) -> Option<u64> {
+        self.log2().map(|log2| 1 << log2)
+    }
+
+    /// Bytes, with `default` standing in for an unspecified alignment.
+    #[inline]
+    pub fn bytes_or(self, default: u64) -> u64 {
+        if self == Align::UNSPECIFIED { default } else { 1 << self.0 }
+    }
+
+    /// Is it unspecified?
+    pub fn is_unspecified(self) -> bool {
+        self == Align::UNSPECIFIED
+    }
+}
+
+impl fmt::Debug for Align {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.bytes() {
+            Some(bytes) => write!(f, "Align({bytes})"),
+            None => f.write_str("Align(unspecified)"),
+        }
+    }
+}
+
+/// One allocator operation. Ids are dense `u32`s naming a block from its
+/// allocation to its free; an id may be used again after its block is freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Allocate `size` bytes aligned to `align` as block `id`.
+    Alloc {
+        /// The block's id.
+        id: u32,
+        /// Bytes requested.
+        size: u64,
+        /// Alignment requested.
+        align: Align,
+    },
+    /// Free block `id`.
+    Free {
+        /// The block's id.
+        id: u32,
+    },
+    /// Resize block `id` to `size` bytes, keeping its alignment.
+    Realloc {
+        /// The block's id.
+        id: u32,
+        /// New size in bytes.
+        size: u64,
+    },
+}
+
+impl Op {
+    /// The block this operation concerns.
+    #[inline]
+    pub fn id(&self) -> u32 {
+        match *self {
+            Op::Alloc { id, .. } | Op::Free { id } | Op::Realloc { id, .. } => id,
+        }
+    }
+
+    /// The kind, for counting.
+    #[inline]
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::Alloc { .. } => OpKind::Alloc,
+            Op::Free { .. } => OpKind::Free,
+            Op::Realloc { .. } => OpKind::Realloc,
+        }
+    }
+}
+
+/// The kind of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    /// `Op::Alloc`.
+    Alloc,
+    /// `Op::Free`.
+    Free,
+    /// `Op::Realloc`.
+    Realloc,
+}
+
+impl OpKind {
+    /// All kinds, in a fixed order.
+    pub const ALL: [OpKind; 3] = [OpKind::Alloc, OpKind::Free, OpKind::Realloc];
+
+    /// `alloc`, `free` or `realloc`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Alloc => "alloc",
+            OpKind::Free => "free",
+            OpKind::Realloc => "realloc",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_op_fits_in_sixteen_bytes() {
+        // Traces of hundreds of millions of ops are held in memory for replay.
+        assert_eq!(std::mem::size_of::<Op>(), 16);
+    }
+
+    #[test]
+    fn alignments_are_powers_of_two_or_unspecified() {
+        assert_eq!(Align::new(16).unwrap().bytes(), Some(16));
+        assert_eq!(Align::new(1).unwrap().log2(), Some(0));
+        assert_eq!(Align::new(24), None);
+        assert_eq!(Align::new(0), None);
+        assert_eq!(Align::UNSPECIFIED.bytes(), None);
+        assert_eq!(Align::UNSPECIFIED.bytes_or(16), 16);
+        assert_eq!(Align::new(64).unwrap().bytes_or(16), 64);
+        assert_eq!(Align::from_log2(63), None);
+    }
+}

@@ -1,0 +1,64 @@
+//! A workload as the command line names it: a synthetic spec or a trace file.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::TraceError;
+use crate::formats::{self, Format};
+use crate::op::Op;
+use crate::synth::SyntheticSpec;
+
+/// Something to replay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Workload {
+    /// Generated from a spec and a seed.
+    Synthetic(SyntheticSpec),
+    /// Read from a trace file; seeds do not apply.
+    File(PathBuf),
+}
+
+impl Workload {
+    /// A trace file if `text` names an existing file or has a trace
+    /// extension, else a synthetic spec.
+    pub fn parse(text: &str) -> Result<Workload, TraceError> {
+        let path = Path::new(text);
+        if path.is_file() || Format::from_path(path).is_some() || text.contains('/') {
+            if !path.is_file() {
+                return Err(TraceError::io(
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such trace file"),
+                ));
+            }
+            return Ok(Workload::File(path.to_path_buf()));
+        }
+        SyntheticSpec::parse(text).map(Workload::Synthetic)
+    }
+
+    /// The name results carry: the canonical spec, or the file's path.
+    pub fn name(&self) -> String {
+        match self {
+            Workload::Synthetic(spec) => spec.spec().to_string(),
+            Workload::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// Does the seed change the ops?
+    pub fn is_seeded(&self) -> bool {
+        matches!(self, Workload::Synthetic(_))
+    }
+
+    /// The arena this workload is designed for, if any.
+    pub fn suggested_arena(&self) -> Option<u64> {
+        match self {
+            Workload::Synthetic(spec) => spec.suggested_arena(),
+            Workload::File(_) => None,
+        }
+    }
+
+    /// Stream the ops.
+    pub fn ops(&self, seed: u64) -> Result<Box<dyn Iterator<Item = Result<Op, TraceError>> + Send>, TraceError> {
+        Ok(match self {
+            Workload::Synthetic(spec) => Box::new(spec.generate(seed)?.map(Ok)),
+            Workload::File(path) => Box::new(formats::open(path)?),
+        })
+    }
+}
