@@ -70,7 +70,7 @@ use std::ptr::NonNull;
 use heaplab_core::spec::{choice_name, format_size};
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, FreeShape, HeapStats, InvariantViolation,
-    Spec, SpecError, ensure,
+    Spec, SpecError, Waste, ensure,
 };
 
 pub use linux::{fragmentation_index, unusable_free_index};
@@ -507,6 +507,18 @@ impl Allocator for Buddy {
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
         self.order_for(layout).map_or(0, |order| self.config.min_block << order)
+    }
+
+    fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
+        // Rounding to the power of two (at least the minimum block) the size
+        // alone needs; any larger block an alignment forces is overhead.
+        let granted = self.granted(ptr, layout);
+        let by_size = layout.size().max(self.config.min_block).next_power_of_two().min(granted);
+        Waste { rounding: by_size - layout.size(), overhead: granted - by_size }
+    }
+
+    fn into_arena(self) -> Arena {
+        self.arena
     }
 
     fn stats(&self) -> HeapStats {

@@ -18,7 +18,8 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 
 use crate::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Spec, SpecError, ensure,
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Spec, SpecError, Waste,
+    ensure,
 };
 
 /// Granule: every block is a multiple of this, and at least one granule.
@@ -83,6 +84,15 @@ impl Allocator for Bump {
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
         Bump::rounded(layout.size())
+    }
+
+    fn waste(&self, _ptr: NonNull<u8>, layout: Layout) -> Waste {
+        // Rounding to the 16-byte granule is alignment padding.
+        Waste { rounding: 0, overhead: Bump::rounded(layout.size()) - layout.size() }
+    }
+
+    fn into_arena(self) -> Arena {
+        self.arena
     }
 
     fn stats(&self) -> HeapStats {

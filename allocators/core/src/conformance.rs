@@ -241,6 +241,16 @@ impl<A: Allocator> Tester<A> {
                 format!("granted({offset}) = {granted} is less than the {} bytes requested", layout.size()),
             );
         }
+        let waste = self.allocator.waste(ptr, layout);
+        if waste.rounding + waste.overhead != granted - layout.size() {
+            return self.fail(
+                Check::Stats,
+                format!(
+                    "waste({offset}) = {waste:?} does not add up to granted {granted} − requested {}",
+                    layout.size()
+                ),
+            );
+        }
         Ok(offset)
     }
 

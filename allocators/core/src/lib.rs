@@ -78,7 +78,7 @@ use std::ptr::NonNull;
 pub use arena::{Arena, ArenaError};
 pub use error::{AllocError, BuildError, InvariantViolation, SpecError};
 pub use spec::{AllocatorConfig, Spec};
-pub use stats::{Counters, FreeShape, HeapStats};
+pub use stats::{Counters, FreeShape, HeapStats, Waste};
 
 /// A memory allocator that manages one [`Arena`].
 ///
@@ -118,6 +118,16 @@ pub trait Allocator {
     /// anything else the answer is meaningless (but memory-safe).
     fn granted(&self, ptr: NonNull<u8>, layout: Layout) -> usize;
 
+    /// What the live block at `ptr` is granted beyond its request, split the
+    /// way Johnstone & Wilson (1998) separate internal fragmentation:
+    /// rounding to a size class, power of two or minimum block, versus
+    /// headers, footers and alignment padding. The two add up to
+    /// `granted(ptr, layout) − layout.size()`. The default calls it all
+    /// rounding.
+    fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
+        Waste { rounding: self.granted(ptr, layout) - layout.size(), overhead: 0 }
+    }
+
     /// The counters, kept current on every operation; O(1).
     fn stats(&self) -> HeapStats;
 
@@ -134,6 +144,13 @@ pub trait Allocator {
 
     /// Walk the whole heap and verify every invariant.
     fn check(&self) -> Result<(), InvariantViolation>;
+
+    /// Take the arena back, to build another allocator on it (timed
+    /// repetitions reuse one arena so that page faults are not measured).
+    /// Allocators must not assume a fresh arena is zeroed.
+    fn into_arena(self) -> Arena
+    where
+        Self: Sized;
 
     /// Give back memory held for reuse (cached empty slabs and the like), as
     /// `kmem_cache_shrink` does. The default has nothing to give back.

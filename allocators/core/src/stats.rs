@@ -52,6 +52,16 @@ pub struct Counters {
     pub coalesces: Option<u64>,
 }
 
+/// Internal fragmentation of one block, split in two (Johnstone & Wilson 1998).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waste {
+    /// Bytes from rounding the request up: to a size class, a power of two,
+    /// a minimum block, or an unsplittable remainder.
+    pub rounding: usize,
+    /// Bytes of headers, footers and alignment padding.
+    pub overhead: usize,
+}
+
 /// The shape of the free space, from a walk of it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FreeShape {

@@ -130,6 +130,10 @@ impl Allocator for Broken {
         if self.active(Fault::UnderReportsGranted) { layout.size().saturating_sub(1).min(granted) } else { granted }
     }
 
+    fn into_arena(self) -> Arena {
+        self.inner.into_arena()
+    }
+
     fn stats(&self) -> HeapStats {
         let mut stats = self.inner.stats();
         if self.active(Fault::MiscountsRequested) {

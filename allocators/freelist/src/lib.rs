@@ -85,7 +85,7 @@ use std::ptr::NonNull;
 use heaplab_core::spec::choice_name;
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, HeapStats, InvariantViolation, Spec,
-    SpecError, ensure,
+    SpecError, Waste, ensure,
 };
 
 /// Bytes in a tag word.
@@ -713,6 +713,18 @@ impl Allocator for FreeList {
 
     fn granted(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {
         self.size(self.block_of(ptr))
+    }
+
+    fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
+        // The header and the padding to the granule are overhead; the
+        // minimum block and an unsplittable remainder are rounding.
+        let padded = (layout.size() + WORD).next_multiple_of(GRANULE);
+        let overhead = padded - layout.size();
+        Waste { rounding: self.granted(ptr, layout) - padded, overhead }
+    }
+
+    fn into_arena(self) -> Arena {
+        self.arena
     }
 
     fn stats(&self) -> HeapStats {

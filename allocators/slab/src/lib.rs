@@ -66,7 +66,7 @@ use std::ptr::NonNull;
 use heaplab_buddy::{Buddy, Split};
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, FreeShape, HeapStats, InvariantViolation,
-    Spec, SpecError, ensure,
+    Spec, SpecError, Waste, ensure,
 };
 
 /// Null object or slab link.
@@ -762,6 +762,19 @@ impl Allocator for Slab {
             Some(cache) => self.caches[cache].object_size,
             None => self.large_order(layout).map_or(0, |order| self.config.page << order),
         }
+    }
+
+    fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
+        // Rounding to the class (or page block) the size alone picks; a
+        // larger one that an alignment forces is overhead.
+        let granted = self.granted(ptr, layout);
+        let unaligned = Layout::from_size_align(layout.size(), 1).expect("a smaller alignment is valid");
+        let by_size = self.granted(ptr, unaligned).min(granted);
+        Waste { rounding: by_size - layout.size(), overhead: granted - by_size }
+    }
+
+    fn into_arena(self) -> Arena {
+        self.buddy.into_arena()
     }
 
     fn stats(&self) -> HeapStats {
