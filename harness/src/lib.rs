@@ -2,5 +2,12 @@
 //! replay, metrics and result export. The `heaplab` binary is a thin command
 //! line over this library.
 
+pub mod metrics;
+pub mod prepare;
 pub mod registry;
+pub mod replay;
+pub mod results;
+pub mod run;
+pub mod table;
+pub mod timing;
 pub mod units;

@@ -23,6 +23,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Put allocators side by side on workloads: the main job.
+    ///
+    /// With no options, runs the default suite: a representative
+    /// configuration of every allocator family on every built-in workload,
+    /// measuring fragmentation (deterministic), throughput (median of
+    /// repetitions) and per-op latency, into results/<run>/ (summary.csv,
+    /// timeseries.csv, latency.csv, throughput.csv, meta.json), and prints
+    /// a summary table.
+    Run(Box<commands::run::RunArgs>),
     /// List the allocator configurations this build knows, or validate specs.
     ///
     /// With no arguments, every family and its listed configurations, with a
@@ -38,6 +47,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Run(args) => commands::run::run(args),
         Command::List(args) => commands::list::run(args),
         Command::Trace(command) => commands::trace::run(command),
     };

@@ -8,14 +8,15 @@
 //! Adding an allocator family is one line in the `registry!` invocation below:
 //! its [`AllocatorConfig`] supplies parsing, listing, description and building.
 
-use heaplab_core::{Allocator, AllocatorConfig, Arena, BuildError, Spec, SpecError};
+use heaplab_core::{AllocatorConfig, Spec, SpecError};
 
-/// Generic code to run on an allocator, whatever its concrete type.
+/// Generic code to run with an allocator configuration, whatever its
+/// family: it can build as many allocators as it needs.
 pub trait Visitor {
     /// What the visit produces.
     type Output;
-    /// Run on `allocator`.
-    fn visit<A: Allocator>(self, allocator: A) -> Self::Output;
+    /// Run with `config`.
+    fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output;
 }
 
 /// One family as `heaplab list` shows it.
@@ -77,10 +78,10 @@ macro_rules! registry {
                 }
             }
 
-            /// Build the allocator on `arena` and run `visitor` on it.
-            pub fn build<V: Visitor>(&self, arena: Arena, visitor: V) -> Result<V::Output, BuildError> {
+            /// Run `visitor` with this configuration.
+            pub fn visit<V: Visitor>(&self, visitor: V) -> V::Output {
                 match self {
-                    $(AllocatorSpec::$variant(config) => Ok(visitor.visit(config.build(arena)?)),)*
+                    $(AllocatorSpec::$variant(config) => visitor.visit(config),)*
                 }
             }
         }

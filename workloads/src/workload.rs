@@ -43,7 +43,7 @@ impl Workload {
 
     /// Does the seed change the ops?
     pub fn is_seeded(&self) -> bool {
-        matches!(self, Workload::Synthetic(_))
+        matches!(self, Workload::Synthetic(spec) if spec.is_seeded())
     }
 
     /// The arena this workload is designed for, if any.

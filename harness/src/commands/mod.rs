@@ -2,4 +2,5 @@
 //! help) and its `run`.
 
 pub mod list;
+pub mod run;
 pub mod trace;

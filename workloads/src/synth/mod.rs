@@ -207,6 +207,11 @@ impl SyntheticSpec {
         &self.name
     }
 
+    /// Does the seed change the ops? (The fragmenter is fully scripted.)
+    pub fn is_seeded(&self) -> bool {
+        !matches!(self.shape, Shape::Fragmenter { .. })
+    }
+
     /// The arena the workload is designed for, if it needs a particular one
     /// (the fragmenter must fill memory to show anything).
     pub fn suggested_arena(&self) -> Option<u64> {

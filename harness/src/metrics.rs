@@ -1,0 +1,380 @@
+//! The metrics pass: every fragmentation figure of the design notes (§4),
+//! computed incrementally while replaying, deterministic.
+//!
+//! Notation, over the op index t: R(t) requested bytes of live blocks, G(t)
+//! granted bytes, M(t) metadata in the arena, H(t) footprint (a high-water
+//! mark), F(t) free bytes, L(t) the largest free block. R, G, M, H and F come
+//! from the allocator's O(1) counters after every op; L needs a walk of the
+//! free space and is sampled at a fixed number of points.
+//!
+//! | figure | definition |
+//! |---|---|
+//! | internal fragmentation | (G − R)/G at the op where R peaks, and its mean over ops with G > 0 (Wilson et al. 1995) |
+//! | internal split | G − R at R's peak as rounding (size class, power of two, minimum block) and overhead (headers, alignment) (Johnstone & Wilson 1998) |
+//! | external fragmentation | 1 − L/F at each sample with F > 0: mean and maximum |
+//! | holes in footprint | (H − G − M)/H at R's peak |
+//! | J&W #1..#4 | #1 mean over ops of H/R − 1 (R > 0); #2 H/R − 1 at R's peak; #3 H/R − 1 where H first reaches its maximum; #4 max H / max R − 1 |
+//! | utilization | max R / max H (the malloc-lab figure) |
+//! | fragmentation failures | refused requests of size ≤ F; the rest are out-of-memory failures |
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use heaplab_core::{Allocator, HeapStats, InvariantViolation};
+use heaplab_workloads::OpKind;
+
+use crate::replay::Probe;
+
+/// One sample of the time series.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Sample {
+    /// Ops done (the sample is taken after op `op − 1`).
+    pub op: u64,
+    /// R.
+    pub requested_bytes: u64,
+    /// G.
+    pub granted_bytes: u64,
+    /// H.
+    pub footprint_bytes: u64,
+    /// F.
+    pub free_bytes: u64,
+    /// L.
+    pub largest_free_bytes: u64,
+    /// M.
+    pub metadata_bytes: u64,
+    /// (G − R)/G, percent.
+    pub internal_frag_pct: f64,
+    /// 1 − L/F, percent.
+    pub external_frag_pct: f64,
+}
+
+/// The figures of one metrics pass.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Metrics {
+    /// Ops replayed.
+    pub ops: u64,
+    /// Allocations refused while F ≥ the request.
+    pub fragmentation_failures: u64,
+    /// Allocations refused while F < the request.
+    pub out_of_memory_failures: u64,
+    /// Reallocs refused.
+    pub failed_reallocs: u64,
+    /// Frees and reallocs skipped because their allocation had failed.
+    pub skipped_ops: u64,
+    /// max R.
+    pub peak_requested_bytes: u64,
+    /// First op (0-based) after which R is at its maximum.
+    pub peak_requested_op: Option<u64>,
+    /// G, H, M at R's peak.
+    pub granted_at_peak_bytes: u64,
+    /// H at R's peak.
+    pub footprint_at_peak_bytes: u64,
+    /// M at R's peak.
+    pub metadata_at_peak_bytes: u64,
+    /// Rounding part of G − R at R's peak.
+    pub rounding_at_peak_bytes: u64,
+    /// Overhead part of G − R at R's peak.
+    pub overhead_at_peak_bytes: u64,
+    /// max G.
+    pub peak_granted_bytes: u64,
+    /// max H.
+    pub peak_footprint_bytes: u64,
+    /// R when H first reached its maximum.
+    pub requested_at_peak_footprint_bytes: u64,
+    /// (G − R)/G at R's peak, percent.
+    pub internal_frag_at_peak_pct: f64,
+    /// Mean of (G − R)/G over ops with G > 0, percent.
+    pub internal_frag_mean_pct: f64,
+    /// Mean of 1 − L/F over samples with F > 0, percent.
+    pub external_frag_mean_pct: f64,
+    /// Maximum of 1 − L/F over samples, percent.
+    pub external_frag_max_pct: f64,
+    /// (H − G − M)/H at R's peak, percent.
+    pub holes_at_peak_pct: f64,
+    /// J&W #1, percent.
+    pub jw1_pct: f64,
+    /// J&W #2, percent.
+    pub jw2_pct: f64,
+    /// J&W #3, percent.
+    pub jw3_pct: f64,
+    /// J&W #4, percent.
+    pub jw4_pct: f64,
+    /// max R / max H, percent.
+    pub utilization_pct: f64,
+    /// The allocator's counters at the end, and its side metadata.
+    pub final_stats: HeapStats,
+    /// The time series.
+    pub samples: Vec<Sample>,
+}
+
+/// A check failure found with `--verify`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the allocator's check() failed after op {index}: {violation}")]
+pub struct VerifyError {
+    /// 0-based op index.
+    pub index: usize,
+    /// What `check()` said.
+    pub violation: InvariantViolation,
+}
+
+/// The probe of the metrics pass.
+#[derive(Debug)]
+pub struct MetricsProbe {
+    metrics: Metrics,
+    verify: bool,
+    /// Sample after ops whose index + 1 is a multiple of this, and after the last.
+    sample_every: usize,
+    last_index: usize,
+    rounding_live: u64,
+    overhead_live: u64,
+    /// R and G, kept from the blocks the probe sees (equal to the
+    /// allocator's counters: the conformance suite checks them).
+    requested: u64,
+    granted: u64,
+    /// H and M as of the last allocation (frees change neither H nor the
+    /// peaks, so the counters are read only after allocations).
+    footprint: u64,
+    metadata: u64,
+    /// Did this step allocate?
+    allocated_now: bool,
+    internal_sum: f64,
+    internal_count: u64,
+    jw1_sum: f64,
+    jw1_count: u64,
+    external_sum: f64,
+    external_count: u64,
+}
+
+impl MetricsProbe {
+    /// A probe for `steps` steps taking about `points` samples, checking
+    /// invariants after every step if `verify`.
+    pub fn new(steps: usize, points: usize, verify: bool) -> MetricsProbe {
+        MetricsProbe {
+            metrics: Metrics { ops: steps as u64, ..Metrics::default() },
+            verify,
+            sample_every: steps.div_ceil(points.max(1)).max(1),
+            last_index: steps.saturating_sub(1),
+            rounding_live: 0,
+            overhead_live: 0,
+            requested: 0,
+            granted: 0,
+            footprint: 0,
+            metadata: 0,
+            allocated_now: false,
+            internal_sum: 0.0,
+            internal_count: 0,
+            jw1_sum: 0.0,
+            jw1_count: 0,
+            external_sum: 0.0,
+            external_count: 0,
+        }
+    }
+
+    /// The figures, once the replay is done; `final_stats` are the
+    /// allocator's counters then, `skipped` the replay's skipped ops.
+    pub fn finish(mut self, final_stats: HeapStats, failed_reallocs: u64, skipped: u64) -> Metrics {
+        let m = &mut self.metrics;
+        m.final_stats = final_stats;
+        m.failed_reallocs = failed_reallocs;
+        m.skipped_ops = skipped;
+        m.internal_frag_mean_pct = mean(self.internal_sum, self.internal_count);
+        m.jw1_pct = mean(self.jw1_sum, self.jw1_count);
+        m.external_frag_mean_pct = mean(self.external_sum, self.external_count);
+        m.jw4_pct = percent_over(m.peak_footprint_bytes, m.peak_requested_bytes);
+        m.jw3_pct = percent_over(m.peak_footprint_bytes, m.requested_at_peak_footprint_bytes);
+        m.utilization_pct = if m.peak_footprint_bytes == 0 {
+            0.0
+        } else {
+            100.0 * m.peak_requested_bytes as f64 / m.peak_footprint_bytes as f64
+        };
+        self.metrics
+    }
+}
+
+fn mean(sum: f64, count: u64) -> f64 {
+    if count == 0 { 0.0 } else { sum / count as f64 }
+}
+
+/// `100·(a/b − 1)`, or 0 when `b` is 0.
+fn percent_over(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { 100.0 * (a as f64 / b as f64 - 1.0) }
+}
+
+fn fraction_pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { 100.0 * part as f64 / whole as f64 }
+}
+
+impl<A: Allocator> Probe<A> for MetricsProbe {
+    type Error = VerifyError;
+
+    fn allocated(&mut self, allocator: &A, ptr: NonNull<u8>, layout: Layout) {
+        let waste = allocator.waste(ptr, layout);
+        self.rounding_live += waste.rounding as u64;
+        self.overhead_live += waste.overhead as u64;
+        self.requested += layout.size() as u64;
+        self.granted += (layout.size() + waste.rounding + waste.overhead) as u64;
+        self.allocated_now = true;
+    }
+
+    fn freeing(&mut self, allocator: &A, ptr: NonNull<u8>, layout: Layout) {
+        let waste = allocator.waste(ptr, layout);
+        self.rounding_live -= waste.rounding as u64;
+        self.overhead_live -= waste.overhead as u64;
+        self.requested -= layout.size() as u64;
+        self.granted -= (layout.size() + waste.rounding + waste.overhead) as u64;
+    }
+
+    fn refused(&mut self, allocator: &A, kind: OpKind, size: u64) {
+        if kind == OpKind::Alloc {
+            if allocator.stats().free_bytes as u64 >= size {
+                self.metrics.fragmentation_failures += 1;
+            } else {
+                self.metrics.out_of_memory_failures += 1;
+            }
+        }
+    }
+
+    fn stepped(&mut self, allocator: &A, index: usize) -> Result<(), VerifyError> {
+        let sample = (index + 1).is_multiple_of(self.sample_every) || index == self.last_index;
+        if std::mem::take(&mut self.allocated_now) || sample {
+            let stats = allocator.stats();
+            debug_assert_eq!(
+                (stats.requested_bytes as u64, stats.granted_bytes as u64),
+                (self.requested, self.granted)
+            );
+            self.footprint = stats.footprint_bytes as u64;
+            self.metadata = stats.metadata_bytes as u64;
+        }
+        let (r, g, h) = (self.requested, self.granted, self.footprint);
+        let m = &mut self.metrics;
+        if r > m.peak_requested_bytes {
+            m.peak_requested_bytes = r;
+            m.peak_requested_op = Some(index as u64);
+            m.granted_at_peak_bytes = g;
+            m.footprint_at_peak_bytes = h;
+            m.metadata_at_peak_bytes = self.metadata;
+            m.rounding_at_peak_bytes = self.rounding_live;
+            m.overhead_at_peak_bytes = self.overhead_live;
+            m.internal_frag_at_peak_pct = fraction_pct(g - r, g);
+            m.jw2_pct = percent_over(h, r);
+            m.holes_at_peak_pct = fraction_pct(h.saturating_sub(g + self.metadata), h);
+        }
+        if h > m.peak_footprint_bytes {
+            m.peak_footprint_bytes = h;
+            m.requested_at_peak_footprint_bytes = r;
+        }
+        m.peak_granted_bytes = m.peak_granted_bytes.max(g);
+        if g > 0 {
+            self.internal_sum += fraction_pct(g - r, g);
+            self.internal_count += 1;
+        }
+        if r > 0 {
+            self.jw1_sum += percent_over(h, r);
+            self.jw1_count += 1;
+        }
+        if sample {
+            let shape = allocator.free_shape();
+            let external = 100.0 * shape.external_fragmentation();
+            if shape.free_bytes > 0 {
+                self.external_sum += external;
+                self.external_count += 1;
+                m.external_frag_max_pct = m.external_frag_max_pct.max(external);
+            }
+            m.samples.push(Sample {
+                op: index as u64 + 1,
+                requested_bytes: r,
+                granted_bytes: g,
+                footprint_bytes: h,
+                free_bytes: shape.free_bytes as u64,
+                largest_free_bytes: shape.largest_free_block as u64,
+                metadata_bytes: self.metadata,
+                internal_frag_pct: fraction_pct(g - r, g),
+                external_frag_pct: external,
+            });
+        }
+        if self.verify
+            && let Err(violation) = allocator.check()
+        {
+            return Err(VerifyError { index, violation });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prepare::Step;
+    use crate::replay::{Slots, Touch, replay};
+    use heaplab_core::{AllocatorConfig, Arena};
+
+    fn run<C: AllocatorConfig>(config: C, arena: usize, steps: &[Step], slots: usize) -> Metrics {
+        let mut allocator = config.build(Arena::new(arena).unwrap()).unwrap();
+        let mut probe = MetricsProbe::new(steps.len(), 10, true);
+        let mut slots = Slots::new(slots);
+        let outcome = replay(&mut allocator, steps, &mut slots, Touch::None, &mut probe).unwrap();
+        probe.finish(allocator.stats(), outcome.failed_reallocs, outcome.skipped)
+    }
+
+    fn alloc(slot: u32, size: u64) -> Step {
+        Step::Alloc { slot, align_log2: 4, size }
+    }
+
+    #[test]
+    fn a_buddy_run_has_exactly_the_rounding_worked_on_paper() {
+        // Three blocks of 100, 200 and 300 bytes in 16-byte-order buddy:
+        // granted 128 + 256 + 512 = 896 for R = 600. At R's peak (after op
+        // 2) internal fragmentation is 296/896; all of it rounding.
+        let steps = [
+            alloc(0, 100),
+            alloc(1, 200),
+            alloc(2, 300),
+            Step::Free { slot: 1 },
+            Step::Free { slot: 0 },
+            Step::Free { slot: 2 },
+        ];
+        let m = run(heaplab_buddy::Config::default(), 1 << 16, &steps, 3);
+        assert_eq!((m.peak_requested_bytes, m.peak_requested_op, m.granted_at_peak_bytes), (600, Some(2), 896));
+        assert!((m.internal_frag_at_peak_pct - 100.0 * 296.0 / 896.0).abs() < 1e-9);
+        assert_eq!((m.rounding_at_peak_bytes, m.overhead_at_peak_bytes), (296, 0));
+        // Lower halves first: 128 at 0, 256 at 256 (split of 0..512), 512 at 512: H = 1024.
+        assert_eq!(m.peak_footprint_bytes, 1024);
+        assert!((m.utilization_pct - 100.0 * 600.0 / 1024.0).abs() < 1e-9);
+        assert!((m.jw4_pct - 100.0 * (1024.0 / 600.0 - 1.0)).abs() < 1e-9);
+        assert!((m.jw2_pct - m.jw4_pct).abs() < 1e-9, "H peaks with R here");
+        // (H − G − M)/H at the peak: the hole 128..256.
+        assert!((m.holes_at_peak_pct - 100.0 * 128.0 / 1024.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_fragmenter_run_has_the_largest_free_block_worked_on_paper() {
+        // Buddy with 64-byte order 0 on a 1 KiB arena: sixteen 64-byte
+        // blocks fill it; freeing every other one leaves 512 free bytes in
+        // 64-byte holes: 1 − L/F = 1 − 64/512 = 87.5 %. Then a 128-byte
+        // request fails although F = 512 ≥ 128: a fragmentation failure.
+        let mut steps: Vec<Step> = (0..16).map(|slot| alloc(slot, 64)).collect();
+        steps.extend((0..16).step_by(2).map(|slot| Step::Free { slot }));
+        steps.push(alloc(16, 128));
+        steps.extend((1..16).step_by(2).map(|slot| Step::Free { slot }));
+        let config = heaplab_buddy::Config { min_block: 64, max_order: None, split: heaplab_buddy::Split::Lower };
+        let mut allocator = config.build(Arena::new(1024).unwrap()).unwrap();
+        let mut probe = MetricsProbe::new(steps.len(), steps.len(), false);
+        let mut slots = Slots::new(17);
+        let outcome = replay(&mut allocator, &steps, &mut slots, Touch::None, &mut probe).unwrap();
+        let m = probe.finish(allocator.stats(), outcome.failed_reallocs, outcome.skipped);
+        let after_holes = m.samples[23];
+        assert_eq!((after_holes.op, after_holes.free_bytes, after_holes.largest_free_bytes), (24, 512, 64));
+        assert_eq!(after_holes.external_frag_pct, 87.5);
+        assert_eq!((m.fragmentation_failures, m.out_of_memory_failures), (1, 0));
+        assert_eq!(m.external_frag_max_pct, 87.5);
+    }
+
+    #[test]
+    fn a_freelist_splits_waste_into_header_and_rounding() {
+        // 1 byte takes a 32-byte block: header and padding to the 16-byte
+        // granule are 15 bytes of overhead, the rest of the 32-byte minimum
+        // block 16 bytes of rounding.
+        let m = run(heaplab_freelist::Config::default(), 4096, &[alloc(0, 1), Step::Free { slot: 0 }], 1);
+        assert_eq!((m.granted_at_peak_bytes, m.overhead_at_peak_bytes, m.rounding_at_peak_bytes), (32, 15, 16));
+    }
+}

@@ -1,0 +1,209 @@
+//! The summary printed after a run: one table per workload, one row per
+//! allocator, the best value in each column marked with `*`.
+
+use std::fmt::Write as _;
+
+use crate::results::SummaryRow;
+use crate::units;
+
+/// Which way is better for a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+struct Column {
+    title: &'static str,
+    better: Better,
+    value: fn(&SummaryRow) -> Option<f64>,
+    format: fn(f64) -> String,
+}
+
+fn columns() -> Vec<Column> {
+    let pct = |v: f64| format!("{v:.1}");
+    let ns = |v: f64| format!("{v:.0}");
+    vec![
+        Column {
+            title: "Mops/s",
+            better: Better::Higher,
+            value: |r| r.ops_per_sec.map(|v| v / 1e6),
+            format: |v| format!("{v:.1}"),
+        },
+        Column { title: "±%", better: Better::Lower, value: spread_pct, format: |v| format!("{v:.1}") },
+        Column {
+            title: "alloc p99 ns",
+            better: Better::Lower,
+            value: |r| r.alloc_p99_ns.map(|v| v as f64),
+            format: ns,
+        },
+        Column { title: "free p99 ns", better: Better::Lower, value: |r| r.free_p99_ns.map(|v| v as f64), format: ns },
+        Column {
+            title: "int frag %",
+            better: Better::Lower,
+            value: |r| Some(r.internal_frag_at_peak_pct),
+            format: pct,
+        },
+        Column { title: "ext frag %", better: Better::Lower, value: |r| Some(r.external_frag_mean_pct), format: pct },
+        Column { title: "util %", better: Better::Higher, value: |r| Some(r.utilization_pct), format: pct },
+        Column {
+            title: "footprint",
+            better: Better::Lower,
+            value: |r| Some(r.peak_footprint_bytes as f64),
+            format: |v| units::bytes(v as u64),
+        },
+        Column {
+            title: "failed",
+            better: Better::Lower,
+            value: |r| Some(r.failed_allocs as f64),
+            format: |v| units::count(v as u64),
+        },
+    ]
+}
+
+/// A canonical spec without the parameters that have their default value:
+/// `slab:classes=kmalloc,page=4K,…` → `slab`, `freelist:fit=best,order=address`
+/// → `freelist:fit=best`. `default` is the canonical spec of the bare name.
+pub fn short_spec(canonical: &str, default: &str) -> String {
+    let Some((name, params)) = canonical.split_once(':') else { return canonical.to_string() };
+    let defaults: Vec<&str> = default.split_once(':').map_or(Vec::new(), |(_, p)| p.split(',').collect());
+    let kept: Vec<&str> = params.split(',').filter(|param| !defaults.contains(param)).collect();
+    if kept.is_empty() { name.to_string() } else { format!("{name}:{}", kept.join(",")) }
+}
+
+fn short_allocator(canonical: &str) -> String {
+    let family = canonical.split(':').next().unwrap_or(canonical);
+    match crate::registry::AllocatorSpec::parse(family) {
+        Ok(default) => short_spec(canonical, &default.spec()),
+        Err(_) => canonical.to_string(),
+    }
+}
+
+fn short_workload(canonical: &str) -> String {
+    let name = canonical.split(':').next().unwrap_or(canonical);
+    match heaplab_workloads::synth::SyntheticSpec::parse(name) {
+        Ok(default) => short_spec(canonical, default.spec()),
+        Err(_) => canonical.to_string(),
+    }
+}
+
+/// Half the confidence interval's width, as a percentage of the median.
+fn spread_pct(row: &SummaryRow) -> Option<f64> {
+    let (median, low, high) = (row.ops_per_sec?, row.ops_per_sec_ci_low?, row.ops_per_sec_ci_high?);
+    (median > 0.0).then(|| 50.0 * (high - low) / median)
+}
+
+/// The tables, as text.
+pub fn render(rows: &[SummaryRow]) -> String {
+    let columns: Vec<Column> = columns().into_iter().filter(|c| rows.iter().any(|r| (c.value)(r).is_some())).collect();
+    let mut text = String::new();
+    let mut groups: Vec<(&str, Option<u64>)> = Vec::new();
+    for row in rows {
+        let key = (row.workload.as_str(), row.seed);
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
+    }
+    for (workload, seed) in groups {
+        let members: Vec<&SummaryRow> = rows.iter().filter(|r| r.workload == workload && r.seed == seed).collect();
+        let seed = seed.map_or(String::new(), |s| format!(" (seed {s})"));
+        let _ = writeln!(text, "{}{seed}", short_workload(workload));
+        let mut cells: Vec<Vec<String>> = Vec::new();
+        let mut header = vec!["allocator".to_string()];
+        header.extend(columns.iter().map(|c| c.title.to_string()));
+        cells.push(header);
+        for row in &members {
+            let mut line = vec![short_allocator(&row.allocator)];
+            for column in &columns {
+                let value = (column.value)(row);
+                let values = members.iter().filter_map(|r| (column.value)(r));
+                let best = match column.better {
+                    Better::Higher => values.fold(f64::NEG_INFINITY, f64::max),
+                    Better::Lower => values.fold(f64::INFINITY, f64::min),
+                };
+                line.push(match value {
+                    Some(v) => {
+                        let mark =
+                            if members.len() > 1 && (column.format)(v) == (column.format)(best) { "*" } else { " " };
+                        format!("{}{mark}", (column.format)(v))
+                    }
+                    None => "- ".to_string(),
+                });
+            }
+            cells.push(line);
+        }
+        let widths: Vec<usize> =
+            (0..cells[0].len()).map(|i| cells.iter().map(|line| line[i].chars().count()).max().unwrap_or(0)).collect();
+        for line in &cells {
+            let mut out = format!("  {:<width$}", line[0], width = widths[0]);
+            for (cell, width) in line.iter().zip(&widths).skip(1) {
+                let _ = write!(out, "  {cell:>width$}");
+            }
+            let _ = writeln!(text, "{}", out.trim_end());
+        }
+        let _ = writeln!(text);
+    }
+    text.push_str(
+        "* best in column. Mops/s: median of the timed repetitions (±: half the median's confidence interval);\n\
+         p99: per-op latency; int frag: (G−R)/G at peak requested bytes; ext frag: mean 1−L/F;\n\
+         util: max requested / max footprint; footprint: the arena's high-water mark; failed: refused allocations.\n",
+    );
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::results::{CellResult, Throughput};
+
+    fn row(allocator: &str, ops_per_sec: f64, frag: f64) -> SummaryRow {
+        let mut row = SummaryRow::from_cell(&CellResult {
+            allocator: allocator.into(),
+            workload: "w".into(),
+            seed: Some(1),
+            arena_bytes: 0,
+            counts: [0; 3],
+            metrics: Metrics { internal_frag_at_peak_pct: frag, ..Metrics::default() },
+            metrics_seconds: 0.0,
+            throughput: Some(Throughput {
+                passes: 1,
+                seconds: vec![1.0],
+                median: ops_per_sec,
+                low: ops_per_sec,
+                high: ops_per_sec,
+                level_pct: 50.0,
+                min: ops_per_sec,
+                max: ops_per_sec,
+            }),
+            latency: None,
+        });
+        row.utilization_pct = 50.0;
+        row
+    }
+
+    #[test]
+    fn specs_shorten_to_what_differs_from_the_defaults() {
+        assert_eq!(short_allocator("slab:classes=kmalloc,page=4K,min_objects=16,max_order=3,keep=auto"), "slab");
+        assert_eq!(short_allocator("freelist:fit=best,order=address"), "freelist:fit=best");
+        assert_eq!(short_allocator("buddy:min=4K,max_order=10,split=lower"), "buddy:min=4K,max_order=10");
+        assert_eq!(
+            short_workload(
+                "ramp:ops=20000,median=128,sigma=1.2,live=8M,min=1,max=1M,lifetime=exp,phase=ramp,align=unspecified,realloc=0"
+            ),
+            "ramp:ops=20000"
+        );
+        assert_eq!(short_workload("traces/x.rep"), "traces/x.rep");
+    }
+
+    #[test]
+    fn the_best_value_in_each_column_is_marked() {
+        let text = render(&[row("a", 2e6, 10.0), row("bb", 3e6, 20.0)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "w (seed 1)");
+        assert!(lines[1].starts_with("  allocator  Mops/s"), "{text}");
+        assert!(lines[2].starts_with("  a   ") && lines[2].contains("2.0 ") && lines[2].contains("10.0*"), "{text}");
+        assert!(lines[3].contains("3.0*") && lines[3].contains("20.0 "), "{text}");
+        assert!(!text.contains("alloc p99"), "columns without values are left out");
+    }
+}

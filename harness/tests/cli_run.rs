@@ -1,0 +1,230 @@
+//! `heaplab run`: determinism, agreement with `trace info`, failures,
+//! bad input, repeating a run from its meta.json.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn heaplab() -> Command {
+    Command::cargo_bin("heaplab").unwrap()
+}
+
+/// The deterministic columns of a summary.csv: everything but timings.
+fn deterministic(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let timed = |name: &str| {
+        name.ends_with("_ns")
+            || name.starts_with("ops_per_sec")
+            || name.ends_with("_seconds")
+            || name == "reps"
+            || name == "passes_per_rep"
+    };
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            headers
+                .iter()
+                .zip(record.iter())
+                .filter(|(name, _)| !timed(name))
+                .map(|(_, value)| value.to_string())
+                .collect()
+        })
+        .collect()
+}
+
+fn column(path: &Path, name: &str) -> Vec<String> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let index = reader.headers().unwrap().iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
+    reader.records().map(|r| r.unwrap()[index].to_string()).collect()
+}
+
+const SMALL: &[&str] = &[
+    "run",
+    "--metrics-only",
+    "--alloc",
+    "buddy",
+    "--alloc",
+    "freelist:fit=first",
+    "--alloc",
+    "slab",
+    "--workload",
+    "ramp:ops=3000",
+    "--workload",
+    "fragmenter:live=64K",
+    "--seeds",
+    "1,2",
+    "--quiet",
+];
+
+#[test]
+fn two_runs_give_identical_deterministic_results() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        heaplab().args(SMALL).args(["--name", name, "--out"]).arg(dir.path()).assert().success();
+    }
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let rows = deterministic(&a.join("summary.csv"));
+    assert_eq!(rows.len(), 3 * (2 + 1), "3 allocators × (ramp × 2 seeds + fragmenter)");
+    assert_eq!(rows, deterministic(&b.join("summary.csv")));
+    assert_eq!(std::fs::read(a.join("timeseries.csv")).unwrap(), std::fs::read(b.join("timeseries.csv")).unwrap());
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["status"], "complete");
+    assert_eq!(meta["cells_finished"], 9);
+    assert_eq!(meta["schema_version"], 1);
+}
+
+#[test]
+fn a_run_repeats_from_its_meta_json() {
+    let dir = tempfile::tempdir().unwrap();
+    heaplab().args(SMALL).args(["--name", "first", "--out"]).arg(dir.path()).assert().success();
+    let meta = dir.path().join("first/meta.json");
+    heaplab()
+        .args(["run", "--quiet", "--name", "again", "--from"])
+        .arg(&meta)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert_eq!(
+        deterministic(&dir.path().join("first/summary.csv")),
+        deterministic(&dir.path().join("again/summary.csv"))
+    );
+    heaplab()
+        .args(["run", "--reps", "3", "--from"])
+        .arg(&meta)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+}
+
+#[test]
+fn peak_requested_bytes_agree_with_trace_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("w.hlt");
+    heaplab().args(["trace", "gen", "mixed-sizes:ops=4000", "--seed", "3", "-o"]).arg(&trace).assert().success();
+    let info = heaplab().args(["trace", "info"]).arg(&trace).output().unwrap();
+    let info = String::from_utf8(info.stdout).unwrap();
+    let line = info.lines().find(|l| l.starts_with("peak live")).unwrap();
+    let bytes: String = line.split('(').nth(1).unwrap().chars().take_while(|c| c.is_ascii_digit()).collect();
+    heaplab()
+        .args(["run", "--metrics-only", "--quiet", "--alloc", "freelist:*", "--name", "r", "--workload"])
+        .arg(&trace)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let summary = dir.path().join("r/summary.csv");
+    assert!(column(&summary, "failed_allocs").iter().all(|f| f == "0"));
+    for peak in column(&summary, "peak_requested_bytes") {
+        assert_eq!(peak, bytes);
+    }
+    assert!(column(&summary, "seed").iter().all(String::is_empty), "a trace file has no seed");
+}
+
+#[test]
+fn an_exhausted_arena_records_failures_and_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    heaplab()
+        .args([
+            "run",
+            "--metrics-only",
+            "--quiet",
+            "--arena",
+            "16K",
+            "--alloc",
+            "buddy",
+            "--workload",
+            "ramp:ops=4000",
+            "--name",
+            "x",
+            "--out",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let summary = dir.path().join("x/summary.csv");
+    let failed: u64 = column(&summary, "failed_allocs")[0].parse().unwrap();
+    let skipped: u64 = column(&summary, "skipped_ops")[0].parse().unwrap();
+    assert!(failed > 0 && skipped > 0, "failed {failed}, skipped {skipped}");
+    let oom: u64 = column(&summary, "out_of_memory_failures")[0].parse().unwrap();
+    let fragmentation: u64 = column(&summary, "fragmentation_failures")[0].parse().unwrap();
+    assert_eq!(oom + fragmentation, failed);
+}
+
+#[test]
+fn a_malformed_trace_stops_the_run_before_any_result_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.rep");
+    std::fs::write(&bad, "1000\n1\n2\n1\na 0 10\nf 0 0\n").unwrap();
+    let out = dir.path().join("results");
+    heaplab()
+        .args(["run", "--metrics-only", "--alloc", "buddy", "--workload"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.rep:6: expected an op line"))
+        .stderr(predicate::str::contains("panicked").not());
+    assert!(!out.exists());
+    heaplab()
+        .args(["run", "--alloc", "nosuch"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("valid specs"));
+    heaplab().args(["run", "--workload", "ramp:sigma=x"]).arg("--out").arg(&out).assert().code(2);
+    heaplab()
+        .args(["run", "--arena", "12"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("too small"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_timed_run_writes_throughput_and_latency_quietly_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    heaplab()
+        .args([
+            "run",
+            "--alloc",
+            "bump",
+            "--alloc",
+            "buddy",
+            "--workload",
+            "larson:ops=2000",
+            "--reps",
+            "2",
+            "--name",
+            "t",
+            "--out",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("larson:ops=2000 (seed 1)"))
+        .stdout(predicate::str::contains("Mops/s"))
+        .stderr(predicate::str::contains("ETA").not());
+    let run = dir.path().join("t");
+    assert_eq!(column(&run.join("throughput.csv"), "rep").len(), 4, "2 allocators × 2 reps");
+    let kinds = column(&run.join("latency.csv"), "kind");
+    assert!(kinds.iter().any(|k| k == "alloc") && kinds.iter().any(|k| k == "free"));
+    for value in column(&run.join("summary.csv"), "ops_per_sec") {
+        assert!(value.parse::<f64>().unwrap() > 0.0);
+    }
+    assert!(column(&run.join("summary.csv"), "alloc_p99_ns").iter().all(|v| !v.is_empty()));
+    // The same name again is refused rather than overwritten.
+    heaplab()
+        .args(["run", "--metrics-only", "--alloc", "bump", "--name", "t", "--out"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already holds results"));
+}
