@@ -5,27 +5,9 @@
 //!
 //! # Layout in the arena
 //!
-//! ```text
-//! offset 0      8                                              len-8   len
-//!        | pad  | block | block | block | …                   | epilogue |
-//!
-//! allocated block:  [header | payload …                          ]
-//! free block:       [header | next | prev | …            | footer]
-//! ```
-//!
-//! - Every block starts at an offset ≡ 8 (mod 16), so its payload (8 bytes
-//!   in) is 16-byte aligned, and its size is a multiple of 16, at least
-//!   [`MIN_BLOCK`] = 32 bytes (header, two links, footer).
-//! - The **header** word holds the block size with two flag bits: bit 0, this
-//!   block is allocated; bit 1, the block before it is allocated. Free blocks
-//!   repeat the header in a **footer** (their last word), so a freed block can
-//!   find a free predecessor in O(1); allocated blocks need no footer because
-//!   their successor's bit 1 says they are in use (the CS:APP optimisation).
-//! - Free blocks hold the list links (arena offsets of the next and previous
-//!   free block, 0 for none) in their first payload words.
-//! - An **epilogue** header (size 0, allocated) ends the heap so that the last
-//!   block's successor always exists. The pad word and the epilogue are the
-//!   metadata `M`; headers of allocated blocks count in their `granted` size.
+//! Boundary tags, as the [`tags`] module describes: an 8-byte header on every
+//! block, a footer and the list links in free blocks, 16-byte granules, a
+//! 32-byte minimum block, an epilogue at the end of the arena.
 //!
 //! `free` reads the block size from the header, as a C `free` would: the
 //! layout it is given is used only for the requested-bytes counter.
@@ -79,6 +61,8 @@
 //! - Every block carries an 8-byte header and a 32-byte minimum, so small
 //!   requests waste a large fraction (1-byte requests use 32 bytes).
 
+pub mod tags;
+
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
@@ -88,22 +72,11 @@ use heaplab_core::{
     SpecError, Waste, ensure,
 };
 
-/// Bytes in a tag word.
-const WORD: usize = 8;
-/// Block sizes are multiples of this, and payloads are aligned to it.
-const GRANULE: usize = 16;
-/// Smallest block: header, next and prev links, footer.
-pub const MIN_BLOCK: usize = 32;
-/// Offset of the first block: one pad word puts payloads on 16-byte boundaries.
-const FIRST_BLOCK: usize = 8;
-/// Header bit: this block is allocated.
-const ALLOCATED: u64 = 1;
-/// Header bit: the block before this one is allocated.
-const PREV_ALLOCATED: u64 = 2;
-/// The size part of a header.
-const SIZE_MASK: u64 = !(GRANULE as u64 - 1);
-/// The null link: no block starts at offset 0.
-const NIL: usize = 0;
+pub use tags::MIN_BLOCK;
+use tags::{FIRST_BLOCK, ListEnds, NIL, TagHeap};
+
+const FITS: [(&str, Fit); 4] = [("first", Fit::First), ("next", Fit::Next), ("best", Fit::Best), ("worst", Fit::Worst)];
+const ORDERS: [(&str, Order); 3] = [("lifo", Order::Lifo), ("fifo", Order::Fifo), ("address", Order::Address)];
 
 /// Which free block a request takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,9 +101,6 @@ pub enum Order {
     /// Its place by address.
     Address,
 }
-
-const FITS: [(&str, Fit); 4] = [("first", Fit::First), ("next", Fit::Next), ("best", Fit::Best), ("worst", Fit::Worst)];
-const ORDERS: [(&str, Order); 3] = [("lifo", Order::Lifo), ("fifo", Order::Fifo), ("address", Order::Address)];
 
 /// A free-list configuration: spec `freelist:fit=first|next|best|worst,order=lifo|fifo|address`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,15 +164,10 @@ impl AllocatorConfig for Config {
 /// The naive free-list allocator. See the crate documentation for its policy.
 #[derive(Debug)]
 pub struct FreeList {
-    arena: Arena,
+    heap: TagHeap,
     config: Config,
-    /// Offset of the epilogue header; blocks tile `FIRST_BLOCK..epilogue`
-    /// exactly, and `epilogue + 8 <= arena.len()`.
-    epilogue: usize,
-    /// First free block in list order, or `NIL`; `NIL` iff `tail` is.
-    head: usize,
-    /// Last free block in list order, or `NIL`.
-    tail: usize,
+    /// The one free list.
+    list: ListEnds,
     /// Next fit: the free block the next search starts from, or `NIL` for the
     /// head. Always `NIL` or a member of the list.
     rover: usize,
@@ -214,8 +179,6 @@ pub struct FreeList {
     free_bytes: usize,
     /// Number of blocks in the list.
     free_blocks: usize,
-    /// Pad word, epilogue, and the arena's bytes beyond the last granule.
-    metadata_bytes: usize,
     /// Highest block end ever allocated.
     footprint_bytes: usize,
     blocks_inspected: u64,
@@ -226,24 +189,14 @@ pub struct FreeList {
 impl FreeList {
     /// Lay out an empty heap over `arena`: one free block between the pad
     /// word and the epilogue.
-    pub fn new(mut arena: Arena, config: Config) -> Result<FreeList, String> {
-        let usable = arena.len() & !(GRANULE - 1);
-        if usable < FIRST_BLOCK + MIN_BLOCK + WORD {
-            return Err(format!("the arena must hold at least {} bytes", FIRST_BLOCK + MIN_BLOCK + WORD));
-        }
-        if arena.align() < GRANULE {
-            return Err(format!("the arena must be aligned to {GRANULE} bytes"));
-        }
-        let epilogue = usable - WORD;
-        let size = epilogue - FIRST_BLOCK;
-        arena.store_word(epilogue, ALLOCATED);
-        let mut heap = FreeList {
-            metadata_bytes: arena.len() - size,
-            arena,
+    pub fn new(arena: Arena, config: Config) -> Result<FreeList, String> {
+        let (mut heap, size) = TagHeap::new(arena)?;
+        let mut list = ListEnds::EMPTY;
+        heap.push_back(&mut list, FIRST_BLOCK);
+        Ok(FreeList {
+            heap,
             config,
-            epilogue,
-            head: NIL,
-            tail: NIL,
+            list,
             rover: NIL,
             live_blocks: 0,
             requested_bytes: 0,
@@ -254,10 +207,7 @@ impl FreeList {
             blocks_inspected: 0,
             splits: 0,
             coalesces: 0,
-        };
-        heap.put_free(FIRST_BLOCK, size, true);
-        heap.push_back(FIRST_BLOCK);
-        Ok(heap)
+        })
     }
 
     /// The configuration.
@@ -265,216 +215,76 @@ impl FreeList {
         self.config
     }
 
-    // ---- boundary tags -------------------------------------------------
-
-    #[inline]
-    fn header(&self, block: usize) -> u64 {
-        self.arena.load_word(block)
-    }
-
-    #[inline]
-    fn size(&self, block: usize) -> usize {
-        (self.header(block) & SIZE_MASK) as usize
-    }
-
-    #[inline]
-    fn is_allocated(&self, block: usize) -> bool {
-        self.header(block) & ALLOCATED != 0
-    }
-
-    #[inline]
-    fn prev_allocated(&self, block: usize) -> bool {
-        self.header(block) & PREV_ALLOCATED != 0
-    }
-
-    #[inline]
-    fn tag(size: usize, allocated: bool, prev_allocated: bool) -> u64 {
-        debug_assert_eq!(size % GRANULE, 0);
-        size as u64 | if allocated { ALLOCATED } else { 0 } | if prev_allocated { PREV_ALLOCATED } else { 0 }
-    }
-
-    /// Write the header of an allocated block. Its successor's
-    /// prev-allocated bit is the caller's business.
-    #[inline]
-    fn put_allocated(&mut self, block: usize, size: usize, prev_allocated: bool) {
-        self.arena.store_word(block, FreeList::tag(size, true, prev_allocated));
-    }
-
-    /// Write the header and footer of a free block. Its successor's
-    /// prev-allocated bit is the caller's business.
-    #[inline]
-    fn put_free(&mut self, block: usize, size: usize, prev_allocated: bool) {
-        let tag = FreeList::tag(size, false, prev_allocated);
-        self.arena.store_word(block, tag);
-        self.arena.store_word(block + size - WORD, tag);
-    }
-
-    /// Update the prev-allocated bit of a block whose header is valid.
-    #[inline]
-    fn set_prev_allocated(&mut self, block: usize, prev_allocated: bool) {
-        let header = self.header(block);
-        let header = if prev_allocated { header | PREV_ALLOCATED } else { header & !PREV_ALLOCATED };
-        self.arena.store_word(block, header);
-        // A free block's footer mirrors its header.
-        if header & ALLOCATED == 0 {
-            let size = (header & SIZE_MASK) as usize;
-            self.arena.store_word(block + size - WORD, header);
-        }
-    }
-
-    // ---- the free list ---------------------------------------------------
-
-    #[inline]
-    fn next(&self, block: usize) -> usize {
-        self.arena.load_word(block + WORD) as usize
-    }
-
-    #[inline]
-    fn prev(&self, block: usize) -> usize {
-        self.arena.load_word(block + 2 * WORD) as usize
-    }
-
-    #[inline]
-    fn set_next(&mut self, block: usize, next: usize) {
-        self.arena.store_word(block + WORD, next as u64);
-    }
-
-    #[inline]
-    fn set_prev(&mut self, block: usize, prev: usize) {
-        self.arena.store_word(block + 2 * WORD, prev as u64);
-    }
-
-    /// Link `block` between `prev` and `next` (either may be `NIL`).
-    fn link_between(&mut self, block: usize, prev: usize, next: usize) {
-        self.set_prev(block, prev);
-        self.set_next(block, next);
-        if prev == NIL {
-            self.head = block;
-        } else {
-            self.set_next(prev, block);
-        }
-        if next == NIL {
-            self.tail = block;
-        } else {
-            self.set_prev(next, block);
-        }
-    }
-
-    fn push_front(&mut self, block: usize) {
-        self.link_between(block, NIL, self.head);
-    }
-
-    fn push_back(&mut self, block: usize) {
-        self.link_between(block, self.tail, NIL);
-    }
-
-    fn insert_after(&mut self, anchor: usize, block: usize) {
-        let next = self.next(anchor);
-        self.link_between(block, anchor, next);
-    }
-
-    /// Insert in address order: O(free blocks).
-    fn insert_sorted(&mut self, block: usize) {
-        let mut next = self.head;
-        while next != NIL && next < block {
-            next = self.next(next);
-        }
-        let prev = if next == NIL { self.tail } else { self.prev(next) };
-        self.link_between(block, prev, next);
-    }
+    // ---- the list, with the roving pointer kept valid --------------------
 
     fn unlink(&mut self, block: usize) {
-        let (prev, next) = (self.prev(block), self.next(block));
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.set_next(prev, next);
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.set_prev(next, prev);
-        }
+        let next = self.heap.unlink(&mut self.list, block);
         if self.rover == block {
             self.rover = next;
         }
     }
 
-    /// Put `new` in the list where `old` was.
     fn replace(&mut self, old: usize, new: usize) {
-        let (prev, next) = (self.prev(old), self.next(old));
-        self.link_between(new, prev, next);
+        self.heap.replace(&mut self.list, old, new);
         if self.rover == old {
             self.rover = new;
         }
     }
 
+    /// Insert in address order: O(free blocks).
+    fn insert_sorted(&mut self, block: usize) {
+        let mut next = self.list.head;
+        while next != NIL && next < block {
+            next = self.heap.next(next);
+        }
+        let prev = if next == NIL { self.list.tail } else { self.heap.prev(next) };
+        self.heap.link_between(&mut self.list, block, prev, next);
+    }
+
     /// Insert a block that has just become free, by the order's rule.
     fn insert_freed(&mut self, block: usize) {
         match self.config.order {
-            Order::Lifo => self.push_front(block),
-            Order::Fifo => self.push_back(block),
+            Order::Lifo => self.heap.push_front(&mut self.list, block),
+            Order::Fifo => self.heap.push_back(&mut self.list, block),
             Order::Address => self.insert_sorted(block),
         }
     }
 
     // ---- placement -------------------------------------------------------
 
-    /// Block size for a request of `size` bytes, or `None` if it overflows.
-    #[inline]
-    fn block_size_for(size: usize) -> Option<usize> {
-        let needed = size.checked_add(WORD + GRANULE - 1)? & !(GRANULE - 1);
-        Some(needed.max(MIN_BLOCK))
-    }
-
-    /// Bytes to skip at the front of a free block so that the payload is
-    /// aligned; the skipped bytes must form a block of their own (0 or at
-    /// least `MIN_BLOCK`). `None` if the request does not fit.
-    #[inline]
-    fn fit(block: usize, block_size: usize, needed: usize, align: usize) -> Option<usize> {
-        if align <= GRANULE {
-            return (block_size >= needed).then_some(0);
-        }
-        let payload = block + WORD;
-        let mut gap = payload.next_multiple_of(align) - payload;
-        if gap != 0 && gap < MIN_BLOCK {
-            // align >= 32 = MIN_BLOCK, so one more step makes the gap a block.
-            gap += align;
-        }
-        (gap + needed <= block_size).then_some(gap)
-    }
-
     /// Find a free block for `needed` bytes aligned to `align`: `(block, gap)`.
     fn find(&mut self, needed: usize, align: usize) -> Option<(usize, usize)> {
+        let heap = &self.heap;
+        let fits = |block: usize| TagHeap::fit(block, heap.size(block), needed, align);
         let mut inspected = 0u64;
         let found = match self.config.fit {
             Fit::First => {
-                let mut block = self.head;
+                let mut block = self.list.head;
                 loop {
                     if block == NIL {
                         break None;
                     }
                     inspected += 1;
-                    if let Some(gap) = FreeList::fit(block, self.size(block), needed, align) {
+                    if let Some(gap) = fits(block) {
                         break Some((block, gap));
                     }
-                    block = self.next(block);
+                    block = heap.next(block);
                 }
             }
             Fit::Next => {
-                let start = if self.rover == NIL { self.head } else { self.rover };
+                let start = if self.rover == NIL { self.list.head } else { self.rover };
                 let mut block = start;
                 loop {
                     if block == NIL {
                         break None;
                     }
                     inspected += 1;
-                    if let Some(gap) = FreeList::fit(block, self.size(block), needed, align) {
+                    if let Some(gap) = fits(block) {
                         break Some((block, gap));
                     }
-                    block = self.next(block);
+                    block = heap.next(block);
                     if block == NIL {
-                        block = self.head;
+                        block = self.list.head;
                     }
                     if block == start {
                         break None;
@@ -484,11 +294,11 @@ impl FreeList {
             Fit::Best | Fit::Worst => {
                 let best = self.config.fit == Fit::Best;
                 let mut chosen: Option<(usize, usize, usize)> = None;
-                let mut block = self.head;
+                let mut block = self.list.head;
                 while block != NIL {
                     inspected += 1;
-                    let size = self.size(block);
-                    if let Some(gap) = FreeList::fit(block, size, needed, align) {
+                    let size = heap.size(block);
+                    if let Some(gap) = fits(block) {
                         let better = match chosen {
                             None => true,
                             Some((_, _, chosen_size)) => {
@@ -506,7 +316,7 @@ impl FreeList {
                             }
                         }
                     }
-                    block = self.next(block);
+                    block = heap.next(block);
                 }
                 chosen.map(|(block, gap, _)| (block, gap))
             }
@@ -518,16 +328,16 @@ impl FreeList {
     /// Allocate `needed` bytes from free block `block`, `gap` bytes in.
     /// Returns the allocated block's offset.
     fn take(&mut self, block: usize, gap: usize, needed: usize) -> usize {
-        let block_size = self.size(block);
-        let successor = self.next(block);
+        let block_size = self.heap.size(block);
+        let successor = self.heap.next(block);
         let (start, available, prev_allocated) = if gap > 0 {
             // The skipped front stays a free block, in place in the list.
-            let prev_allocated = self.prev_allocated(block);
-            self.put_free(block, gap, prev_allocated);
+            let prev_allocated = self.heap.prev_allocated(block);
+            self.heap.put_free(block, gap, prev_allocated);
             self.splits += 1;
             (block + gap, block_size - gap, false)
         } else {
-            (block, block_size, self.prev_allocated(block))
+            (block, block_size, self.heap.prev_allocated(block))
         };
         self.free_bytes -= available;
         let remainder = available - needed;
@@ -537,13 +347,13 @@ impl FreeList {
             // free block and still does.
             let rest = start + needed;
             if gap > 0 {
-                self.insert_after(block, rest);
+                self.heap.insert_after(&mut self.list, block, rest);
                 self.free_blocks += 1;
             } else {
                 self.replace(block, rest);
             }
-            self.put_allocated(start, needed, prev_allocated);
-            self.put_free(rest, remainder, true);
+            self.heap.put_allocated(start, needed, prev_allocated);
+            self.heap.put_free(rest, remainder, true);
             self.free_bytes += remainder;
             self.splits += 1;
             if self.config.fit == Fit::Next {
@@ -555,8 +365,8 @@ impl FreeList {
                 self.unlink(block);
                 self.free_blocks -= 1;
             }
-            self.put_allocated(start, available, prev_allocated);
-            self.set_prev_allocated(start + available, true);
+            self.heap.put_allocated(start, available, prev_allocated);
+            self.heap.set_prev_allocated(start + available, true);
             if self.config.fit == Fit::Next {
                 self.rover = successor;
             }
@@ -571,8 +381,8 @@ impl FreeList {
     /// coalesce with free neighbours and put the result in the list.
     fn release(&mut self, block: usize, size: usize) {
         let next_block = block + size;
-        let next_free = !self.is_allocated(next_block);
-        let prev_free = !self.prev_allocated(block);
+        let next_free = !self.heap.is_allocated(next_block);
+        let prev_free = self.heap.free_predecessor(block);
         let (mut start, mut merged) = (block, size);
         self.free_bytes += size;
         self.free_blocks += 1;
@@ -581,7 +391,7 @@ impl FreeList {
         // neighbour; otherwise it is inserted by the order's rule.
         let mut placed = false;
         if next_free {
-            merged += self.size(next_block);
+            merged += self.heap.size(next_block);
             if address_order {
                 self.replace(next_block, block);
                 placed = true;
@@ -591,10 +401,9 @@ impl FreeList {
             self.free_blocks -= 1;
             self.coalesces += 1;
         }
-        if prev_free {
-            let prev_size = (self.arena.load_word(block - WORD) & SIZE_MASK) as usize;
-            start = block - prev_size;
-            merged += prev_size;
+        if let Some(prev) = prev_free {
+            merged += block - prev;
+            start = prev;
             if placed {
                 self.unlink(block);
             }
@@ -606,10 +415,10 @@ impl FreeList {
             self.free_blocks -= 1;
             self.coalesces += 1;
         }
-        let prev_allocated = self.prev_allocated(start);
-        self.put_free(start, merged, prev_allocated);
+        let prev_allocated = self.heap.prev_allocated(start);
+        self.heap.put_free(start, merged, prev_allocated);
         // The successor is allocated (a free one was merged above).
-        self.set_prev_allocated(start + merged, false);
+        self.heap.set_prev_allocated(start + merged, false);
         if !placed {
             self.insert_freed(start);
         }
@@ -618,14 +427,14 @@ impl FreeList {
     /// Grow or shrink the block at `block` in place to `needed` bytes, if the
     /// heap allows it. Returns whether it did.
     fn resize_in_place(&mut self, block: usize, needed: usize) -> bool {
-        let size = self.size(block);
-        let prev_allocated = self.prev_allocated(block);
+        let size = self.heap.size(block);
+        let prev_allocated = self.heap.prev_allocated(block);
         if needed <= size {
             let remainder = size - needed;
             if remainder >= MIN_BLOCK {
-                self.put_allocated(block, needed, prev_allocated);
+                self.heap.put_allocated(block, needed, prev_allocated);
                 // The tail is briefly an allocated block, then released.
-                self.put_allocated(block + needed, remainder, true);
+                self.heap.put_allocated(block + needed, remainder, true);
                 self.granted_bytes -= remainder;
                 self.splits += 1;
                 self.release(block + needed, remainder);
@@ -633,10 +442,10 @@ impl FreeList {
             return true;
         }
         let next_block = block + size;
-        if self.is_allocated(next_block) {
+        if self.heap.is_allocated(next_block) {
             return false;
         }
-        let next_size = self.size(next_block);
+        let next_size = self.heap.size(next_block);
         let available = size + next_size;
         if available < needed {
             return false;
@@ -649,51 +458,45 @@ impl FreeList {
             // followed a free block and still does.
             let rest = block + needed;
             self.replace(next_block, rest);
-            self.put_allocated(block, needed, prev_allocated);
-            self.put_free(rest, remainder, true);
+            self.heap.put_allocated(block, needed, prev_allocated);
+            self.heap.put_free(rest, remainder, true);
             self.free_bytes += remainder;
             self.splits += 1;
             needed
         } else {
             self.unlink(next_block);
             self.free_blocks -= 1;
-            self.put_allocated(block, available, prev_allocated);
-            self.set_prev_allocated(block + available, true);
+            self.heap.put_allocated(block, available, prev_allocated);
+            self.heap.set_prev_allocated(block + available, true);
             available
         };
         self.granted_bytes += granted - size;
         self.footprint_bytes = self.footprint_bytes.max(block + granted);
         true
     }
-
-    /// The block whose payload is at `ptr`.
-    #[inline]
-    fn block_of(&self, ptr: NonNull<u8>) -> usize {
-        self.arena.offset_of_owned(ptr) - WORD
-    }
 }
 
 impl Allocator for FreeList {
     fn arena(&self) -> &Arena {
-        &self.arena
+        self.heap.arena()
     }
 
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        if layout.align() > self.arena.align() {
+        if layout.align() > self.heap.arena().align() {
             return Err(AllocError::Unsupported("alignment above the arena's"));
         }
-        let needed = FreeList::block_size_for(layout.size()).ok_or(AllocError::OutOfMemory)?;
+        let needed = TagHeap::block_size_for(layout.size()).ok_or(AllocError::OutOfMemory)?;
         let (block, gap) = self.find(needed, layout.align()).ok_or(AllocError::OutOfMemory)?;
         let start = self.take(block, gap, needed);
         self.live_blocks += 1;
         self.requested_bytes += layout.size();
-        Ok(self.arena.ptr_at(start + WORD))
+        Ok(self.heap.payload(start))
     }
 
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        let block = self.block_of(ptr);
-        debug_assert!(self.is_allocated(block), "free of a block that is not allocated, at {block}");
-        let size = self.size(block);
+        let block = self.heap.block_of(ptr);
+        debug_assert!(self.heap.is_allocated(block), "free of a block that is not allocated, at {block}");
+        let size = self.heap.size(block);
         self.live_blocks -= 1;
         self.requested_bytes -= layout.size();
         self.granted_bytes -= size;
@@ -701,8 +504,8 @@ impl Allocator for FreeList {
     }
 
     unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
-        let needed = FreeList::block_size_for(new_size).ok_or(AllocError::OutOfMemory)?;
-        let block = self.block_of(ptr);
+        let needed = TagHeap::block_size_for(new_size).ok_or(AllocError::OutOfMemory)?;
+        let block = self.heap.block_of(ptr);
         if self.resize_in_place(block, needed) {
             self.requested_bytes = self.requested_bytes - old.size() + new_size;
             return Ok(ptr);
@@ -712,28 +515,24 @@ impl Allocator for FreeList {
     }
 
     fn granted(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {
-        self.size(self.block_of(ptr))
+        self.heap.size(self.heap.block_of(ptr))
     }
 
     fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
-        // The header and the padding to the granule are overhead; the
-        // minimum block and an unsplittable remainder are rounding.
-        let padded = (layout.size() + WORD).next_multiple_of(GRANULE);
-        let overhead = padded - layout.size();
-        Waste { rounding: self.granted(ptr, layout) - padded, overhead }
+        self.heap.waste(ptr, layout)
     }
 
     fn into_arena(self) -> Arena {
-        self.arena
+        self.heap.into_arena()
     }
 
     fn stats(&self) -> HeapStats {
         HeapStats {
-            arena_bytes: self.arena.len(),
+            arena_bytes: self.heap.arena().len(),
             live_blocks: self.live_blocks,
             requested_bytes: self.requested_bytes,
             granted_bytes: self.granted_bytes,
-            metadata_bytes: self.metadata_bytes,
+            metadata_bytes: self.heap.metadata_bytes(),
             side_metadata_bytes: 0,
             free_bytes: self.free_bytes,
             free_blocks: self.free_blocks,
@@ -747,88 +546,51 @@ impl Allocator for FreeList {
     }
 
     fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
-        let mut block = self.head;
+        let mut block = self.list.head;
         while block != NIL {
-            visit(block, self.size(block));
-            block = self.next(block);
+            visit(block, self.heap.size(block));
+            block = self.heap.next(block);
         }
     }
 
     fn check(&self) -> Result<(), InvariantViolation> {
-        // Walk the blocks in address order.
-        let mut free_in_heap = Vec::new();
-        let (mut granted, mut free) = (0, 0);
-        let mut block = FIRST_BLOCK;
-        let mut previous_allocated = true;
-        let mut previous_free = false;
-        while block < self.epilogue {
-            let header = self.header(block);
-            let size = (header & SIZE_MASK) as usize;
-            ensure!(size >= MIN_BLOCK, @block, "block size {size} below the minimum {MIN_BLOCK}");
-            ensure!(block + size <= self.epilogue, @block, "block of {size} bytes runs past the epilogue at {}", self.epilogue);
-            ensure!(
-                (header & PREV_ALLOCATED != 0) == previous_allocated,
-                @block,
-                "prev-allocated bit says {}, the previous block is {}",
-                header & PREV_ALLOCATED != 0,
-                if previous_allocated { "allocated" } else { "free" }
-            );
-            let allocated = header & ALLOCATED != 0;
-            if allocated {
-                granted += size;
-            } else {
-                ensure!(!previous_free, @block, "two adjacent free blocks were not coalesced");
-                let footer = self.arena.load_word(block + size - WORD);
-                ensure!(footer == header, @block, "footer {footer:#x} differs from header {header:#x}");
-                free += size;
-                free_in_heap.push(block);
-            }
-            previous_allocated = allocated;
-            previous_free = !allocated;
-            block += size;
-        }
-        ensure!(block == self.epilogue, @block, "blocks end at {block}, not at the epilogue {}", self.epilogue);
-        let epilogue = self.header(self.epilogue);
-        ensure!(epilogue & SIZE_MASK == 0 && epilogue & ALLOCATED != 0, @self.epilogue, "epilogue header is {epilogue:#x}");
-        ensure!((epilogue & PREV_ALLOCATED != 0) == previous_allocated, @self.epilogue, "epilogue's prev-allocated bit is wrong");
-
-        // Walk the list: every member a free block of the heap, links
-        // consistent both ways, every free block listed exactly once.
-        let mut listed = 0;
-        let mut prev = NIL;
-        let mut block = self.head;
-        let mut rover_found = self.rover == NIL;
-        while block != NIL {
-            ensure!(
-                listed < free_in_heap.len(),
-                "the free list is longer than the {} free blocks (a cycle?)",
-                free_in_heap.len()
-            );
-            ensure!(free_in_heap.binary_search(&block).is_ok(), @block, "listed block is not a free block of the heap");
-            ensure!(self.prev(block) == prev, @block, "prev link {} should be {prev}", self.prev(block));
-            if self.config.order == Order::Address {
-                ensure!(prev == NIL || prev < block, @block, "address-ordered list out of order after {prev}");
-            }
-            rover_found |= block == self.rover;
-            listed += 1;
-            prev = block;
-            block = self.next(block);
-        }
-        ensure!(self.tail == prev, "tail is {}, the list ends at {prev}", self.tail);
-        ensure!(listed == free_in_heap.len(), "{listed} blocks listed, {} free in the heap", free_in_heap.len());
-        ensure!(rover_found, @self.rover, "the roving pointer is not in the free list");
-        ensure!(self.free_blocks == listed, "free block counter {} but {listed} blocks", self.free_blocks);
-        ensure!(self.free_bytes == free, "free bytes counter {} but {free} in free blocks", self.free_bytes);
+        let walk = self.heap.walk()?;
+        let members = self.heap.list_members(&self.list, &walk)?;
         ensure!(
-            self.granted_bytes == granted,
-            "granted bytes counter {} but {granted} in allocated blocks",
-            self.granted_bytes
+            members.len() == walk.free_blocks.len(),
+            "{} blocks listed, {} free in the heap",
+            members.len(),
+            walk.free_blocks.len()
+        );
+        if self.config.order == Order::Address {
+            ensure!(members.windows(2).all(|pair| pair[0] < pair[1]), "the address-ordered list is out of order");
+        }
+        ensure!(self.rover == NIL || members.contains(&self.rover), @self.rover, "the roving pointer is not in the free list");
+        ensure!(
+            self.free_blocks == members.len(),
+            "free block counter {} but {} blocks",
+            self.free_blocks,
+            members.len()
         );
         ensure!(
-            granted + free + self.metadata_bytes == self.arena.len(),
-            "granted {granted} + free {free} + metadata {} != arena {}",
-            self.metadata_bytes,
-            self.arena.len()
+            self.free_bytes == walk.free_bytes,
+            "free bytes counter {} but {} in free blocks",
+            self.free_bytes,
+            walk.free_bytes
+        );
+        ensure!(
+            self.granted_bytes == walk.granted_bytes,
+            "granted bytes counter {} but {} in allocated blocks",
+            self.granted_bytes,
+            walk.granted_bytes
+        );
+        ensure!(
+            walk.granted_bytes + walk.free_bytes + self.heap.metadata_bytes() == self.heap.arena().len(),
+            "granted {} + free {} + metadata {} != arena {}",
+            walk.granted_bytes,
+            walk.free_bytes,
+            self.heap.metadata_bytes(),
+            self.heap.arena().len()
         );
         Ok(())
     }

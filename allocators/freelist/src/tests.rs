@@ -6,6 +6,7 @@ use std::ptr::NonNull;
 use heaplab_core::{Allocator, AllocatorConfig, Arena, Spec};
 
 use super::*;
+use crate::tags::WORD;
 
 fn heap(fit: Fit, order: Order) -> FreeList {
     FreeList::new(Arena::new(4096).unwrap(), Config { fit, order }).unwrap()
@@ -51,9 +52,9 @@ fn a_fresh_heap_is_one_free_block_between_pad_and_epilogue() {
 #[test]
 fn requests_round_to_granules_with_a_header_and_a_minimum() {
     for (size, block) in [(0, 32), (1, 32), (24, 32), (25, 48), (100, 112), (4000, 4016)] {
-        assert_eq!(FreeList::block_size_for(size), Some(block), "{size}");
+        assert_eq!(TagHeap::block_size_for(size), Some(block), "{size}");
     }
-    assert_eq!(FreeList::block_size_for(usize::MAX - 3), None);
+    assert_eq!(TagHeap::block_size_for(usize::MAX - 3), None);
 }
 
 #[test]
@@ -187,7 +188,7 @@ fn check_catches_a_corrupted_tag() {
     let mut heap = heap(Fit::First, Order::Address);
     let a = heap.alloc(layout(100)).unwrap();
     let block = offset(&heap, a) - WORD;
-    heap.arena.store_word(block, FreeList::tag(96, true, true));
+    heap.heap.arena_mut().store_word(block, TagHeap::tag(96, true, true));
     let violation = heap.check().unwrap_err();
     assert_eq!(violation.offset, Some(block + 96), "{violation}");
 }
