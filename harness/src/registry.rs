@@ -105,6 +105,7 @@ macro_rules! registry {
 
 registry! {
     FreeList => heaplab_freelist::Config,
+    Segregated => heaplab_segregated::Config,
     Buddy => heaplab_buddy::Config,
     Slab => heaplab_slab::Config,
     Bump => heaplab_core::bump::BumpConfig,
@@ -178,9 +179,9 @@ mod tests {
     fn unknown_families_name_the_known_ones() {
         let error = AllocatorSpec::parse("dlmalloc:x=1").unwrap_err();
         assert!(
-            error
-                .message
-                .starts_with("unknown allocator family `dlmalloc`; the families are freelist, buddy, slab, bump"),
+            error.message.starts_with(
+                "unknown allocator family `dlmalloc`; the families are freelist, segregated, buddy, slab, bump"
+            ),
             "{error}"
         );
     }

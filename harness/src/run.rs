@@ -372,7 +372,14 @@ pub fn run_cells(
 /// The default suite's allocators: one representative configuration (or
 /// two) per family.
 pub fn default_allocators() -> Vec<&'static str> {
-    vec!["freelist:fit=first,order=address", "freelist:fit=best,order=address", "buddy", "slab"]
+    vec![
+        "freelist:fit=first,order=address",
+        "freelist:fit=best,order=address",
+        "segregated:kind=fits",
+        "segregated:kind=tlsf",
+        "buddy",
+        "slab",
+    ]
 }
 
 /// The default suite's workloads: every preset.
