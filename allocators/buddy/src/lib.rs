@@ -510,11 +510,9 @@ impl Allocator for Buddy {
     }
 
     fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
-        // Rounding to the power of two (at least the minimum block) the size
-        // alone needs; any larger block an alignment forces is overhead.
-        let granted = self.granted(ptr, layout);
-        let by_size = layout.size().max(self.config.min_block).next_power_of_two().min(granted);
-        Waste { rounding: by_size - layout.size(), overhead: granted - by_size }
+        // Rounding to the class (power of two, page block) the size alone
+        // picks; a larger one that an alignment forces is overhead.
+        heaplab_core::waste_by_class(self, ptr, layout)
     }
 
     fn into_arena(self) -> Arena {

@@ -180,3 +180,14 @@ pub unsafe fn realloc_by_moving<A: Allocator + ?Sized>(
     unsafe { allocator.free(ptr, old) };
     Ok(new_ptr)
 }
+
+/// [`Allocator::waste`] for allocators whose granted size follows from the
+/// layout alone (size classes, powers of two): rounding is what the size
+/// alone costs, `granted(size, align 1) − size`; any larger block the
+/// alignment forces is overhead.
+pub fn waste_by_class<A: Allocator + ?Sized>(allocator: &A, ptr: NonNull<u8>, layout: Layout) -> Waste {
+    let granted = allocator.granted(ptr, layout);
+    let unaligned = Layout::from_size_align(layout.size(), 1).expect("a smaller alignment is valid");
+    let by_size = allocator.granted(ptr, unaligned).min(granted);
+    Waste { rounding: by_size - layout.size(), overhead: granted - by_size }
+}

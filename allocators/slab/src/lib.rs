@@ -765,12 +765,9 @@ impl Allocator for Slab {
     }
 
     fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
-        // Rounding to the class (or page block) the size alone picks; a
-        // larger one that an alignment forces is overhead.
-        let granted = self.granted(ptr, layout);
-        let unaligned = Layout::from_size_align(layout.size(), 1).expect("a smaller alignment is valid");
-        let by_size = self.granted(ptr, unaligned).min(granted);
-        Waste { rounding: by_size - layout.size(), overhead: granted - by_size }
+        // Rounding to the class (power of two, page block) the size alone
+        // picks; a larger one that an alignment forces is overhead.
+        heaplab_core::waste_by_class(self, ptr, layout)
     }
 
     fn into_arena(self) -> Arena {
