@@ -2,6 +2,7 @@
 //! replay, metrics and result export. The `heaplab` binary is a thin command
 //! line over this library.
 
+pub mod compare;
 pub mod metrics;
 pub mod prepare;
 pub mod registry;

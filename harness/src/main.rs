@@ -32,6 +32,14 @@ enum Command {
     /// timeseries.csv, latency.csv, throughput.csv, meta.json), and prints
     /// a summary table.
     Run(Box<commands::run::RunArgs>),
+    /// Compare two result sets: exit 1 on a regression, 0 otherwise, 2 on bad input.
+    ///
+    /// Rows pair by allocator, workload and seed. Throughput is judged by the
+    /// ratio of medians of the timed repetitions with a 95% bootstrap
+    /// interval: a regression is an interval entirely below 1 − threshold.
+    /// Deterministic figures (fragmentation, counts) must match exactly; a
+    /// difference fails too, as does a row missing from NEW.
+    Compare(commands::compare::CompareArgs),
     /// List the allocator configurations this build knows, or validate specs.
     ///
     /// With no arguments, every family and its listed configurations, with a
@@ -47,12 +55,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Run(args) => commands::run::run(args),
-        Command::List(args) => commands::list::run(args),
-        Command::Trace(command) => commands::trace::run(command),
+        Command::Run(args) => commands::run::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Compare(args) => {
+            commands::compare::run(args).map(|failed| if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::List(args) => commands::list::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Trace(command) => commands::trace::run(command).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // The reader went away (`heaplab list | head`): nothing more to say.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {

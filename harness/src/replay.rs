@@ -77,6 +77,11 @@ impl Slot {
 #[derive(Debug)]
 pub struct Slots(Vec<Slot>);
 
+// SAFETY: the pointers point into an arena owned by whoever owns these
+// slots (a cell's timed state holds both); they are only dereferenced by the
+// thread that owns them, and moving them to another thread moves no data.
+unsafe impl Send for Slots {}
+
 impl Slots {
     /// `count` empty slots.
     pub fn new(count: usize) -> Slots {

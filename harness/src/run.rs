@@ -6,11 +6,15 @@
 //!    fragmentation figure; cells run in parallel (rayon), since nothing is
 //!    timed;
 //! 2. the **throughput pass** replays `warmup + reps` times, timing each
-//!    whole replay; the arena is reused between repetitions (a new allocator
-//!    on it each time), so page faults are paid in the warm-up, not measured;
+//!    whole replay (several back to back when one is shorter than 20 ms);
+//!    the arena is reused between repetitions (a new allocator on it each
+//!    time), so page faults are paid in the warm-up, not measured. The
+//!    repetitions are interleaved across the matrix, in rounds;
 //! 3. the **latency pass** replays once more, timing every allocator call.
 //!
-//! Timed passes run one cell at a time unless `jobs` says otherwise. All
+//! Timed passes run one cell at a time unless `jobs` says otherwise. On
+//! Ctrl-C the run stops after the current cell and writes every cell with at
+//! least one timed repetition (the `reps` column says how many). All
 //! workloads are prepared (generated, read, validated) before anything runs,
 //! so a bad trace stops the run before any result file exists.
 
@@ -184,83 +188,140 @@ impl<A: Allocator> Probe<A> for LatencyProbe {
 /// What the timed passes of one cell measured.
 type Timed = (Throughput, Option<Latency>);
 
-/// The timed passes of one cell.
-struct TimedPasses<'a> {
-    prepared: &'a Prepared,
+/// The state of one cell's timed passes between rounds: its arena, its
+/// slots, the replays per repetition, and the repetitions so far.
+///
+/// Every repetition runs on a fresh arena, mapped wherever the system puts
+/// it and pre-faulted up to the footprint the metrics pass measured: where
+/// memory lands changes cache behaviour from run to run, and drawing a new
+/// place per repetition puts that variation into the spread of each cell
+/// (where the confidence interval sees it) instead of between runs.
+#[derive(Debug)]
+struct TimedCell {
+    arena: Option<Arena>,
+    /// Arena size, and bytes to pre-fault.
     arena_bytes: u64,
-    settings: &'a RunSettings,
-    calibration: Option<Calibration>,
+    prefault_bytes: usize,
+    slots: Slots,
+    passes: usize,
+    seconds: Vec<f64>,
+    /// Set by the last stage.
+    result: Option<Timed>,
 }
 
-impl Visitor for TimedPasses<'_> {
-    type Output = Result<Timed, RunError>;
+/// One timed replay on a fresh allocator over the reused arena; building,
+/// releasing leftovers and trimming are not timed.
+fn timed_replay<C: AllocatorConfig>(
+    config: &C,
+    state: &mut TimedCell,
+    steps: &[crate::prepare::Step],
+    touch: crate::replay::Touch,
+) -> Result<f64, RunError> {
+    let mut allocator = config.build(state.arena.take().expect("the arena is back between replays"))?;
+    let start = Instant::now();
+    let Ok(_) = replay(&mut allocator, steps, &mut state.slots, touch, &mut Nothing);
+    let elapsed = start.elapsed().as_secs_f64();
+    state.slots.release_all(&mut allocator);
+    allocator.trim();
+    state.arena = Some(allocator.into_arena());
+    Ok(elapsed)
+}
+
+/// A fresh, pre-faulted arena for a repetition.
+fn fresh_arena(state: &mut TimedCell) -> Result<(), RunError> {
+    state.arena = None;
+    let mut fresh = arena(state.arena_bytes)?;
+    fresh.prefault(state.prefault_bytes);
+    state.arena = Some(fresh);
+    Ok(())
+}
+
+/// One stage of a cell's timed passes.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    /// Warm up and choose the replays per repetition.
+    WarmUp,
+    /// One timed repetition.
+    Repetition,
+    /// The latency pass (if calibrated) and the throughput summary.
+    Finish { calibration: Option<Calibration> },
+}
+
+struct TimedStage<'a> {
+    prepared: &'a Prepared,
+    settings: &'a RunSettings,
+    state: &'a mut TimedCell,
+    stage: Stage,
+}
+
+impl Visitor for TimedStage<'_> {
+    type Output = Result<(), RunError>;
 
     fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
         let steps = &self.prepared.steps;
-        let mut slots = Slots::new(self.prepared.slots);
-        let mut arena = arena(self.arena_bytes)?;
-        // One timed replay on a fresh allocator over the reused arena;
-        // building, releasing leftovers and trimming are not timed.
-        let mut timed_replay = |arena: Arena| -> Result<(f64, Arena), RunError> {
-            let mut allocator = config.build(arena)?;
-            let start = Instant::now();
-            let Ok(_) = replay(&mut allocator, steps, &mut slots, self.settings.touch, &mut Nothing);
-            let elapsed = start.elapsed().as_secs_f64();
-            slots.release_all(&mut allocator);
-            allocator.trim();
-            Ok((elapsed, allocator.into_arena()))
-        };
-        let mut warm = f64::INFINITY;
-        for _ in 0..self.settings.warmup.max(1) {
-            let (elapsed, back) = timed_replay(arena)?;
-            arena = back;
-            warm = elapsed;
-        }
-        // Short replays are noise-dominated: a repetition replays the trace
-        // `passes` times back to back so that it lasts at least MIN_REP_SECONDS.
-        let passes = ((MIN_REP_SECONDS / warm.max(1e-9)).ceil() as usize).clamp(1, MAX_PASSES);
-        let mut seconds = Vec::with_capacity(self.settings.reps);
-        for _ in 0..self.settings.reps {
-            let mut total = 0.0;
-            for _ in 0..passes {
-                let (elapsed, back) = timed_replay(arena)?;
-                arena = back;
-                total += elapsed;
+        let touch = self.settings.touch;
+        let state = self.state;
+        match self.stage {
+            Stage::WarmUp => {
+                fresh_arena(state)?;
+                let mut warm = f64::INFINITY;
+                for _ in 0..self.settings.warmup.max(1) {
+                    warm = timed_replay(config, state, steps, touch)?;
+                }
+                // Short replays are noise-dominated: a repetition replays the
+                // trace `passes` times so that it lasts at least MIN_REP_SECONDS.
+                state.passes = ((MIN_REP_SECONDS / warm.max(1e-9)).ceil() as usize).clamp(1, MAX_PASSES);
+                state.arena = None;
             }
-            seconds.push((total / passes as f64).max(1e-9));
-        }
-        let ops = steps.len() as f64;
-        let mut rates: Vec<f64> = seconds.iter().map(|s| ops / s).collect();
-        let (low, high, coverage) = median_interval(&rates, INTERVAL_LEVEL);
-        let throughput = Throughput {
-            passes,
-            median: median(&mut rates),
-            low,
-            high,
-            level_pct: 100.0 * coverage,
-            min: rates.first().copied().unwrap_or(f64::NAN),
-            max: rates.last().copied().unwrap_or(f64::NAN),
-            seconds,
-        };
-        let latency = match self.calibration {
-            Some(calibration) => {
-                let mut allocator = config.build(arena)?;
-                let histogram = || Histogram::new(3).expect("3 significant figures are valid");
-                let mut probe = LatencyProbe { calibration, histograms: [histogram(), histogram(), histogram()] };
-                let Ok(_) = replay(&mut allocator, steps, &mut slots, self.settings.touch, &mut probe);
-                slots.release_all(&mut allocator);
-                let kinds = probe.histograms.map(|h| {
-                    let spectrum = SPECTRUM
-                        .iter()
-                        .map(|&p| (p, if h.is_empty() { 0 } else { h.value_at_percentile(p) }))
-                        .collect();
-                    (h.len(), spectrum)
-                });
-                Some(Latency { kinds, timer_overhead_ns: calibration.overhead_ns() })
+            Stage::Repetition => {
+                fresh_arena(state)?;
+                let mut total = 0.0;
+                for _ in 0..state.passes {
+                    total += timed_replay(config, state, steps, touch)?;
+                }
+                state.seconds.push((total / state.passes as f64).max(1e-9));
+                state.arena = None;
             }
-            None => None,
-        };
-        Ok((throughput, latency))
+            Stage::Finish { calibration } => {
+                let ops = steps.len() as f64;
+                let mut rates: Vec<f64> = state.seconds.iter().map(|s| ops / s).collect();
+                let (low, high, coverage) = median_interval(&rates, INTERVAL_LEVEL);
+                let throughput = Throughput {
+                    passes: state.passes,
+                    median: median(&mut rates),
+                    low,
+                    high,
+                    level_pct: 100.0 * coverage,
+                    min: rates.first().copied().unwrap_or(f64::NAN),
+                    max: rates.last().copied().unwrap_or(f64::NAN),
+                    seconds: std::mem::take(&mut state.seconds),
+                };
+                let latency = match calibration {
+                    Some(calibration) => {
+                        fresh_arena(state)?;
+                        let mut allocator = config.build(state.arena.take().expect("a fresh arena"))?;
+                        let histogram = || Histogram::new(3).expect("3 significant figures are valid");
+                        let mut probe =
+                            LatencyProbe { calibration, histograms: [histogram(), histogram(), histogram()] };
+                        let Ok(_) = replay(&mut allocator, steps, &mut state.slots, touch, &mut probe);
+                        state.slots.release_all(&mut allocator);
+                        let kinds = probe.histograms.map(|h| {
+                            let spectrum = SPECTRUM
+                                .iter()
+                                .map(|&p| (p, if h.is_empty() { 0 } else { h.value_at_percentile(p) }))
+                                .collect();
+                            (h.len(), spectrum)
+                        });
+                        Some(Latency { kinds, timer_overhead_ns: calibration.overhead_ns() })
+                    }
+                    None => None,
+                };
+                state.arena = None;
+                state.slots = Slots::new(0);
+                state.result = Some((throughput, latency));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -283,7 +344,7 @@ pub fn run_cells(
     finished: &mut dyn FnMut(CellResult) -> Result<(), RunError>,
 ) -> Result<usize, RunError> {
     let timed = !settings.metrics_only;
-    let total = cells.len() * if timed { 2 } else { 1 };
+    let total = cells.len() * if timed { 3 + settings.reps } else { 1 };
     let done = std::sync::atomic::AtomicUsize::new(0);
     // 1. Metrics, in parallel.
     let metrics: Vec<Result<(Metrics, f64), RunError>> = cells
@@ -308,63 +369,114 @@ pub fn run_cells(
             result.map(|metrics| (metrics, started.elapsed().as_secs_f64()))
         })
         .collect();
-    // 2. and 3. Timed passes, `jobs` cells at a time, in matrix order.
+    // 2. and 3. Timed passes, interleaved over the whole matrix: a warm-up
+    // of every cell, then rounds in which every cell runs one repetition,
+    // then the latency passes. A slow spell of a shared machine thus lands
+    // on every cell's spread rather than on the one cell being timed, and
+    // two runs compare fairly (see `compare`). Each cell keeps its arena
+    // from round to round, so page faults are paid once, in the warm-up.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(settings.jobs.max(1))
         .build()
         .map_err(|e| RunError::Io(std::io::Error::other(e)))?;
-    let mut finished_count = 0;
-    let mut metrics = metrics.into_iter();
-    for chunk in cells.chunks(settings.jobs.max(1)) {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let chunk_metrics: Vec<Result<(Metrics, f64), RunError>> = metrics.by_ref().take(chunk.len()).collect();
-        let timings: Vec<Result<Option<Timed>, RunError>> = pool.install(|| {
-            chunk
-                .par_iter()
-                .map(|cell| {
-                    if !timed {
-                        return Ok(None);
+    let metrics: Vec<(Metrics, f64)> = metrics
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .or_else(|error| if stop.load(Ordering::Relaxed) { Ok(Vec::new()) } else { Err(error) })?;
+    if metrics.is_empty() && !cells.is_empty() {
+        return Ok(0);
+    }
+    let mut states: Vec<TimedCell> = cells
+        .iter()
+        .zip(&metrics)
+        .map(|(cell, (metrics, _))| TimedCell {
+            arena: None,
+            arena_bytes: cell.arena_bytes,
+            prefault_bytes: metrics.peak_footprint_bytes as usize,
+            slots: Slots::new(workloads[cell.workload].prepared.slots),
+            passes: 1,
+            seconds: Vec::new(),
+            result: None,
+        })
+        .collect();
+    if timed {
+        let run_stage = |states: &mut Vec<TimedCell>,
+                         what: &str,
+                         stage: &(dyn Fn(&Cell) -> Stage + Sync)|
+         -> Result<bool, RunError> {
+            pool.install(|| {
+                cells.par_iter().zip(states.par_iter_mut()).try_for_each(|(cell, state)| {
+                    if stop.load(Ordering::Relaxed) {
+                        return Err(None);
                     }
                     let workload = &workloads[cell.workload];
-                    progress.update(
-                        done.load(Ordering::Relaxed),
-                        total,
-                        &format!("timing: {} on {}", cell.allocator.spec(), workload.name),
-                    );
-                    let result = cell.allocator.visit(TimedPasses {
-                        prepared: &workload.prepared,
-                        arena_bytes: cell.arena_bytes,
-                        settings,
-                        calibration: if settings.latency { calibration } else { None },
-                    });
-                    done.fetch_add(1, Ordering::Relaxed);
-                    result.map(Some)
+                    let count = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    progress.update(count, total, &format!("{what}: {} on {}", cell.allocator.spec(), workload.name));
+                    cell.allocator
+                        .visit(TimedStage { prepared: &workload.prepared, settings, state, stage: stage(cell) })
+                        .map_err(Some)
                 })
-                .collect()
-        });
-        for ((cell, metrics), timing) in chunk.iter().zip(chunk_metrics).zip(timings) {
-            let (metrics, metrics_seconds) = metrics?;
-            let timing = timing?;
-            let workload = &workloads[cell.workload];
-            let (throughput, latency) = match timing {
-                Some((throughput, latency)) => (Some(throughput), latency),
-                None => (None, None),
-            };
-            finished(CellResult {
-                allocator: cell.allocator.spec(),
-                workload: workload.name.clone(),
-                seed: workload.seed,
-                arena_bytes: cell.arena_bytes,
-                counts: workload.prepared.counts,
-                metrics,
-                metrics_seconds,
-                throughput,
-                latency,
-            })?;
-            finished_count += 1;
+            })
+            .map_or_else(
+                |error| match error {
+                    Some(error) => Err(error),
+                    None => Ok(false),
+                },
+                |()| Ok(true),
+            )
+        };
+        let mut completed = run_stage(&mut states, "warm-up", &|_| Stage::WarmUp)?;
+        for round in 0..settings.reps {
+            if !completed {
+                break;
+            }
+            completed =
+                run_stage(&mut states, &format!("round {} of {}", round + 1, settings.reps), &|_| Stage::Repetition)?;
         }
+        let interrupted = !completed;
+        // Interrupted: the repetitions done so far stand (their count is in
+        // the `reps` column); no latency pass.
+        let calibration = if settings.latency && !interrupted { calibration } else { None };
+        for (cell, state) in cells.iter().zip(states.iter_mut()) {
+            if !state.seconds.is_empty() {
+                let workload = &workloads[cell.workload];
+                cell.allocator.visit(TimedStage {
+                    prepared: &workload.prepared,
+                    settings,
+                    state,
+                    stage: Stage::Finish { calibration },
+                })?;
+                done.fetch_add(1, Ordering::Relaxed);
+                progress.update(
+                    done.load(Ordering::Relaxed),
+                    total,
+                    &format!("latency: {} on {}", cell.allocator.spec(), workload.name),
+                );
+            }
+        }
+    }
+    let mut finished_count = 0;
+    for ((cell, (metrics, metrics_seconds)), state) in cells.iter().zip(metrics).zip(states) {
+        if timed && state.result.is_none() {
+            continue;
+        }
+        let workload = &workloads[cell.workload];
+        let (throughput, latency) = match state.result {
+            Some((throughput, latency)) => (Some(throughput), latency),
+            None => (None, None),
+        };
+        finished(CellResult {
+            allocator: cell.allocator.spec(),
+            workload: workload.name.clone(),
+            seed: workload.seed,
+            arena_bytes: cell.arena_bytes,
+            counts: workload.prepared.counts,
+            metrics,
+            metrics_seconds,
+            throughput,
+            latency,
+        })?;
+        finished_count += 1;
     }
     Ok(finished_count)
 }

@@ -71,7 +71,8 @@ pub fn short_spec(canonical: &str, default: &str) -> String {
     if kept.is_empty() { name.to_string() } else { format!("{name}:{}", kept.join(",")) }
 }
 
-fn short_allocator(canonical: &str) -> String {
+/// An allocator spec without its default parameters.
+pub fn short_allocator(canonical: &str) -> String {
     let family = canonical.split(':').next().unwrap_or(canonical);
     match crate::registry::AllocatorSpec::parse(family) {
         Ok(default) => short_spec(canonical, &default.spec()),
@@ -79,7 +80,8 @@ fn short_allocator(canonical: &str) -> String {
     }
 }
 
-fn short_workload(canonical: &str) -> String {
+/// A workload spec without its default parameters.
+pub fn short_workload(canonical: &str) -> String {
     let name = canonical.split(':').next().unwrap_or(canonical);
     match heaplab_workloads::synth::SyntheticSpec::parse(name) {
         Ok(default) => short_spec(canonical, default.spec()),

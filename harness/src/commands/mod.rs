@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments (clap derive, doc comments as
 //! help) and its `run`.
 
+pub mod compare;
 pub mod list;
 pub mod run;
 pub mod trace;

@@ -296,7 +296,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
     bar.finish_and_clear();
-    let interrupted = stop.load(Ordering::SeqCst) && finished < cells.len();
+    let interrupted = stop.load(Ordering::SeqCst);
     meta.status = if interrupted { "interrupted" } else { "complete" }.to_string();
     meta.cells_finished = finished;
     meta.elapsed_seconds = started.elapsed().as_secs_f64();
