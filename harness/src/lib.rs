@@ -3,6 +3,7 @@
 //! line over this library.
 
 pub mod compare;
+pub mod heapmap;
 pub mod metrics;
 pub mod prepare;
 pub mod registry;

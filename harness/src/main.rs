@@ -40,6 +40,17 @@ enum Command {
     /// Deterministic figures (fragmentation, counts) must match exactly; a
     /// difference fails too, as does a row missing from NEW.
     Compare(commands::compare::CompareArgs),
+    /// Write the charts and the HTML and Markdown reports of a results directory.
+    ///
+    /// Reads only the files `heaplab run` wrote; writes reports/<run>/index.html
+    /// (self-contained), report.md and charts/ (SVG and PNG).
+    Report(commands::report::ReportArgs),
+    /// Draw the heap of one allocator on one workload after a given op.
+    ///
+    /// Replays the workload and draws the arena block by block (live
+    /// payloads with their sizes, free blocks, overhead), and optionally the
+    /// whole run as an address × time picture.
+    Heapmap(commands::report::HeapMapArgs),
     /// List the allocator configurations this build knows, or validate specs.
     ///
     /// With no arguments, every family and its listed configurations, with a
@@ -59,6 +70,8 @@ fn main() -> ExitCode {
         Command::Compare(args) => {
             commands::compare::run(args).map(|failed| if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
+        Command::Report(args) => commands::report::report(args).map(|()| ExitCode::SUCCESS),
+        Command::Heapmap(args) => commands::report::heapmap(args).map(|()| ExitCode::SUCCESS),
         Command::List(args) => commands::list::run(args).map(|()| ExitCode::SUCCESS),
         Command::Trace(command) => commands::trace::run(command).map(|()| ExitCode::SUCCESS),
     };

@@ -20,9 +20,10 @@
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-use heaplab_core::{Allocator, HeapStats, InvariantViolation};
+use heaplab_core::{Allocator, Detail, HeapStats, InvariantViolation};
 use heaplab_workloads::OpKind;
 
+use crate::heapmap::{HeapMap, HeapMapRecorder};
 use crate::replay::Probe;
 
 /// One sample of the time series.
@@ -105,6 +106,42 @@ pub struct Metrics {
     pub final_stats: HeapStats,
     /// The time series.
     pub samples: Vec<Sample>,
+    /// Allocator-specific tables (buddyinfo, slabinfo) and the free-block
+    /// size histogram, taken at the sample where R was largest.
+    pub details: Vec<Detail>,
+    /// The op after which `details` were taken.
+    pub details_op: Option<u64>,
+    /// Heap-map frames, if recorded.
+    pub heapmap: Option<HeapMap>,
+}
+
+/// Columns of a recorded heap map.
+pub const HEAPMAP_COLUMNS: usize = 256;
+
+/// The free space as a histogram of block sizes by power of two: the
+/// `/proc/buddyinfo` picture for any allocator.
+pub fn free_histogram<A: Allocator>(allocator: &A) -> Vec<Detail> {
+    let mut buckets: std::collections::BTreeMap<u32, (u64, u64)> = std::collections::BTreeMap::new();
+    allocator.for_each_free(&mut |_, len| {
+        if len > 0 {
+            let entry = buckets.entry(len.ilog2()).or_default();
+            entry.0 += 1;
+            entry.1 += len as u64;
+        }
+    });
+    let mut details = Vec::new();
+    for (log, (count, bytes)) in buckets {
+        let row = format!("2^{log}");
+        details.push(Detail {
+            table: "free_blocks",
+            row: row.clone(),
+            column: "from_bytes",
+            value: (1u64 << log) as f64,
+        });
+        details.push(Detail { table: "free_blocks", row: row.clone(), column: "count", value: count as f64 });
+        details.push(Detail { table: "free_blocks", row, column: "bytes", value: bytes as f64 });
+    }
+    details
 }
 
 /// A check failure found with `--verify`.
@@ -137,6 +174,9 @@ pub struct MetricsProbe {
     metadata: u64,
     /// Did this step allocate?
     allocated_now: bool,
+    /// R at the sample where details were last taken.
+    details_requested: Option<u64>,
+    heapmap: Option<HeapMapRecorder>,
     internal_sum: f64,
     internal_count: u64,
     jw1_sum: f64,
@@ -149,6 +189,11 @@ impl MetricsProbe {
     /// A probe for `steps` steps taking about `points` samples, checking
     /// invariants after every step if `verify`.
     pub fn new(steps: usize, points: usize, verify: bool) -> MetricsProbe {
+        MetricsProbe::with_heapmap(steps, points, verify, None)
+    }
+
+    /// The same, also recording heap-map frames.
+    pub fn with_heapmap(steps: usize, points: usize, verify: bool, heapmap: Option<HeapMapRecorder>) -> MetricsProbe {
         MetricsProbe {
             metrics: Metrics { ops: steps as u64, ..Metrics::default() },
             verify,
@@ -161,6 +206,8 @@ impl MetricsProbe {
             footprint: 0,
             metadata: 0,
             allocated_now: false,
+            details_requested: None,
+            heapmap,
             internal_sum: 0.0,
             internal_count: 0,
             jw1_sum: 0.0,
@@ -173,6 +220,9 @@ impl MetricsProbe {
     /// The figures, once the replay is done; `final_stats` are the
     /// allocator's counters then, `skipped` the replay's skipped ops.
     pub fn finish(mut self, final_stats: HeapStats, failed_reallocs: u64, skipped: u64) -> Metrics {
+        if let Some(recorder) = self.heapmap.take() {
+            self.metrics.heapmap = Some(recorder.finish(self.metrics.peak_footprint_bytes, HEAPMAP_COLUMNS));
+        }
         let m = &mut self.metrics;
         m.final_stats = final_stats;
         m.failed_reallocs = failed_reallocs;
@@ -214,6 +264,9 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
         self.requested += layout.size() as u64;
         self.granted += (layout.size() + waste.rounding + waste.overhead) as u64;
         self.allocated_now = true;
+        if let Some(recorder) = &mut self.heapmap {
+            recorder.allocated(allocator.arena().offset_of_owned(ptr), layout.size());
+        }
     }
 
     fn freeing(&mut self, allocator: &A, ptr: NonNull<u8>, layout: Layout) {
@@ -222,6 +275,9 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
         self.overhead_live -= waste.overhead as u64;
         self.requested -= layout.size() as u64;
         self.granted -= (layout.size() + waste.rounding + waste.overhead) as u64;
+        if let Some(recorder) = &mut self.heapmap {
+            recorder.freeing(allocator.arena().offset_of_owned(ptr));
+        }
     }
 
     fn refused(&mut self, allocator: &A, kind: OpKind, size: u64) {
@@ -271,6 +327,16 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
         if r > 0 {
             self.jw1_sum += percent_over(h, r);
             self.jw1_count += 1;
+        }
+        if sample && self.details_requested.is_none_or(|best| r > best) {
+            self.details_requested = Some(r);
+            let mut details = allocator.details();
+            details.extend(free_histogram(allocator));
+            m.details = details;
+            m.details_op = Some(index as u64 + 1);
+        }
+        if let Some(recorder) = &mut self.heapmap {
+            recorder.step(allocator, index, h);
         }
         if sample {
             let shape = allocator.free_shape();

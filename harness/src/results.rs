@@ -7,6 +7,9 @@
 //! - `timeseries.csv`: long format, `allocator,workload,seed,op,metric,value`.
 //! - `latency.csv`: the percentile spectrum per op kind.
 //! - `throughput.csv`: every timed repetition.
+//! - `details.csv`: allocator-specific tables (buddyinfo, slabinfo) and the
+//!   free-block size histogram, at the sample where requested bytes peaked.
+//! - `heapmap.csv`: heap-map frames, one string of states per frame.
 //! - `meta.json`: what produced the results and how to repeat them.
 //!
 //! Every file but the time series is rewritten whole after each finished
@@ -250,6 +253,32 @@ struct SeriesRow<'a> {
     value: f64,
 }
 
+/// One row of `details.csv`.
+#[derive(Debug, Serialize)]
+struct DetailRow<'a> {
+    allocator: &'a str,
+    workload: &'a str,
+    seed: Option<u64>,
+    op: Option<u64>,
+    table: &'a str,
+    row: &'a str,
+    column: &'a str,
+    value: f64,
+}
+
+/// One row of `heapmap.csv`.
+#[derive(Debug, Serialize)]
+struct HeapMapRow<'a> {
+    allocator: &'a str,
+    workload: &'a str,
+    seed: Option<u64>,
+    frame: usize,
+    op: u64,
+    footprint_bytes: u64,
+    span_bytes: u64,
+    states: &'a str,
+}
+
 /// One row of `latency.csv`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LatencyRow {
@@ -300,6 +329,9 @@ pub struct RunSettings {
     pub verify: bool,
     /// Time-series samples per cell.
     pub points: usize,
+    /// Heap-map frames per cell (0: none).
+    #[serde(default)]
+    pub frames: usize,
     /// Timed cells run at once.
     pub jobs: usize,
 }
@@ -342,6 +374,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut temporary = tempfile::Builder::new().prefix(".heaplab-").suffix(".tmp").tempfile_in(directory)?;
     temporary.write_all(bytes)?;
     temporary.as_file().sync_data()?;
+    // Temporary files are private; results are for reading.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temporary.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+    }
     temporary.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -362,6 +400,8 @@ pub struct ResultsDir {
     latency: Vec<LatencyRow>,
     throughput: Vec<ThroughputRow>,
     timeseries: File,
+    details: File,
+    heapmap: File,
 }
 
 impl ResultsDir {
@@ -377,12 +417,18 @@ impl ResultsDir {
         let mut timeseries =
             OpenOptions::new().create(true).truncate(true).write(true).open(dir.join("timeseries.csv"))?;
         timeseries.write_all(b"allocator,workload,seed,op,metric,value\n")?;
+        let mut details = OpenOptions::new().create(true).truncate(true).write(true).open(dir.join("details.csv"))?;
+        details.write_all(b"allocator,workload,seed,op,table,row,column,value\n")?;
+        let mut heapmap = OpenOptions::new().create(true).truncate(true).write(true).open(dir.join("heapmap.csv"))?;
+        heapmap.write_all(b"allocator,workload,seed,frame,op,footprint_bytes,span_bytes,states\n")?;
         let results = ResultsDir {
             dir: dir.to_path_buf(),
             summary: Vec::new(),
             latency: Vec::new(),
             throughput: Vec::new(),
             timeseries,
+            details,
+            heapmap,
         };
         results.write_meta(meta)?;
         results.rewrite()?;
@@ -426,9 +472,42 @@ impl ResultsDir {
             }
         }
         let series = series.into_inner().map_err(|e| io::Error::other(e.to_string()))?;
-        // One write per cell: a row is never half-written.
+        // One write per cell and file: a row is never half-written.
         self.timeseries.write_all(&series)?;
         self.timeseries.sync_data()?;
+        let mut details = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+        for d in &cell.metrics.details {
+            details
+                .serialize(DetailRow {
+                    allocator: &cell.allocator,
+                    workload: &cell.workload,
+                    seed: cell.seed,
+                    op: cell.metrics.details_op,
+                    table: d.table,
+                    row: &d.row,
+                    column: d.column,
+                    value: d.value,
+                })
+                .map_err(io::Error::other)?;
+        }
+        self.details.write_all(&details.into_inner().map_err(|e| io::Error::other(e.to_string()))?)?;
+        if let Some(map) = &cell.metrics.heapmap {
+            let mut rows = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+            for (frame, f) in map.frames.iter().enumerate() {
+                rows.serialize(HeapMapRow {
+                    allocator: &cell.allocator,
+                    workload: &cell.workload,
+                    seed: cell.seed,
+                    frame,
+                    op: f.op,
+                    footprint_bytes: f.footprint_bytes,
+                    span_bytes: map.span_bytes,
+                    states: &f.states,
+                })
+                .map_err(io::Error::other)?;
+            }
+            self.heapmap.write_all(&rows.into_inner().map_err(|e| io::Error::other(e.to_string()))?)?;
+        }
         if let Some(latency) = &cell.latency {
             for (kind, (samples, spectrum)) in ["alloc", "free", "realloc"].into_iter().zip(&latency.kinds) {
                 for &(percentile, latency_ns) in spectrum {

@@ -27,6 +27,7 @@ use heaplab_core::{Allocator, AllocatorConfig, Arena, BuildError};
 use heaplab_workloads::{OpKind, TraceError, Workload};
 use rayon::prelude::*;
 
+use crate::heapmap::HeapMapRecorder;
 use crate::metrics::{Metrics, MetricsProbe, VerifyError};
 use crate::prepare::{Prepared, prepare};
 use crate::registry::{AllocatorSpec, Visitor};
@@ -155,7 +156,9 @@ impl Visitor for MetricsPass<'_> {
     fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
         let mut allocator = config.build(arena(self.arena_bytes)?)?;
         let steps = &self.prepared.steps;
-        let mut probe = MetricsProbe::new(steps.len(), self.settings.points, self.settings.verify);
+        let recorder = (self.settings.frames > 0)
+            .then(|| HeapMapRecorder::new(self.arena_bytes as usize, steps.len(), self.settings.frames, None));
+        let mut probe = MetricsProbe::with_heapmap(steps.len(), self.settings.points, self.settings.verify, recorder);
         let mut slots = Slots::new(self.prepared.slots);
         let outcome = replay(&mut allocator, steps, &mut slots, self.settings.touch, &mut probe)
             .map_err(|error| RunError::Verify { allocator: config.spec(), workload: String::new(), error })?;

@@ -69,8 +69,8 @@ use std::ptr::NonNull;
 
 use heaplab_core::spec::{choice_name, format_size};
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, FreeShape, HeapStats, InvariantViolation,
-    Spec, SpecError, Waste, ensure,
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, Detail, FreeShape, HeapStats,
+    InvariantViolation, Spec, SpecError, Waste, ensure,
 };
 
 pub use linux::{fragmentation_index, unusable_free_index};
@@ -457,6 +457,24 @@ impl Buddy {
     }
 }
 
+/// `/proc/buddyinfo` with the vmstat indices, one row per order.
+pub fn buddy_details(nr_free: &[usize], min_block: usize) -> Vec<Detail> {
+    let mut details = Vec::new();
+    for (order, &count) in nr_free.iter().enumerate() {
+        let row = format!("order {order}");
+        let order = order as u32;
+        for (column, value) in [
+            ("block_bytes", (min_block << order) as f64),
+            ("nr_free", count as f64),
+            ("fragmentation_index", fragmentation_index(nr_free, order) as f64 / 1000.0),
+            ("unusable_free_index", unusable_free_index(nr_free, order) as f64 / 1000.0),
+        ] {
+            details.push(Detail { table: "buddyinfo", row: row.clone(), column, value });
+        }
+    }
+    details
+}
+
 impl Allocator for Buddy {
     fn arena(&self) -> &Arena {
         &self.arena
@@ -517,6 +535,10 @@ impl Allocator for Buddy {
 
     fn into_arena(self) -> Arena {
         self.arena
+    }
+
+    fn details(&self) -> Vec<Detail> {
+        buddy_details(&self.nr_free, self.config.min_block)
     }
 
     fn stats(&self) -> HeapStats {

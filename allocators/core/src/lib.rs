@@ -78,7 +78,7 @@ use std::ptr::NonNull;
 pub use arena::{Arena, ArenaError};
 pub use error::{AllocError, BuildError, InvariantViolation, SpecError};
 pub use spec::{AllocatorConfig, Spec};
-pub use stats::{Counters, FreeShape, HeapStats, Waste};
+pub use stats::{Counters, Detail, FreeShape, HeapStats, Waste};
 
 /// A memory allocator that manages one [`Arena`].
 ///
@@ -144,6 +144,13 @@ pub trait Allocator {
 
     /// Walk the whole heap and verify every invariant.
     fn check(&self) -> Result<(), InvariantViolation>;
+
+    /// Allocator-specific figures worth a table or a chart: a buddy system's
+    /// `/proc/buddyinfo`, a slab layer's `/proc/slabinfo`. The harness takes
+    /// them when requested bytes peak. The default has none.
+    fn details(&self) -> Vec<Detail> {
+        Vec::new()
+    }
 
     /// Take the arena back, to build another allocator on it (timed
     /// repetitions reuse one arena so that page faults are not measured).

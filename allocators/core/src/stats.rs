@@ -62,6 +62,20 @@ pub struct Waste {
     pub overhead: usize,
 }
 
+/// One figure of an allocator-specific table: `table` names it
+/// (`buddyinfo`, `slabinfo`), `row` and `column` place it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    /// Which table.
+    pub table: &'static str,
+    /// Row label (`order 3`, `kmalloc-96`).
+    pub row: String,
+    /// Column name, with its unit (`nr_free`, `efficiency_pct`).
+    pub column: &'static str,
+    /// The value.
+    pub value: f64,
+}
+
 /// The shape of the free space, from a walk of it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FreeShape {

@@ -65,8 +65,8 @@ use std::ptr::NonNull;
 
 use heaplab_buddy::{Buddy, Split};
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, FreeShape, HeapStats, InvariantViolation,
-    Spec, SpecError, Waste, ensure,
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, Detail, FreeShape, HeapStats,
+    InvariantViolation, Spec, SpecError, Waste, ensure,
 };
 
 /// Null object or slab link.
@@ -772,6 +772,28 @@ impl Allocator for Slab {
 
     fn into_arena(self) -> Arena {
         self.buddy.into_arena()
+    }
+
+    fn details(&self) -> Vec<Detail> {
+        let mut details = Vec::new();
+        for cache in self.caches() {
+            for (column, value) in [
+                ("object_size", cache.object_size as f64),
+                ("active_objects", cache.active_objects as f64),
+                ("total_objects", cache.total_objects as f64),
+                ("objects_per_slab", cache.objects_per_slab as f64),
+                ("pages_per_slab", (1u64 << cache.order) as f64),
+                ("slabs", cache.slabs as f64),
+                ("loss_bytes", cache.loss_bytes as f64),
+                ("object_padding_bytes", cache.object_padding_bytes as f64),
+                ("slab_padding_bytes", cache.slab_padding_bytes as f64),
+                ("efficiency_pct", cache.efficiency_pct),
+            ] {
+                details.push(Detail { table: "slabinfo", row: cache.name.clone(), column, value });
+            }
+        }
+        details.extend(heaplab_buddy::buddy_details(self.buddy.nr_free(), self.config.page));
+        details
     }
 
     fn stats(&self) -> HeapStats {

@@ -74,6 +74,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 200)]
     points: usize,
 
+    /// Heap-map frames recorded per (allocator, workload, seed), for the
+    /// report's address × time pictures (0: none).
+    #[arg(long, default_value_t = 64)]
+    frames: usize,
+
     /// Timed cells to run at once (they disturb each other; 1 is the honest default).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: u64,
@@ -88,7 +93,7 @@ pub struct RunArgs {
 
     /// Repeat a run exactly: its settings from a meta.json (other options that
     /// change what is measured are refused).
-    #[arg(long, value_name = "META_JSON", conflicts_with_all = ["allocators", "workloads", "seeds", "reps", "warmup", "arena", "align", "touch", "no_latency", "metrics_only", "verify", "quick", "points", "jobs"])]
+    #[arg(long, value_name = "META_JSON", conflicts_with_all = ["allocators", "workloads", "seeds", "reps", "warmup", "arena", "align", "touch", "no_latency", "metrics_only", "verify", "quick", "points", "frames", "jobs"])]
     from: Option<PathBuf>,
 
     /// Do not print the summary table.
@@ -193,6 +198,7 @@ fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
         metrics_only: args.metrics_only,
         verify: args.verify,
         points: points.max(1),
+        frames: args.frames,
         jobs: args.jobs as usize,
     })
 }

@@ -1,0 +1,140 @@
+//! `heaplab report` and `heaplab heapmap`: pictures of results and of heaps.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use heaplab::heapmap::HeapMapRecorder;
+use heaplab::metrics::{HEAPMAP_COLUMNS, MetricsProbe};
+use heaplab::prepare::prepare;
+use heaplab::registry::{self, Visitor};
+use heaplab::replay::{Slots, Touch, replay};
+use heaplab::run::DEFAULT_ARENA_BYTES;
+use heaplab::{table, units};
+use heaplab_core::spec::parse_size;
+use heaplab_core::{Allocator, AllocatorConfig, Arena};
+use heaplab_reports::{Labels, data::Results, write_exact_map, write_map_over_time, write_report};
+use heaplab_workloads::Workload;
+
+/// Arguments of `heaplab report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results directory written by `heaplab run`.
+    results: PathBuf,
+    /// Where the report goes (default: reports/<run name>).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+/// Write the report of a results directory.
+pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    let results = Results::read(&args.results)?;
+    let name = results.meta.get("run_name").and_then(|v| v.as_str()).unwrap_or("run").to_string();
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(name));
+    let labels = Labels { allocator: &table::short_allocator, workload: &table::short_workload };
+    let written = write_report(&results, &out, &labels)?;
+    eprintln!(
+        "wrote {} and {} with {} chart files",
+        written.html.display(),
+        written.markdown.display(),
+        written.charts.len()
+    );
+    Ok(())
+}
+
+/// Arguments of `heaplab heapmap`.
+#[derive(Debug, Args)]
+pub struct HeapMapArgs {
+    /// The allocator spec.
+    #[arg(long = "alloc")]
+    allocator: String,
+    /// The workload: a synthetic spec or a trace file.
+    #[arg(long)]
+    workload: String,
+    /// Seed for a synthetic workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Draw the heap after this many ops (1 to the trace's length).
+    #[arg(long)]
+    at: u64,
+    /// Arena size (default 64 MiB, or what the workload needs).
+    #[arg(long, value_parser = parse_size)]
+    arena: Option<usize>,
+    /// Alignment for requests that carry none.
+    #[arg(long, default_value_t = 16)]
+    align: u64,
+    /// The map at `--at`, block by block (.svg or .png).
+    #[arg(short, long, default_value = "heapmap.svg")]
+    output: PathBuf,
+    /// Rows the map at `--at` wraps into (more rows, more detail).
+    #[arg(long, default_value_t = 16)]
+    rows: u64,
+    /// Also draw the map over the whole run, address × time (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    over_time: Option<PathBuf>,
+}
+
+struct Draw<'a> {
+    args: &'a HeapMapArgs,
+    arena_bytes: usize,
+    prepared: &'a heaplab::prepare::Prepared,
+    title: String,
+}
+
+impl Visitor for Draw<'_> {
+    type Output = anyhow::Result<()>;
+
+    fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
+        let steps = &self.prepared.steps;
+        let at = self.args.at as usize;
+        let arena = Arena::new(self.arena_bytes).context("creating the arena")?;
+        let mut allocator = config.build(arena)?;
+        let recorder = HeapMapRecorder::new(self.arena_bytes, steps.len(), 128, Some(at - 1));
+        let mut probe = MetricsProbe::with_heapmap(steps.len(), 200, false, Some(recorder));
+        let mut slots = Slots::new(self.prepared.slots);
+        let outcome = replay(&mut allocator, steps, &mut slots, Touch::None, &mut probe)?;
+        let metrics = probe.finish(allocator.stats(), outcome.failed_reallocs, outcome.skipped);
+        let map = metrics.heapmap.expect("a recorder was given");
+        let (op, extents) = map.exact.clone().expect("the exact frame was scheduled");
+        let footprint = map.frames.iter().find(|f| f.op == op).map_or(map.span_bytes, |f| f.footprint_bytes);
+        let live = extents.iter().filter(|e| e.state == 'A').count();
+        let free: Vec<u64> = extents.iter().filter(|e| e.state == 'F' && e.offset < footprint).map(|e| e.len).collect();
+        write_exact_map(
+            &self.args.output,
+            self.args.rows,
+            &format!("{} after op {op}", self.title),
+            footprint,
+            extents.iter().map(|e| (e.offset, e.len, e.state)).collect(),
+        )?;
+        println!(
+            "after op {op}: {live} live blocks, {} free blocks below the footprint (largest {}), footprint {}; drawn to {}",
+            free.len(),
+            units::bytes(free.iter().copied().max().unwrap_or(0)),
+            units::bytes(footprint),
+            self.args.output.display()
+        );
+        if let Some(path) = &self.args.over_time {
+            let frames = map.frames.iter().map(|f| (f.op, f.states.clone())).collect();
+            write_map_over_time(path, &format!("{} over {} ops", self.title, steps.len()), map.span_bytes, frames)?;
+            println!("the run, address × time in {HEAPMAP_COLUMNS} columns: {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+/// Draw a heap map.
+pub fn heapmap(args: &HeapMapArgs) -> anyhow::Result<()> {
+    let spec = registry::AllocatorSpec::parse(&args.allocator)?;
+    if !args.align.is_power_of_two() {
+        bail!("--align must be a power of two, found {}", args.align);
+    }
+    let workload = Workload::parse(&args.workload)?;
+    let prepared = prepare(workload.ops(args.seed)?, &workload.name(), args.align)?;
+    if args.at == 0 || args.at as usize > prepared.steps.len() {
+        bail!("--at must be from 1 to {} (the workload's ops), found {}", prepared.steps.len(), args.at);
+    }
+    let arena_bytes =
+        args.arena.or(workload.suggested_arena().map(|b| b as usize)).unwrap_or(DEFAULT_ARENA_BYTES as usize);
+    let title = format!("{} on {}", table::short_allocator(&spec.spec()), table::short_workload(&workload.name()));
+    spec.visit(Draw { args, arena_bytes, prepared: &prepared, title })
+}
