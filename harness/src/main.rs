@@ -40,6 +40,13 @@ enum Command {
     /// Deterministic figures (fragmentation, counts) must match exactly; a
     /// difference fails too, as does a row missing from NEW.
     Compare(commands::compare::CompareArgs),
+    /// Record a real program's allocations into a trace.
+    ///
+    /// Runs the command with heaplab's preload library, which logs every
+    /// malloc, calloc, realloc, free, memalign, posix_memalign, aligned_alloc,
+    /// valloc and pvalloc of every process; then writes one trace per
+    /// process. The command's output and exit status are passed through.
+    Record(commands::record::RecordArgs),
     /// Write the charts and the HTML and Markdown reports of a results directory.
     ///
     /// Reads only the files `heaplab run` wrote; writes reports/<run>/index.html
@@ -70,6 +77,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => {
             commands::compare::run(args).map(|failed| if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
+        Command::Record(args) => commands::record::record(args),
         Command::Report(args) => commands::report::report(args).map(|()| ExitCode::SUCCESS),
         Command::Heapmap(args) => commands::report::heapmap(args).map(|()| ExitCode::SUCCESS),
         Command::List(args) => commands::list::run(args).map(|()| ExitCode::SUCCESS),

@@ -497,7 +497,7 @@ pub fn default_allocators() -> Vec<&'static str> {
     ]
 }
 
-/// The default suite's workloads: every preset.
+/// The default suite's workloads: every preset and every bundled trace.
 pub fn default_workloads(ops: Option<u64>) -> Vec<String> {
     let presets = ["small-objects", "mixed-sizes", "ramp", "peak", "plateau", "larson", "kernel-pages", "kmalloc-mix"];
     let mut workloads: Vec<String> = presets
@@ -508,6 +508,7 @@ pub fn default_workloads(ops: Option<u64>) -> Vec<String> {
         })
         .collect();
     workloads.push("fragmenter".to_string());
+    workloads.extend(heaplab_workloads::bundled::BUNDLED.iter().map(|(name, _, _)| format!("trace:{name}")));
     workloads
 }
 

@@ -17,6 +17,7 @@
 //! machines (a test pins a hash); another platform's libm could differ in
 //! the last bit of a sample and so, rarely, in a rounded size.
 
+pub mod bundled;
 mod error;
 pub mod formats;
 mod idmap;

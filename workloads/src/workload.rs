@@ -14,12 +14,27 @@ pub enum Workload {
     Synthetic(SyntheticSpec),
     /// Read from a trace file; seeds do not apply.
     File(PathBuf),
+    /// A bundled real-program trace, `trace:NAME`.
+    Bundled(&'static str),
 }
 
 impl Workload {
     /// A trace file if `text` names an existing file or has a trace
     /// extension, else a synthetic spec.
     pub fn parse(text: &str) -> Result<Workload, TraceError> {
+        if let Some(name) = text.strip_prefix("trace:") {
+            return match crate::bundled::BUNDLED.iter().find(|(n, _, _)| *n == name) {
+                Some((name, _, _)) => Ok(Workload::Bundled(name)),
+                None => {
+                    let names: Vec<String> =
+                        crate::bundled::BUNDLED.iter().map(|(n, _, _)| format!("trace:{n}")).collect();
+                    Err(TraceError::Workload {
+                        workload: text.to_string(),
+                        message: format!("no bundled trace `{name}`; the bundled traces are {}", names.join(", ")),
+                    })
+                }
+            };
+        }
         let path = Path::new(text);
         if path.is_file() || Format::from_path(path).is_some() || text.contains('/') {
             if !path.is_file() {
@@ -38,6 +53,7 @@ impl Workload {
         match self {
             Workload::Synthetic(spec) => spec.spec().to_string(),
             Workload::File(path) => path.display().to_string(),
+            Workload::Bundled(name) => format!("trace:{name}"),
         }
     }
 
@@ -50,7 +66,7 @@ impl Workload {
     pub fn suggested_arena(&self) -> Option<u64> {
         match self {
             Workload::Synthetic(spec) => spec.suggested_arena(),
-            Workload::File(_) => None,
+            Workload::File(_) | Workload::Bundled(_) => None,
         }
     }
 
@@ -59,6 +75,10 @@ impl Workload {
         Ok(match self {
             Workload::Synthetic(spec) => Box::new(spec.generate(seed)?.map(Ok)),
             Workload::File(path) => Box::new(formats::open(path)?),
+            Workload::Bundled(name) => {
+                let bytes = crate::bundled::bundled(name).expect("parsed names are bundled");
+                Box::new(formats::TraceReader::from_reader(bytes, &format!("trace:{name}"), None)?)
+            }
         })
     }
 }

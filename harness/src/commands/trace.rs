@@ -148,7 +148,9 @@ fn inform(args: &InfoArgs) -> anyhow::Result<()> {
                 let info = info::analyze(reader.by_ref(), &path.display().to_string())?;
                 (info, reader.skipped(), reader.meta().map(str::to_string))
             }
-            Workload::Synthetic(_) => (info::analyze(workload.ops(args.seed)?, &workload.name())?, 0, None),
+            Workload::Synthetic(_) | Workload::Bundled(_) => {
+                (info::analyze(workload.ops(args.seed)?, &workload.name())?, 0, None)
+            }
         };
         if index > 0 {
             writeln!(out)?;

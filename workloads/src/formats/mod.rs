@@ -11,6 +11,8 @@
 
 pub mod mtrace;
 pub mod native;
+pub mod pointers;
+pub mod raw;
 pub mod rep;
 
 use std::fmt;
@@ -243,6 +245,12 @@ pub fn write(
         out.flush().map_err(io_error)?;
         count
     };
+    // Temporary files are private; traces are for sharing.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temporary.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io_error)?;
+    }
     temporary.persist(path).map_err(|error| io_error(error.error))?;
     Ok(count)
 }

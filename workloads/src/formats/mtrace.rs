@@ -18,9 +18,9 @@
 //! results (failed allocations) and `!` lines (failed reallocs) change
 //! nothing. The format carries no alignment.
 
-use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
 
+use super::pointers::PointerIds;
 use crate::error::TraceError;
 use crate::op::{Align, Op};
 
@@ -31,13 +31,9 @@ pub struct MtraceReader<R> {
     path: String,
     line: u64,
     buffer: Vec<u8>,
-    ids: HashMap<u64, u32>,
-    next_id: u32,
+    pointers: PointerIds,
     /// The old pointer of a realloc whose `<` line was read.
     realloc_from: Option<u64>,
-    /// An op produced alongside the current one (the free of a stale block).
-    pending: Option<Op>,
-    skipped: u64,
     finished: bool,
 }
 
@@ -49,37 +45,19 @@ impl<R: BufRead> MtraceReader<R> {
             path: path.to_string(),
             line: 0,
             buffer: Vec::with_capacity(96),
-            ids: HashMap::new(),
-            next_id: 0,
+            pointers: PointerIds::new(),
             realloc_from: None,
-            pending: None,
-            skipped: 0,
             finished: false,
         }
     }
 
     /// Lines skipped so far: frees of untraced pointers and the like.
     pub fn skipped(&self) -> u64 {
-        self.skipped
+        self.pointers.skipped()
     }
 
     fn error(&self, expected: &str) -> TraceError {
         TraceError::syntax(&self.path, self.line, expected, &self.buffer)
-    }
-
-    /// Allocate a new id at `pointer`. If a block was still live there (its
-    /// free was not traced), its free comes first and the alloc is pending.
-    fn allocate(&mut self, pointer: u64, size: u64) -> Op {
-        let id = self.next_id;
-        self.next_id += 1;
-        let alloc = Op::Alloc { id, size, align: Align::UNSPECIFIED };
-        match self.ids.insert(pointer, id) {
-            Some(stale) => {
-                self.pending = Some(alloc);
-                Op::Free { id: stale }
-            }
-            None => alloc,
-        }
     }
 
     /// Parse the current line: `Some(op)`, or `None` for a line that changes nothing.
@@ -113,17 +91,11 @@ impl<R: BufRead> MtraceReader<R> {
         };
         Ok(match (op, pointer, size) {
             ("!", _, _) | (_, None, _) if op != ">" => {
-                self.skipped += 1;
+                self.pointers.skip();
                 None
             }
-            ("+", Some(pointer), Some(size)) => Some(self.allocate(pointer, size)),
-            ("-", Some(pointer), None) => match self.ids.remove(&pointer) {
-                Some(id) => Some(Op::Free { id }),
-                None => {
-                    self.skipped += 1;
-                    None
-                }
-            },
+            ("+", Some(pointer), Some(size)) => Some(self.pointers.alloc(pointer, size, Align::UNSPECIFIED)),
+            ("-", Some(pointer), None) => self.pointers.free(pointer),
             ("<", Some(pointer), None) => {
                 self.realloc_from = Some(pointer);
                 None
@@ -132,22 +104,11 @@ impl<R: BufRead> MtraceReader<R> {
                 let Some(old) = self.realloc_from.take() else {
                     return Err(self.error("a `< PTR` line before `> PTR SIZE`"));
                 };
-                let Some(new) = new else {
-                    self.skipped += 1;
-                    return Ok(None);
-                };
-                match self.ids.remove(&old) {
-                    Some(id) => match self.ids.insert(new, id) {
-                        // A stale block under the new pointer: free it first.
-                        Some(stale) => {
-                            self.pending = Some(Op::Realloc { id, size });
-                            Some(Op::Free { id: stale })
-                        }
-                        None => Some(Op::Realloc { id, size }),
-                    },
+                match new {
+                    Some(new) => Some(self.pointers.realloc(old, new, size)),
                     None => {
-                        self.skipped += 1;
-                        Some(self.allocate(new, size))
+                        self.pointers.skip();
+                        None
                     }
                 }
             }
@@ -160,7 +121,7 @@ impl<R: BufRead> Iterator for MtraceReader<R> {
     type Item = Result<Op, TraceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(op) = self.pending.take() {
+        if let Some(op) = self.pointers.take_pending() {
             return Some(Ok(op));
         }
         if self.finished {

@@ -1,0 +1,395 @@
+//! The preload library behind `heaplab record`.
+//!
+//! Loaded with `LD_PRELOAD`, it defines `malloc`, `calloc`, `realloc`,
+//! `free`, `memalign`, `posix_memalign`, `aligned_alloc`, `valloc` and
+//! `pvalloc`; each forwards to glibc's own implementation (`__libc_malloc`
+//! and friends, so no `dlsym` bootstrap is needed) and appends a fixed-size
+//! binary record of the call to a buffer, written out in large blocks.
+//! `heaplab record` turns the records into a native trace afterwards: this
+//! library does no formatting and keeps no pointer table.
+//!
+//! # Rules it keeps
+//!
+//! - **It never allocates.** The buffer is static; the path is built on the
+//!   stack; only `open`, `write` and `getpid` are called. Calls made while the
+//!   recorder itself is running on this thread (for example by `atexit`
+//!   registering its handler) are forwarded unrecorded.
+//! - **One order for all threads.** A spin lock is held across the real call
+//!   and the record, so the log's order is an order the allocator could have
+//!   seen: a free is always logged before the allocation that reuses its
+//!   pointer.
+//! - **One file per process**, named `PREFIX.PID.raw` from the environment
+//!   variable `HEAPLAB_RECORD_PREFIX`. After `fork` the child drops the
+//!   parent's unwritten records and opens its own file; `pthread_atfork`
+//!   keeps the lock free across the fork and writes the parent's buffer out
+//!   first. Records still buffered when a process calls `exec` are lost (the
+//!   new program, same pid, starts the file afresh); at exit they are
+//!   written by an `atexit` handler, by the library's destructor, and by
+//!   its `_exit` and `_Exit`, which skip both.
+//!
+//! # Record format
+//!
+//! A 16-byte header, `HLRAW\0\0\x01` then the pid (u32) and 4 zero bytes;
+//! then 32-byte records, little-endian: `kind: u32`, `align: u32`,
+//! `pointer: u64` (the argument of `free`/`realloc`), `result: u64`,
+//! `size: u64` (`nmemb × size` for calloc).
+
+#![allow(clippy::missing_safety_doc)] // The exported functions have C's contracts.
+
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Record kinds.
+pub mod kind {
+    /// `malloc`.
+    pub const MALLOC: u32 = 1;
+    /// `calloc`.
+    pub const CALLOC: u32 = 2;
+    /// `realloc`.
+    pub const REALLOC: u32 = 3;
+    /// `free`.
+    pub const FREE: u32 = 4;
+    /// `memalign`, `posix_memalign`, `aligned_alloc`, `valloc`, `pvalloc`.
+    pub const ALIGNED: u32 = 5;
+}
+
+/// The header's magic.
+pub const MAGIC: [u8; 8] = *b"HLRAW\0\0\x01";
+/// Bytes per record.
+pub const RECORD_BYTES: usize = 32;
+/// The environment variable naming the output prefix.
+pub const PREFIX_VARIABLE: &str = "HEAPLAB_RECORD_PREFIX";
+
+unsafe extern "C" {
+    fn __libc_malloc(size: usize) -> *mut c_void;
+    fn __libc_calloc(nmemb: usize, size: usize) -> *mut c_void;
+    fn __libc_realloc(pointer: *mut c_void, size: usize) -> *mut c_void;
+    fn __libc_free(pointer: *mut c_void);
+    fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
+}
+
+const BUFFER_BYTES: usize = 1 << 20;
+
+/// The shared state, all behind `LOCK`.
+struct State {
+    buffer: [u8; BUFFER_BYTES],
+    used: usize,
+    /// The process the buffer and file belong to.
+    pid: i32,
+    /// The output file, or -1 (not yet opened, or no prefix: not recording).
+    fd: i32,
+    registered: bool,
+}
+
+static LOCK: AtomicBool = AtomicBool::new(false);
+static mut STATE: State = State { buffer: [0; BUFFER_BYTES], used: 0, pid: 0, fd: -1, registered: false };
+/// Set when a process has no prefix: forward everything, record nothing.
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Is this thread inside the recorder? (No destructor, so no allocation
+    /// on first use.)
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+fn lock() {
+    while LOCK.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::hint::spin_loop();
+    }
+}
+
+fn unlock() {
+    LOCK.store(false, Ordering::Release);
+}
+
+/// Run `call` and log what it did, unless this thread is already recording.
+#[inline]
+fn recorded<T>(call: impl FnOnce() -> T, record: impl FnOnce(&T) -> [u64; 4]) -> T {
+    if DISABLED.load(Ordering::Relaxed) || BUSY.with(|busy| busy.replace(true)) {
+        return call();
+    }
+    lock();
+    let result = call();
+    let fields = record(&result);
+    // SAFETY: LOCK is held, so this thread alone touches STATE.
+    unsafe { append(&raw mut STATE, fields) };
+    unlock();
+    BUSY.with(|busy| busy.set(false));
+    result
+}
+
+/// Write `bytes` to `fd` whole, retrying short writes.
+unsafe fn write_all(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid slice for its length.
+        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if written <= 0 {
+            return;
+        }
+        bytes = &bytes[written as usize..];
+    }
+}
+
+/// Open this process's file, once; returns false if not recording.
+///
+/// # Safety
+/// LOCK is held and `state` is `&raw mut STATE`.
+unsafe fn open_output(state: *mut State) -> bool {
+    // SAFETY: the caller holds LOCK.
+    let state = unsafe { &mut *state };
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    if state.fd >= 0 && state.pid == pid {
+        return true;
+    }
+    if state.pid != pid {
+        // A fork's child: the buffered records are the parent's.
+        state.used = 0;
+        state.fd = -1;
+        state.pid = pid;
+    }
+    // SAFETY: the name is a NUL-terminated C string.
+    let prefix = unsafe { libc::getenv(c"HEAPLAB_RECORD_PREFIX".as_ptr()) };
+    if prefix.is_null() {
+        DISABLED.store(true, Ordering::Relaxed);
+        return false;
+    }
+    // PREFIX.PID.raw, built on the stack.
+    let mut path = [0u8; 4096];
+    let mut length = 0;
+    // SAFETY: getenv returned a NUL-terminated string.
+    let prefix = unsafe { std::ffi::CStr::from_ptr(prefix) }.to_bytes();
+    let mut digits = [0u8; 12];
+    let mut n = pid as u32;
+    let mut count = 0;
+    loop {
+        digits[count] = b'0' + (n % 10) as u8;
+        count += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if prefix.len() + count + 6 >= path.len() {
+        DISABLED.store(true, Ordering::Relaxed);
+        return false;
+    }
+    for &byte in prefix.iter().chain(b".").chain(digits[..count].iter().rev()).chain(b".raw") {
+        path[length] = byte;
+        length += 1;
+    }
+    // SAFETY: `path` is NUL-terminated (zeroed beyond `length`).
+    let fd = unsafe {
+        libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644)
+    };
+    if fd < 0 {
+        DISABLED.store(true, Ordering::Relaxed);
+        return false;
+    }
+    let mut header = [0u8; 16];
+    header[..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&(pid as u32).to_le_bytes());
+    // SAFETY: `fd` is open.
+    unsafe { write_all(fd, &header) };
+    state.fd = fd;
+    if !state.registered {
+        state.registered = true;
+        // SAFETY: registering plain functions. atexit may allocate: this
+        // thread is BUSY, so that allocation is forwarded unrecorded.
+        unsafe {
+            libc::atexit(flush_at_exit);
+            libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child));
+        }
+    }
+    true
+}
+
+/// Append one record, writing the buffer out when full.
+///
+/// # Safety
+/// LOCK is held and `state` is `&raw mut STATE`.
+unsafe fn append(state: *mut State, [kind_and_align, pointer, result, size]: [u64; 4]) {
+    // SAFETY: forwarded.
+    if !unsafe { open_output(state) } {
+        return;
+    }
+    // SAFETY: the caller holds LOCK.
+    let state = unsafe { &mut *state };
+    if state.used + RECORD_BYTES > BUFFER_BYTES {
+        // SAFETY: `fd` is open.
+        unsafe { write_all(state.fd, &state.buffer[..state.used]) };
+        state.used = 0;
+    }
+    let record = &mut state.buffer[state.used..state.used + RECORD_BYTES];
+    record[..8].copy_from_slice(&kind_and_align.to_le_bytes());
+    record[8..16].copy_from_slice(&pointer.to_le_bytes());
+    record[16..24].copy_from_slice(&result.to_le_bytes());
+    record[24..].copy_from_slice(&size.to_le_bytes());
+    state.used += RECORD_BYTES;
+}
+
+/// Write out what is buffered; LOCK must be held.
+fn flush_locked() {
+    let state = &raw mut STATE;
+    // SAFETY: the caller holds LOCK, so this is the only reference.
+    let state = unsafe { &mut *state };
+    // SAFETY: getpid has no preconditions.
+    if state.fd >= 0 && state.pid == unsafe { libc::getpid() } && state.used > 0 {
+        // SAFETY: `fd` is open.
+        unsafe { write_all(state.fd, &state.buffer[..state.used]) };
+        state.used = 0;
+    }
+}
+
+/// Write out what is buffered.
+fn flush() {
+    lock();
+    flush_locked();
+    unlock();
+}
+
+extern "C" fn flush_at_exit() {
+    flush();
+}
+
+extern "C" fn before_fork() {
+    lock();
+    // The parent may end with _exit after the fork: what it logged so far
+    // is safe on disk first.
+    flush_locked();
+}
+
+extern "C" fn after_fork_parent() {
+    unlock();
+}
+
+extern "C" fn after_fork_child() {
+    // The child records to its own file from its first call (see open_output).
+    unlock();
+}
+
+/// Flush once more when the library is unloaded (after the atexit handlers,
+/// which may still allocate and free).
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static FINAL_FLUSH: extern "C" fn() = flush_at_exit;
+
+/// `_exit`, which skips atexit handlers and destructors: flush first.
+#[unsafe(no_mangle)]
+pub extern "C" fn _exit(status: i32) -> ! {
+    flush();
+    // SAFETY: exit_group ends the process; it takes the status.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    unreachable_exit()
+}
+
+/// `_Exit`, the same as `_exit`.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Exit(status: i32) -> ! {
+    _exit(status)
+}
+
+fn unreachable_exit() -> ! {
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+#[inline]
+fn word(kind: u32, align: usize) -> u64 {
+    u64::from(kind) | ((align as u64) << 32)
+}
+
+/// A marker other programs can find with `nm`: the heaplab binary must not
+/// contain it (this library is never linked in, only preloaded).
+#[unsafe(no_mangle)]
+pub extern "C" fn heaplab_recorder_version() -> u32 {
+    1
+}
+
+/// `malloc`, recorded.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    // SAFETY: C's contract, forwarded.
+    recorded(|| unsafe { __libc_malloc(size) }, |&p| [word(kind::MALLOC, 0), 0, p as u64, size as u64])
+}
+
+/// `calloc`, recorded with size `nmemb × size` (saturating; an overflow fails
+/// in glibc and is logged as a failed call).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn calloc(nmemb: usize, size: usize) -> *mut c_void {
+    // SAFETY: C's contract, forwarded.
+    recorded(
+        || unsafe { __libc_calloc(nmemb, size) },
+        |&p| [word(kind::CALLOC, 0), 0, p as u64, nmemb.saturating_mul(size) as u64],
+    )
+}
+
+/// `realloc`, recorded.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn realloc(pointer: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: C's contract, forwarded.
+    recorded(
+        || unsafe { __libc_realloc(pointer, size) },
+        |&p| [word(kind::REALLOC, 0), pointer as u64, p as u64, size as u64],
+    )
+}
+
+/// `free`, recorded.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free(pointer: *mut c_void) {
+    // SAFETY: C's contract, forwarded.
+    recorded(|| unsafe { __libc_free(pointer) }, |_| [word(kind::FREE, 0), pointer as u64, 0, 0])
+}
+
+fn aligned(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: C's contract, forwarded.
+    recorded(|| unsafe { __libc_memalign(align, size) }, |&p| [word(kind::ALIGNED, align), 0, p as u64, size as u64])
+}
+
+/// `memalign`, recorded.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    aligned(align, size)
+}
+
+/// `aligned_alloc`, recorded.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    aligned(align, size)
+}
+
+/// `posix_memalign`, recorded.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
+    if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<*mut c_void>()) {
+        return libc::EINVAL;
+    }
+    let p = aligned(align, size);
+    if p.is_null() && size != 0 {
+        return libc::ENOMEM;
+    }
+    // SAFETY: C's contract: `out` is writable.
+    unsafe { *out = p };
+    0
+}
+
+/// `valloc`, recorded (page-aligned).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    aligned(page_size(), size)
+}
+
+/// `pvalloc`, recorded (page-aligned, size rounded up to pages).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let page = page_size();
+    aligned(page, size.div_ceil(page).max(1) * page)
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 { size as usize } else { 4096 }
+}

@@ -1,0 +1,30 @@
+//! Real-program traces recorded with `heaplab record` and carried inside
+//! the binary (a few hundred KiB, zstd-compressed), so `trace:NAME` works
+//! wherever heaplab runs. workloads/README.md says how each was recorded;
+//! workloads/traces/record.sh records them again.
+
+/// `(name, what it exercises, the compressed native trace)`.
+pub const BUNDLED: &[(&str, &str, &[u8])] = &[
+    (
+        "python",
+        "CPython 3.11 (PYTHONMALLOC=malloc) building dicts and lists, JSON round trip, sorting",
+        include_bytes!("../traces/python.hlt.zst"),
+    ),
+    (
+        "sqlite",
+        "SQLite 3.40 in memory: inserts, an index, a join, aggregation, deletes, vacuum",
+        include_bytes!("../traces/sqlite.hlt.zst"),
+    ),
+    ("gcc", "GCC 12's cc1 compiling a 20-function C file at -O1", include_bytes!("../traces/gcc.hlt.zst")),
+    ("jq", "jq 1.6 building 10,000 objects, grouping and summarising them", include_bytes!("../traces/jq.hlt.zst")),
+    (
+        "perl",
+        "Perl 5.36 growing 20,000 hash entries by string appends, then sorting",
+        include_bytes!("../traces/perl.hlt.zst"),
+    ),
+];
+
+/// The compressed bytes of a bundled trace.
+pub fn bundled(name: &str) -> Option<&'static [u8]> {
+    BUNDLED.iter().find(|(n, _, _)| *n == name).map(|(_, _, bytes)| *bytes)
+}
