@@ -75,7 +75,7 @@ const BUFFER_BYTES: usize = 1 << 20;
 struct State {
     buffer: [u8; BUFFER_BYTES],
     used: usize,
-    /// The process the buffer and file belong to.
+    /// The process the file belongs to (set when it is opened).
     pid: i32,
     /// The output file, or -1 (not yet opened, or no prefix: not recording).
     fd: i32,
@@ -138,17 +138,15 @@ unsafe fn write_all(fd: i32, mut bytes: &[u8]) {
 unsafe fn open_output(state: *mut State) -> bool {
     // SAFETY: the caller holds LOCK.
     let state = unsafe { &mut *state };
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    if state.fd >= 0 && state.pid == pid {
+    // The common case costs one comparison: a fork's child is reset by the
+    // atfork handler, so no getpid (a system call) is needed here.
+    if state.fd >= 0 {
         return true;
     }
-    if state.pid != pid {
-        // A fork's child: the buffered records are the parent's.
-        state.used = 0;
-        state.fd = -1;
-        state.pid = pid;
-    }
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    state.pid = pid;
+    state.used = 0;
     // SAFETY: the name is a NUL-terminated C string.
     let prefix = unsafe { libc::getenv(c"HEAPLAB_RECORD_PREFIX".as_ptr()) };
     if prefix.is_null() {
@@ -234,8 +232,7 @@ fn flush_locked() {
     let state = &raw mut STATE;
     // SAFETY: the caller holds LOCK, so this is the only reference.
     let state = unsafe { &mut *state };
-    // SAFETY: getpid has no preconditions.
-    if state.fd >= 0 && state.pid == unsafe { libc::getpid() } && state.used > 0 {
+    if state.fd >= 0 && state.used > 0 {
         // SAFETY: `fd` is open.
         unsafe { write_all(state.fd, &state.buffer[..state.used]) };
         state.used = 0;
@@ -265,7 +262,17 @@ extern "C" fn after_fork_parent() {
 }
 
 extern "C" fn after_fork_child() {
-    // The child records to its own file from its first call (see open_output).
+    // The buffered records and the file are the parent's: the child records
+    // to its own file from its next call (see open_output).
+    let state = &raw mut STATE;
+    // SAFETY: LOCK is held (taken in before_fork); the child has one thread.
+    let state = unsafe { &mut *state };
+    if state.fd >= 0 {
+        // SAFETY: closing the child's copy of the descriptor.
+        unsafe { libc::close(state.fd) };
+    }
+    state.fd = -1;
+    state.used = 0;
     unlock();
 }
 
