@@ -20,7 +20,7 @@
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-use heaplab_core::{Allocator, Detail, HeapStats, InvariantViolation};
+use heaplab_core::{Allocator, Detail, FreeShape, HeapStats, InvariantViolation, Reports};
 use heaplab_workloads::OpKind;
 
 use crate::heapmap::{HeapMap, HeapMapRecorder};
@@ -50,7 +50,7 @@ pub struct Sample {
 }
 
 /// The figures of one metrics pass.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Metrics {
     /// Ops replayed.
     pub ops: u64,
@@ -58,6 +58,8 @@ pub struct Metrics {
     pub fragmentation_failures: u64,
     /// Allocations refused while F < the request.
     pub out_of_memory_failures: u64,
+    /// Allocations refused by an allocator that does not report F.
+    pub unclassified_failures: u64,
     /// Reallocs refused.
     pub failed_reallocs: u64,
     /// Frees and reallocs skipped because their allocation had failed.
@@ -113,6 +115,48 @@ pub struct Metrics {
     pub details_op: Option<u64>,
     /// Heap-map frames, if recorded.
     pub heapmap: Option<HeapMap>,
+    /// What the allocator could report; the rest of these figures are
+    /// placeholders that the exporters leave empty.
+    pub reports: Reports,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            ops: 0,
+            fragmentation_failures: 0,
+            out_of_memory_failures: 0,
+            unclassified_failures: 0,
+            failed_reallocs: 0,
+            skipped_ops: 0,
+            peak_requested_bytes: 0,
+            peak_requested_op: None,
+            granted_at_peak_bytes: 0,
+            footprint_at_peak_bytes: 0,
+            metadata_at_peak_bytes: 0,
+            rounding_at_peak_bytes: 0,
+            overhead_at_peak_bytes: 0,
+            peak_granted_bytes: 0,
+            peak_footprint_bytes: 0,
+            requested_at_peak_footprint_bytes: 0,
+            internal_frag_at_peak_pct: 0.0,
+            internal_frag_mean_pct: 0.0,
+            external_frag_mean_pct: 0.0,
+            external_frag_max_pct: 0.0,
+            holes_at_peak_pct: 0.0,
+            jw1_pct: 0.0,
+            jw2_pct: 0.0,
+            jw3_pct: 0.0,
+            jw4_pct: 0.0,
+            utilization_pct: 0.0,
+            final_stats: HeapStats::default(),
+            samples: Vec::new(),
+            details: Vec::new(),
+            details_op: None,
+            heapmap: None,
+            reports: Reports::ALL,
+        }
+    }
 }
 
 /// Columns of a recorded heap map.
@@ -217,6 +261,11 @@ impl MetricsProbe {
         }
     }
 
+    /// Record what the allocator can report: the probe asks for nothing else.
+    pub fn set_reports(&mut self, reports: Reports) {
+        self.metrics.reports = reports;
+    }
+
     /// The figures, once the replay is done; `final_stats` are the
     /// allocator's counters then, `skipped` the replay's skipped ops.
     pub fn finish(mut self, final_stats: HeapStats, failed_reallocs: u64, skipped: u64) -> Metrics {
@@ -281,8 +330,18 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
     }
 
     fn refused(&mut self, allocator: &A, kind: OpKind, size: u64) {
+        let reports = self.metrics.reports;
         if kind == OpKind::Alloc {
-            if allocator.stats().free_bytes as u64 >= size {
+            let free_bytes = if reports.free_bytes {
+                allocator.stats().free_bytes
+            } else if reports.free_space {
+                allocator.free_shape().free_bytes
+            } else {
+                // Neither kind can be told; the total still counts it.
+                self.metrics.unclassified_failures += 1;
+                return;
+            };
+            if free_bytes as u64 >= size {
                 self.metrics.fragmentation_failures += 1;
             } else {
                 self.metrics.out_of_memory_failures += 1;
@@ -331,7 +390,9 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
         if sample && self.details_requested.is_none_or(|best| r > best) {
             self.details_requested = Some(r);
             let mut details = allocator.details();
-            details.extend(free_histogram(allocator));
+            if m.reports.free_space {
+                details.extend(free_histogram(allocator));
+            }
             m.details = details;
             m.details_op = Some(index as u64 + 1);
         }
@@ -339,7 +400,7 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
             recorder.step(allocator, index, h);
         }
         if sample {
-            let shape = allocator.free_shape();
+            let shape = if m.reports.free_space { allocator.free_shape() } else { FreeShape::default() };
             let external = 100.0 * shape.external_fragmentation();
             if shape.free_bytes > 0 {
                 self.external_sum += external;

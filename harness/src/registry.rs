@@ -8,16 +8,8 @@
 //! Adding an allocator family is one line in the `registry!` invocation below:
 //! its [`AllocatorConfig`] supplies parsing, listing, description and building.
 
+pub use heaplab_core::Visitor;
 use heaplab_core::{AllocatorConfig, Spec, SpecError};
-
-/// Generic code to run with an allocator configuration, whatever its
-/// family: it can build as many allocators as it needs.
-pub trait Visitor {
-    /// What the visit produces.
-    type Output;
-    /// Run with `config`.
-    fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output;
-}
 
 /// One family as `heaplab list` shows it.
 #[derive(Debug, Clone)]
@@ -81,7 +73,7 @@ macro_rules! registry {
             /// Run `visitor` with this configuration.
             pub fn visit<V: Visitor>(&self, visitor: V) -> V::Output {
                 match self {
-                    $(AllocatorSpec::$variant(config) => visitor.visit(config),)*
+                    $(AllocatorSpec::$variant(config) => config.accept(visitor),)*
                 }
             }
         }
@@ -108,6 +100,7 @@ registry! {
     Segregated => heaplab_segregated::Config,
     Buddy => heaplab_buddy::Config,
     Slab => heaplab_slab::Config,
+    Peer => heaplab_peers::Config,
     Bump => heaplab_core::bump::BumpConfig,
 }
 
@@ -180,7 +173,7 @@ mod tests {
         let error = AllocatorSpec::parse("dlmalloc:x=1").unwrap_err();
         assert!(
             error.message.starts_with(
-                "unknown allocator family `dlmalloc`; the families are freelist, segregated, buddy, slab, bump"
+                "unknown allocator family `dlmalloc`; the families are freelist, segregated, buddy, slab, peer, bump"
             ),
             "{error}"
         );

@@ -139,7 +139,7 @@ pub fn cells(allocators: &[AllocatorSpec], workloads: &[PreparedWorkload], arena
 fn arena(bytes: u64) -> Result<Arena, RunError> {
     usize::try_from(bytes)
         .map_err(|_| heaplab_core::ArenaError::TooLarge(usize::MAX))
-        .and_then(Arena::new)
+        .and_then(Arena::natural)
         .map_err(|error| RunError::Arena { bytes, error })
 }
 
@@ -156,13 +156,20 @@ impl Visitor for MetricsPass<'_> {
     fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
         let mut allocator = config.build(arena(self.arena_bytes)?)?;
         let steps = &self.prepared.steps;
-        let recorder = (self.settings.frames > 0)
+        // Heap maps draw blocks and free space by arena offset: only for
+        // allocators inside the arena whose free space can be walked.
+        let reports = allocator.reports();
+        let recorder = (self.settings.frames > 0 && reports.in_arena && reports.free_space)
             .then(|| HeapMapRecorder::new(self.arena_bytes as usize, steps.len(), self.settings.frames, None));
         let mut probe = MetricsProbe::with_heapmap(steps.len(), self.settings.points, self.settings.verify, recorder);
+        probe.set_reports(allocator.reports());
         let mut slots = Slots::new(self.prepared.slots);
         let outcome = replay(&mut allocator, steps, &mut slots, self.settings.touch, &mut probe)
             .map_err(|error| RunError::Verify { allocator: config.spec(), workload: String::new(), error })?;
-        Ok(probe.finish(allocator.stats(), outcome.failed_reallocs, outcome.skipped))
+        let metrics = probe.finish(allocator.stats(), outcome.failed_reallocs, outcome.skipped);
+        // Allocators with memory of their own would keep the leftovers.
+        slots.release_all(&mut allocator);
+        Ok(metrics)
     }
 }
 

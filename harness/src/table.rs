@@ -38,18 +38,13 @@ fn columns() -> Vec<Column> {
             format: ns,
         },
         Column { title: "free p99 ns", better: Better::Lower, value: |r| r.free_p99_ns.map(|v| v as f64), format: ns },
-        Column {
-            title: "int frag %",
-            better: Better::Lower,
-            value: |r| Some(r.internal_frag_at_peak_pct),
-            format: pct,
-        },
-        Column { title: "ext frag %", better: Better::Lower, value: |r| Some(r.external_frag_mean_pct), format: pct },
-        Column { title: "util %", better: Better::Higher, value: |r| Some(r.utilization_pct), format: pct },
+        Column { title: "int frag %", better: Better::Lower, value: |r| r.internal_frag_at_peak_pct, format: pct },
+        Column { title: "ext frag %", better: Better::Lower, value: |r| r.external_frag_mean_pct, format: pct },
+        Column { title: "util %", better: Better::Higher, value: |r| r.utilization_pct, format: pct },
         Column {
             title: "footprint",
             better: Better::Lower,
-            value: |r| Some(r.peak_footprint_bytes as f64),
+            value: |r| r.peak_footprint_bytes.map(|v| v as f64),
             format: |v| units::bytes(v as u64),
         },
         Column {
@@ -180,7 +175,7 @@ mod tests {
             }),
             latency: None,
         });
-        row.utilization_pct = 50.0;
+        row.utilization_pct = Some(50.0);
         row
     }
 

@@ -445,6 +445,13 @@ fn size_label(bytes: f64) -> String {
     }
 }
 
+/// What a table shows for a figure the allocator cannot report.
+const NOT_AVAILABLE: &str = "n/a";
+
+fn one(value: Option<f64>) -> String {
+    value.map_or(NOT_AVAILABLE.into(), |v| format!("{v:.1}"))
+}
+
 /// The summary table columns: (title, value).
 fn table_rows(
     results: &Results,
@@ -474,13 +481,20 @@ fn table_rows(
                 r.ops_per_sec.map_or("-".into(), |v| format!("{:.1}", v / 1e6)),
                 r.alloc_p99_ns.map_or("-".into(), |v| v.to_string()),
                 r.free_p99_ns.map_or("-".into(), |v| v.to_string()),
-                format!("{:.1}", r.internal_frag_at_peak_pct),
-                format!("{} / {}", r.rounding_at_peak_bytes, r.overhead_at_peak_bytes),
-                format!("{:.1}", r.external_frag_mean_pct),
-                format!("{:.1}", r.holes_at_peak_pct),
-                format!("{:.1}", r.jw4_pct),
-                format!("{:.1}", r.utilization_pct),
-                format!("{} ({})", r.failed_allocs, r.fragmentation_failures),
+                one(r.internal_frag_at_peak_pct),
+                match (r.rounding_at_peak_bytes, r.overhead_at_peak_bytes) {
+                    (Some(a), Some(b)) => format!("{a} / {b}"),
+                    _ => NOT_AVAILABLE.into(),
+                },
+                one(r.external_frag_mean_pct),
+                one(r.holes_at_peak_pct),
+                one(r.jw4_pct),
+                one(r.utilization_pct),
+                format!(
+                    "{} ({})",
+                    r.failed_allocs,
+                    r.fragmentation_failures.map_or(NOT_AVAILABLE.into(), |f| f.to_string())
+                ),
             ]
         })
         .collect();

@@ -65,6 +65,21 @@ impl Arena {
         Arena::with_align(len, Arena::DEFAULT_ALIGN)
     }
 
+    /// Largest alignment [`Arena::natural`] gives: 1 GiB.
+    pub const MAX_NATURAL_ALIGN: usize = 1 << 30;
+
+    /// An arena of `len` bytes aligned to the largest power of two not above
+    /// `len` (at least a page, at most [`Arena::MAX_NATURAL_ALIGN`]), as the
+    /// harness creates them: an allocator that places buddies by address
+    /// rather than by offset (as a kernel's page allocator does with frame
+    /// numbers) then sees the arena as whole top-order blocks, the way
+    /// heaplab's own buddy sees it. Only the virtual reservation grows: the
+    /// extra address space is never touched.
+    pub fn natural(len: usize) -> Result<Arena, ArenaError> {
+        let align = if len == 0 { Arena::DEFAULT_ALIGN } else { 1 << len.ilog2() };
+        Arena::with_align(len, align.clamp(Arena::DEFAULT_ALIGN, Arena::MAX_NATURAL_ALIGN))
+    }
+
     /// An arena of `len` bytes whose base is aligned to `align`.
     pub fn with_align(len: usize, align: usize) -> Result<Arena, ArenaError> {
         if len == 0 {

@@ -77,8 +77,8 @@ use std::ptr::NonNull;
 
 pub use arena::{Arena, ArenaError};
 pub use error::{AllocError, BuildError, InvariantViolation, SpecError};
-pub use spec::{AllocatorConfig, Spec};
-pub use stats::{Counters, Detail, FreeShape, HeapStats, Waste};
+pub use spec::{AllocatorConfig, Spec, Visitor};
+pub use stats::{Counters, Detail, FreeShape, HeapStats, Reports, Waste};
 
 /// A memory allocator that manages one [`Arena`].
 ///
@@ -144,6 +144,11 @@ pub trait Allocator {
 
     /// Walk the whole heap and verify every invariant.
     fn check(&self) -> Result<(), InvariantViolation>;
+
+    /// What this allocator can report; the default is everything.
+    fn reports(&self) -> Reports {
+        Reports::ALL
+    }
 
     /// Allocator-specific figures worth a table or a chart: a buddy system's
     /// `/proc/buddyinfo`, a slab layer's `/proc/slabinfo`. The harness takes

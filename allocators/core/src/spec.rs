@@ -1,7 +1,9 @@
 //! Spec strings: an allocator configuration's identity.
 //!
 //! A spec is `family` or `family:key=value,key=value`, e.g.
-//! `freelist:fit=best,order=address` or `buddy:min=4K`. The command line
+//! `freelist:fit=best,order=address` or `buddy:min=4K`. A family whose
+//! members have names rather than parameters takes a bare name first:
+//! `peer:talc`. The command line
 //! accepts specs and every result row carries the canonical one, so two rows
 //! with the same spec were produced by the same configuration.
 //!
@@ -19,6 +21,8 @@ use crate::{Allocator, Arena, BuildError, SpecError};
 pub struct Spec {
     text: String,
     family: String,
+    /// A bare name before the parameters (`peer:talc`).
+    name: Option<String>,
     params: Vec<(String, String)>,
 }
 
@@ -33,6 +37,11 @@ impl Spec {
         &self.family
     }
 
+    /// The bare name after the colon, if one was given (`talc` in `peer:talc`).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     /// The `key=value` parameters, in the order written.
     pub fn params(&self) -> &[(String, String)] {
         &self.params
@@ -41,7 +50,7 @@ impl Spec {
     /// A reader that takes parameters one by one and, at the end, rejects the
     /// ones nobody asked for.
     pub fn reader(&self) -> ParamReader<'_> {
-        ParamReader { spec: self, taken: vec![false; self.params.len()], known: Vec::new() }
+        ParamReader { spec: self, taken: vec![false; self.params.len()], name_taken: false, known: Vec::new() }
     }
 
     /// An error about this spec.
@@ -75,8 +84,13 @@ impl FromStr for Spec {
             )));
         }
         let mut params: Vec<(String, String)> = Vec::new();
+        let mut name = None;
         if let Some(rest) = rest {
-            for item in rest.split(',') {
+            for (index, item) in rest.split(',').enumerate() {
+                if index == 0 && is_name(item) {
+                    name = Some(item.to_string());
+                    continue;
+                }
                 let Some((key, value)) = item.split_once('=') else {
                     return Err(error(format!("expected `key=value`, found `{item}`")));
                 };
@@ -89,7 +103,7 @@ impl FromStr for Spec {
                 params.push((key.to_string(), value.to_string()));
             }
         }
-        Ok(Spec { text: text.to_string(), family: family.to_string(), params })
+        Ok(Spec { text: text.to_string(), family: family.to_string(), name, params })
     }
 }
 
@@ -99,10 +113,17 @@ impl FromStr for Spec {
 pub struct ParamReader<'a> {
     spec: &'a Spec,
     taken: Vec<bool>,
+    name_taken: bool,
     known: Vec<&'static str>,
 }
 
 impl ParamReader<'_> {
+    /// The bare name, for families whose members are named.
+    pub fn name(&mut self) -> Option<&str> {
+        self.name_taken = true;
+        self.spec.name.as_deref()
+    }
+
     /// The raw value of `key`, if given.
     pub fn raw(&mut self, key: &'static str) -> Option<&str> {
         self.known.push(key);
@@ -140,6 +161,9 @@ impl ParamReader<'_> {
 
     /// Finish reading: an error names any parameter that was not asked for.
     pub fn finish(self) -> Result<(), SpecError> {
+        if let Some(name) = self.spec.name.as_deref().filter(|_| !self.name_taken) {
+            return Err(self.spec.error(format!("expected `key=value`, found `{name}`")));
+        }
         match self.taken.iter().position(|taken| !taken) {
             None => Ok(()),
             Some(index) => {
@@ -193,6 +217,17 @@ pub fn choice_name<T: PartialEq>(options: &[(&'static str, T)], value: T) -> &'s
     options.iter().find(|(_, v)| *v == value).map(|(name, _)| *name).expect("every value is in its table")
 }
 
+/// Generic code to run with an allocator configuration, whatever its
+/// family: it can build as many allocators as it needs. The harness runs
+/// every pass through one, so that the replay loop is compiled for each
+/// allocator type, with its calls inlined.
+pub trait Visitor {
+    /// What the visit produces.
+    type Output;
+    /// Run with `config`.
+    fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output;
+}
+
 /// A configuration of one allocator family: what the harness's registry
 /// needs to parse, list, print and build it.
 pub trait AllocatorConfig: Sized + Clone + fmt::Debug + Send + Sync + 'static {
@@ -214,6 +249,13 @@ pub trait AllocatorConfig: Sized + Clone + fmt::Debug + Send + Sync + 'static {
     fn listed() -> Vec<Self>;
     /// Set the allocator up on `arena`, which it then owns.
     fn build(&self, arena: Arena) -> Result<Self::Allocator, BuildError>;
+
+    /// Run `visitor` with this configuration. A family whose members are
+    /// different types (the peers) overrides it to visit the member's own
+    /// configuration, so that each is run as its own type.
+    fn accept<V: Visitor>(&self, visitor: V) -> V::Output {
+        visitor.visit(self)
+    }
 
     /// A build error about this configuration.
     fn build_error(&self, message: impl Into<String>) -> BuildError {
@@ -240,10 +282,10 @@ mod tests {
             ("", "expected a family name"),
             (":fit=best", "expected a family name"),
             ("freelist:", "expected `key=value`, found ``"),
-            ("freelist:fit", "expected `key=value`, found `fit`"),
             ("freelist:fit=", "expected `key=value`"),
             ("freelist:fit=a=b", "expected `key=value`"),
             ("freelist:fit=best,fit=first", "`fit` is given twice"),
+            ("peer:talc,x", "expected `key=value`, found `x`"),
             ("free list", "expected a family name"),
         ] {
             let error = text.parse::<Spec>().unwrap_err();
@@ -266,6 +308,20 @@ mod tests {
         assert_eq!(error.message, "`mode` must be one of a, b, found `c`");
         let error = reader.finish().unwrap_err();
         assert_eq!(error.message, "unknown parameter `colour` for `x` (known: mode)");
+    }
+
+    #[test]
+    fn a_bare_name_is_read_only_by_families_that_ask_for_it() {
+        let spec: Spec = "peer:talc,mode=b".parse().unwrap();
+        assert_eq!((spec.family(), spec.name()), ("peer", Some("talc")));
+        let mut reader = spec.reader();
+        assert_eq!(reader.name(), Some("talc"));
+        assert_eq!(reader.choice("mode", &[("a", 1), ("b", 2)], 1).unwrap(), 2);
+        reader.finish().unwrap();
+
+        let spec: Spec = "freelist:fit".parse().unwrap();
+        let error = spec.reader().finish().unwrap_err();
+        assert_eq!(error.message, "expected `key=value`, found `fit`");
     }
 
     #[test]

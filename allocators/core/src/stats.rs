@@ -62,6 +62,34 @@ pub struct Waste {
     pub overhead: usize,
 }
 
+/// What an allocator can report. heaplab's own allocators report
+/// everything; adapters to third-party allocators report what those expose,
+/// and the harness leaves the rest as "not available" rather than invent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reports {
+    /// Blocks lie inside the arena (false for allocators with their own
+    /// memory, like the system allocator).
+    pub in_arena: bool,
+    /// `granted()` and `waste()` are the real cost of a block, and
+    /// `stats().granted_bytes` their sum.
+    pub granted: bool,
+    /// `stats().free_bytes` is known (so a refused request can be told
+    /// apart as fragmentation or lack of memory).
+    pub free_bytes: bool,
+    /// The free space can be walked (`for_each_free`, `free_shape`, and
+    /// free blocks in `stats()`): the largest free block, external
+    /// fragmentation.
+    pub free_space: bool,
+    /// `stats().footprint_bytes` and `metadata_bytes` are meaningful.
+    pub footprint: bool,
+}
+
+impl Reports {
+    /// Everything.
+    pub const ALL: Reports =
+        Reports { in_arena: true, granted: true, free_bytes: true, free_space: true, footprint: true };
+}
+
 /// One figure of an allocator-specific table: `table` names it
 /// (`buddyinfo`, `slabinfo`), `row` and `column` place it.
 #[derive(Debug, Clone, PartialEq)]

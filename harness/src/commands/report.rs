@@ -87,8 +87,12 @@ impl Visitor for Draw<'_> {
     fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
         let steps = &self.prepared.steps;
         let at = self.args.at as usize;
-        let arena = Arena::new(self.arena_bytes).context("creating the arena")?;
+        let arena = Arena::natural(self.arena_bytes).context("creating the arena")?;
         let mut allocator = config.build(arena)?;
+        let reports = allocator.reports();
+        if !(reports.in_arena && reports.free_space) {
+            anyhow::bail!("{} cannot draw a heap map: it does not report its free space in the arena", config.spec());
+        }
         let recorder = HeapMapRecorder::new(self.arena_bytes, steps.len(), 128, Some(at - 1));
         let mut probe = MetricsProbe::with_heapmap(steps.len(), 200, false, Some(recorder));
         let mut slots = Slots::new(self.prepared.slots);

@@ -1,0 +1,317 @@
+//! Unbounded references: allocators with memory of their own, called
+//! directly (never installed as the global allocator).
+//!
+//! They take the harness's arena only to give it back: their blocks are
+//! elsewhere, so arena-based figures (footprint, granted bytes, the free
+//! space) are not reported. What each says of its own memory goes to the
+//! details table under a name that says whose figures they are; those
+//! figures cover the whole process (for glibc, the harness's own
+//! allocations too), and other cells running at the same time share them.
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use heaplab_core::{AllocError, Allocator, Arena, Detail, HeapStats, InvariantViolation, Reports, realloc_by_moving};
+
+use crate::tally::Tally;
+use crate::{Adapter, detail, nothing_to_walk};
+
+/// Nothing but counts and timings.
+const UNBOUNDED: Reports =
+    Reports { in_arena: false, granted: false, free_bytes: false, free_space: false, footprint: false };
+
+/// The methods of an unbounded reference that only counts: no granted size,
+/// nothing to walk, nothing to check beyond the counts.
+macro_rules! counts_only {
+    () => {
+        nothing_to_walk!();
+
+        fn stats(&self) -> HeapStats {
+            self.tally.stats(self.arena())
+        }
+
+        fn check(&self) -> Result<(), InvariantViolation> {
+            Ok(())
+        }
+
+        fn reports(&self) -> Reports {
+            UNBOUNDED
+        }
+    };
+}
+
+/// The alignment malloc guarantees on x86-64 and aarch64 Linux.
+const MALLOC_ALIGN: usize = 16;
+
+/// The system allocator (glibc malloc), through `malloc`, `posix_memalign`,
+/// `realloc` and `free`.
+///
+/// Alignments up to 16 go to `malloc`, which guarantees 16; larger ones to
+/// `posix_memalign`. `realloc` keeps alignments up to 16 and moves the block
+/// (allocate, copy, free) for larger ones, since glibc has no aligned
+/// realloc. `realloc` to 0 bytes asks for 1 (glibc would free the block).
+#[derive(Debug)]
+pub struct Glibc {
+    arena: Arena,
+    tally: Tally,
+}
+
+impl Adapter for Glibc {
+    const NAME: &'static str = "glibc";
+    const ABOUT: &'static str = "the system allocator (glibc malloc), unbounded: throughput and latency only";
+
+    fn build(arena: Arena) -> Result<Glibc, String> {
+        Ok(Glibc { arena, tally: Tally::default() })
+    }
+}
+
+impl Allocator for Glibc {
+    fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let ptr = if layout.align() <= MALLOC_ALIGN {
+            // SAFETY: any size may be asked for; null means no memory.
+            unsafe { libc::malloc(layout.size()) }
+        } else {
+            let mut ptr = std::ptr::null_mut();
+            // SAFETY: the alignment is a power of two and a multiple of the
+            // pointer size, as posix_memalign requires.
+            match unsafe { libc::posix_memalign(&mut ptr, layout.align(), layout.size()) } {
+                0 => ptr,
+                _ => std::ptr::null_mut(),
+            }
+        };
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(AllocError::OutOfMemory)?;
+        self.tally.add_unbounded(layout.size(), layout.size());
+        Ok(ptr)
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller guarantees `ptr` is live, from malloc or
+        // posix_memalign, both of which `free` releases.
+        unsafe { libc::free(ptr.as_ptr().cast()) };
+        self.tally.remove(layout.size(), layout.size());
+    }
+
+    unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
+        if old.align() > MALLOC_ALIGN {
+            // SAFETY: forwarded from the caller.
+            return unsafe { realloc_by_moving(self, ptr, old, new_size) };
+        }
+        // SAFETY: `ptr` is live (the caller's guarantee); a nonzero size
+        // keeps glibc from freeing it; on null the old block is untouched.
+        let moved = unsafe { libc::realloc(ptr.as_ptr().cast(), new_size.max(1)) };
+        self.tally.resized(None, moved.cast(), old.size(), new_size)
+    }
+
+    counts_only!();
+
+    fn details(&self) -> Vec<Detail> {
+        // SAFETY: mallinfo2 only reads glibc's counters.
+        let info = unsafe { libc::mallinfo2() };
+        let row = "whole process";
+        vec![
+            detail("glibc_mallinfo2", row, "arena", info.arena as f64),
+            detail("glibc_mallinfo2", row, "uordblks", info.uordblks as f64),
+            detail("glibc_mallinfo2", row, "fordblks", info.fordblks as f64),
+            detail("glibc_mallinfo2", row, "hblkhd", info.hblkhd as f64),
+            detail("glibc_mallinfo2", row, "keepcost", info.keepcost as f64),
+        ]
+    }
+
+    fn into_arena(self) -> Arena {
+        self.arena
+    }
+}
+
+/// mimalloc (libmimalloc-sys, the bundled v3), on a heap of its own
+/// (`mi_heap_new`), destroyed with everything in it when the adapter goes.
+///
+/// Every request passes its alignment (`mi_heap_malloc_aligned`), and
+/// `realloc` keeps it (`mi_heap_realloc_aligned`).
+#[cfg(feature = "c-refs")]
+#[derive(Debug)]
+pub struct Mimalloc {
+    heap: NonNull<libmimalloc_sys::mi_heap_t>,
+    arena: Option<Arena>,
+    tally: Tally,
+}
+
+#[cfg(feature = "c-refs")]
+impl Adapter for Mimalloc {
+    const NAME: &'static str = "mimalloc";
+    const ABOUT: &'static str = "mimalloc 3 on a private heap, unbounded: throughput and latency only";
+
+    fn build(arena: Arena) -> Result<Mimalloc, String> {
+        // SAFETY: creating a heap has no precondition.
+        let heap = NonNull::new(unsafe { libmimalloc_sys::mi_heap_new() }).ok_or("mimalloc could not create a heap")?;
+        Ok(Mimalloc { heap, arena: Some(arena), tally: Tally::default() })
+    }
+}
+
+#[cfg(feature = "c-refs")]
+impl Drop for Mimalloc {
+    fn drop(&mut self) {
+        // SAFETY: the heap is this adapter's; no block of it is used after
+        // (the harness frees or forgets every block before the allocator).
+        unsafe { libmimalloc_sys::mi_heap_destroy(self.heap.as_ptr()) };
+    }
+}
+
+#[cfg(feature = "c-refs")]
+impl Allocator for Mimalloc {
+    fn arena(&self) -> &Arena {
+        self.arena.as_ref().expect("the arena is given back only when the allocator goes")
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the heap is live; any size and power-of-two alignment.
+        let ptr = unsafe { libmimalloc_sys::mi_heap_malloc_aligned(self.heap.as_ptr(), layout.size(), layout.align()) };
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(AllocError::OutOfMemory)?;
+        self.tally.add_unbounded(layout.size(), layout.size());
+        Ok(ptr)
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller guarantees `ptr` is live, from this heap.
+        unsafe { libmimalloc_sys::mi_free(ptr.as_ptr().cast()) };
+        self.tally.remove(layout.size(), layout.size());
+    }
+
+    unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: `ptr` is live in this heap (the caller's guarantee); the
+        // alignment is kept; on null the old block is untouched.
+        let moved = unsafe {
+            libmimalloc_sys::mi_heap_realloc_aligned(self.heap.as_ptr(), ptr.as_ptr().cast(), new_size, old.align())
+        };
+        self.tally.resized(None, moved.cast(), old.size(), new_size)
+    }
+
+    counts_only!();
+
+    fn details(&self) -> Vec<Detail> {
+        let mut figures = [0usize; 4];
+        let [current_rss, peak_rss, current_commit, peak_commit] = &mut figures;
+        // SAFETY: every pointer is to a live usize or null, as allowed.
+        unsafe {
+            libmimalloc_sys::mi_process_info(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                current_rss,
+                peak_rss,
+                current_commit,
+                peak_commit,
+                std::ptr::null_mut(),
+            );
+        }
+        let row = "whole process";
+        ["current_rss", "peak_rss", "current_commit", "peak_commit"]
+            .into_iter()
+            .zip(figures)
+            .map(|(column, value)| detail("mimalloc_process_info", row, column, value as f64))
+            .collect()
+    }
+
+    fn into_arena(mut self) -> Arena {
+        self.arena.take().expect("the arena is given back once")
+    }
+}
+
+/// jemalloc 5.3 (tikv-jemalloc-sys, built with statistics, its symbols
+/// prefixed so that it replaces nothing), through `mallocx`, `rallocx` and
+/// `sdallocx` with `MALLOCX_ALIGN` on every call.
+///
+/// Size-0 requests ask for 1 byte (jemalloc's `mallocx` forbids 0). The
+/// default arena and thread cache are used, as a program linked with
+/// jemalloc would; blocks left live at the end are freed by the harness.
+#[cfg(feature = "c-refs")]
+#[derive(Debug)]
+pub struct Jemalloc {
+    arena: Arena,
+    tally: Tally,
+}
+
+#[cfg(feature = "c-refs")]
+impl Jemalloc {
+    #[inline]
+    fn flags(layout: Layout) -> libc::c_int {
+        tikv_jemalloc_sys::MALLOCX_ALIGN(layout.align())
+    }
+}
+
+#[cfg(feature = "c-refs")]
+impl Adapter for Jemalloc {
+    const NAME: &'static str = "jemalloc";
+    const ABOUT: &'static str = "jemalloc 5.3 with its thread cache, unbounded: throughput and latency only";
+
+    fn build(arena: Arena) -> Result<Jemalloc, String> {
+        Ok(Jemalloc { arena, tally: Tally::default() })
+    }
+}
+
+#[cfg(feature = "c-refs")]
+impl Allocator for Jemalloc {
+    fn arena(&self) -> &Arena {
+        &self.arena
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the size is nonzero, as mallocx requires; the flags carry
+        // a power-of-two alignment.
+        let ptr = unsafe { tikv_jemalloc_sys::mallocx(layout.size().max(1), Jemalloc::flags(layout)) };
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(AllocError::OutOfMemory)?;
+        self.tally.add_unbounded(layout.size(), layout.size());
+        Ok(ptr)
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller guarantees `ptr` is live; size and flags are
+        // those it was allocated with, as sdallocx requires.
+        unsafe { tikv_jemalloc_sys::sdallocx(ptr.as_ptr().cast(), layout.size().max(1), Jemalloc::flags(layout)) };
+        self.tally.remove(layout.size(), layout.size());
+    }
+
+    unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: `ptr` is live (the caller's guarantee), the size nonzero,
+        // the alignment kept; on null the old block is untouched.
+        let moved = unsafe { tikv_jemalloc_sys::rallocx(ptr.as_ptr().cast(), new_size.max(1), Jemalloc::flags(old)) };
+        self.tally.resized(None, moved.cast(), old.size(), new_size)
+    }
+
+    counts_only!();
+
+    fn details(&self) -> Vec<Detail> {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        let row = "whole process";
+        // Statistics are a snapshot taken at each epoch.
+        if epoch::advance().is_err() {
+            return Vec::new();
+        }
+        let mut details = Vec::new();
+        for (column, value) in [
+            ("allocated", stats::allocated::read()),
+            ("active", stats::active::read()),
+            ("resident", stats::resident::read()),
+            ("metadata", stats::metadata::read()),
+            ("mapped", stats::mapped::read()),
+        ] {
+            if let Ok(value) = value {
+                details.push(detail("jemalloc_stats", row, column, value as f64));
+            }
+        }
+        details
+    }
+
+    fn into_arena(self) -> Arena {
+        self.arena
+    }
+}
