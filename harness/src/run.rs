@@ -213,6 +213,8 @@ struct TimedCell {
     arena_bytes: u64,
     prefault_bytes: usize,
     slots: Slots,
+    /// Slots the workload needs.
+    slot_count: usize,
     passes: usize,
     seconds: Vec<f64>,
     /// Set by the last stage.
@@ -237,14 +239,22 @@ fn timed_replay<C: AllocatorConfig>(
     Ok(elapsed)
 }
 
-/// A fresh, pre-faulted arena for a repetition.
+/// A fresh, pre-faulted arena for a repetition, and the slot table at a
+/// new place within a page (see [`Slots`]).
 fn fresh_arena(state: &mut TimedCell) -> Result<(), RunError> {
     state.arena = None;
     let mut fresh = arena(state.arena_bytes)?;
     fresh.prefault(state.prefault_bytes);
     state.arena = Some(fresh);
+    // Any of the page's cache lines; the sequence only needs to vary.
+    let line = state.seconds.len().wrapping_mul(PLACEMENT_STRIDE) % (4096 / 64);
+    state.slots = Slots::placed(state.slot_count, line * 64 / size_of::<crate::replay::Slot>());
     Ok(())
 }
+
+/// Lines (of 64 bytes) the slot table moves by from one repetition to the
+/// next: odd, so that 64 repetitions visit every line of a page.
+const PLACEMENT_STRIDE: usize = 37;
 
 /// One stage of a cell's timed passes.
 #[derive(Debug, Clone, Copy)]
@@ -403,7 +413,8 @@ pub fn run_cells(
             arena: None,
             arena_bytes: cell.arena_bytes,
             prefault_bytes: metrics.peak_footprint_bytes as usize,
-            slots: Slots::new(workloads[cell.workload].prepared.slots),
+            slots: Slots::new(0),
+            slot_count: workloads[cell.workload].prepared.slots,
             passes: 1,
             seconds: Vec::new(),
             result: None,
