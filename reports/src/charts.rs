@@ -214,15 +214,34 @@ impl Chart for Lines {
                     .draw()
                     .map_err(error)?;
                 for (index, (name, points)) in self.series.iter().enumerate() {
+                    // A series the allocator could not report gets no line
+                    // and no legend entry; the others keep their colours.
+                    if points.is_empty() {
+                        continue;
+                    }
                     let thin = self.thin.get(index).copied().unwrap_or(false);
                     let style = colors(index).stroke_width(if thin { 1 } else { 2 });
                     let points: Vec<(f64, f64)> =
                         points.iter().copied().filter(|&(_, y)| !self.log_y || y > 0.0).collect();
-                    $chart
-                        .draw_series(LineSeries::new(points, style))
-                        .map_err(error)?
-                        .label(name.clone())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                    // The palette's second round is dashed, so that no two
+                    // series look alike.
+                    if index < PALETTE.len() {
+                        $chart
+                            .draw_series(LineSeries::new(points, style))
+                            .map_err(error)?
+                            .label(name.clone())
+                            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                    } else {
+                        $chart
+                            .draw_series(DashedLineSeries::new(points, 6, 4, style))
+                            .map_err(error)?
+                            .label(name.clone())
+                            .legend(move |(x, y)| {
+                                EmptyElement::at((x, y))
+                                    + PathElement::new(vec![(0, 0), (6, 0)], style)
+                                    + PathElement::new(vec![(10, 0), (16, 0)], style)
+                            });
+                    }
                 }
                 $chart
                     .configure_series_labels()
