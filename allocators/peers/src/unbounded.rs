@@ -128,11 +128,26 @@ impl Allocator for Glibc {
     }
 }
 
+/// Time-based purging is turned off in the unbounded references. The
+/// harness pauses between repetitions (it interleaves every cell of the
+/// matrix, and pre-faults each bounded allocator's arena so that page faults
+/// are never measured); memory purged during those pauses would be faulted
+/// back in the next timed repetition, a cost no real program pays for the
+/// harness's pauses. Within a replay, reuse is as by default.
+#[cfg(feature = "c-refs")]
+static NO_TIMED_PURGE: std::sync::Once = std::sync::Once::new();
+
+/// `mi_option_purge_delay` in the bundled mimalloc v3's `mi_option_t`
+/// (libmimalloc-sys names only the v2 options).
+#[cfg(feature = "c-refs")]
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 /// mimalloc (libmimalloc-sys, the bundled v3), on a heap of its own
 /// (`mi_heap_new`), destroyed with everything in it when the adapter goes.
 ///
 /// Every request passes its alignment (`mi_heap_malloc_aligned`), and
-/// `realloc` keeps it (`mi_heap_realloc_aligned`).
+/// `realloc` keeps it (`mi_heap_realloc_aligned`). Purging is off
+/// (`mi_option_purge_delay` = −1; see [`NO_TIMED_PURGE`]).
 #[cfg(feature = "c-refs")]
 #[derive(Debug)]
 pub struct Mimalloc {
@@ -147,6 +162,7 @@ impl Adapter for Mimalloc {
     const ABOUT: &'static str = "mimalloc 3 on a private heap, unbounded: throughput and latency only";
 
     fn build(arena: Arena) -> Result<Mimalloc, String> {
+        set_no_timed_purge()?;
         // SAFETY: creating a heap has no precondition.
         let heap = NonNull::new(unsafe { libmimalloc_sys::mi_heap_new() }).ok_or("mimalloc could not create a heap")?;
         Ok(Mimalloc { heap, arena: Some(arena), tally: Tally::default() })
@@ -231,6 +247,7 @@ impl Allocator for Mimalloc {
 /// Size-0 requests ask for 1 byte (jemalloc's `mallocx` forbids 0). The
 /// default arena and thread cache are used, as a program linked with
 /// jemalloc would; blocks left live at the end are freed by the harness.
+/// Dirty and muzzy decay are off (−1; see [`NO_TIMED_PURGE`]).
 #[cfg(feature = "c-refs")]
 #[derive(Debug)]
 pub struct Jemalloc {
@@ -252,6 +269,7 @@ impl Adapter for Jemalloc {
     const ABOUT: &'static str = "jemalloc 5.3 with its thread cache, unbounded: throughput and latency only";
 
     fn build(arena: Arena) -> Result<Jemalloc, String> {
+        set_no_timed_purge()?;
         Ok(Jemalloc { arena, tally: Tally::default() })
     }
 }
@@ -313,5 +331,34 @@ impl Allocator for Jemalloc {
 
     fn into_arena(self) -> Arena {
         self.arena
+    }
+}
+
+/// Turn time-based purging off in mimalloc and jemalloc, once per process.
+#[cfg(feature = "c-refs")]
+fn set_no_timed_purge() -> Result<(), String> {
+    NO_TIMED_PURGE.call_once(|| {
+        // SAFETY: setting an option is allowed at any time.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+        // 4096 is MALLCTL_ARENAS_ALL: every arena, existing and future.
+        for name in [
+            &b"arena.4096.dirty_decay_ms\0"[..],
+            b"arena.4096.muzzy_decay_ms\0",
+            b"arenas.dirty_decay_ms\0",
+            b"arenas.muzzy_decay_ms\0",
+        ] {
+            // SAFETY: these settings are `ssize_t` and writable.
+            let _ = unsafe { tikv_jemalloc_ctl::raw::write(name, -1isize) };
+        }
+    });
+    // SAFETY: reading an option has no precondition.
+    let purge_delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+    if purge_delay != -1 {
+        return Err(format!("mimalloc's purge delay is {purge_delay} ms after setting it to -1"));
+    }
+    // SAFETY: `arenas.dirty_decay_ms` is an `ssize_t`.
+    match unsafe { tikv_jemalloc_ctl::raw::read::<isize>(b"arenas.dirty_decay_ms\0") } {
+        Ok(-1) => Ok(()),
+        other => Err(format!("jemalloc's dirty decay is {other:?} after setting it to -1")),
     }
 }
