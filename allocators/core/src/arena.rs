@@ -45,6 +45,11 @@ pub struct Arena {
     /// Alignment of `base`; offsets aligned to any power of two up to this
     /// are equally aligned as addresses.
     align: usize,
+    /// Offsets at which an 8-byte word fits: `0..word_starts`. One compare
+    /// per word access, the hottest check in every allocator.
+    word_starts: usize,
+    /// The same for 4-byte words.
+    u32_starts: usize,
     /// What the system allocator returned, and its layout, for `Drop`.
     raw: NonNull<u8>,
     raw_layout: Layout,
@@ -102,7 +107,15 @@ impl Arena {
         // SAFETY: shift < align, and the block holds len + align bytes, so
         // base..base+len stays inside it.
         let base = unsafe { raw.add(shift) };
-        Ok(Arena { base, len, align, raw, raw_layout })
+        Ok(Arena {
+            base,
+            len,
+            align,
+            word_starts: len.saturating_sub(7),
+            u32_starts: len.saturating_sub(3),
+            raw,
+            raw_layout,
+        })
     }
 
     /// Bytes in the arena.
@@ -172,8 +185,11 @@ impl Arena {
     /// If the word does not lie inside the arena.
     #[inline]
     pub fn load_word(&self, offset: usize) -> u64 {
-        assert!(self.contains(offset, 8), "word at {offset} outside an arena of {} bytes", self.len);
-        // SAFETY: the 8 bytes are inside the arena, which owns them and keeps
+        if offset >= self.word_starts {
+            self.word_outside(offset);
+        }
+        // SAFETY: offset < len − 7 (checked above), so the 8 bytes are
+        // inside the arena, which owns them and keeps
         // them initialised; read_unaligned has no alignment requirement.
         unsafe { self.base.add(offset).cast::<u64>().read_unaligned() }
     }
@@ -184,10 +200,20 @@ impl Arena {
     /// If the word does not lie inside the arena.
     #[inline]
     pub fn store_word(&mut self, offset: usize, value: u64) {
-        assert!(self.contains(offset, 8), "word at {offset} outside an arena of {} bytes", self.len);
+        if offset >= self.word_starts {
+            self.word_outside(offset);
+        }
         // SAFETY: as in load_word; `&mut self` means no other access through
         // this arena runs at the same time.
         unsafe { self.base.add(offset).cast::<u64>().write_unaligned(value) }
+    }
+
+    /// The panic of a word access outside the arena, kept out of line so
+    /// that the check in the accessors is one compare and a jump.
+    #[cold]
+    #[inline(never)]
+    fn word_outside(&self, offset: usize) -> ! {
+        panic!("word at {offset} outside an arena of {} bytes", self.len)
     }
 
     /// The 4-byte word at `offset` (any alignment).
@@ -196,8 +222,10 @@ impl Arena {
     /// If the word does not lie inside the arena.
     #[inline]
     pub fn load_u32(&self, offset: usize) -> u32 {
-        assert!(self.contains(offset, 4), "word at {offset} outside an arena of {} bytes", self.len);
-        // SAFETY: as in load_word.
+        if offset >= self.u32_starts {
+            self.word_outside(offset);
+        }
+        // SAFETY: offset < len − 3 (checked above): as in load_word.
         unsafe { self.base.add(offset).cast::<u32>().read_unaligned() }
     }
 
@@ -207,7 +235,9 @@ impl Arena {
     /// If the word does not lie inside the arena.
     #[inline]
     pub fn store_u32(&mut self, offset: usize, value: u32) {
-        assert!(self.contains(offset, 4), "word at {offset} outside an arena of {} bytes", self.len);
+        if offset >= self.u32_starts {
+            self.word_outside(offset);
+        }
         // SAFETY: as in store_word.
         unsafe { self.base.add(offset).cast::<u32>().write_unaligned(value) }
     }
@@ -277,6 +307,31 @@ mod tests {
     #[should_panic(expected = "outside an arena")]
     fn word_past_the_end_panics_instead_of_corrupting() {
         Arena::new(64).unwrap().load_word(57);
+    }
+
+    #[test]
+    fn every_word_access_is_checked_at_both_edges() {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        for len in [1, 3, 4, 7, 8, 9, 64] {
+            let mut arena = Arena::new(len).unwrap();
+            for offset in [0, len.saturating_sub(8), len.saturating_sub(4), len - 1, len, usize::MAX] {
+                let fits = |width: usize| offset.checked_add(width).is_some_and(|end| end <= len);
+                let mut access = |width: usize| {
+                    catch_unwind(AssertUnwindSafe(|| {
+                        if width == 8 {
+                            arena.store_word(offset, 1);
+                            arena.load_word(offset);
+                        } else {
+                            arena.store_u32(offset, 1);
+                            arena.load_u32(offset);
+                        }
+                    }))
+                    .is_ok()
+                };
+                assert_eq!(access(8), fits(8), "8 bytes at {offset} of {len}");
+                assert_eq!(access(4), fits(4), "4 bytes at {offset} of {len}");
+            }
+        }
     }
 
     #[test]
