@@ -282,17 +282,8 @@ struct HeapMapRow<'a> {
     states: &'a str,
 }
 
-/// One row of `latency.csv`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LatencyRow {
-    pub allocator: String,
-    pub workload: String,
-    pub seed: Option<u64>,
-    pub kind: String,
-    pub percentile: f64,
-    pub latency_ns: u64,
-    pub samples: u64,
-}
+/// One row of `latency.csv`: the reports crate reads the same type.
+pub use heaplab_reports::data::LatencyRow;
 
 /// One row of `throughput.csv`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

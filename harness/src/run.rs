@@ -162,7 +162,7 @@ impl Visitor for MetricsPass<'_> {
         let recorder = (self.settings.frames > 0 && reports.in_arena && reports.free_space)
             .then(|| HeapMapRecorder::new(self.arena_bytes as usize, steps.len(), self.settings.frames, None));
         let mut probe = MetricsProbe::with_heapmap(steps.len(), self.settings.points, self.settings.verify, recorder);
-        probe.set_reports(allocator.reports());
+        probe.set_reports(reports);
         let mut slots = Slots::new(self.prepared.slots);
         let outcome = replay(&mut allocator, steps, &mut slots, self.settings.touch, &mut probe)
             .map_err(|error| RunError::Verify { allocator: config.spec(), workload: String::new(), error })?;

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
 
@@ -43,8 +43,8 @@ pub struct SeriesRow {
     pub value: f64,
 }
 
-/// A row of `latency.csv`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// A row of `latency.csv`, as `heaplab run` writes it and the report reads it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LatencyRow {
     pub allocator: String,
     pub workload: String,

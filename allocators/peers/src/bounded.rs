@@ -742,15 +742,19 @@ impl Allocator for BuddySlab {
 
     #[inline]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let ptr = if BuddySlab::class(layout).is_some() {
-            self.slab_object(layout)?
-        } else {
-            let pages = BuddySlab::pages(layout.size());
-            let addr = self.buddy.alloc_pages(pages, layout.align().max(PAGE)).map_err(|_| AllocError::OutOfMemory)?;
-            self.large_bytes += pages.next_power_of_two() * PAGE;
-            NonNull::new(addr as *mut u8).ok_or(AllocError::OutOfMemory)?
+        // The class is found once per call: it decides the path and the
+        // granted size.
+        let (ptr, block) = match BuddySlab::class(layout) {
+            Some(class) => (self.slab_object(layout)?, class.size()),
+            None => {
+                let pages = BuddySlab::pages(layout.size());
+                let addr =
+                    self.buddy.alloc_pages(pages, layout.align().max(PAGE)).map_err(|_| AllocError::OutOfMemory)?;
+                let block = pages.next_power_of_two() * PAGE;
+                self.large_bytes += block;
+                (NonNull::new(addr as *mut u8).ok_or(AllocError::OutOfMemory)?, block)
+            }
         };
-        let block = BuddySlab::block(layout);
         self.tally.add(&self.arena, ptr, layout.size(), block, block);
         Ok(ptr)
     }
@@ -758,16 +762,22 @@ impl Allocator for BuddySlab {
     #[inline]
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
         use buddy_slab_allocator::SlabDeallocResult;
-        if BuddySlab::class(layout).is_some() {
-            if let SlabDeallocResult::FreeSlab { base, pages } = self.slab.dealloc(ptr, layout) {
-                self.buddy.dealloc_pages(base, pages);
+        let block = match BuddySlab::class(layout) {
+            Some(class) => {
+                if let SlabDeallocResult::FreeSlab { base, pages } = self.slab.dealloc(ptr, layout) {
+                    self.buddy.dealloc_pages(base, pages);
+                }
+                class.size()
             }
-        } else {
-            let pages = BuddySlab::pages(layout.size());
-            self.buddy.dealloc_pages(ptr.as_ptr().addr(), pages);
-            self.large_bytes -= pages.next_power_of_two() * PAGE;
-        }
-        self.tally.remove(layout.size(), BuddySlab::block(layout));
+            None => {
+                let pages = BuddySlab::pages(layout.size());
+                self.buddy.dealloc_pages(ptr.as_ptr().addr(), pages);
+                let block = pages.next_power_of_two() * PAGE;
+                self.large_bytes -= block;
+                block
+            }
+        };
+        self.tally.remove(layout.size(), block);
     }
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
