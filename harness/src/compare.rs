@@ -4,12 +4,35 @@
 //! Rows pair by (allocator, workload, seed).
 //!
 //! - **Throughput**: from the timed repetitions of each side
-//!   (`throughput.csv`), the ratio of medians `new / base` with a 95 %
-//!   bootstrap confidence interval (10,000 resamples of each side, a fixed
-//!   seed, so the verdict is reproducible). A *regression* is an interval
-//!   entirely below `1 − threshold`: slower beyond the threshold, and not
-//!   by chance. An *improvement* is an interval entirely above `1 +
-//!   threshold`. Anything else is within noise or threshold.
+//!   (`throughput.csv`), the change `new / base` as the Hodges–Lehmann
+//!   estimate (the median of all pairwise ratios between the two sides) with
+//!   its exact distribution-free confidence interval from the Mann–Whitney
+//!   rank test (Hollander & Wolfe, *Nonparametric Statistical Methods*,
+//!   §4.3): at least 95 % coverage for any distribution of the samples,
+//!   however few, where a bootstrap of five values undercovers. No random
+//!   numbers: the verdict is reproducible.
+//! - **The sample unit is the timing process**: a process is a draw of
+//!   everything fixed for its lifetime, and a cell can differ by 20 % from
+//!   one process to the next while its repetitions within each agree to
+//!   2 %. When a side's repetitions come from several processes, each
+//!   process contributes one value (the median of its repetitions);
+//!   repetitions of a single process are used as they are, and the headline
+//!   warns that they understate the uncertainty (Kalibera & Jones,
+//!   *Rigorous Benchmarking in Reasonable Time*, 2013).
+//! - **Simultaneous intervals**: a comparison asks one question per row,
+//!   and a gate fails if any answer is "slower". Each row's interval is
+//!   therefore at level `1 − 0.05 / rows` (Bonferroni), so that all of a
+//!   comparison's intervals hold together with at least 95 % probability:
+//!   a noisy row (a cell whose working set lives in a last-level cache
+//!   shared with other tenants moves by ±15 %) then alarms by chance
+//!   rarely enough for a gate. Over the default suite's 84 rows that needs
+//!   7 processes a side (`2 / C(14, 7)` ≤ 0.05 / 84); with fewer, a row gets
+//!   the verdict `too few`, which does not fail, and the headline says how
+//!   many processes are needed.
+//! - A *regression* is an interval entirely below `1 − threshold`: slower
+//!   beyond the threshold, and not by chance. An *improvement* is an
+//!   interval entirely above `1 + threshold`. Anything else is within noise
+//!   or threshold.
 //! - **Machine drift**: two runs on a shared machine differ as a whole (a
 //!   busier neighbour, another clock speed) by more than their repetitions
 //!   vary. With at least [`MIN_ROWS_FOR_DRIFT`] throughput rows, the median
@@ -28,14 +51,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
 use crate::results::{SummaryRow, ThroughputRow, read_summary};
 use crate::timing::median;
 
-/// Bootstrap resamples per comparison.
-const RESAMPLES: usize = 10_000;
+/// Family-wise error of the intervals: all the intervals of a comparison
+/// hold together with at least 95 % probability.
+const ALPHA: f64 = 0.05;
+/// Timing processes per side below which the headline warns.
+pub const MIN_PROCESSES: usize = 3;
 /// Throughput rows needed before machine drift is estimated.
 pub const MIN_ROWS_FOR_DRIFT: usize = 5;
 
@@ -49,8 +72,8 @@ pub struct ResultSet {
     pub path: PathBuf,
     /// Summary rows by key.
     pub rows: BTreeMap<Key, SummaryRow>,
-    /// Ops/s of every repetition, by key.
-    pub samples: BTreeMap<Key, Vec<f64>>,
+    /// Ops/s of every repetition, by key, grouped by timing process.
+    pub samples: BTreeMap<Key, Vec<Vec<f64>>>,
 }
 
 /// Something wrong with an input.
@@ -86,7 +109,7 @@ impl ResultSet {
                 )));
             }
         }
-        let mut samples: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
+        let mut grouped: BTreeMap<Key, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
         let throughput = dir.join("throughput.csv");
         if throughput.is_file() {
             let mut reader = csv::Reader::from_path(&throughput)
@@ -104,9 +127,15 @@ impl ResultSet {
                         row.ops_per_sec
                     )));
                 }
-                samples.entry(key(&row.allocator, &row.workload, row.seed)).or_default().push(row.ops_per_sec);
+                grouped
+                    .entry(key(&row.allocator, &row.workload, row.seed))
+                    .or_default()
+                    .entry(row.process)
+                    .or_default()
+                    .push(row.ops_per_sec);
             }
         }
+        let samples = grouped.into_iter().map(|(k, by_process)| (k, by_process.into_values().collect())).collect();
         Ok(ResultSet { path: dir, rows, samples })
     }
 }
@@ -122,6 +151,8 @@ pub enum Verdict {
     Missing,
     /// Faster beyond the threshold, with confidence.
     Improvement,
+    /// Too few samples for a 95 % interval.
+    TooFew,
     /// Within noise or the threshold.
     Unchanged,
     /// Only in NEW.
@@ -140,6 +171,7 @@ impl Verdict {
             Verdict::Changed => "CHANGED",
             Verdict::Missing => "MISSING",
             Verdict::Improvement => "improvement",
+            Verdict::TooFew => "too few",
             Verdict::Unchanged => "unchanged",
             Verdict::Added => "added",
         }
@@ -165,17 +197,62 @@ pub struct Finding {
     pub verdict: Verdict,
 }
 
-/// Bootstrap 95 % interval of `median(new) / median(base)`.
-pub fn ratio_interval(base: &[f64], new: &[f64], seed: u64) -> (f64, f64, f64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let resample = |values: &[f64], rng: &mut ChaCha8Rng| {
-        let mut drawn: Vec<f64> = (0..values.len()).map(|_| values[rng.random_range(0..values.len())]).collect();
-        median(&mut drawn)
+/// The values a side contributes: one per timing process (the median of
+/// its repetitions) when there are several, else the repetitions.
+pub fn sample_units(groups: &[Vec<f64>]) -> Vec<f64> {
+    if groups.len() >= 2 { groups.iter().map(|group| median(&mut group.clone())).collect() } else { groups.concat() }
+}
+
+/// `P(U ≤ u)` for `u` in `0..=n·m`, the exact null distribution of the
+/// Mann–Whitney statistic for samples of `n` and `m`: the number of
+/// arrangements with `u` inversions, by the recurrence
+/// `N(i, j, u) = N(i − 1, j, u − j) + N(i, j − 1, u)`, over `C(n + m, n)`.
+fn mann_whitney_cdf(n: usize, m: usize) -> Vec<f64> {
+    let top = n * m;
+    // row[j][u] = N(i, j, u) for the current i.
+    let mut row = vec![vec![0.0f64; top + 1]; m + 1];
+    for counts in &mut row {
+        counts[0] = 1.0;
+    }
+    for _ in 1..=n {
+        let mut next = vec![vec![0.0f64; top + 1]; m + 1];
+        next[0][0] = 1.0;
+        for j in 1..=m {
+            for u in 0..=top {
+                let from_i = if u >= j { row[j][u - j] } else { 0.0 };
+                next[j][u] = from_i + next[j - 1][u];
+            }
+        }
+        row = next;
+    }
+    let counts = &row[m];
+    let total: f64 = counts.iter().sum();
+    let mut cumulative = 0.0;
+    counts
+        .iter()
+        .map(|c| {
+            cumulative += c;
+            cumulative / total
+        })
+        .collect()
+}
+
+/// The ratio `new / base` as the Hodges–Lehmann estimate on log
+/// throughput, with its exact Mann–Whitney interval of coverage at least
+/// `1 − alpha`: `(ratio, Some((low, high)))`, or `(ratio, None)` when the
+/// samples are too few for that coverage.
+pub fn ratio_interval(base: &[f64], new: &[f64], alpha: f64) -> (f64, Option<(f64, f64)>) {
+    let mut differences: Vec<f64> = new.iter().flat_map(|n| base.iter().map(move |b| n.ln() - b.ln())).collect();
+    differences.sort_by(f64::total_cmp);
+    let point = median(&mut differences.clone()).exp();
+    let (n, m) = (base.len(), new.len());
+    // The interval [D(c), D(nm + 1 − c)] covers with 1 − 2 P(U ≤ c − 1);
+    // the largest c that keeps that at 1 − alpha or more.
+    let cdf = mann_whitney_cdf(n, m);
+    let Some(c) = (1..=differences.len().div_ceil(2)).take_while(|&c| 2.0 * cdf[c - 1] <= alpha).last() else {
+        return (point, None);
     };
-    let mut ratios: Vec<f64> = (0..RESAMPLES).map(|_| resample(new, &mut rng) / resample(base, &mut rng)).collect();
-    ratios.sort_by(f64::total_cmp);
-    let point = median(&mut new.to_vec()) / median(&mut base.to_vec());
-    (point, ratios[RESAMPLES * 25 / 1000], ratios[RESAMPLES * 975 / 1000 - 1])
+    (point, Some((differences[c - 1].exp(), differences[differences.len() - c].exp())))
 }
 
 /// The deterministic columns of a summary row, as (name, text).
@@ -204,6 +281,24 @@ pub struct Comparison {
     pub findings: Vec<Finding>,
     /// The machine drift divided out of throughput ratios (1 when not corrected).
     pub drift: f64,
+    /// The fewest timing processes behind a timed row of BASE and of NEW
+    /// (`None` without timed rows).
+    pub processes: Option<(usize, usize)>,
+    /// Throughput rows compared: the family the intervals hold over together.
+    pub timed_rows: usize,
+}
+
+/// Samples a side needs (with as many on the other) for an interval of
+/// coverage `1 − alpha`: the smallest `n` with `2 / C(2n, n) ≤ alpha`.
+pub fn samples_needed(alpha: f64) -> usize {
+    let mut ways = 2.0; // C(2, 1)
+    let mut n = 1;
+    while 2.0 / ways > alpha && n < 64 {
+        // C(2n + 2, n + 1) = C(2n, n) · (2n + 1)(2n + 2) / (n + 1)²
+        ways *= ((2 * n + 1) * (2 * n + 2)) as f64 / ((n + 1) * (n + 1)) as f64;
+        n += 1;
+    }
+    n
 }
 
 /// Compare two result sets; `correct_drift` divides the median throughput
@@ -211,7 +306,9 @@ pub struct Comparison {
 pub fn compare(base: &ResultSet, new: &ResultSet, threshold: f64, correct_drift: bool) -> Comparison {
     let mut findings = Vec::new();
     let mut timed = Vec::new();
-    for (index, (k, base_row)) in base.rows.iter().enumerate() {
+    // The fewest timing processes behind any timed row, per side.
+    let mut processes = [usize::MAX; 2];
+    for (k, base_row) in &base.rows {
         let Some(new_row) = new.rows.get(k) else {
             findings.push(Finding {
                 key: k.clone(),
@@ -246,23 +343,35 @@ pub fn compare(base: &ResultSet, new: &ResultSet, threshold: f64, correct_drift:
             && !b.is_empty()
             && !n.is_empty()
         {
-            let (ratio, low, high) = ratio_interval(b, n, index as u64);
-            timed.push((k.clone(), median(&mut b.clone()), median(&mut n.clone()), ratio, low, high));
+            let pooled = |groups: &Vec<Vec<f64>>| median(&mut groups.concat());
+            processes[0] = processes[0].min(b.len());
+            processes[1] = processes[1].min(n.len());
+            timed.push((k.clone(), pooled(b), pooled(n), sample_units(b), sample_units(n)));
         }
     }
+    // Simultaneous intervals (Bonferroni): each row at 1 − ALPHA / rows.
+    let alpha = ALPHA / timed.len().max(1) as f64;
+    let timed: Vec<_> = timed
+        .into_iter()
+        .map(|(k, base_median, new_median, base_units, new_units)| {
+            let (ratio, interval) = ratio_interval(&base_units, &new_units, alpha);
+            (k, base_median, new_median, ratio, interval)
+        })
+        .collect();
     let drift = if correct_drift && timed.len() >= MIN_ROWS_FOR_DRIFT {
         median(&mut timed.iter().map(|t| t.3).collect::<Vec<_>>())
     } else {
         1.0
     };
-    for (k, base_median, new_median, ratio, low, high) in timed {
-        let (ratio, low, high) = (ratio / drift, low / drift, high / drift);
-        let verdict = if high < 1.0 - threshold {
-            Verdict::Regression
-        } else if low > 1.0 + threshold {
-            Verdict::Improvement
-        } else {
-            Verdict::Unchanged
+    let timed_rows = timed.len();
+    for (k, base_median, new_median, ratio, interval) in timed {
+        let ratio = ratio / drift;
+        let interval = interval.map(|(low, high)| (low / drift, high / drift));
+        let verdict = match interval {
+            None => Verdict::TooFew,
+            Some((_, high)) if high < 1.0 - threshold => Verdict::Regression,
+            Some((low, _)) if low > 1.0 + threshold => Verdict::Improvement,
+            Some(_) => Verdict::Unchanged,
         };
         findings.push(Finding {
             key: k,
@@ -270,7 +379,7 @@ pub fn compare(base: &ResultSet, new: &ResultSet, threshold: f64, correct_drift:
             base: format!("{base_median:.3e}"),
             new: format!("{new_median:.3e}"),
             change: Some(ratio - 1.0),
-            interval: Some((low, high)),
+            interval,
             verdict,
         });
     }
@@ -288,7 +397,8 @@ pub fn compare(base: &ResultSet, new: &ResultSet, threshold: f64, correct_drift:
     findings.sort_by(|a, b| {
         a.verdict.cmp(&b.verdict).then_with(|| a.key.cmp(&b.key)).then_with(|| a.metric.cmp(&b.metric))
     });
-    Comparison { findings, drift }
+    let processes = (processes[0] != usize::MAX).then_some((processes[0], processes[1]));
+    Comparison { findings, drift, processes, timed_rows }
 }
 
 /// Output style.
@@ -303,16 +413,22 @@ pub enum Style {
 /// Render the findings; unchanged throughput rows only with `all`.
 pub fn render(comparison: &Comparison, threshold: f64, style: Style, all: bool) -> String {
     let findings = &comparison.findings;
-    let shown: Vec<&Finding> = findings.iter().filter(|f| all || f.verdict != Verdict::Unchanged).collect();
+    let shown: Vec<&Finding> =
+        findings.iter().filter(|f| all || !matches!(f.verdict, Verdict::Unchanged | Verdict::TooFew)).collect();
     let count = |v: Verdict| findings.iter().filter(|f| f.verdict == v).count();
     let headline = format!(
-        "{} regressions, {} changed deterministic figures, {} missing rows, {} improvements, {} unchanged (threshold {:.1}%, 95% bootstrap intervals)",
+        "{} regressions, {} changed deterministic figures, {} missing rows, {} improvements, {} unchanged{} (threshold {:.1}%; exact rank intervals, simultaneous 95% over {} throughput rows)",
         count(Verdict::Regression),
         count(Verdict::Changed),
         count(Verdict::Missing),
         count(Verdict::Improvement),
         count(Verdict::Unchanged),
-        100.0 * threshold
+        match count(Verdict::TooFew) {
+            0 => String::new(),
+            n => format!(", {n} with too few samples to judge"),
+        },
+        100.0 * threshold,
+        comparison.timed_rows
     );
     let headline = if comparison.drift == 1.0 {
         headline
@@ -322,7 +438,26 @@ pub fn render(comparison: &Comparison, threshold: f64, style: Style, all: bool) 
             100.0 * (comparison.drift - 1.0)
         )
     };
-    let header = ["allocator", "workload", "seed", "metric", "base", "new", "change", "95% CI of new/base", "verdict"];
+    let headline = match comparison.processes {
+        Some((base, new)) if base.min(new) < MIN_PROCESSES => format!(
+            "{headline}\nnote: some timings come from {} timing process{} (BASE) and {} (NEW); a process can differ from \
+             another by more than its repetitions vary, so the intervals may be too narrow: run with --processes {MIN_PROCESSES} or more",
+            base,
+            if base == 1 { "" } else { "es" },
+            new
+        ),
+        _ => headline,
+    };
+    let headline = match count(Verdict::TooFew) {
+        0 => headline,
+        _ => format!(
+            "{headline}\nnote: intervals that hold together over {} rows need {} timing processes a side (heaplab run --reps N --processes N)",
+            comparison.timed_rows,
+            samples_needed(ALPHA / comparison.timed_rows.max(1) as f64)
+        ),
+    };
+    let header =
+        ["allocator", "workload", "seed", "metric", "base", "new", "change", "interval of new/base", "verdict"];
     let lines: Vec<[String; 9]> = shown
         .iter()
         .map(|f| {
@@ -387,16 +522,75 @@ mod tests {
     fn the_interval_brackets_the_true_ratio() {
         let base = [100.0, 102.0, 98.0, 101.0, 99.0];
         let slower: Vec<f64> = base.iter().map(|v| v * 0.8).collect();
-        let (ratio, low, high) = ratio_interval(&base, &slower, 1);
+        let (ratio, interval) = ratio_interval(&base, &slower, 0.05);
+        let (low, high) = interval.unwrap();
         assert!((ratio - 0.8).abs() < 1e-12);
         assert!(low <= 0.8 && (0.8..0.95).contains(&high), "[{low}, {high}]");
-        let (_, low, high) = ratio_interval(&base, &base, 1);
+        let (ratio, interval) = ratio_interval(&base, &base, 0.05);
+        let (low, high) = interval.unwrap();
+        assert!((ratio - 1.0).abs() < 1e-12);
         assert!(low < 1.0 && high > 1.0 && low > 0.9 && high < 1.1, "[{low}, {high}]");
     }
 
+    /// The exact null distribution against values worked out by hand.
     #[test]
-    fn the_interval_is_reproducible() {
-        let (a, b) = ([1.0, 2.0, 3.0], [2.0, 3.0, 4.0, 5.0]);
-        assert_eq!(ratio_interval(&a, &b, 7), ratio_interval(&a, &b, 7));
+    fn the_mann_whitney_distribution_is_exact() {
+        // n = m = 2: U = 0, 1, 2, 2, 3, 4 over the C(4, 2) = 6 arrangements.
+        let cdf = mann_whitney_cdf(2, 2);
+        let expected = [1.0, 2.0, 4.0, 5.0, 6.0].map(|c| c / 6.0);
+        assert!(cdf.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-12), "{cdf:?}");
+        // n = m = 5: P(U ≤ 2) = 4/252, so [D(3), D(23)] covers 96.8 %.
+        let cdf = mann_whitney_cdf(5, 5);
+        assert!((cdf[2] - 4.0 / 252.0).abs() < 1e-12);
+        assert!((cdf[25] - 1.0).abs() < 1e-12);
+        // Symmetric: P(U ≤ u) = P(U ≥ nm − u).
+        let cdf = mann_whitney_cdf(3, 7);
+        for u in 0..21 {
+            assert!((cdf[u] - (1.0 - cdf[20 - u])).abs() < 1e-12);
+        }
+    }
+
+    /// Five values a side: the interval is the 3rd and 23rd of the 25
+    /// pairwise ratios; three a side cannot reach 95 %.
+    #[test]
+    fn the_interval_uses_the_right_order_statistics() {
+        let base = [1.0, 1.0, 1.0, 1.0, 1.0];
+        let new = [1.0, 2.0, 3.0, 4.0, 5.0];
+        // Pairwise ratios: each of 1..=5 five times.
+        let (ratio, interval) = ratio_interval(&base, &new, 0.05);
+        assert_eq!(ratio, 3.0_f64.ln().exp());
+        let (low, high) = interval.unwrap();
+        assert!((low - 1.0).abs() < 1e-12 && (high - 5.0).abs() < 1e-12, "[{low}, {high}]");
+        assert_eq!(ratio_interval(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], 0.05).1, None);
+        assert!(ratio_interval(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0, 4.0], 0.05).1.is_some());
+        // At 1 − 0.05/84 five a side are too few: all 25 ratios below
+        // would happen by chance with probability 1/252 = 0.004.
+        assert_eq!(ratio_interval(&base, &new, 0.05 / 84.0).1, None);
+    }
+
+    #[test]
+    fn samples_needed_follow_the_binomial_coefficients() {
+        // 2/C(2n, n): n = 4: 2/70 = 0.029; n = 5: 2/252 = 0.0079; n = 7: 2/3432 = 0.00058.
+        assert_eq!(samples_needed(0.05), 4);
+        assert_eq!(samples_needed(0.01), 5);
+        assert_eq!(samples_needed(0.05 / 84.0), 7);
+        assert_eq!(samples_needed(0.05 / 210.0), 8);
+    }
+
+    /// Four of five processes 10 % slower, repetitions that agree within
+    /// each process: taking the 55 repetitions as independent calls it a
+    /// sure regression; one value per process sees that one process in five
+    /// disagrees, which five values cannot rule out.
+    #[test]
+    fn the_unit_is_the_timing_process() {
+        let process = |level: f64| (0..11).map(|i| level + 0.01 * i as f64).collect::<Vec<f64>>();
+        let base: Vec<Vec<f64>> = (0..5).map(|_| process(100.0)).collect();
+        let new = vec![process(90.0), process(90.0), process(90.0), process(90.0), process(100.0)];
+        let (_, interval) = ratio_interval(&sample_units(&base), &sample_units(&new), 0.05);
+        let (low, high) = interval.unwrap();
+        assert!(low < 0.91 && high > 0.99, "five processes: [{low}, {high}]");
+        let (_, interval) = ratio_interval(&base.concat(), &new.concat(), 0.05);
+        let (_, high) = interval.unwrap();
+        assert!(high < 0.95, "55 pooled repetitions: high {high}");
     }
 }

@@ -35,8 +35,10 @@ enum Command {
     /// Compare two result sets: exit 1 on a regression, 0 otherwise, 2 on bad input.
     ///
     /// Rows pair by allocator, workload and seed. Throughput is judged by the
-    /// ratio of medians of the timed repetitions with a 95% bootstrap
-    /// interval: a regression is an interval entirely below 1 − threshold.
+    /// Hodges–Lehmann ratio new/base with its exact Mann–Whitney interval,
+    /// one sample per timing process, all rows' intervals holding together
+    /// at 95%: a regression is an interval entirely below 1 − threshold. On a shared machine, time both builds
+    /// in turns (`heaplab run --against OTHER_HEAPLAB`).
     /// Deterministic figures (fragmentation, counts) must match exactly; a
     /// difference fails too, as does a row missing from NEW.
     Compare(commands::compare::CompareArgs),
@@ -68,6 +70,9 @@ enum Command {
     /// Generate, inspect, convert and validate allocation traces.
     #[command(subcommand)]
     Trace(commands::trace::TraceCommand),
+    /// Internal: run one timing plan for `heaplab run` (read from stdin).
+    #[command(hide = true)]
+    TimingProcess,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
         Command::Heapmap(args) => commands::report::heapmap(args).map(|()| ExitCode::SUCCESS),
         Command::List(args) => commands::list::run(args).map(|()| ExitCode::SUCCESS),
         Command::Trace(command) => commands::trace::run(command).map(|()| ExitCode::SUCCESS),
+        Command::TimingProcess => commands::run::timing_process().map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -6,7 +6,8 @@
 //!   carry their unit (`_bytes`, `_pct`, `_ns`, `ops_per_sec`).
 //! - `timeseries.csv`: long format, `allocator,workload,seed,op,metric,value`.
 //! - `latency.csv`: the percentile spectrum per op kind.
-//! - `throughput.csv`: every timed repetition.
+//! - `throughput.csv`: every timed repetition, with the timing process
+//!   that ran it.
 //! - `details.csv`: allocator-specific tables (buddyinfo, slabinfo) and the
 //!   free-block size histogram, at the sample where requested bytes peaked.
 //! - `heapmap.csv`: heap-map frames, one string of states per frame.
@@ -62,6 +63,8 @@ pub struct Throughput {
     pub passes: usize,
     /// Seconds per replay, one per repetition, in order.
     pub seconds: Vec<f64>,
+    /// The timing process of each repetition (numbered from 0).
+    pub processes: Vec<usize>,
     /// Median ops/s.
     pub median: f64,
     /// Confidence interval for the median, ops/s.
@@ -292,6 +295,10 @@ pub struct ThroughputRow {
     pub workload: String,
     pub seed: Option<u64>,
     pub rep: u64,
+    /// The timing process that ran the repetition (0 in results from
+    /// before timing processes).
+    #[serde(default)]
+    pub process: u64,
     pub seconds: f64,
     pub ops_per_sec: f64,
 }
@@ -328,6 +335,14 @@ pub struct RunSettings {
     pub frames: usize,
     /// Timed cells run at once.
     pub jobs: usize,
+    /// Timing processes the repetitions are spread over (1 in results from
+    /// before there were several).
+    #[serde(default = "one")]
+    pub processes: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The timer a run used.
@@ -530,6 +545,7 @@ impl ResultsDir {
                     workload: cell.workload.clone(),
                     seed: cell.seed,
                     rep: rep as u64,
+                    process: throughput.processes.get(rep).copied().unwrap_or(0) as u64,
                     seconds,
                     ops_per_sec: ops / seconds,
                 });
@@ -608,6 +624,7 @@ header_only!(
         workload: String::new(),
         seed: None,
         rep: 0,
+        process: 0,
         seconds: 0.0,
         ops_per_sec: 0.0
     }

@@ -6,10 +6,15 @@
 //!    fragmentation figure; cells run in parallel (rayon), since nothing is
 //!    timed;
 //! 2. the **throughput pass** replays `warmup + reps` times, timing each
-//!    whole replay (several back to back when one is shorter than 20 ms);
-//!    the arena is reused between repetitions (a new allocator on it each
-//!    time), so page faults are paid in the warm-up, not measured. The
-//!    repetitions are interleaved across the matrix, in rounds;
+//!    whole replay (several back to back when one is shorter than 20 ms).
+//!    Each repetition gets a fresh arena, pre-faulted before the clock
+//!    starts, and a slot table at another place in its page. The
+//!    repetitions are interleaved across the matrix, in rounds, and spread
+//!    over several *timing processes* (an [`Executor`]): a process is a
+//!    draw of everything fixed for its lifetime (the physical pages it
+//!    recycles, where its heap and code land), and one process per side
+//!    would hide that variation from the confidence interval (Kalibera and
+//!    Jones, *Rigorous benchmarking in reasonable time*, 2013);
 //! 3. the **latency pass** replays once more, timing every allocator call.
 //!
 //! Timed passes run one cell at a time unless `jobs` says otherwise. On
@@ -26,6 +31,7 @@ use hdrhistogram::Histogram;
 use heaplab_core::{Allocator, AllocatorConfig, Arena, BuildError};
 use heaplab_workloads::{OpKind, TraceError, Workload};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::heapmap::HeapMapRecorder;
 use crate::metrics::{Metrics, MetricsProbe, VerifyError};
@@ -198,14 +204,83 @@ impl<A: Allocator> Probe<A> for LatencyProbe {
 /// What the timed passes of one cell measured.
 type Timed = (Throughput, Option<Latency>);
 
-/// The state of one cell's timed passes between rounds: its arena, its
-/// slots, the replays per repetition, and the repetitions so far.
-///
-/// Every repetition runs on a fresh arena, mapped wherever the system puts
-/// it and pre-faulted up to the footprint the metrics pass measured: where
-/// memory lands changes cache behaviour from run to run, and drawing a new
-/// place per repetition puts that variation into the spread of each cell
-/// (where the confidence interval sees it) instead of between runs.
+/// One timing process's share of the timed passes: warm up every cell, then
+/// run `reps` rounds over the matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimingPlan {
+    /// The run (the process prepares the same cells from it).
+    pub settings: RunSettings,
+    /// Bytes to pre-fault in each cell's arena: the footprint its metrics
+    /// pass measured. In cell order.
+    pub prefault: Vec<usize>,
+    /// Replays per repetition of each cell, fixed by the first process so
+    /// that every repetition of a cell is the same measurement; `None`: the
+    /// warm-up chooses.
+    pub passes: Option<Vec<usize>>,
+    /// Steps of each cell's warm-up, once the first process has measured a
+    /// replay: about [`MIN_REP_SECONDS`] of the trace's start when a replay
+    /// takes longer (the arena is fresh for every repetition anyway; the
+    /// warm-up is for code, predictors and clocks). `None`: whole replays.
+    #[serde(default)]
+    pub warmup_steps: Option<Vec<usize>>,
+    /// Rounds this process runs.
+    pub reps: usize,
+    /// Repetitions the processes before this one ran: each repetition puts
+    /// the slot table at its own place.
+    pub first_rep: usize,
+}
+
+/// What one timing process measured of one cell.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellTimes {
+    /// Replays per repetition.
+    pub passes: usize,
+    /// Seconds per replay, one per repetition.
+    pub seconds: Vec<f64>,
+}
+
+/// Runs a [`TimingPlan`] somewhere: in this process ([`InProcess`]) or in a
+/// fresh one (the command line's executor).
+pub trait Executor {
+    /// Run `plan` as timing process number `process`, calling `tick` once
+    /// per cell warmed up or repeated. An interrupted plan returns what it
+    /// measured so far.
+    fn execute(
+        &mut self,
+        plan: &TimingPlan,
+        process: usize,
+        tick: &(dyn Fn(&str) + Sync),
+    ) -> Result<Vec<CellTimes>, RunError>;
+
+    /// Called just before the latency pass, which times too.
+    fn before_latency(&mut self) -> Result<(), RunError> {
+        Ok(())
+    }
+}
+
+/// Timing in the calling process.
+#[derive(Debug)]
+pub struct InProcess<'a> {
+    /// The matrix.
+    pub cells: &'a [Cell],
+    /// Its workloads.
+    pub workloads: &'a [PreparedWorkload],
+    /// Polled between cells.
+    pub stop: &'a AtomicBool,
+}
+
+impl Executor for InProcess<'_> {
+    fn execute(
+        &mut self,
+        plan: &TimingPlan,
+        _process: usize,
+        tick: &(dyn Fn(&str) + Sync),
+    ) -> Result<Vec<CellTimes>, RunError> {
+        time_cells(self.cells, self.workloads, plan, self.stop, tick)
+    }
+}
+
+/// The state of one cell's timed passes between rounds.
 #[derive(Debug)]
 struct TimedCell {
     arena: Option<Arena>,
@@ -215,10 +290,32 @@ struct TimedCell {
     slots: Slots,
     /// Slots the workload needs.
     slot_count: usize,
+    /// Replays per repetition; 0 until chosen.
     passes: usize,
+    /// Steps of a warm-up replay; 0: all.
+    warmup_steps: usize,
+    /// Repetitions of this cell run by earlier timing processes.
+    first_rep: usize,
     seconds: Vec<f64>,
     /// Set by the last stage.
     result: Option<Timed>,
+}
+
+impl TimedCell {
+    fn new(cell: &Cell, workload: &PreparedWorkload, prefault_bytes: usize) -> TimedCell {
+        TimedCell {
+            arena: None,
+            arena_bytes: cell.arena_bytes,
+            prefault_bytes,
+            slots: Slots::new(0),
+            slot_count: workload.prepared.slots,
+            passes: 0,
+            warmup_steps: 0,
+            first_rep: 0,
+            seconds: Vec::new(),
+            result: None,
+        }
+    }
 }
 
 /// One timed replay on a fresh allocator over the reused arena; building,
@@ -240,14 +337,16 @@ fn timed_replay<C: AllocatorConfig>(
 }
 
 /// A fresh, pre-faulted arena for a repetition, and the slot table at a
-/// new place within a page (see [`Slots`]).
+/// new place within a page (see [`Slots`]). Where memory lands changes
+/// cache behaviour; a new place per repetition puts that variation into
+/// each cell's spread, where the confidence interval sees it.
 fn fresh_arena(state: &mut TimedCell) -> Result<(), RunError> {
     state.arena = None;
     let mut fresh = arena(state.arena_bytes)?;
     fresh.prefault(state.prefault_bytes);
     state.arena = Some(fresh);
     // Any of the page's cache lines; the sequence only needs to vary.
-    let line = state.seconds.len().wrapping_mul(PLACEMENT_STRIDE) % (4096 / 64);
+    let line = (state.first_rep + state.seconds.len()).wrapping_mul(PLACEMENT_STRIDE) % (4096 / 64);
     state.slots = Slots::placed(state.slot_count, line * 64 / size_of::<crate::replay::Slot>());
     Ok(())
 }
@@ -259,7 +358,7 @@ const PLACEMENT_STRIDE: usize = 37;
 /// One stage of a cell's timed passes.
 #[derive(Debug, Clone, Copy)]
 enum Stage {
-    /// Warm up and choose the replays per repetition.
+    /// Warm up and, unless already chosen, choose the replays per repetition.
     WarmUp,
     /// One timed repetition.
     Repetition,
@@ -272,6 +371,8 @@ struct TimedStage<'a> {
     settings: &'a RunSettings,
     state: &'a mut TimedCell,
     stage: Stage,
+    /// The timing process of each of `state.seconds`.
+    processes: &'a [usize],
 }
 
 impl Visitor for TimedStage<'_> {
@@ -284,13 +385,19 @@ impl Visitor for TimedStage<'_> {
         match self.stage {
             Stage::WarmUp => {
                 fresh_arena(state)?;
+                let warm_steps = match state.warmup_steps {
+                    0 => &steps[..],
+                    prefix => &steps[..prefix.min(steps.len())],
+                };
                 let mut warm = f64::INFINITY;
                 for _ in 0..self.settings.warmup.max(1) {
-                    warm = timed_replay(config, state, steps, touch)?;
+                    warm = timed_replay(config, state, warm_steps, touch)?;
                 }
                 // Short replays are noise-dominated: a repetition replays the
                 // trace `passes` times so that it lasts at least MIN_REP_SECONDS.
-                state.passes = ((MIN_REP_SECONDS / warm.max(1e-9)).ceil() as usize).clamp(1, MAX_PASSES);
+                if state.passes == 0 {
+                    state.passes = ((MIN_REP_SECONDS / warm.max(1e-9)).ceil() as usize).clamp(1, MAX_PASSES);
+                }
                 state.arena = None;
             }
             Stage::Repetition => {
@@ -315,6 +422,7 @@ impl Visitor for TimedStage<'_> {
                     min: rates.first().copied().unwrap_or(f64::NAN),
                     max: rates.last().copied().unwrap_or(f64::NAN),
                     seconds: std::mem::take(&mut state.seconds),
+                    processes: self.processes.to_vec(),
                 };
                 let latency = match calibration {
                     Some(calibration) => {
@@ -345,15 +453,93 @@ impl Visitor for TimedStage<'_> {
     }
 }
 
+/// The timed passes of one timing process: a warm-up of every cell, then
+/// `plan.reps` rounds in which every cell runs one repetition. A slow spell
+/// of a shared machine thus lands on every cell's spread rather than on the
+/// one cell being timed. Stopped (`stop`), it returns the repetitions done.
+pub fn time_cells(
+    cells: &[Cell],
+    workloads: &[PreparedWorkload],
+    plan: &TimingPlan,
+    stop: &AtomicBool,
+    tick: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<CellTimes>, RunError> {
+    if plan.prefault.len() != cells.len()
+        || plan.passes.as_ref().is_some_and(|p| p.len() != cells.len())
+        || plan.warmup_steps.as_ref().is_some_and(|w| w.len() != cells.len())
+    {
+        return Err(RunError::Io(std::io::Error::other(format!(
+            "a timing plan for {} cells does not fit this matrix of {}",
+            plan.prefault.len(),
+            cells.len()
+        ))));
+    }
+    let settings = &plan.settings;
+    let mut states: Vec<TimedCell> = cells
+        .iter()
+        .enumerate()
+        .map(|(index, cell)| {
+            let mut state = TimedCell::new(cell, &workloads[cell.workload], plan.prefault[index]);
+            state.passes = plan.passes.as_ref().map_or(0, |p| p[index]);
+            state.warmup_steps = plan.warmup_steps.as_ref().map_or(0, |w| w[index]);
+            state.first_rep = plan.first_rep;
+            state
+        })
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(settings.jobs.max(1))
+        .build()
+        .map_err(|e| RunError::Io(std::io::Error::other(e)))?;
+    let run_stage = |states: &mut Vec<TimedCell>, what: &str, stage: Stage| -> Result<bool, RunError> {
+        pool.install(|| {
+            cells.par_iter().zip(states.par_iter_mut()).try_for_each(|(cell, state)| {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(None);
+                }
+                let workload = &workloads[cell.workload];
+                tick(&format!("{what}: {} on {}", cell.allocator.spec(), workload.name));
+                cell.allocator
+                    .visit(TimedStage { prepared: &workload.prepared, settings, state, stage, processes: &[] })
+                    .map_err(Some)
+            })
+        })
+        .map_or_else(
+            |error| match error {
+                Some(error) => Err(error),
+                None => Ok(false),
+            },
+            |()| Ok(true),
+        )
+    };
+    let mut going = run_stage(&mut states, "warm-up", Stage::WarmUp)?;
+    for round in 0..plan.reps {
+        if !going {
+            break;
+        }
+        going = run_stage(&mut states, &format!("round {} of {}", round + 1, plan.reps), Stage::Repetition)?;
+    }
+    Ok(states.into_iter().map(|state| CellTimes { passes: state.passes, seconds: state.seconds }).collect())
+}
+
+/// How many timing processes a run uses, and how many rounds each runs:
+/// the repetitions spread as evenly as they go.
+pub fn rounds_per_process(settings: &RunSettings) -> Vec<usize> {
+    let processes = settings.processes.clamp(1, settings.reps.max(1));
+    (0..processes).map(|p| settings.reps / processes + usize::from(p < settings.reps % processes)).collect()
+}
+
 /// Progress reports from a run, for a progress bar.
 pub trait Progress: Sync {
     /// `done` of `total` steps are finished; `what` is being worked on.
     fn update(&self, done: usize, total: usize, what: &str);
 }
 
-/// Run the matrix. `finished` receives every cell as its passes complete, in
-/// matrix order; `stop` is polled between cells (Ctrl-C). Returns the number
-/// of cells finished.
+/// Run the matrix: the metrics pass here, the timed repetitions through
+/// `executor` (one plan per timing process), the latency pass here.
+/// `finished` receives every cell as its passes complete, in matrix order;
+/// `stop` is polled between cells (Ctrl-C). Returns the number of cells
+/// finished.
+#[allow(clippy::too_many_arguments)]
 pub fn run_cells(
     cells: &[Cell],
     workloads: &[PreparedWorkload],
@@ -361,11 +547,17 @@ pub fn run_cells(
     calibration: Option<Calibration>,
     stop: &AtomicBool,
     progress: &dyn Progress,
+    executor: &mut dyn Executor,
     finished: &mut dyn FnMut(CellResult) -> Result<(), RunError>,
 ) -> Result<usize, RunError> {
     let timed = !settings.metrics_only;
-    let total = cells.len() * if timed { 3 + settings.reps } else { 1 };
+    let rounds = rounds_per_process(settings);
+    let total = cells.len() * if timed { 2 + rounds.len() + settings.reps } else { 1 };
     let done = std::sync::atomic::AtomicUsize::new(0);
+    let tick = |what: &str| {
+        let count = done.fetch_add(1, Ordering::Relaxed) + 1;
+        progress.update(count, total, what);
+    };
     // 1. Metrics, in parallel.
     let metrics: Vec<Result<(Metrics, f64), RunError>> = cells
         .par_iter()
@@ -384,21 +576,10 @@ pub fn run_cells(
                     }
                     other => other,
                 });
-            let count = done.fetch_add(1, Ordering::Relaxed) + 1;
-            progress.update(count, total, &format!("metrics: {} on {}", cell.allocator.spec(), workload.name));
+            tick(&format!("metrics: {} on {}", cell.allocator.spec(), workload.name));
             result.map(|metrics| (metrics, started.elapsed().as_secs_f64()))
         })
         .collect();
-    // 2. and 3. Timed passes, interleaved over the whole matrix: a warm-up
-    // of every cell, then rounds in which every cell runs one repetition,
-    // then the latency passes. A slow spell of a shared machine thus lands
-    // on every cell's spread rather than on the one cell being timed, and
-    // two runs compare fairly (see `compare`). Each cell keeps its arena
-    // from round to round, so page faults are paid once, in the warm-up.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(settings.jobs.max(1))
-        .build()
-        .map_err(|e| RunError::Io(std::io::Error::other(e)))?;
     let metrics: Vec<(Metrics, f64)> = metrics
         .into_iter()
         .collect::<Result<_, _>>()
@@ -409,56 +590,71 @@ pub fn run_cells(
     let mut states: Vec<TimedCell> = cells
         .iter()
         .zip(&metrics)
-        .map(|(cell, (metrics, _))| TimedCell {
-            arena: None,
-            arena_bytes: cell.arena_bytes,
-            prefault_bytes: metrics.peak_footprint_bytes as usize,
-            slots: Slots::new(0),
-            slot_count: workloads[cell.workload].prepared.slots,
-            passes: 1,
-            seconds: Vec::new(),
-            result: None,
+        .map(|(cell, (metrics, _))| {
+            TimedCell::new(cell, &workloads[cell.workload], metrics.peak_footprint_bytes as usize)
         })
         .collect();
+    let mut processes: Vec<Vec<usize>> = vec![Vec::new(); cells.len()];
     if timed {
-        let run_stage = |states: &mut Vec<TimedCell>,
-                         what: &str,
-                         stage: &(dyn Fn(&Cell) -> Stage + Sync)|
-         -> Result<bool, RunError> {
-            pool.install(|| {
-                cells.par_iter().zip(states.par_iter_mut()).try_for_each(|(cell, state)| {
-                    if stop.load(Ordering::Relaxed) {
-                        return Err(None);
-                    }
-                    let workload = &workloads[cell.workload];
-                    let count = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    progress.update(count, total, &format!("{what}: {} on {}", cell.allocator.spec(), workload.name));
-                    cell.allocator
-                        .visit(TimedStage { prepared: &workload.prepared, settings, state, stage: stage(cell) })
-                        .map_err(Some)
-                })
-            })
-            .map_or_else(
-                |error| match error {
-                    Some(error) => Err(error),
-                    None => Ok(false),
-                },
-                |()| Ok(true),
-            )
+        // 2. Repetitions, process by process; the first fixes the replays
+        // per repetition of each cell for the others.
+        let mut plan = TimingPlan {
+            settings: settings.clone(),
+            prefault: states.iter().map(|s| s.prefault_bytes).collect(),
+            passes: None,
+            warmup_steps: None,
+            reps: 0,
+            first_rep: 0,
         };
-        let mut completed = run_stage(&mut states, "warm-up", &|_| Stage::WarmUp)?;
-        for round in 0..settings.reps {
-            if !completed {
+        for (process, &reps) in rounds.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
                 break;
             }
-            completed =
-                run_stage(&mut states, &format!("round {} of {}", round + 1, settings.reps), &|_| Stage::Repetition)?;
+            plan.reps = reps;
+            let times = executor.execute(&plan, process, &tick)?;
+            if times.is_empty() && stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if times.len() != cells.len() {
+                return Err(RunError::Io(std::io::Error::other(format!(
+                    "timing process {process} returned {} cells of {}",
+                    times.len(),
+                    cells.len()
+                ))));
+            }
+            for ((state, origin), measured) in states.iter_mut().zip(&mut processes).zip(times) {
+                state.passes = measured.passes;
+                origin.extend(std::iter::repeat_n(process, measured.seconds.len()));
+                state.seconds.extend(measured.seconds);
+            }
+            if plan.passes.is_none() {
+                plan.passes = Some(states.iter().map(|s| s.passes).collect());
+                plan.warmup_steps = Some(
+                    cells
+                        .iter()
+                        .zip(&states)
+                        .map(|(cell, state)| {
+                            let steps = workloads[cell.workload].prepared.steps.len();
+                            match state.seconds.iter().copied().reduce(f64::min) {
+                                Some(replay) if replay > MIN_REP_SECONDS => {
+                                    ((steps as f64 * MIN_REP_SECONDS / replay).ceil() as usize).clamp(1, steps)
+                                }
+                                _ => steps,
+                            }
+                        })
+                        .collect(),
+                );
+            }
+            plan.first_rep += reps;
         }
-        let interrupted = !completed;
-        // Interrupted: the repetitions done so far stand (their count is in
-        // the `reps` column); no latency pass.
+        // 3. Latency. Interrupted: the repetitions done so far stand (their
+        // count is in the `reps` column); no latency pass.
+        let interrupted = stop.load(Ordering::Relaxed);
         let calibration = if settings.latency && !interrupted { calibration } else { None };
-        for (cell, state) in cells.iter().zip(states.iter_mut()) {
+        if calibration.is_some() {
+            executor.before_latency()?;
+        }
+        for ((cell, state), origin) in cells.iter().zip(states.iter_mut()).zip(&processes) {
             if !state.seconds.is_empty() {
                 let workload = &workloads[cell.workload];
                 cell.allocator.visit(TimedStage {
@@ -466,13 +662,9 @@ pub fn run_cells(
                     settings,
                     state,
                     stage: Stage::Finish { calibration },
+                    processes: origin,
                 })?;
-                done.fetch_add(1, Ordering::Relaxed);
-                progress.update(
-                    done.load(Ordering::Relaxed),
-                    total,
-                    &format!("latency: {} on {}", cell.allocator.spec(), workload.name),
-                );
+                tick(&format!("latency: {} on {}", cell.allocator.spec(), workload.name));
             }
         }
     }

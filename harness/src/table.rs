@@ -166,6 +166,7 @@ mod tests {
             throughput: Some(Throughput {
                 passes: 1,
                 seconds: vec![1.0],
+                processes: vec![0],
                 median: ops_per_sec,
                 low: ops_per_sec,
                 high: ops_per_sec,

@@ -228,3 +228,123 @@ fn a_timed_run_writes_throughput_and_latency_quietly_off_a_terminal() {
         .code(2)
         .stderr(predicate::str::contains("already holds results"));
 }
+
+/// Repetitions spread over timing processes: each repetition says which
+/// process ran it, the processes share out the repetitions evenly, and the
+/// setting is kept in meta.json.
+#[test]
+fn repetitions_are_spread_over_timing_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, processes: &str| {
+        heaplab()
+            .args(["run", "--quiet", "--no-latency", "--alloc", "buddy", "--alloc", "bump"])
+            .args(["--workload", "larson:ops=2000", "--reps", "5", "--processes", processes, "--name", name, "--out"])
+            .arg(dir.path())
+            .assert()
+            .success();
+        let path = dir.path().join(name);
+        let processes = column(&path.join("throughput.csv"), "process");
+        let reps = column(&path.join("throughput.csv"), "rep");
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path.join("meta.json")).unwrap()).unwrap();
+        (processes, reps, meta["settings"]["processes"].clone())
+    };
+    let (processes, reps, setting) = run("spread", "2");
+    assert_eq!(processes, ["0", "0", "0", "1", "1"].repeat(2), "5 repetitions over 2 processes, 2 allocators");
+    assert_eq!(reps, ["0", "1", "2", "3", "4"].repeat(2));
+    assert_eq!(setting, 2);
+    // More processes than repetitions: one repetition each.
+    let (processes, _, _) = run("one-each", "9");
+    assert_eq!(processes, ["0", "1", "2", "3", "4"].repeat(2));
+    let (processes, _, _) = run("here", "1");
+    assert_eq!(processes, ["0"; 10]);
+    // The deterministic columns do not depend on where the timing ran.
+    assert_eq!(
+        deterministic(&dir.path().join("spread/summary.csv")),
+        deterministic(&dir.path().join("here/summary.csv"))
+    );
+}
+
+/// The internal timing process refuses a plan it cannot read, like any
+/// other bad input.
+#[test]
+fn a_timing_process_refuses_a_bad_plan() {
+    heaplab()
+        .arg("timing-process")
+        .write_stdin("{\"settings\": 3}")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("stdin:1: expected a timing plan"));
+}
+
+/// `--against`: the other build (here the same one) runs the same settings
+/// in turns with this one and writes its own complete results beside.
+#[test]
+fn a_run_against_another_build_writes_both_result_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = assert_cmd::cargo::cargo_bin("heaplab");
+    heaplab()
+        .args(["run", "--quiet", "--alloc", "buddy", "--alloc", "bump", "--workload", "larson:ops=2000"])
+        .args(["--reps", "4", "--processes", "2", "--name", "mine", "--against"])
+        .arg(&exe)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("compare them: heaplab compare"));
+    for name in ["mine", "mine-base"] {
+        let path = dir.path().join(name);
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(meta["status"], "complete", "{name}");
+        assert_eq!(column(&path.join("throughput.csv"), "process"), ["0", "0", "1", "1"].repeat(2), "{name}");
+        assert!(!column(&path.join("latency.csv"), "kind").is_empty(), "{name}");
+    }
+    let base_meta = std::fs::read_to_string(dir.path().join("mine-base/meta.json")).unwrap();
+    assert!(base_meta.contains("--take-turns") && base_meta.contains("mine/meta.json"), "{base_meta}");
+    assert_eq!(
+        deterministic(&dir.path().join("mine/summary.csv")),
+        deterministic(&dir.path().join("mine-base/summary.csv"))
+    );
+    heaplab()
+        .arg("compare")
+        .arg(dir.path().join("mine-base"))
+        .arg(dir.path().join("mine"))
+        .assert()
+        .stdout(predicate::str::contains("0 changed deterministic figures, 0 missing rows"));
+}
+
+/// `--against` something that is not heaplab stops before anything is written.
+#[test]
+fn a_run_against_a_stranger_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (exe, message) in [("/bin/true", "expected a heaplab executable"), ("/no/such/heaplab", "cannot run it")] {
+        heaplab()
+            .args(["run", "--alloc", "bump", "--workload", "larson:ops=2000", "--name", "x", "--against", exe])
+            .arg("--out")
+            .arg(dir.path())
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+        assert!(!dir.path().join("x").exists());
+    }
+    // The other build's directory is taken: refused before anything runs.
+    std::fs::create_dir_all(dir.path().join("y-base")).unwrap();
+    std::fs::write(dir.path().join("y-base/meta.json"), "{}").unwrap();
+    let exe = assert_cmd::cargo::cargo_bin("heaplab");
+    heaplab()
+        .args(["run", "--alloc", "bump", "--workload", "larson:ops=2000", "--name", "y", "--against"])
+        .arg(&exe)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("y-base already holds results"));
+    assert!(!dir.path().join("y").exists());
+    heaplab()
+        .args(["run", "--metrics-only", "--against", "/bin/true", "--out"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+}

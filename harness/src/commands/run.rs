@@ -1,8 +1,9 @@
 //! `heaplab run`: put allocators side by side on workloads.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
@@ -10,7 +11,7 @@ use clap::{Args, ValueEnum};
 use heaplab::registry::{self, AllocatorSpec};
 use heaplab::replay::Touch;
 use heaplab::results::{Meta, ResultsDir, RunSettings, SCHEMA_VERSION, TimerInfo};
-use heaplab::run::{self, Progress};
+use heaplab::run::{self, CellTimes, Executor, Progress, RunError, TimingPlan};
 use heaplab::table;
 use heaplab::timing::{CLOCK_NAME, Calibration};
 use heaplab_core::spec::parse_size;
@@ -35,12 +36,19 @@ pub struct RunArgs {
     seeds: Seeds,
 
     /// Timed repetitions of each replay (after the warm-up).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
     reps: u64,
 
-    /// Untimed warm-up replays before the timed ones.
+    /// Untimed warm-up replays before the timed ones (in each timing process).
     #[arg(long, default_value_t = 1)]
     warmup: u64,
+
+    /// Timing processes to spread the repetitions over (at most one per
+    /// repetition). Each is a fresh process with its own memory placement,
+    /// so that differences between processes land in each cell's spread,
+    /// where `heaplab compare` sees them; 1 times in this process.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
+    processes: u64,
 
     /// Arena size (e.g. 64M); default 64 MiB, or what a workload needs.
     #[arg(long, value_name = "SIZE", value_parser = parse_arena)]
@@ -93,8 +101,22 @@ pub struct RunArgs {
 
     /// Repeat a run exactly: its settings from a meta.json (other options that
     /// change what is measured are refused).
-    #[arg(long, value_name = "META_JSON", conflicts_with_all = ["allocators", "workloads", "seeds", "reps", "warmup", "arena", "align", "touch", "no_latency", "metrics_only", "verify", "quick", "points", "frames", "jobs"])]
+    #[arg(long, value_name = "META_JSON", conflicts_with_all = ["allocators", "workloads", "seeds", "reps", "warmup", "arena", "align", "touch", "no_latency", "metrics_only", "verify", "quick", "points", "frames", "jobs", "processes"])]
     from: Option<PathBuf>,
+
+    /// Time this build against another heaplab executable (say, the main
+    /// branch's build), taking turns: the other build's timing processes
+    /// alternate with this one's (ABBA), so that both see the same machine
+    /// and a neighbour's slow spell cannot pass for a regression. Writes
+    /// OUT/NAME/ (this build) and OUT/NAME-base/ (the other); then run
+    /// `heaplab compare OUT/NAME-base OUT/NAME`.
+    #[arg(long, value_name = "HEAPLAB_EXE", conflicts_with = "metrics_only")]
+    against: Option<PathBuf>,
+
+    /// Internal (the other side of --against): before each timed step,
+    /// write `ready` on stdout and wait for `go` on stdin.
+    #[arg(long, hide = true)]
+    take_turns: bool,
 
     /// Do not print the summary table.
     #[arg(long)]
@@ -200,6 +222,7 @@ fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
         points: points.max(1),
         frames: args.frames,
         jobs: args.jobs as usize,
+        processes: args.processes as usize,
     })
 }
 
@@ -237,6 +260,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let now = SystemTime::now();
     let settings = settings(args)?;
+    if let Some(exe) = &args.against {
+        if settings.metrics_only {
+            bail!("--against compares timings, and a metrics-only run has none");
+        }
+        check_heaplab(exe)?;
+    }
     let allocators: Vec<AllocatorSpec> =
         settings.allocators.iter().map(|s| AllocatorSpec::parse(s)).collect::<Result<_, _>>()?;
     let workloads: Vec<Workload> = settings.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_, _>>()?;
@@ -246,7 +275,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let terminal = io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
         None,
-        if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+        if terminal && !args.take_turns { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
     );
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ETA {eta} {wide_msg}")
@@ -281,40 +310,68 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         elapsed_seconds: 0.0,
     };
     let dir = args.out.join(&name);
+    let other_dir = args.out.join(format!("{name}-base"));
+    if args.against.is_some() && (other_dir.join("summary.csv").exists() || other_dir.join("meta.json").exists()) {
+        bail!("{} already holds results; choose another --name or remove it", other_dir.display());
+    }
     let mut results = ResultsDir::create(&dir, &meta).with_context(|| format!("creating {}", dir.display()))?;
 
     let stop = run::interrupt_flag();
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C kills as usual: the handler only asks once.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
+    stop_on_ctrl_c(&stop);
     let progress = Bar(bar.clone());
-    let finished = run::run_cells(&cells, &prepared, &settings, calibration, &stop, &progress, &mut |cell| {
-        results.add(&cell)?;
-        meta.cells_finished += 1;
-        meta.elapsed_seconds = started.elapsed().as_secs_f64();
-        results.write_meta(&meta)?;
-        Ok(())
-    })?;
+    let mut in_process = run::InProcess { cells: &cells, workloads: &prepared, stop: &stop };
+    let mut spawning = Spawning { stop: &stop };
+    let inner: &mut dyn Executor = if settings.processes > 1 { &mut spawning } else { &mut in_process };
+    let mut turns = None;
+    let mut interleaved = None;
+    let executor: &mut dyn Executor = if args.take_turns {
+        turns.insert(TakingTurns { inner, stop: &stop })
+    } else if let Some(exe) = &args.against {
+        interleaved.insert(Interleaved::start(exe, &dir.join("meta.json"), &format!("{name}-base"), &args.out, inner)?)
+    } else {
+        inner
+    };
+    let finished =
+        run::run_cells(&cells, &prepared, &settings, calibration, &stop, &progress, executor, &mut |cell| {
+            results.add(&cell)?;
+            meta.cells_finished += 1;
+            meta.elapsed_seconds = started.elapsed().as_secs_f64();
+            results.write_meta(&meta)?;
+            Ok(())
+        })?;
     bar.finish_and_clear();
     let interrupted = stop.load(Ordering::SeqCst);
     meta.status = if interrupted { "interrupted" } else { "complete" }.to_string();
     meta.cells_finished = finished;
     meta.elapsed_seconds = started.elapsed().as_secs_f64();
     results.write_meta(&meta)?;
+    let other = interleaved.map(|other| other.finish(interrupted)).transpose()?;
     if !args.quiet {
         print!("{}", table::render(results.summary()));
     }
     report_location(results.dir(), finished, cells.len(), meta.elapsed_seconds, calibration);
+    if let Some(other) = other {
+        eprintln!(
+            "the other build's results, timed in turns with these: {}\ncompare them: heaplab compare {} {}",
+            other.display(),
+            other.display(),
+            results.dir().display()
+        );
+    }
     if interrupted {
         std::process::exit(130);
     }
     Ok(())
+}
+
+/// Ctrl-C sets `stop`; a second one kills as usual.
+fn stop_on_ctrl_c(stop: &std::sync::Arc<AtomicBool>) {
+    let stop = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
 }
 
 fn report_location(dir: &Path, finished: usize, total: usize, seconds: f64, calibration: Option<Calibration>) {
@@ -330,4 +387,275 @@ fn report_location(dir: &Path, finished: usize, total: usize, seconds: f64, cali
         format!("{total} cells")
     };
     eprintln!("{state} in {seconds:.1} s; results in {}", dir.display());
+}
+
+/// The first word of a timing process's progress lines and of its result.
+const TICK: &str = "tick\t";
+const TIMES: &str = "times\t";
+
+/// Runs each timing plan in a fresh `heaplab timing-process`: the plan goes
+/// in on stdin as JSON; progress lines and the measured times come back on
+/// stdout; errors go straight to the terminal on the shared stderr.
+struct Spawning<'a> {
+    /// Set by Ctrl-C, which the child receives too: it stops after its
+    /// current cell and returns what it measured.
+    stop: &'a AtomicBool,
+}
+
+impl Executor for Spawning<'_> {
+    fn execute(
+        &mut self,
+        plan: &TimingPlan,
+        process: usize,
+        tick: &(dyn Fn(&str) + Sync),
+    ) -> Result<Vec<CellTimes>, RunError> {
+        let failed = |what: String| RunError::Io(io::Error::other(format!("timing process {process}: {what}")));
+        let exe = std::env::current_exe().map_err(|e| failed(format!("cannot find heaplab's own executable: {e}")))?;
+        let mut child = Command::new(exe)
+            .arg("timing-process")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| failed(format!("cannot start: {e}")))?;
+        let plan_json = serde_json::to_vec(plan).map_err(|e| failed(e.to_string()))?;
+        {
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            stdin.write_all(&plan_json).map_err(|e| failed(format!("sending the plan: {e}")))?;
+        }
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut times = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| failed(format!("reading its output: {e}")))?;
+            if let Some(what) = line.strip_prefix(TICK) {
+                tick(what);
+            } else if let Some(json) = line.strip_prefix(TIMES) {
+                times = Some(serde_json::from_str(json).map_err(|e| failed(format!("unreadable times: {e}")))?);
+            }
+        }
+        let status = child.wait().map_err(|e| failed(e.to_string()))?;
+        match times {
+            Some(times) if status.success() => Ok(times),
+            // Interrupted before it could answer: nothing measured.
+            _ if self.stop.load(Ordering::SeqCst) => Ok(Vec::new()),
+            _ => Err(failed(format!("exited with {status} before reporting its times"))),
+        }
+    }
+}
+
+/// `heaplab timing-process`: run one timing plan read from stdin (see
+/// [`Spawning`]).
+pub fn timing_process() -> anyhow::Result<()> {
+    let mut text = String::new();
+    io::stdin().read_to_string(&mut text).context("reading the timing plan")?;
+    let plan: TimingPlan =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("stdin:{}: expected a timing plan: {e}", e.line()))?;
+    let settings = &plan.settings;
+    let allocators: Vec<AllocatorSpec> =
+        settings.allocators.iter().map(|s| AllocatorSpec::parse(s)).collect::<Result<_, _>>()?;
+    let workloads: Vec<Workload> = settings.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_, _>>()?;
+    let prepared = run::prepare_workloads(&workloads, &settings.seeds, settings.align)?;
+    let cells = run::cells(&allocators, &prepared, settings.arena_bytes);
+    let stop = run::interrupt_flag();
+    stop_on_ctrl_c(&stop);
+    let stdout = io::stdout();
+    let tick = |what: &str| {
+        let mut out = stdout.lock();
+        // A parent that went away has nobody to tell; the times would be lost
+        // as well, so there is nothing better to do than carry on.
+        let _ = writeln!(out, "{TICK}{what}");
+        let _ = out.flush();
+    };
+    let times = run::time_cells(&cells, &prepared, &plan, &stop, &tick)?;
+    let mut out = stdout.lock();
+    writeln!(out, "{TIMES}{}", serde_json::to_string(&times)?)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Is `exe` a heaplab? Asked before anything is written.
+fn check_heaplab(exe: &Path) -> anyhow::Result<()> {
+    let output = Command::new(exe)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("--against {}: cannot run it", exe.display()))?;
+    let version = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !version.starts_with("heaplab ") {
+        bail!("--against {}: expected a heaplab executable, but `--version` did not say heaplab", exe.display());
+    }
+    Ok(())
+}
+
+/// The other side of `--against`: asks for a turn before each timed step
+/// (`ready` on stdout) and takes it when told (`go` on stdin). The parent
+/// gone (end of input) counts as Ctrl-C.
+struct TakingTurns<'a> {
+    inner: &'a mut dyn Executor,
+    stop: &'a AtomicBool,
+}
+
+impl TakingTurns<'_> {
+    fn wait_for_turn(&mut self) -> Result<bool, RunError> {
+        let mut out = io::stdout().lock();
+        writeln!(out, "ready")?;
+        out.flush()?;
+        let mut line = String::new();
+        if io::stdin().lock().read_line(&mut line)? == 0 || line.trim() != "go" {
+            self.stop.store(true, Ordering::SeqCst);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+impl Executor for TakingTurns<'_> {
+    fn execute(
+        &mut self,
+        plan: &TimingPlan,
+        process: usize,
+        tick: &(dyn Fn(&str) + Sync),
+    ) -> Result<Vec<CellTimes>, RunError> {
+        if !self.wait_for_turn()? {
+            return Ok(Vec::new());
+        }
+        self.inner.execute(plan, process, tick)
+    }
+
+    fn before_latency(&mut self) -> Result<(), RunError> {
+        self.wait_for_turn().map(|_| ())
+    }
+}
+
+/// `--against`: the other build runs the same settings (`run --from` this
+/// run's meta.json) as a child, and the two take turns at every timed step,
+/// in ABBA order (the other build first in even pairs), so that a drift of
+/// the machine over the run falls on both alike.
+struct Interleaved<'a> {
+    inner: &'a mut dyn Executor,
+    exe: PathBuf,
+    child: std::process::Child,
+    to_child: std::process::ChildStdin,
+    from_child: BufReader<std::process::ChildStdout>,
+    /// Where the other build writes.
+    dir: PathBuf,
+    /// The child is waiting for `go` (or has finished).
+    idle: bool,
+    /// The child's output ended: it has finished or failed.
+    ended: bool,
+    /// Turns the child has taken.
+    turns: usize,
+}
+
+impl<'a> Interleaved<'a> {
+    fn start(
+        exe: &Path,
+        meta: &Path,
+        name: &str,
+        out: &Path,
+        inner: &'a mut dyn Executor,
+    ) -> anyhow::Result<Interleaved<'a>> {
+        let mut child = Command::new(exe)
+            .arg("run")
+            .arg("--from")
+            .arg(meta)
+            .args(["--name", name, "--quiet", "--take-turns", "--out"])
+            .arg(out)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting the other build, {}", exe.display()))?;
+        let to_child = child.stdin.take().expect("stdin is piped");
+        let from_child = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        Ok(Interleaved {
+            inner,
+            exe: exe.to_path_buf(),
+            child,
+            to_child,
+            from_child,
+            dir: out.join(name),
+            idle: false,
+            ended: false,
+            turns: 0,
+        })
+    }
+
+    /// Wait until the child asks for a turn or ends.
+    fn wait_idle(&mut self) -> io::Result<()> {
+        if self.idle || self.ended {
+            return Ok(());
+        }
+        let mut line = String::new();
+        if self.from_child.read_line(&mut line)? == 0 {
+            self.ended = true;
+        } else if line.trim() == "ready" {
+            self.idle = true;
+        } else {
+            return Err(io::Error::other(format!(
+                "{} does not take turns (it said `{}`); it must be a heaplab that knows --against",
+                self.exe.display(),
+                line.trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Let the child run its next timed step.
+    fn child_turn(&mut self) -> io::Result<()> {
+        self.wait_idle()?;
+        if self.ended && self.turns == 0 {
+            return Err(io::Error::other(format!(
+                "the other build ({}) stopped before its first timed step; its message is above",
+                self.exe.display()
+            )));
+        }
+        if !self.ended {
+            self.turns += 1;
+            writeln!(self.to_child, "go")?;
+            self.to_child.flush()?;
+            self.idle = false;
+        }
+        Ok(())
+    }
+
+    /// Let the child take its remaining turns, one at a time, and wait for
+    /// it; returns where it wrote. Interrupted, it stops as this run did.
+    fn finish(mut self, interrupted: bool) -> anyhow::Result<PathBuf> {
+        while !self.ended {
+            self.child_turn()?;
+        }
+        drop(self.to_child);
+        let status = self.child.wait()?;
+        if !status.success() && !interrupted {
+            bail!("the other build ({}) failed: {status}; its message is above", self.exe.display());
+        }
+        Ok(self.dir)
+    }
+}
+
+impl Executor for Interleaved<'_> {
+    fn execute(
+        &mut self,
+        plan: &TimingPlan,
+        process: usize,
+        tick: &(dyn Fn(&str) + Sync),
+    ) -> Result<Vec<CellTimes>, RunError> {
+        // ABBA: B A, A B, B A, ...
+        let child_first = process.is_multiple_of(2);
+        if child_first {
+            self.child_turn()?;
+        }
+        self.wait_idle()?;
+        let times = self.inner.execute(plan, process, tick)?;
+        if !child_first {
+            self.child_turn()?;
+        }
+        Ok(times)
+    }
+
+    fn before_latency(&mut self) -> Result<(), RunError> {
+        self.child_turn()?;
+        Ok(self.wait_idle()?)
+    }
 }
