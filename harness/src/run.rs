@@ -5,8 +5,10 @@
 //! 1. the **metrics pass** replays once on a fresh arena and computes every
 //!    fragmentation figure; cells run in parallel (rayon), since nothing is
 //!    timed;
-//! 2. the **throughput pass** replays `warmup + reps` times, timing each
-//!    whole replay (several back to back when one is shorter than 20 ms).
+//! 2. the **throughput pass** warms up in each timing process (`warmup`
+//!    replays; after the first process, about 20 ms of the trace), then
+//!    times `reps` replays in all, each whole replay timed (several back to
+//!    back when one is shorter than 20 ms).
 //!    Each repetition gets a fresh arena, pre-faulted before the clock
 //!    starts, and a slot table at another place in its page. The
 //!    repetitions are interleaved across the matrix, in rounds, and spread
@@ -18,8 +20,9 @@
 //! 3. the **latency pass** replays once more, timing every allocator call.
 //!
 //! Timed passes run one cell at a time unless `jobs` says otherwise. On
-//! Ctrl-C the run stops after the current cell and writes every cell with at
-//! least one timed repetition (the `reps` column says how many). All
+//! Ctrl-C (which reaches the timing processes too) the run stops after the
+//! current cell, starts no further timing process, and writes every cell
+//! with at least one timed repetition (the `reps` column says how many). All
 //! workloads are prepared (generated, read, validated) before anything runs,
 //! so a bad trace stops the run before any result file exists.
 
@@ -252,8 +255,9 @@ pub trait Executor {
         tick: &(dyn Fn(&str) + Sync),
     ) -> Result<Vec<CellTimes>, RunError>;
 
-    /// Called just before the latency pass, which times too.
-    fn before_latency(&mut self) -> Result<(), RunError> {
+    /// Called once the repetitions are done, before the latency pass
+    /// (which times too) and the writing of results.
+    fn after_timing(&mut self) -> Result<(), RunError> {
         Ok(())
     }
 }
@@ -649,11 +653,9 @@ pub fn run_cells(
         }
         // 3. Latency. Interrupted: the repetitions done so far stand (their
         // count is in the `reps` column); no latency pass.
+        executor.after_timing()?;
         let interrupted = stop.load(Ordering::Relaxed);
         let calibration = if settings.latency && !interrupted { calibration } else { None };
-        if calibration.is_some() {
-            executor.before_latency()?;
-        }
         for ((cell, state), origin) in cells.iter().zip(states.iter_mut()).zip(&processes) {
             if !state.seconds.is_empty() {
                 let workload = &workloads[cell.workload];

@@ -327,7 +327,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let executor: &mut dyn Executor = if args.take_turns {
         turns.insert(TakingTurns { inner, stop: &stop })
     } else if let Some(exe) = &args.against {
-        interleaved.insert(Interleaved::start(exe, &dir.join("meta.json"), &format!("{name}-base"), &args.out, inner)?)
+        interleaved.insert(Interleaved::start(
+            exe,
+            &dir.join("meta.json"),
+            &format!("{name}-base"),
+            &args.out,
+            inner,
+            &stop,
+        )?)
     } else {
         inner
     };
@@ -409,6 +416,10 @@ impl Executor for Spawning<'_> {
         process: usize,
         tick: &(dyn Fn(&str) + Sync),
     ) -> Result<Vec<CellTimes>, RunError> {
+        // Interrupted between processes: a new one would not have seen Ctrl-C.
+        if self.stop.load(Ordering::SeqCst) {
+            return Ok(Vec::new());
+        }
         let failed = |what: String| RunError::Io(io::Error::other(format!("timing process {process}: {what}")));
         let exe = std::env::current_exe().map_err(|e| failed(format!("cannot find heaplab's own executable: {e}")))?;
         let mut child = Command::new(exe)
@@ -418,23 +429,29 @@ impl Executor for Spawning<'_> {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| failed(format!("cannot start: {e}")))?;
-        let plan_json = serde_json::to_vec(plan).map_err(|e| failed(e.to_string()))?;
-        {
+        let times: Result<Option<Vec<CellTimes>>, RunError> = (|| {
+            let plan_json = serde_json::to_vec(plan).map_err(|e| failed(e.to_string()))?;
             let mut stdin = child.stdin.take().expect("stdin is piped");
             stdin.write_all(&plan_json).map_err(|e| failed(format!("sending the plan: {e}")))?;
-        }
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut times = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.map_err(|e| failed(format!("reading its output: {e}")))?;
-            if let Some(what) = line.strip_prefix(TICK) {
-                tick(what);
-            } else if let Some(json) = line.strip_prefix(TIMES) {
-                times = Some(serde_json::from_str(json).map_err(|e| failed(format!("unreadable times: {e}")))?);
+            drop(stdin);
+            let stdout = child.stdout.take().expect("stdout is piped");
+            let mut times = None;
+            for line in BufReader::new(stdout).lines() {
+                let line = line.map_err(|e| failed(format!("reading its output: {e}")))?;
+                if let Some(what) = line.strip_prefix(TICK) {
+                    tick(what);
+                } else if let Some(json) = line.strip_prefix(TIMES) {
+                    times = Some(serde_json::from_str(json).map_err(|e| failed(format!("unreadable times: {e}")))?);
+                }
             }
+            Ok(times)
+        })();
+        if times.is_err() {
+            // Nothing will read its answer: do not leave it running.
+            let _ = child.kill();
         }
         let status = child.wait().map_err(|e| failed(e.to_string()))?;
-        match times {
+        match times? {
             Some(times) if status.success() => Ok(times),
             // Interrupted before it could answer: nothing measured.
             _ if self.stop.load(Ordering::SeqCst) => Ok(Vec::new()),
@@ -496,16 +513,22 @@ struct TakingTurns<'a> {
 }
 
 impl TakingTurns<'_> {
-    fn wait_for_turn(&mut self) -> Result<bool, RunError> {
-        let mut out = io::stdout().lock();
-        writeln!(out, "ready")?;
-        out.flush()?;
-        let mut line = String::new();
-        if io::stdin().lock().read_line(&mut line)? == 0 || line.trim() != "go" {
-            self.stop.store(true, Ordering::SeqCst);
-            return Ok(false);
+    /// Whether the turn came; not when interrupted, or when the parent
+    /// went away (which then counts as Ctrl-C).
+    fn wait_for_turn(&mut self) -> bool {
+        if self.stop.load(Ordering::SeqCst) {
+            return false;
         }
-        Ok(true)
+        let asked = {
+            let mut out = io::stdout().lock();
+            writeln!(out, "ready").and_then(|()| out.flush())
+        };
+        let mut line = String::new();
+        let answered = asked.and_then(|()| io::stdin().lock().read_line(&mut line));
+        if !matches!(answered, Ok(n) if n > 0) || line.trim() != "go" {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        !self.stop.load(Ordering::SeqCst)
     }
 }
 
@@ -516,30 +539,36 @@ impl Executor for TakingTurns<'_> {
         process: usize,
         tick: &(dyn Fn(&str) + Sync),
     ) -> Result<Vec<CellTimes>, RunError> {
-        if !self.wait_for_turn()? {
+        if !self.wait_for_turn() {
             return Ok(Vec::new());
         }
         self.inner.execute(plan, process, tick)
     }
 
-    fn before_latency(&mut self) -> Result<(), RunError> {
-        self.wait_for_turn().map(|_| ())
+    fn after_timing(&mut self) -> Result<(), RunError> {
+        self.wait_for_turn();
+        Ok(())
     }
 }
 
 /// `--against`: the other build runs the same settings (`run --from` this
 /// run's meta.json) as a child, and the two take turns at every timed step,
 /// in ABBA order (the other build first in even pairs), so that a drift of
-/// the machine over the run falls on both alike.
+/// the machine over the run falls on both alike. After the repetitions the
+/// child takes one more turn for its latency pass and its results, and
+/// ends, before this run goes on to its own.
 struct Interleaved<'a> {
     inner: &'a mut dyn Executor,
+    stop: &'a AtomicBool,
     exe: PathBuf,
-    child: std::process::Child,
-    to_child: std::process::ChildStdin,
+    /// `None` once waited for.
+    child: Option<std::process::Child>,
+    /// `None` once closed, which the child takes as Ctrl-C.
+    to_child: Option<std::process::ChildStdin>,
     from_child: BufReader<std::process::ChildStdout>,
     /// Where the other build writes.
     dir: PathBuf,
-    /// The child is waiting for `go` (or has finished).
+    /// The child is waiting for `go`.
     idle: bool,
     /// The child's output ended: it has finished or failed.
     ended: bool,
@@ -554,6 +583,7 @@ impl<'a> Interleaved<'a> {
         name: &str,
         out: &Path,
         inner: &'a mut dyn Executor,
+        stop: &'a AtomicBool,
     ) -> anyhow::Result<Interleaved<'a>> {
         let mut child = Command::new(exe)
             .arg("run")
@@ -570,9 +600,10 @@ impl<'a> Interleaved<'a> {
         let from_child = BufReader::new(child.stdout.take().expect("stdout is piped"));
         Ok(Interleaved {
             inner,
+            stop,
             exe: exe.to_path_buf(),
-            child,
-            to_child,
+            child: Some(child),
+            to_child: Some(to_child),
             from_child,
             dir: out.join(name),
             idle: false,
@@ -601,36 +632,52 @@ impl<'a> Interleaved<'a> {
         Ok(())
     }
 
-    /// Let the child run its next timed step.
+    /// Let the child run its next timed step (unless interrupted).
     fn child_turn(&mut self) -> io::Result<()> {
         self.wait_idle()?;
+        if self.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         if self.ended && self.turns == 0 {
             return Err(io::Error::other(format!(
                 "the other build ({}) stopped before its first timed step; its message is above",
                 self.exe.display()
             )));
         }
-        if !self.ended {
-            self.turns += 1;
-            writeln!(self.to_child, "go")?;
-            self.to_child.flush()?;
+        if let (false, Some(to_child)) = (self.ended, self.to_child.as_mut()) {
+            writeln!(to_child, "go")?;
+            to_child.flush()?;
             self.idle = false;
+            self.turns += 1;
         }
         Ok(())
     }
 
-    /// Let the child take its remaining turns, one at a time, and wait for
-    /// it; returns where it wrote. Interrupted, it stops as this run did.
+    /// Wait for the child to end; returns where it wrote. Interrupted, the
+    /// child is told so (its input closes) and stops as this run did.
     fn finish(mut self, interrupted: bool) -> anyhow::Result<PathBuf> {
-        while !self.ended {
-            self.child_turn()?;
+        if !interrupted {
+            while !self.ended && !self.stop.load(Ordering::SeqCst) {
+                self.child_turn()?;
+                self.wait_idle()?;
+            }
         }
-        drop(self.to_child);
-        let status = self.child.wait()?;
+        self.to_child = None;
+        let status = self.child.take().expect("waited for once").wait()?;
         if !status.success() && !interrupted {
             bail!("the other build ({}) failed: {status}; its message is above", self.exe.display());
         }
-        Ok(self.dir)
+        Ok(self.dir.clone())
+    }
+}
+
+impl Drop for Interleaved<'_> {
+    /// On an error path: the child is not waited for by `finish`.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -647,6 +694,9 @@ impl Executor for Interleaved<'_> {
             self.child_turn()?;
         }
         self.wait_idle()?;
+        if self.stop.load(Ordering::SeqCst) {
+            return Ok(Vec::new());
+        }
         let times = self.inner.execute(plan, process, tick)?;
         if !child_first {
             self.child_turn()?;
@@ -654,8 +704,15 @@ impl Executor for Interleaved<'_> {
         Ok(times)
     }
 
-    fn before_latency(&mut self) -> Result<(), RunError> {
+    fn after_timing(&mut self) -> Result<(), RunError> {
+        // The child's last turn: its latency pass and results. It ends.
         self.child_turn()?;
-        Ok(self.wait_idle()?)
+        while !self.ended && !self.stop.load(Ordering::SeqCst) {
+            self.wait_idle()?;
+            if self.idle {
+                self.child_turn()?;
+            }
+        }
+        Ok(())
     }
 }
