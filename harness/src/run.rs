@@ -301,6 +301,8 @@ struct TimedCell {
     /// Repetitions of this cell run by earlier timing processes.
     first_rep: usize,
     seconds: Vec<f64>,
+    /// The timing process of each of `seconds`.
+    processes: Vec<usize>,
     /// Set by the last stage.
     result: Option<Timed>,
 }
@@ -317,6 +319,7 @@ impl TimedCell {
             warmup_steps: 0,
             first_rep: 0,
             seconds: Vec::new(),
+            processes: Vec::new(),
             result: None,
         }
     }
@@ -375,8 +378,6 @@ struct TimedStage<'a> {
     settings: &'a RunSettings,
     state: &'a mut TimedCell,
     stage: Stage,
-    /// The timing process of each of `state.seconds`.
-    processes: &'a [usize],
 }
 
 impl Visitor for TimedStage<'_> {
@@ -426,7 +427,7 @@ impl Visitor for TimedStage<'_> {
                     min: rates.first().copied().unwrap_or(f64::NAN),
                     max: rates.last().copied().unwrap_or(f64::NAN),
                     seconds: std::mem::take(&mut state.seconds),
-                    processes: self.processes.to_vec(),
+                    processes: std::mem::take(&mut state.processes),
                 };
                 let latency = match calibration {
                     Some(calibration) => {
@@ -502,9 +503,7 @@ pub fn time_cells(
                 }
                 let workload = &workloads[cell.workload];
                 tick(&format!("{what}: {} on {}", cell.allocator.spec(), workload.name));
-                cell.allocator
-                    .visit(TimedStage { prepared: &workload.prepared, settings, state, stage, processes: &[] })
-                    .map_err(Some)
+                cell.allocator.visit(TimedStage { prepared: &workload.prepared, settings, state, stage }).map_err(Some)
             })
         })
         .map_or_else(
@@ -598,7 +597,6 @@ pub fn run_cells(
             TimedCell::new(cell, &workloads[cell.workload], metrics.peak_footprint_bytes as usize)
         })
         .collect();
-    let mut processes: Vec<Vec<usize>> = vec![Vec::new(); cells.len()];
     if timed {
         // 2. Repetitions, process by process; the first fixes the replays
         // per repetition of each cell for the others.
@@ -626,9 +624,9 @@ pub fn run_cells(
                     cells.len()
                 ))));
             }
-            for ((state, origin), measured) in states.iter_mut().zip(&mut processes).zip(times) {
+            for (state, measured) in states.iter_mut().zip(times) {
                 state.passes = measured.passes;
-                origin.extend(std::iter::repeat_n(process, measured.seconds.len()));
+                state.processes.extend(std::iter::repeat_n(process, measured.seconds.len()));
                 state.seconds.extend(measured.seconds);
             }
             if plan.passes.is_none() {
@@ -656,7 +654,7 @@ pub fn run_cells(
         executor.after_timing()?;
         let interrupted = stop.load(Ordering::Relaxed);
         let calibration = if settings.latency && !interrupted { calibration } else { None };
-        for ((cell, state), origin) in cells.iter().zip(states.iter_mut()).zip(&processes) {
+        for (cell, state) in cells.iter().zip(states.iter_mut()) {
             if !state.seconds.is_empty() {
                 let workload = &workloads[cell.workload];
                 cell.allocator.visit(TimedStage {
@@ -664,7 +662,6 @@ pub fn run_cells(
                     settings,
                     state,
                     stage: Stage::Finish { calibration },
-                    processes: origin,
                 })?;
                 tick(&format!("latency: {} on {}", cell.allocator.spec(), workload.name));
             }
