@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn failures_are_counted_and_their_frees_skipped() {
         // 256 bytes of arena: the second 200-byte block does not fit.
-        let mut bump = Bump::new(Arena::new(256).unwrap());
+        let mut bump: Bump = Bump::new(Arena::new(256).unwrap());
         let steps = [
             Step::Alloc { slot: 0, align_log2: 4, size: 200 },
             Step::Alloc { slot: 1, align_log2: 4, size: 200 },
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn leftover_blocks_are_released() {
-        let mut bump = Bump::new(Arena::new(4096).unwrap());
+        let mut bump: Bump = Bump::new(Arena::new(4096).unwrap());
         let steps = [Step::Alloc { slot: 0, align_log2: 3, size: 24 }, Step::Alloc { slot: 1, align_log2: 3, size: 8 }];
         let mut slots = Slots::new(2);
         replay(&mut bump, &steps, &mut slots, Touch::First, &mut Nothing).unwrap();

@@ -333,7 +333,7 @@ fn timed_replay<C: AllocatorConfig>(
     steps: &[crate::prepare::Step],
     touch: crate::replay::Touch,
 ) -> Result<f64, RunError> {
-    let mut allocator = config.build(state.arena.take().expect("the arena is back between replays"))?;
+    let mut allocator = config.build_timed(state.arena.take().expect("the arena is back between replays"))?;
     let start = Instant::now();
     let Ok(_) = replay(&mut allocator, steps, &mut state.slots, touch, &mut Nothing);
     let elapsed = start.elapsed().as_secs_f64();
@@ -432,7 +432,7 @@ impl Visitor for TimedStage<'_> {
                 let latency = match calibration {
                     Some(calibration) => {
                         fresh_arena(state)?;
-                        let mut allocator = config.build(state.arena.take().expect("a fresh arena"))?;
+                        let mut allocator = config.build_timed(state.arena.take().expect("a fresh arena"))?;
                         let histogram = || Histogram::new(3).expect("3 significant figures are valid");
                         let mut probe =
                             LatencyProbe { calibration, histograms: [histogram(), histogram(), histogram()] };

@@ -69,8 +69,8 @@ use std::ptr::NonNull;
 
 use heaplab_core::spec::{choice_name, format_size};
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, Detail, FreeShape, HeapStats,
-    InvariantViolation, Spec, SpecError, Waste, ensure,
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, Detail, FreeShape, HeapStats, InvariantViolation, Kept,
+    Ledger, Reports, Spec, SpecError, Visitor, Waste, ensure,
 };
 
 pub use linux::{fragmentation_index, unusable_free_index};
@@ -120,6 +120,7 @@ impl Config {
 
 impl AllocatorConfig for Config {
     type Allocator = Buddy;
+    type Timed = Buddy<false>;
     const FAMILY: &'static str = "buddy";
     const SUMMARY: &'static str = "binary buddy system (Knuth R/S, Linux free_area): power-of-two blocks, XOR buddies";
 
@@ -175,40 +176,101 @@ impl AllocatorConfig for Config {
     fn build(&self, arena: Arena) -> Result<Buddy, BuildError> {
         Buddy::new(arena, *self).map_err(|message| self.build_error(message))
     }
+
+    fn build_timed(&self, arena: Arena) -> Result<Buddy<false>, BuildError> {
+        Buddy::new(arena, *self).map_err(|message| self.build_error(message))
+    }
+
+    /// The listed minimum blocks (16 bytes, a 4 KiB page) are visited as
+    /// [`Fixed`] configurations, whose unit conversions are constant shifts.
+    fn accept<V: Visitor>(&self, visitor: V) -> V::Output {
+        match self.min_block {
+            16 => visitor.visit(&Fixed::<4>(*self)),
+            4096 => visitor.visit(&Fixed::<12>(*self)),
+            _ => visitor.visit(self),
+        }
+    }
 }
 
-/// The binary buddy allocator. See the crate documentation.
+/// A configuration whose minimum block is `1 << SHIFT` bytes, known when
+/// compiling: what [`Config`] hands the harness for the listed sizes. Its
+/// spec, description and listing are its [`Config`]'s.
+#[derive(Debug, Clone, Copy)]
+pub struct Fixed<const SHIFT: u32>(Config);
+
+impl<const SHIFT: u32> From<Config> for Fixed<SHIFT> {
+    /// # Panics
+    /// If the configuration's minimum block is not `1 << SHIFT`.
+    fn from(config: Config) -> Self {
+        assert_eq!(config.min_block, 1 << SHIFT, "a fixed configuration for another minimum block");
+        Fixed(config)
+    }
+}
+
+impl<const SHIFT: u32> AllocatorConfig for Fixed<SHIFT> {
+    type Allocator = Buddy<true, SHIFT>;
+    type Timed = Buddy<false, SHIFT>;
+    const FAMILY: &'static str = Config::FAMILY;
+    const SUMMARY: &'static str = Config::SUMMARY;
+
+    /// Only [`Config`] parses specs; a fixed configuration is made by visiting it.
+    fn from_spec(spec: &Spec) -> Result<Self, SpecError> {
+        Err(spec.error("a fixed buddy configuration is made through `Config`"))
+    }
+
+    fn spec(&self) -> String {
+        self.0.spec()
+    }
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+
+    fn listed() -> Vec<Self> {
+        Vec::new()
+    }
+
+    fn build(&self, arena: Arena) -> Result<Self::Allocator, BuildError> {
+        Buddy::new(arena, self.0).map_err(|message| self.build_error(message))
+    }
+
+    fn build_timed(&self, arena: Arena) -> Result<Self::Timed, BuildError> {
+        Buddy::new(arena, self.0).map_err(|message| self.build_error(message))
+    }
+}
+
+/// The binary buddy allocator. See the crate documentation. `C`: whether
+/// it keeps the ledger of counters (see [`heaplab_core::ledger`]); `SHIFT`:
+/// log2 of the minimum block when it is known when compiling (the listed
+/// configurations), so that every offset-to-unit conversion is a constant
+/// shift; 0 for one read from the configuration.
 #[derive(Debug)]
-pub struct Buddy {
+pub struct Buddy<const C: bool = true, const SHIFT: u32 = 0> {
     arena: Arena,
     config: Config,
     /// log2 of the minimum block.
     min_shift: u32,
-    /// Largest order a block can have.
+    /// Largest order a block can have; at most [`ORDER_LIMIT`].
     max_order: u32,
     /// Bytes tiled with blocks: the arena rounded down to a minimum block.
     managed_bytes: usize,
-    /// `free_area[order]`: first free block (unit index) or `NIL`.
-    heads: Vec<u32>,
-    /// `free_area[order].nr_free`.
-    nr_free: Vec<usize>,
+    /// `free_area[order]`: first free block (unit index) or `NIL`, for
+    /// orders `0..=max_order`; `NIL` above.
+    heads: [u32; 64],
     /// Bit `k` set iff list `k` is non-empty.
     nonempty: u64,
-    /// One bit per unit, set iff the unit starts a free block.
+    /// One bit per unit, set iff the unit starts a free block;
+    /// `free_bits.len() * 64 >= managed_bytes >> min_shift`.
     free_bits: Vec<u64>,
-    live_blocks: usize,
-    requested_bytes: usize,
-    granted_bytes: usize,
-    free_bytes: usize,
-    free_blocks: usize,
-    footprint_bytes: usize,
-    splits: u64,
-    coalesces: u64,
+    /// `free_area[order].nr_free`, kept when counting (walked otherwise).
+    nr_free: [usize; 64],
+    /// Requested, granted and free bytes, footprint, splits, coalesces.
+    ledger: Ledger<C>,
 }
 
-impl Buddy {
+impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
     /// Tile `arena` with free blocks.
-    pub fn new(arena: Arena, config: Config) -> Result<Buddy, String> {
+    pub fn new(arena: Arena, config: Config) -> Result<Buddy<C, SHIFT>, String> {
         let min = config.min_block;
         if !min.is_power_of_two() || min < SMALLEST_MIN_BLOCK {
             return Err(format!("the minimum block must be a power of two of at least {SMALLEST_MIN_BLOCK} bytes"));
@@ -221,27 +283,22 @@ impl Buddy {
             return Err(format!("the arena holds more than {} minimum blocks; raise `min`", NIL));
         }
         let min_shift = min.trailing_zeros();
+        if SHIFT != 0 && SHIFT != min_shift {
+            return Err(format!("this build of the buddy system is for {}-byte minimum blocks", 1usize << SHIFT));
+        }
         let fitting = (usize::BITS - 1 - units.leading_zeros()).min(ORDER_LIMIT);
         let max_order = config.max_order.unwrap_or(fitting).min(ORDER_LIMIT);
-        let orders = max_order as usize + 1;
         let mut buddy = Buddy {
             managed_bytes: units * min,
             arena,
             config,
             min_shift,
             max_order,
-            heads: vec![NIL; orders],
-            nr_free: vec![0; orders],
+            heads: [NIL; 64],
             nonempty: 0,
             free_bits: vec![0; units.div_ceil(64)],
-            live_blocks: 0,
-            requested_bytes: 0,
-            granted_bytes: 0,
-            free_bytes: 0,
-            free_blocks: 0,
-            footprint_bytes: 0,
-            splits: 0,
-            coalesces: 0,
+            nr_free: [0; 64],
+            ledger: Ledger::new(0, 0, 0),
         };
         // Greedy tiling, collected first and pushed from the top down so
         // that each list starts with its lowest block.
@@ -257,7 +314,8 @@ impl Buddy {
             offset += min << order;
         }
         for &(offset, order) in tiles.iter().rev() {
-            buddy.push(offset, order);
+            // SAFETY: the tiles are aligned blocks inside the managed bytes.
+            unsafe { buddy.push(offset, order) };
         }
         Ok(buddy)
     }
@@ -267,9 +325,21 @@ impl Buddy {
         self.config
     }
 
+    /// log2 of the minimum block: the constant, or the configured one.
+    #[inline(always)]
+    fn shift(&self) -> u32 {
+        if SHIFT != 0 { SHIFT } else { self.min_shift }
+    }
+
+    /// The minimum block.
+    #[inline(always)]
+    fn min(&self) -> usize {
+        1 << self.shift()
+    }
+
     /// Bytes in an order-0 block.
     pub fn min_block(&self) -> usize {
-        self.config.min_block
+        self.min()
     }
 
     /// The largest order.
@@ -277,9 +347,16 @@ impl Buddy {
         self.max_order
     }
 
-    /// `free_area[order].nr_free` for orders `0..=max_order`.
-    pub fn nr_free(&self) -> &[usize] {
-        &self.nr_free
+    /// `free_area[order].nr_free` for orders `0..=max_order` (counted, or
+    /// walked when the ledger is off).
+    pub fn nr_free(&self) -> Vec<usize> {
+        let orders = self.max_order as usize + 1;
+        if C {
+            return self.nr_free[..orders].to_vec();
+        }
+        let mut counts = vec![0; orders];
+        self.for_each_free(&mut |_, len| counts[(len.trailing_zeros() - self.shift()) as usize] += 1);
+        counts
     }
 
     /// The arena with write access, for a layer built on top (the slab
@@ -291,29 +368,32 @@ impl Buddy {
     /// Does a free block start at `offset`? (For layers that check their own
     /// blocks are not on the free lists.)
     pub fn is_free_at(&self, offset: usize) -> bool {
-        offset < self.managed_bytes && offset.is_multiple_of(self.config.min_block) && self.free_bit(offset)
+        offset < self.managed_bytes && offset.is_multiple_of(self.min()) && self.free_bit_checked(offset)
     }
 
     /// One `/proc/buddyinfo` line for this zone, e.g.
     /// `Node 0, zone   Normal      1      0      2 `.
     pub fn buddyinfo(&self, zone: &str) -> String {
         let mut line = format!("Node 0, zone {zone:>8} ");
-        for count in &self.nr_free {
+        for count in self.nr_free() {
             let _ = write!(line, "{count:6} ");
         }
         line
     }
 
     /// The order a request needs, or `None` above the largest block.
-    #[inline]
+    #[inline(always)]
     pub fn order_for(&self, layout: Layout) -> Option<u32> {
-        let bytes = layout.size().max(layout.align()).max(self.config.min_block);
-        let shift = bytes.checked_next_power_of_two()?.trailing_zeros();
-        let order = shift - self.min_shift;
+        let bytes = layout.size().max(layout.align()).max(self.min());
+        // bytes >= 16 and at most isize::MAX (a Layout), so the power of
+        // two above it exists: its log is the bit length of bytes − 1.
+        let shift = usize::BITS - (bytes - 1).leading_zeros();
+        let order = shift - self.shift();
         (order <= self.max_order).then_some(order)
     }
 
     /// Allocate a block of exactly `order`, as `alloc_pages(order)` does.
+    #[inline(always)]
     pub fn alloc_order(&mut self, order: u32) -> Result<usize, AllocError> {
         if order > self.max_order {
             return Err(AllocError::Unsupported("order above the largest block"));
@@ -323,137 +403,236 @@ impl Buddy {
             return Err(AllocError::OutOfMemory);
         }
         let mut current = candidates.trailing_zeros();
-        let mut block = self.unit_offset(self.heads[current as usize]);
-        self.unlink(block, current);
-        while current > order {
-            current -= 1;
-            let half = self.config.min_block << current;
-            match self.config.split {
-                Split::Lower => self.push(block + half, current),
-                Split::Upper => {
-                    self.push(block, current);
-                    block += half;
+        // SAFETY: `current` is a non-empty order, so its head is a free
+        // block of the lists; the halves split off are aligned blocks of
+        // the block taken.
+        unsafe {
+            let mut block = self.pop(current);
+            while current > order {
+                current -= 1;
+                let half = self.min() << current;
+                match self.config.split {
+                    Split::Lower => self.push(block + half, current),
+                    Split::Upper => {
+                        self.push(block, current);
+                        block += half;
+                    }
                 }
+                self.ledger.split();
             }
-            self.splits += 1;
+            let size = self.min() << order;
+            self.ledger.granted_more(size);
+            self.ledger.reached(block + size);
+            Ok(block)
         }
-        let size = self.config.min_block << order;
-        self.granted_bytes += size;
-        self.footprint_bytes = self.footprint_bytes.max(block + size);
-        Ok(block)
     }
 
     /// Free a block of `order` at `block`, merging with free buddies, as
     /// `free_pages(addr, order)` does.
     ///
     /// # Panics
-    /// If `block` is not aligned to its order (a broken caller).
-    pub fn free_order(&mut self, mut block: usize, mut order: u32) {
-        let size = self.config.min_block << order;
-        assert!(block.is_multiple_of(size), "block {block} is not aligned to its order {order}");
-        self.granted_bytes -= size;
+    /// If `block` is not a block of the managed bytes aligned to its order
+    /// (a broken caller).
+    pub fn free_order(&mut self, block: usize, order: u32) {
+        let size = self.min() << order;
+        assert!(
+            order <= self.max_order && block.is_multiple_of(size) && block + size <= self.managed_bytes,
+            "block {block} of order {order} is not a block of this buddy system"
+        );
+        // SAFETY: checked just above.
+        unsafe { self.free_block(block, order) }
+    }
+
+    /// [`Buddy::free_order`] without its check.
+    ///
+    /// # Safety
+    /// `block` is an allocated block of `order` of this buddy system.
+    #[inline(always)]
+    pub unsafe fn free_block(&mut self, mut block: usize, mut order: u32) {
+        let min = self.min();
+        debug_assert!(block.is_multiple_of(min << order) && block + (min << order) <= self.managed_bytes);
+        self.ledger.granted_less(min << order);
         while order < self.max_order {
-            let buddy = block ^ (self.config.min_block << order);
-            if buddy + (self.config.min_block << order) > self.managed_bytes || !self.is_free_block(buddy, order) {
-                break;
+            let size = min << order;
+            let buddy = block ^ size;
+            // SAFETY: the buddy is checked to lie inside the managed bytes
+            // before its bit and order are read; a free one is listed.
+            unsafe {
+                if buddy + size > self.managed_bytes || !self.is_free_block(buddy, order) {
+                    break;
+                }
+                self.unlink(buddy, order);
             }
-            self.unlink(buddy, order);
             block = block.min(buddy);
             order += 1;
-            self.coalesces += 1;
+            self.ledger.coalesced();
         }
-        self.push(block, order);
+        // SAFETY: the merged block is an aligned block of the managed bytes.
+        unsafe { self.push(block, order) };
     }
 
     // ---- free lists (links in the free blocks, as unit indices) ----------
+    //
+    // Every `unsafe fn` below takes an aligned block offset inside the
+    // managed bytes: its unit's bit is in `free_bits`, and its first 12
+    // bytes (two links and the order) are inside the arena, since a block
+    // is at least 16 bytes.
 
-    #[inline]
+    #[inline(always)]
     fn unit(&self, offset: usize) -> u32 {
-        (offset >> self.min_shift) as u32
+        (offset >> self.shift()) as u32
     }
 
-    #[inline]
+    #[inline(always)]
     fn unit_offset(&self, unit: u32) -> usize {
-        (unit as usize) << self.min_shift
+        (unit as usize) << self.shift()
     }
 
-    #[inline]
-    fn free_bit(&self, offset: usize) -> bool {
-        let unit = offset >> self.min_shift;
+    fn free_bit_checked(&self, offset: usize) -> bool {
+        let unit = offset >> self.shift();
         self.free_bits[unit / 64] & (1 << (unit % 64)) != 0
     }
 
-    #[inline]
-    fn set_free_bit(&mut self, offset: usize, free: bool) {
-        let unit = offset >> self.min_shift;
-        let bit = 1 << (unit % 64);
+    /// # Safety
+    /// `offset` is a block inside the managed bytes.
+    #[inline(always)]
+    unsafe fn free_word(&mut self, offset: usize) -> &mut u64 {
+        let unit = offset >> self.shift();
+        debug_assert!(unit / 64 < self.free_bits.len());
+        // SAFETY: units inside the managed bytes have their bit in free_bits.
+        unsafe { self.free_bits.get_unchecked_mut(unit / 64) }
+    }
+
+    /// # Safety
+    /// `offset` is a block inside the managed bytes.
+    #[inline(always)]
+    unsafe fn set_free_bit(&mut self, offset: usize, free: bool) {
+        let bit = 1 << ((offset >> self.shift()) % 64);
+        // SAFETY: the caller's guarantee.
+        let word = unsafe { self.free_word(offset) };
         if free {
-            self.free_bits[unit / 64] |= bit;
+            *word |= bit;
         } else {
-            self.free_bits[unit / 64] &= !bit;
+            *word &= !bit;
         }
     }
 
-    /// The order stored in a free block (Knuth's KVAL).
-    #[inline]
+    /// Is `block` a free block of `order`? Its bit, then the order it
+    /// stores (Knuth's TAG and KVAL).
+    ///
+    /// # Safety
+    /// `block` is a block inside the managed bytes.
+    #[inline(always)]
+    unsafe fn is_free_block(&self, block: usize, order: u32) -> bool {
+        let unit = block >> self.shift();
+        debug_assert!(unit / 64 < self.free_bits.len());
+        // SAFETY: the caller's guarantee: the bit is in free_bits and a free
+        // block's order word is inside the arena.
+        unsafe {
+            *self.free_bits.get_unchecked(unit / 64) & (1 << (unit % 64)) != 0
+                && self.arena.load_u32_unchecked(block + 8) == order
+        }
+    }
+
+    /// The order stored in a free block (Knuth's KVAL), checked.
     fn stored_order(&self, block: usize) -> u32 {
         self.arena.load_u32(block + 8)
     }
 
-    #[inline]
-    fn is_free_block(&self, block: usize, order: u32) -> bool {
-        self.free_bit(block) && self.stored_order(block) == order
-    }
-
-    #[inline]
-    fn next(&self, block: usize) -> u32 {
+    fn next_checked(&self, block: usize) -> u32 {
         self.arena.load_u32(block)
     }
 
-    #[inline]
-    fn prev(&self, block: usize) -> u32 {
+    fn prev_checked(&self, block: usize) -> u32 {
         self.arena.load_u32(block + 4)
     }
 
     /// Put a block at the front of list `order` and mark it free.
-    fn push(&mut self, block: usize, order: u32) {
-        let head = self.heads[order as usize];
+    ///
+    /// # Safety
+    /// `block` is an aligned block of `order` inside the managed bytes, not listed.
+    #[inline(always)]
+    unsafe fn push(&mut self, block: usize, order: u32) {
+        let slot = (order & 63) as usize;
+        let head = self.heads[slot];
         let unit = self.unit(block);
-        self.arena.store_u32(block, head);
-        self.arena.store_u32(block + 4, NIL);
-        self.arena.store_u32(block + 8, order);
-        if head != NIL {
-            let head_offset = self.unit_offset(head);
-            self.arena.store_u32(head_offset + 4, unit);
+        // SAFETY: the caller's guarantee; the old head is a listed block.
+        unsafe {
+            self.arena.store_u32_unchecked(block, head);
+            self.arena.store_u32_unchecked(block + 4, NIL);
+            self.arena.store_u32_unchecked(block + 8, order);
+            if head != NIL {
+                let head_offset = self.unit_offset(head);
+                self.arena.store_u32_unchecked(head_offset + 4, unit);
+            }
+            self.set_free_bit(block, true);
         }
-        self.heads[order as usize] = unit;
-        self.nr_free[order as usize] += 1;
+        self.heads[slot] = unit;
         self.nonempty |= 1 << order;
-        self.set_free_bit(block, true);
-        self.free_bytes += self.config.min_block << order;
-        self.free_blocks += 1;
+        if C {
+            self.nr_free[slot] += 1;
+        }
+        self.ledger.free_added(self.min() << order);
     }
 
-    /// Take a block off list `order` and mark it not free.
-    fn unlink(&mut self, block: usize, order: u32) {
-        let (next, prev) = (self.next(block), self.prev(block));
-        if prev == NIL {
-            self.heads[order as usize] = next;
-        } else {
-            let prev_offset = self.unit_offset(prev);
-            self.arena.store_u32(prev_offset, next);
+    /// Take the first block off the non-empty list `order`.
+    ///
+    /// # Safety
+    /// List `order` is non-empty.
+    #[inline(always)]
+    unsafe fn pop(&mut self, order: u32) -> usize {
+        let slot = (order & 63) as usize;
+        let block = self.unit_offset(self.heads[slot]);
+        // SAFETY: the head of a non-empty list is a listed block; so is its successor.
+        unsafe {
+            let next = self.arena.load_u32_unchecked(block);
+            self.heads[slot] = next;
+            if next == NIL {
+                self.nonempty &= !(1 << order);
+            } else {
+                let next_offset = self.unit_offset(next);
+                self.arena.store_u32_unchecked(next_offset + 4, NIL);
+            }
+            self.set_free_bit(block, false);
         }
-        if next != NIL {
-            let next_offset = self.unit_offset(next);
-            self.arena.store_u32(next_offset + 4, prev);
+        self.taken_off(slot, order);
+        block
+    }
+
+    /// Take a listed block off list `order` and mark it not free.
+    ///
+    /// # Safety
+    /// `block` is listed on list `order`.
+    #[inline(always)]
+    unsafe fn unlink(&mut self, block: usize, order: u32) {
+        let slot = (order & 63) as usize;
+        // SAFETY: the caller's guarantee; its neighbours in the list are listed blocks.
+        unsafe {
+            let (next, prev) = (self.arena.load_u32_unchecked(block), self.arena.load_u32_unchecked(block + 4));
+            if prev == NIL {
+                self.heads[slot] = next;
+                if next == NIL {
+                    self.nonempty &= !(1 << order);
+                }
+            } else {
+                let prev_offset = self.unit_offset(prev);
+                self.arena.store_u32_unchecked(prev_offset, next);
+            }
+            if next != NIL {
+                let next_offset = self.unit_offset(next);
+                self.arena.store_u32_unchecked(next_offset + 4, prev);
+            }
+            self.set_free_bit(block, false);
         }
-        self.nr_free[order as usize] -= 1;
-        if self.nr_free[order as usize] == 0 {
-            self.nonempty &= !(1 << order);
+        self.taken_off(slot, order);
+    }
+
+    #[inline(always)]
+    fn taken_off(&mut self, slot: usize, order: u32) {
+        if C {
+            self.nr_free[slot] -= 1;
         }
-        self.set_free_bit(block, false);
-        self.free_bytes -= self.config.min_block << order;
-        self.free_blocks -= 1;
+        self.ledger.free_removed(self.min() << order);
     }
 }
 
@@ -475,28 +654,35 @@ pub fn buddy_details(nr_free: &[usize], min_block: usize) -> Vec<Detail> {
     details
 }
 
-impl Allocator for Buddy {
+impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
 
+    // Inlined into the replay loop, as the peers' calls are: a call here
+    // would cost a third of the allocator's own instructions in register
+    // saves and restores.
+    #[inline(always)]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if layout.align() > self.arena.align() {
             return Err(AllocError::Unsupported("alignment above the arena's"));
         }
         let order = self.order_for(layout).ok_or(AllocError::Unsupported("size above the largest block"))?;
         let block = self.alloc_order(order)?;
-        self.live_blocks += 1;
-        self.requested_bytes += layout.size();
-        Ok(self.arena.ptr_at(block))
+        self.ledger.allocated(layout.size(), 0);
+        // SAFETY: the block lies inside the managed bytes.
+        Ok(unsafe { self.arena.ptr_at_unchecked(block) })
     }
 
+    #[inline(always)]
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        let order = self.order_for(layout).expect("a live block has a valid order");
-        let block = self.arena.offset_of_owned(ptr);
-        self.live_blocks -= 1;
-        self.requested_bytes -= layout.size();
-        self.free_order(block, order);
+        // A live block's layout gives its order (the caller's contract).
+        let Some(order) = self.order_for(layout) else { unreachable!("a live block has a valid order") };
+        let block = self.arena.offset_of_unchecked(ptr);
+        self.ledger.freed(layout.size(), 0);
+        // SAFETY: the caller guarantees `ptr` is live with `layout`: an
+        // allocated block of that order.
+        unsafe { self.free_block(block, order) };
     }
 
     unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
@@ -509,14 +695,15 @@ impl Allocator for Buddy {
         if new_order <= old_order {
             // Shrink in place: free the upper halves, largest last. Each
             // freed half's buddy is the part still allocated, so none merges.
-            let block = self.arena.offset_of_owned(ptr);
+            let block = self.arena.offset_of_unchecked(ptr);
             for order in new_order..old_order {
-                let half = self.config.min_block << order;
-                self.granted_bytes -= half;
-                self.push(block + half, order);
-                self.splits += 1;
+                let half = self.min() << order;
+                self.ledger.granted_less(half);
+                // SAFETY: the upper half of a live block, aligned to its order.
+                unsafe { self.push(block + half, order) };
+                self.ledger.split();
             }
-            self.requested_bytes = self.requested_bytes - old.size() + new_size;
+            self.ledger.resized(old.size(), new_size);
             return Ok(ptr);
         }
         // SAFETY: forwarded from the caller.
@@ -524,7 +711,7 @@ impl Allocator for Buddy {
     }
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
-        self.order_for(layout).map_or(0, |order| self.config.min_block << order)
+        self.order_for(layout).map_or(0, |order| self.min() << order)
     }
 
     fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
@@ -538,46 +725,53 @@ impl Allocator for Buddy {
     }
 
     fn details(&self) -> Vec<Detail> {
-        buddy_details(&self.nr_free, self.config.min_block)
+        buddy_details(&self.nr_free(), self.min())
     }
 
     fn stats(&self) -> HeapStats {
-        HeapStats {
-            arena_bytes: self.arena.len(),
-            live_blocks: self.live_blocks,
-            requested_bytes: self.requested_bytes,
-            granted_bytes: self.granted_bytes,
-            metadata_bytes: self.arena.len() - self.managed_bytes,
-            side_metadata_bytes: self.free_bits.len() * 8 + self.heads.len() * 4 + self.nr_free.len() * 8,
-            free_bytes: self.free_bytes,
-            free_blocks: self.free_blocks,
-            footprint_bytes: self.footprint_bytes,
-            counters: Counters { blocks_inspected: None, splits: Some(self.splits), coalesces: Some(self.coalesces) },
-        }
+        let side = self.free_bits.len() * 8 + (self.max_order as usize + 1) * (4 + 8);
+        self.ledger.stats(self.arena.len(), self.arena.len() - self.managed_bytes, side, Kept::SPLITS_AND_COALESCES)
+    }
+
+    fn reports(&self) -> Reports {
+        if C { Reports::ALL } else { Reports::ALL.uncounted() }
     }
 
     fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
-        for (order, &head) in self.heads.iter().enumerate() {
+        for (order, &head) in self.heads.iter().enumerate().take(self.max_order as usize + 1) {
             let mut unit = head;
             while unit != NIL {
                 let block = self.unit_offset(unit);
-                visit(block, self.config.min_block << order);
-                unit = self.next(block);
+                visit(block, self.min() << order);
+                unit = self.next_checked(block);
             }
         }
     }
 
     fn free_shape(&self) -> FreeShape {
-        let largest =
-            if self.nonempty == 0 { 0 } else { self.config.min_block << (63 - self.nonempty.leading_zeros()) };
-        FreeShape { free_bytes: self.free_bytes, free_blocks: self.free_blocks, largest_free_block: largest }
+        let largest = if self.nonempty == 0 { 0 } else { self.min() << (63 - self.nonempty.leading_zeros()) };
+        if C {
+            FreeShape {
+                free_bytes: self.ledger.free_bytes(),
+                free_blocks: self.ledger.free_blocks(),
+                largest_free_block: largest,
+            }
+        } else {
+            let mut shape = FreeShape::default();
+            self.for_each_free(&mut |_, len| shape.add(len));
+            shape
+        }
     }
 
     fn check(&self) -> Result<(), InvariantViolation> {
-        let min = self.config.min_block;
+        let min = self.min();
         let mut listed_units = 0usize;
         let (mut free_bytes, mut free_blocks) = (0, 0);
         for (order, &head) in self.heads.iter().enumerate() {
+            if order > self.max_order as usize {
+                ensure!(head == NIL, "a free list above the largest order {} is not empty", self.max_order);
+                continue;
+            }
             let size = min << order;
             let mut count = 0;
             let (mut prev, mut unit) = (NIL, head);
@@ -586,13 +780,13 @@ impl Allocator for Buddy {
                 ensure!(count < self.free_bits.len() * 64, "free list {order} does not end (a cycle?)");
                 ensure!(block + size <= self.managed_bytes, @block, "free block of order {order} runs past the managed {} bytes", self.managed_bytes);
                 ensure!(block.is_multiple_of(size), @block, "free block of order {order} is not aligned to {size}");
-                ensure!(self.free_bit(block), @block, "listed block of order {order} is not tagged free");
+                ensure!(self.free_bit_checked(block), @block, "listed block of order {order} is not tagged free");
                 ensure!(self.stored_order(block) == order as u32, @block, "listed on order {order}, stores order {}", self.stored_order(block));
-                ensure!(self.prev(block) == prev, @block, "back link {} should be {prev}", self.prev(block));
+                ensure!(self.prev_checked(block) == prev, @block, "back link {} should be {prev}", self.prev_checked(block));
                 if (order as u32) < self.max_order {
                     let buddy = block ^ size;
                     ensure!(
-                        buddy + size > self.managed_bytes || !self.is_free_block(buddy, order as u32),
+                        buddy + size > self.managed_bytes || !(self.free_bit_checked(buddy) && self.stored_order(buddy) == order as u32),
                         @block,
                         "free buddies of order {order} at {block} and {buddy} were not merged"
                     );
@@ -600,30 +794,24 @@ impl Allocator for Buddy {
                 count += 1;
                 free_bytes += size;
                 prev = unit;
-                unit = self.next(block);
+                unit = self.next_checked(block);
             }
-            ensure!(
-                count == self.nr_free[order],
-                "nr_free[{order}] is {} but the list holds {count}",
-                self.nr_free[order]
-            );
+            if C {
+                ensure!(
+                    count == self.nr_free[order],
+                    "nr_free[{order}] is {} but the list holds {count}",
+                    self.nr_free[order]
+                );
+            }
             ensure!((self.nonempty >> order) & 1 == u64::from(count > 0), "non-empty mask disagrees with list {order}");
             listed_units += count;
             free_blocks += count;
         }
         let tagged: usize = self.free_bits.iter().map(|word| word.count_ones() as usize).sum();
         ensure!(tagged == listed_units, "{tagged} units are tagged free but {listed_units} blocks are listed");
-        ensure!(self.nonempty >> self.heads.len() == 0, "non-empty mask has bits above the largest order");
-        ensure!(self.free_bytes == free_bytes, "free bytes counter {} but {free_bytes} listed", self.free_bytes);
-        ensure!(self.free_blocks == free_blocks, "free block counter {} but {free_blocks} listed", self.free_blocks);
-        ensure!(
-            self.granted_bytes + self.free_bytes == self.managed_bytes,
-            "granted {} + free {} != managed {}",
-            self.granted_bytes,
-            self.free_bytes,
-            self.managed_bytes
-        );
-        Ok(())
+        let metadata = self.arena.len() - self.managed_bytes;
+        let granted = self.managed_bytes - free_bytes;
+        self.ledger.identity(granted, free_bytes, free_blocks, metadata, self.arena.len())
     }
 }
 

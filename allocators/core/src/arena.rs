@@ -10,10 +10,18 @@
 //!
 //! Allocators keep their metadata inside the arena (boundary tags, free-list
 //! links, slab headers). They read and write it through the word accessors
-//! here, which are safe: the arena owns the memory, every byte of it is
-//! initialised, the accessors check bounds, and no Rust reference into the
-//! arena is ever created, so raw-pointer writes by the allocator's user and by
-//! the allocator cannot alias a reference.
+//! here: the arena owns the memory, every byte of it is initialised, and no
+//! Rust reference into the arena is ever created, so raw-pointer writes by
+//! the allocator's user and by the allocator cannot alias a reference.
+//!
+//! The accessors come in two kinds. The safe ones ([`Arena::load_word`] and
+//! friends) check bounds on every access; `check()` walks and tests use them.
+//! The unchecked ones ([`Arena::load_word_unchecked`] and friends) are for an
+//! allocator's fast path, where the offset is a block's own tag or link word
+//! and the allocator's invariants (which its `check()` verifies and the
+//! conformance suite exercises) put it inside the arena: a bound proven once
+//! per block, not once per word, as a C allocator trusts its headers. They
+//! still check in debug builds.
 
 use std::alloc::{self, Layout};
 use std::fmt;
@@ -240,6 +248,77 @@ impl Arena {
         }
         // SAFETY: as in store_word.
         unsafe { self.base.add(offset).cast::<u32>().write_unaligned(value) }
+    }
+
+    /// The 8-byte word at `offset`, without a bounds check in release builds.
+    ///
+    /// # Safety
+    /// `offset + 8 <= self.len()`.
+    #[inline(always)]
+    pub unsafe fn load_word_unchecked(&self, offset: usize) -> u64 {
+        debug_assert!(offset < self.word_starts, "word at {offset} outside an arena of {} bytes", self.len);
+        // SAFETY: the caller guarantees the 8 bytes lie inside the arena,
+        // which owns them and keeps them initialised.
+        unsafe { self.base.add(offset).cast::<u64>().read_unaligned() }
+    }
+
+    /// Store an 8-byte word at `offset`, without a bounds check in release
+    /// builds.
+    ///
+    /// # Safety
+    /// `offset + 8 <= self.len()`.
+    #[inline(always)]
+    pub unsafe fn store_word_unchecked(&mut self, offset: usize, value: u64) {
+        debug_assert!(offset < self.word_starts, "word at {offset} outside an arena of {} bytes", self.len);
+        // SAFETY: as in load_word_unchecked; `&mut self` excludes other accesses.
+        unsafe { self.base.add(offset).cast::<u64>().write_unaligned(value) }
+    }
+
+    /// The 4-byte word at `offset`, without a bounds check in release builds.
+    ///
+    /// # Safety
+    /// `offset + 4 <= self.len()`.
+    #[inline(always)]
+    pub unsafe fn load_u32_unchecked(&self, offset: usize) -> u32 {
+        debug_assert!(offset < self.u32_starts, "word at {offset} outside an arena of {} bytes", self.len);
+        // SAFETY: as in load_word_unchecked.
+        unsafe { self.base.add(offset).cast::<u32>().read_unaligned() }
+    }
+
+    /// Store a 4-byte word at `offset`, without a bounds check in release
+    /// builds.
+    ///
+    /// # Safety
+    /// `offset + 4 <= self.len()`.
+    #[inline(always)]
+    pub unsafe fn store_u32_unchecked(&mut self, offset: usize, value: u32) {
+        debug_assert!(offset < self.u32_starts, "word at {offset} outside an arena of {} bytes", self.len);
+        // SAFETY: as in store_word_unchecked.
+        unsafe { self.base.add(offset).cast::<u32>().write_unaligned(value) }
+    }
+
+    /// Pointer to `offset`, without a bounds check in release builds.
+    ///
+    /// # Safety
+    /// `offset <= self.len()`.
+    #[inline(always)]
+    pub unsafe fn ptr_at_unchecked(&self, offset: usize) -> NonNull<u8> {
+        debug_assert!(offset <= self.len, "offset {offset} outside an arena of {} bytes", self.len);
+        // SAFETY: the caller guarantees offset <= len: inside the block or
+        // one past it.
+        unsafe { self.base.add(offset) }
+    }
+
+    /// Offset of a pointer the allocator itself handed out, checked only in
+    /// debug builds: for pointers the caller's contract says are the
+    /// allocator's own (the argument of `free`). The answer is meaningless
+    /// for any other pointer; using it for an unchecked access is what the
+    /// contract of that access rules out.
+    #[inline(always)]
+    pub fn offset_of_unchecked(&self, ptr: NonNull<u8>) -> usize {
+        let offset = ptr.as_ptr().addr().wrapping_sub(self.base.as_ptr().addr());
+        debug_assert!(offset <= self.len, "pointer {ptr:p} does not belong to this arena");
+        offset
     }
 
     /// Touch one byte in every 4 KiB page of the first `len` bytes (writing

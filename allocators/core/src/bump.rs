@@ -18,31 +18,30 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 
 use crate::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Spec, SpecError, Waste,
-    ensure,
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Kept, Ledger, Reports,
+    Spec, SpecError, Waste, ensure,
 };
 
 /// Granule: every block is a multiple of this, and at least one granule.
 const GRANULE: usize = 16;
 
-/// A bump allocator on one arena.
+/// A bump allocator on one arena; `C`: whether it keeps the ledger.
 #[derive(Debug)]
-pub struct Bump {
+pub struct Bump<const C: bool = true> {
     arena: Arena,
     /// Next free offset; `top <= arena.len()`, and `top == 0` when nothing is live.
     top: usize,
-    live_blocks: usize,
-    requested_bytes: usize,
-    /// Sum of granule-rounded sizes of live blocks; `<= top`.
-    granted_bytes: usize,
-    /// Highest `top` ever reached.
-    footprint_bytes: usize,
+    /// Blocks live: the policy needs it, to reset when the heap empties.
+    live: usize,
+    /// Requested and granted bytes (granule-rounded sizes, `<= top`), footprint.
+    ledger: Ledger<C>,
 }
 
-impl Bump {
+impl<const C: bool> Bump<C> {
     /// A bump allocator owning `arena`.
-    pub fn new(arena: Arena) -> Bump {
-        Bump { arena, top: 0, live_blocks: 0, requested_bytes: 0, granted_bytes: 0, footprint_bytes: 0 }
+    pub fn new(arena: Arena) -> Bump<C> {
+        let ledger = Ledger::new(arena.len(), 1, 0);
+        Bump { arena, top: 0, live: 0, ledger }
     }
 
     #[inline]
@@ -51,7 +50,7 @@ impl Bump {
     }
 }
 
-impl Allocator for Bump {
+impl<const C: bool> Allocator for Bump<C> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -61,34 +60,33 @@ impl Allocator for Bump {
         if layout.align() > self.arena.align() {
             return Err(AllocError::Unsupported("alignment above the arena's"));
         }
-        let granted = Bump::rounded(layout.size());
+        let granted = Self::rounded(layout.size());
         let start = self.top.next_multiple_of(layout.align().max(GRANULE));
         let end = start.checked_add(granted).filter(|&end| end <= self.arena.len()).ok_or(AllocError::OutOfMemory)?;
         self.top = end;
-        self.footprint_bytes = self.footprint_bytes.max(end);
-        self.live_blocks += 1;
-        self.requested_bytes += layout.size();
-        self.granted_bytes += granted;
-        Ok(self.arena.ptr_at(start))
+        self.live += 1;
+        self.ledger.reached(end);
+        self.ledger.allocated(layout.size(), granted);
+        // SAFETY: start < end <= arena.len().
+        Ok(unsafe { self.arena.ptr_at_unchecked(start) })
     }
 
     #[inline]
     unsafe fn free(&mut self, _ptr: NonNull<u8>, layout: Layout) {
-        self.live_blocks -= 1;
-        self.requested_bytes -= layout.size();
-        self.granted_bytes -= Bump::rounded(layout.size());
-        if self.live_blocks == 0 {
+        self.live -= 1;
+        self.ledger.freed(layout.size(), Self::rounded(layout.size()));
+        if self.live == 0 {
             self.top = 0;
         }
     }
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
-        Bump::rounded(layout.size())
+        Self::rounded(layout.size())
     }
 
     fn waste(&self, _ptr: NonNull<u8>, layout: Layout) -> Waste {
         // Rounding to the 16-byte granule is alignment padding.
-        Waste { rounding: 0, overhead: Bump::rounded(layout.size()) - layout.size() }
+        Waste { rounding: 0, overhead: Self::rounded(layout.size()) - layout.size() }
     }
 
     fn into_arena(self) -> Arena {
@@ -98,16 +96,10 @@ impl Allocator for Bump {
     fn stats(&self) -> HeapStats {
         let free_bytes = self.arena.len() - self.top;
         HeapStats {
-            arena_bytes: self.arena.len(),
-            live_blocks: self.live_blocks,
-            requested_bytes: self.requested_bytes,
-            granted_bytes: self.granted_bytes,
-            metadata_bytes: 0,
-            side_metadata_bytes: 0,
             free_bytes,
             free_blocks: usize::from(free_bytes > 0),
-            footprint_bytes: self.footprint_bytes,
             counters: Default::default(),
+            ..self.ledger.stats(self.arena.len(), 0, 0, Kept::default())
         }
     }
 
@@ -117,6 +109,10 @@ impl Allocator for Bump {
         }
     }
 
+    fn reports(&self) -> Reports {
+        if C { Reports::ALL } else { Reports::ALL.uncounted() }
+    }
+
     fn check(&self) -> Result<(), InvariantViolation> {
         ensure!(
             self.top <= self.arena.len(),
@@ -124,19 +120,28 @@ impl Allocator for Bump {
             self.top,
             self.arena.len()
         );
-        ensure!(
-            self.granted_bytes <= self.top,
-            "granted bytes {} exceed the bump pointer {}",
-            self.granted_bytes,
-            self.top
-        );
-        ensure!(self.live_blocks > 0 || self.top == 0, "empty heap but the bump pointer is at {}", self.top);
-        ensure!(
-            self.footprint_bytes >= self.top,
-            "footprint {} below the bump pointer {}",
-            self.footprint_bytes,
-            self.top
-        );
+        ensure!(self.live > 0 || self.top == 0, "empty heap but the bump pointer is at {}", self.top);
+        if C {
+            let stats = self.stats();
+            ensure!(
+                stats.granted_bytes <= self.top,
+                "granted bytes {} exceed the bump pointer {}",
+                stats.granted_bytes,
+                self.top
+            );
+            ensure!(
+                stats.live_blocks == self.live,
+                "{} live blocks counted, {} in the ledger",
+                self.live,
+                stats.live_blocks
+            );
+            ensure!(
+                stats.footprint_bytes >= self.top,
+                "footprint {} below the bump pointer {}",
+                stats.footprint_bytes,
+                self.top
+            );
+        }
         Ok(())
     }
 }
@@ -147,6 +152,7 @@ pub struct BumpConfig;
 
 impl AllocatorConfig for BumpConfig {
     type Allocator = Bump;
+    type Timed = Bump<false>;
     const FAMILY: &'static str = "bump";
     const SUMMARY: &'static str = "bump pointer, reset when the heap empties (measures the harness itself)";
 
@@ -168,6 +174,10 @@ impl AllocatorConfig for BumpConfig {
     }
 
     fn build(&self, arena: Arena) -> Result<Bump, BuildError> {
+        Ok(Bump::new(arena))
+    }
+
+    fn build_timed(&self, arena: Arena) -> Result<Bump<false>, BuildError> {
         Ok(Bump::new(arena))
     }
 }

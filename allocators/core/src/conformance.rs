@@ -16,6 +16,7 @@
 //! | [`Check::Invariant`] | the allocator's own `check()` failing |
 //! | [`Check::Recovery`] | free space after freeing everything (and `trim()`) that differs from the start |
 //! | [`Check::Panic`] | a panic inside the allocator, for example on running out of memory |
+//! | [`Check::Twin`] | the timed build ([`AllocatorConfig::build_timed`]) placing a block elsewhere than the measured build, on the same operations ([`timed_twin`]) |
 //!
 //! An allocator that reports less (an adapter to a third-party allocator,
 //! see [`Allocator::reports`]) is held to the checks that apply: bounds only
@@ -61,6 +62,8 @@ pub enum Check {
     Recovery,
     /// The allocator panicked.
     Panic,
+    /// The timed build placed a block elsewhere than the measured build.
+    Twin,
 }
 
 /// The first property an allocator broke, and where.
@@ -408,6 +411,14 @@ impl<A: Allocator> Tester<A> {
         let stats = self.allocator.stats();
         let expect = |ok: bool, what: String| if ok { Ok(()) } else { self.fail(Check::Stats, what) };
         expect(
+            stats.arena_bytes == self.allocator.arena().len(),
+            format!("stats says the arena has {} bytes", stats.arena_bytes),
+        )?;
+        if !self.reports.counts {
+            // A timed build keeps no ledger: nothing more to hold it to.
+            return Ok(());
+        }
+        expect(
             stats.live_blocks == self.live.len(),
             format!("stats says {} live blocks, the oracle {}", stats.live_blocks, self.live.len()),
         )?;
@@ -419,10 +430,6 @@ impl<A: Allocator> Tester<A> {
         expect(
             !reports.granted || stats.granted_bytes == self.granted_bytes,
             format!("stats says {} granted bytes, the sum of granted() is {}", stats.granted_bytes, self.granted_bytes),
-        )?;
-        expect(
-            stats.arena_bytes == self.allocator.arena().len(),
-            format!("stats says the arena has {} bytes", stats.arena_bytes),
         )?;
         if reports != Reports::ALL {
             return Ok(());
@@ -539,7 +546,11 @@ impl<A: Allocator> Tester<A> {
         let stats = self.allocator.stats();
         let initial = self.initial_stats;
         let full = self.reports == Reports::ALL;
+        let counts = self.reports.counts;
         let same = |a: &HeapStats, b: &HeapStats| {
+            if !counts {
+                return true;
+            }
             if !full {
                 return (a.live_blocks, a.requested_bytes) == (b.live_blocks, b.requested_bytes);
             }
@@ -646,35 +657,61 @@ fn random_align(rng: &mut ChaCha8Rng, max_align: usize) -> usize {
     (1usize << shift).min(max_align)
 }
 
+/// One step of a seeded random sequence: what [`random_ops`] and
+/// [`timed_twin`] ask of the allocator.
+#[derive(Debug, Clone, Copy)]
+enum RandomStep {
+    Alloc(Layout),
+    /// Free the live block with this handle.
+    Free(usize),
+    /// Resize the live block with this handle to this many bytes.
+    Realloc(usize, usize),
+}
+
+/// The next step: allocate more often while fewer than `target_live`
+/// blocks are live, else free or (one time in nine) resize a random one.
+fn random_step(rng: &mut ChaCha8Rng, plan: &RandomOps, live: &[usize]) -> RandomStep {
+    let roll = rng.random_range(0..100);
+    let alloc_share = if live.len() < plan.target_live { 60 } else { 30 };
+    if live.is_empty() || roll < alloc_share {
+        let size = random_size(rng, plan.max_size);
+        let align = random_align(rng, plan.max_align);
+        RandomStep::Alloc(Layout::from_size_align(size, align).expect("valid layout"))
+    } else {
+        let handle = live[rng.random_range(0..live.len())];
+        if roll < 90 { RandomStep::Free(handle) } else { RandomStep::Realloc(handle, random_size(rng, plan.max_size)) }
+    }
+}
+
+/// The end of a random sequence: every check, then everything freed in a
+/// seeded order and the fresh heap required back.
+fn finish_random<A: Allocator>(mut tester: Tester<A>, plan: &RandomOps) -> Outcome<Summary> {
+    tester.check_all()?;
+    let mut rng_order = ChaCha8Rng::seed_from_u64(plan.seed ^ 1);
+    tester.free_all_and_recover(|handles| shuffle(handles, &mut rng_order))?;
+    Ok(tester.summary())
+}
+
 /// Seeded random allocs, frees and reallocs, checked at every step, then
 /// everything freed and the fresh heap required back.
 pub fn random_ops<A: Allocator>(make: impl Fn(Arena) -> A, plan: &RandomOps) -> Outcome<Summary> {
     let mut tester = Tester::new(make(Arena::new(plan.arena_bytes).expect("arena")))?;
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
     for step in 1..=plan.ops {
-        let live = tester.live.len();
-        let roll = rng.random_range(0..100);
-        let alloc_share = if live < plan.target_live { 60 } else { 30 };
-        if live == 0 || roll < alloc_share {
-            let size = random_size(&mut rng, plan.max_size);
-            let align = random_align(&mut rng, plan.max_align);
-            tester.alloc(Layout::from_size_align(size, align).expect("valid layout"))?;
-        } else {
-            let handle = tester.live[rng.random_range(0..live)];
-            if roll < 90 {
-                tester.free(handle)?;
-            } else {
-                tester.realloc(handle, random_size(&mut rng, plan.max_size))?;
+        match random_step(&mut rng, plan, &tester.live) {
+            RandomStep::Alloc(layout) => {
+                tester.alloc(layout)?;
+            }
+            RandomStep::Free(handle) => tester.free(handle)?,
+            RandomStep::Realloc(handle, new_size) => {
+                tester.realloc(handle, new_size)?;
             }
         }
         if step % plan.check_every == 0 {
             tester.check_all()?;
         }
     }
-    tester.check_all()?;
-    let mut rng_order = ChaCha8Rng::seed_from_u64(plan.seed ^ 1);
-    tester.free_all_and_recover(|handles| shuffle(handles, &mut rng_order))?;
-    Ok(tester.summary())
+    finish_random(tester, plan)
 }
 
 fn shuffle(handles: &mut [usize], rng: &mut ChaCha8Rng) {
@@ -820,6 +857,81 @@ pub fn factory<C: AllocatorConfig>(config: C) -> impl Fn(Arena) -> C::Allocator 
         Ok(allocator) => allocator,
         Err(error) => panic!("{error}"),
     }
+}
+
+/// A factory for the scenarios from an [`AllocatorConfig`]'s timed build.
+pub fn factory_timed<C: AllocatorConfig>(config: C) -> impl Fn(Arena) -> C::Timed {
+    move |arena| match config.build_timed(arena) {
+        Ok(allocator) => allocator,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// The timed build against the measured one: the same seeded random
+/// operations on both, the timed build under every check that applies to it
+/// (all but the counters it does not keep), and every block it returns at
+/// the same arena offset as the measured build's, op for op. So what the
+/// timed passes time is the allocator the metrics pass measured.
+pub fn timed_twin<C: AllocatorConfig>(config: C, plan: &RandomOps) -> Outcome<Summary> {
+    // Naturally aligned arenas, as the harness makes them: an allocator
+    // that places buddies by address then places by offset alike in both.
+    let make = || Arena::natural(plan.arena_bytes).expect("arena");
+    let mut twin = config.build(make()).expect("the measured build");
+    let mut tester = Tester::new(factory_timed(config)(make()))?;
+    // The twin's blocks, by the tester's handles.
+    let mut twin_blocks: Vec<Option<(NonNull<u8>, Layout)>> = Vec::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    let placed =
+        |tester: &Tester<C::Timed>, twin: &C::Allocator, ours: Option<NonNull<u8>>, theirs: Option<NonNull<u8>>| {
+            let ours = ours.map(|p| tester.allocator.arena().offset_of(p));
+            let theirs = theirs.map(|p| twin.arena().offset_of(p));
+            if ours == theirs {
+                Ok(())
+            } else {
+                tester.fail(
+                    Check::Twin,
+                    format!("the timed build placed a block at {ours:?}, the measured one at {theirs:?}"),
+                )
+            }
+        };
+    for step in 1..=plan.ops {
+        match random_step(&mut rng, plan, &tester.live) {
+            RandomStep::Alloc(layout) => {
+                let handle = tester.alloc(layout)?;
+                let theirs = twin.alloc(layout).ok();
+                let ours = handle.map(|h| tester.blocks[h].expect("live").ptr);
+                placed(&tester, &twin, ours, theirs)?;
+                if let Some(handle) = handle {
+                    twin_blocks.resize(handle + 1, None);
+                    twin_blocks[handle] = theirs.map(|p| (p, layout));
+                }
+            }
+            RandomStep::Free(handle) => {
+                let (ptr, layout) = twin_blocks[handle].take().expect("the twin holds every live block");
+                tester.free(handle)?;
+                // SAFETY: `ptr` is live in the twin with `layout`, freed once (taken).
+                unsafe { twin.free(ptr, layout) };
+            }
+            RandomStep::Realloc(handle, new_size) => {
+                let (ptr, layout) = twin_blocks[handle].take().expect("the twin holds every live block");
+                let agreed = tester.realloc(handle, new_size)?;
+                // SAFETY: `ptr` is live in the twin with `layout`; on success
+                // the result replaces it.
+                let theirs = unsafe { twin.realloc(ptr, layout, new_size) };
+                let ours = agreed.then(|| tester.blocks[handle].expect("live").ptr);
+                placed(&tester, &twin, ours, theirs.ok())?;
+                let new_layout = Layout::from_size_align(new_size, layout.align()).expect("valid layout");
+                twin_blocks[handle] = Some(match theirs {
+                    Ok(p) => (p, new_layout),
+                    Err(_) => (ptr, layout),
+                });
+            }
+        }
+        if step % plan.check_every == 0 {
+            tester.check_all()?;
+        }
+    }
+    finish_random(tester, plan)
 }
 
 /// One operation of a benchmark sequence.
@@ -987,15 +1099,29 @@ pub fn expect(outcome: Outcome<Summary>) -> Summary {
 /// ```
 ///
 /// The second argument is an expression of a type `Fn(Arena) -> impl Allocator`;
-/// it is evaluated once per test.
+/// it is evaluated once per test. With `config: CONFIG` instead (an
+/// [`AllocatorConfig`] value), the suite runs on the measured build and adds
+/// `timed_twin`, which holds the timed build to the measured one
+/// ([`timed_twin`]); `FACTORY, twin: CONFIG` does the same with another
+/// factory.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($name:ident, $factory:expr) => {
+    ($name:ident, config: $config:expr) => {
+        $crate::conformance_suite!($name, $crate::conformance::factory($config), twin: $config);
+    };
+    ($name:ident, $factory:expr $(, twin: $config:expr)?) => {
         #[cfg(test)]
         mod $name {
             #[allow(unused_imports)]
             use super::*;
             use $crate::conformance as suite;
+
+            $(
+                #[test]
+                fn timed_twin() {
+                    suite::expect(suite::timed_twin($config, &suite::RandomOps::long()));
+                }
+            )?
 
             #[test]
             fn random_ops_long() {

@@ -47,6 +47,15 @@
 //! summarises it; the harness samples it every so many operations, never on
 //! every one.
 //!
+//! **Counters are for measuring, not for timing.** The counters behind
+//! `stats()` live in one [`Ledger`] type that every allocator uses, with a
+//! compile-time switch: [`AllocatorConfig::build`] makes the measured build
+//! (every counter kept, for the metrics pass and the tests),
+//! [`AllocatorConfig::build_timed`] the timed build, whose ledger is empty
+//! and compiles away, so that a timed replay runs the strategy's own work
+//! and nothing else, as a peer's does. The conformance suite holds each
+//! timed build to its measured twin, block for block (`conformance::timed_twin`).
+//!
 //! # What callers guarantee and what allocators guarantee
 //!
 //! - Requests may be of any size including zero and any power-of-two alignment
@@ -66,6 +75,7 @@
 mod arena;
 pub mod bump;
 mod error;
+pub mod ledger;
 pub mod spec;
 mod stats;
 
@@ -77,6 +87,7 @@ use std::ptr::NonNull;
 
 pub use arena::{Arena, ArenaError};
 pub use error::{AllocError, BuildError, InvariantViolation, SpecError};
+pub use ledger::{Counted, Kept, Ledger, Uncounted};
 pub use spec::{AllocatorConfig, Spec, Visitor};
 pub use stats::{Counters, Detail, FreeShape, HeapStats, Reports, Waste};
 

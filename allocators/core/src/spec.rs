@@ -231,8 +231,14 @@ pub trait Visitor {
 /// A configuration of one allocator family: what the harness's registry
 /// needs to parse, list, print and build it.
 pub trait AllocatorConfig: Sized + Clone + fmt::Debug + Send + Sync + 'static {
-    /// The allocator this configures.
+    /// The allocator this configures, with its ledger: what the metrics
+    /// pass, `--verify` and the tests use.
     type Allocator: Allocator;
+    /// The same allocator without its ledger (see [`crate::ledger`]): the
+    /// same placement decisions, op for op, and no counters, for the timed
+    /// passes. An allocator that keeps no counters of its own may use
+    /// [`Self::Allocator`] again.
+    type Timed: Allocator;
     /// The family name, the part of the spec before the colon.
     const FAMILY: &'static str;
     /// One line about the family, for `heaplab list`.
@@ -249,6 +255,8 @@ pub trait AllocatorConfig: Sized + Clone + fmt::Debug + Send + Sync + 'static {
     fn listed() -> Vec<Self>;
     /// Set the allocator up on `arena`, which it then owns.
     fn build(&self, arena: Arena) -> Result<Self::Allocator, BuildError>;
+    /// Set the timed build up on `arena`.
+    fn build_timed(&self, arena: Arena) -> Result<Self::Timed, BuildError>;
 
     /// Run `visitor` with this configuration. A family whose members are
     /// different types (the peers) overrides it to visit the member's own

@@ -82,12 +82,22 @@ pub struct Reports {
     pub free_space: bool,
     /// `stats().footprint_bytes` and `metadata_bytes` are meaningful.
     pub footprint: bool,
+    /// `stats()` counts live blocks and requested bytes (and, with the
+    /// fields above, granted bytes, free bytes and the footprint). False
+    /// for a timed build, which keeps no ledger (see [`crate::ledger`]).
+    pub counts: bool,
 }
 
 impl Reports {
     /// Everything.
     pub const ALL: Reports =
-        Reports { in_arena: true, granted: true, free_bytes: true, free_space: true, footprint: true };
+        Reports { in_arena: true, granted: true, free_bytes: true, free_space: true, footprint: true, counts: true };
+
+    /// What a timed build of an allocator that reports `self` can still
+    /// tell: granted sizes and the free-space walk, no counters.
+    pub const fn uncounted(self) -> Reports {
+        Reports { free_bytes: false, footprint: false, counts: false, ..self }
+    }
 }
 
 /// One figure of an allocator-specific table: `table` names it

@@ -9,7 +9,9 @@ use std::ptr::NonNull;
 
 use heaplab_core::bump::Bump;
 use heaplab_core::conformance::{self, Check, RandomOps};
-use heaplab_core::{AllocError, Allocator, Arena, HeapStats, InvariantViolation};
+use heaplab_core::{
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Spec, SpecError,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -37,6 +39,9 @@ enum Fault {
     PanicsWhenFull,
     /// A realloc that loses the old contents.
     ReallocForgetsContents,
+    /// Skips 16 bytes before a block: fine alone, but not the placement of
+    /// the fault-free wrapper (a timed build that differs from its twin).
+    PlacesElsewhere,
 }
 
 /// Operations before the fault shows.
@@ -80,7 +85,13 @@ impl Allocator for Broken {
             let arena = self.inner.arena();
             return Ok(arena.ptr_at(arena.len() - layout.size().min(arena.len()) / 2));
         }
-        let result = self.inner.alloc(layout);
+        let asked = if self.active(Fault::PlacesElsewhere) {
+            // A stricter alignment than asked: valid, but placed differently.
+            Layout::from_size_align(layout.size(), layout.align().max(32)).unwrap()
+        } else {
+            layout
+        };
+        let result = self.inner.alloc(asked);
         if result.is_err() && self.fault == Fault::PanicsWhenFull {
             panic!("heap full");
         }
@@ -239,4 +250,45 @@ fn the_wrapper_without_a_fault_passes() {
     // The control: every failure above comes from its fault, not the wrapper.
     conformance::expect(conformance::random_ops(|arena| Broken::new(arena, Fault::Nothing), &RandomOps::thorough()));
     conformance::expect(conformance::exhaustion(|arena| Broken::new(arena, Fault::Nothing)));
+}
+
+/// A configuration whose timed build is the wrapper with `PlacesElsewhere`.
+#[derive(Debug, Clone)]
+struct DriftingTwin;
+
+impl AllocatorConfig for DriftingTwin {
+    type Allocator = Broken;
+    type Timed = Broken;
+    const FAMILY: &'static str = "drifting";
+    const SUMMARY: &'static str = "a timed build that drifts from its twin";
+
+    fn from_spec(_: &Spec) -> Result<Self, SpecError> {
+        Ok(DriftingTwin)
+    }
+    fn spec(&self) -> String {
+        "drifting".into()
+    }
+    fn describe(&self) -> String {
+        Self::SUMMARY.into()
+    }
+    fn listed() -> Vec<Self> {
+        vec![DriftingTwin]
+    }
+    fn build(&self, arena: Arena) -> Result<Broken, BuildError> {
+        Ok(Broken::new(arena, Fault::Nothing))
+    }
+    fn build_timed(&self, arena: Arena) -> Result<Broken, BuildError> {
+        Ok(Broken::new(arena, Fault::PlacesElsewhere))
+    }
+}
+
+#[test]
+fn a_timed_build_that_places_differently_is_caught() {
+    let failure = conformance::timed_twin(DriftingTwin, &RandomOps::thorough()).unwrap_err();
+    assert_eq!(failure.check, Check::Twin, "{failure}");
+    // The drift alone breaks nothing else: only the comparison sees it.
+    conformance::expect(conformance::random_ops(
+        |arena| Broken::new(arena, Fault::PlacesElsewhere),
+        &RandomOps::thorough(),
+    ));
 }

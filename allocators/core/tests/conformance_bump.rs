@@ -3,4 +3,4 @@
 
 use heaplab_core::bump::BumpConfig;
 
-heaplab_core::conformance_suite!(bump, heaplab_core::conformance::factory(BumpConfig));
+heaplab_core::conformance_suite!(bump, config: BumpConfig);

@@ -15,16 +15,23 @@
 //! # Policies
 //!
 //! A request of `n` bytes needs a block of `max(32, round16(n + 8))` bytes.
-//! Alignments above 16 are served by skipping to an aligned payload inside a
-//! free block; the bytes skipped stay a free block of their own (so a gap
-//! must be 0 or at least 32 bytes), never padding inside the granted block.
+//! Alignments above 16 are served by an aligned payload inside a free block:
+//! the bytes skipped before it (a multiple of 16, below the alignment) stay
+//! part of the granted block, as alignment padding, with a pad word before
+//! the payload that finds the header (rlsf places over-aligned blocks so).
+//! A page-aligned page, whose 8-byte header pushes the next aligned payload
+//! a page further on, thus costs two pages as granted bytes rather than a
+//! page and a 4080-byte hole that no page request could use.
 //!
 //! **Placement** (`fit=`), which free block a request takes:
-//! - `first`: the first block in list order that fits. O(free blocks) worst case.
+//! - `first`: the first block in list order that fits. O(free blocks) worst
+//!   case; under address order O(log regions + blocks in the regions that
+//!   may hold a fit), through the address index ([`index`]).
 //! - `next`: like first fit, but the search starts where the last one ended (a
 //!   roving pointer, Knuth's modification) and wraps around. O(free blocks).
 //! - `best`: the smallest block that fits (an exact fit ends the search early;
-//!   ties go to the first in list order). Always O(free blocks).
+//!   ties go to the first in list order). O(free blocks); under address
+//!   order the index skips the regions no block of which fits.
 //! - `worst`: the largest block. Always O(free blocks).
 //!
 //! If the chosen block is larger than needed by at least 32 bytes it is
@@ -35,8 +42,11 @@
 //! - `lifo`: to the front. O(1).
 //! - `fifo`: to the back. O(1).
 //! - `address`: in address order, so first fit becomes address-ordered first
-//!   fit. O(free blocks) to find the place, unless a free neighbour's place is
-//!   taken over.
+//!   fit. The place is found from the first free block of the freed block's
+//!   region (a walk within the region, see [`index`]), unless a free
+//!   neighbour's place is taken over. The index changes no decision: every
+//!   block lands where a walk of the whole list would put it, which a test
+//!   holds it to.
 //!
 //! A freed block is **coalesced immediately** with a free predecessor and a
 //! free successor (both found in O(1) through the boundary tags); under
@@ -50,17 +60,19 @@
 //!
 //! - Every search is linear in the number of free blocks, which grows with
 //!   fragmentation: the allocator slows down exactly when the heap is in bad
-//!   shape. Best and worst fit always scan the whole list.
+//!   shape. Best and worst fit always scan the whole list (under address
+//!   order the index spares first and best fit most of it).
 //! - Next fit spreads allocations over the whole heap and, with LIFO or FIFO
 //!   orders, interleaves blocks of different lifetimes: it fragments more than
 //!   first fit on real traces (Wilson et al. 1995; Johnstone & Wilson 1998).
 //! - Worst fit carves up the large blocks first and is the worst of the four
 //!   at keeping room for large requests.
-//! - Address-ordered insertion costs a list walk per free unless a neighbour
-//!   is free.
+//! - Address-ordered insertion costs a walk of the freed block's region
+//!   unless a neighbour is free.
 //! - Every block carries an 8-byte header and a 32-byte minimum, so small
 //!   requests waste a large fraction (1-byte requests use 32 bytes).
 
+pub mod index;
 pub mod tags;
 
 use std::alloc::Layout;
@@ -68,12 +80,13 @@ use std::ptr::NonNull;
 
 use heaplab_core::spec::choice_name;
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, HeapStats, InvariantViolation, Spec,
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Kept, Reports, Spec,
     SpecError, Waste, ensure,
 };
 
+use index::AddressIndex;
 pub use tags::MIN_BLOCK;
-use tags::{FIRST_BLOCK, ListEnds, NIL, TagHeap};
+use tags::{FIRST_BLOCK, FreeLists, ListEnds, Mem, NIL, TagHeap, block_size_for, fit};
 
 const FITS: [(&str, Fit); 4] = [("first", Fit::First), ("next", Fit::Next), ("best", Fit::Best), ("worst", Fit::Worst)];
 const ORDERS: [(&str, Order); 3] = [("lifo", Order::Lifo), ("fifo", Order::Fifo), ("address", Order::Address)];
@@ -120,6 +133,7 @@ impl Default for Config {
 
 impl AllocatorConfig for Config {
     type Allocator = FreeList;
+    type Timed = FreeList<false>;
     const FAMILY: &'static str = "freelist";
     const SUMMARY: &'static str =
         "one free list with boundary tags: first/next/best/worst fit, LIFO/FIFO/address order";
@@ -159,104 +173,156 @@ impl AllocatorConfig for Config {
     fn build(&self, arena: Arena) -> Result<FreeList, BuildError> {
         FreeList::new(arena, *self).map_err(|message| self.build_error(message))
     }
+
+    fn build_timed(&self, arena: Arena) -> Result<FreeList<false>, BuildError> {
+        FreeList::new(arena, *self).map_err(|message| self.build_error(message))
+    }
 }
 
-/// The naive free-list allocator. See the crate documentation for its policy.
+/// The one free list, with its order and the next-fit rover: the part of
+/// the allocator the boundary-tag engine asks about every change.
 #[derive(Debug)]
-pub struct FreeList {
-    heap: TagHeap,
+struct OneList {
     config: Config,
-    /// The one free list.
     list: ListEnds,
     /// Next fit: the free block the next search starts from, or `NIL` for the
     /// head. Always `NIL` or a member of the list.
     rover: usize,
-    live_blocks: usize,
-    requested_bytes: usize,
-    /// Sum of the sizes of allocated blocks.
-    granted_bytes: usize,
-    /// Sum of the sizes of free blocks; `granted + free + metadata == arena.len()`.
-    free_bytes: usize,
-    /// Number of blocks in the list.
-    free_blocks: usize,
-    /// Highest block end ever allocated.
-    footprint_bytes: usize,
-    blocks_inspected: u64,
-    splits: u64,
-    coalesces: u64,
+    /// For the address order: the regions' first blocks and size bounds,
+    /// kept in step with the list (see [`index`]).
+    index: Option<AddressIndex>,
 }
 
-impl FreeList {
-    /// Lay out an empty heap over `arena`: one free block between the pad
-    /// word and the epilogue.
-    pub fn new(arena: Arena, config: Config) -> Result<FreeList, String> {
-        let (mut heap, size) = TagHeap::new(arena)?;
-        let mut list = ListEnds::EMPTY;
-        heap.push_back(&mut list, FIRST_BLOCK);
-        Ok(FreeList {
-            heap,
-            config,
-            list,
-            rover: NIL,
-            live_blocks: 0,
-            requested_bytes: 0,
-            granted_bytes: 0,
-            free_bytes: size,
-            free_blocks: 1,
-            footprint_bytes: FIRST_BLOCK,
-            blocks_inspected: 0,
-            splits: 0,
-            coalesces: 0,
-        })
+impl OneList {
+    fn new(config: Config, arena_bytes: usize) -> OneList {
+        let index = (config.order == Order::Address).then(|| AddressIndex::new(arena_bytes));
+        OneList { config, list: ListEnds::EMPTY, rover: NIL, index }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> Config {
-        self.config
-    }
-
-    // ---- the list, with the roving pointer kept valid --------------------
-
-    fn unlink(&mut self, block: usize) {
-        let next = self.heap.unlink(&mut self.list, block);
+    /// Take `block` out, keeping the rover and the index on the list.
+    ///
+    /// # Safety
+    /// `block` is a member of the list.
+    #[inline(always)]
+    unsafe fn unlink(&mut self, mem: Mem, block: usize) -> usize {
+        // SAFETY: the caller's guarantee; members are free blocks.
+        let next = unsafe { mem.unlink_ends(&mut self.list, block) };
+        if let Some(index) = &mut self.index {
+            index.unlisted(block, next);
+        }
         if self.rover == block {
             self.rover = next;
         }
+        next
     }
 
-    fn replace(&mut self, old: usize, new: usize) {
-        self.heap.replace(&mut self.list, old, new);
-        if self.rover == old {
-            self.rover = new;
+    /// Put `new` of `new_size` bytes where the member `old` was, the rover
+    /// and the index following.
+    ///
+    /// # Safety
+    /// `old` is a member; `new` a free block not in the list, whose place
+    /// in address order (for that order) is `old`'s.
+    #[inline(always)]
+    unsafe fn replace(&mut self, mem: Mem, old: usize, new: usize, new_size: usize) {
+        if old != new {
+            // SAFETY: the caller's guarantee.
+            unsafe {
+                if let Some(index) = &mut self.index {
+                    index.unlisted(old, mem.next(old));
+                }
+                mem.replace_ends(&mut self.list, old, new);
+            }
+            if self.rover == old {
+                self.rover = new;
+            }
         }
-    }
-
-    /// Insert in address order: O(free blocks).
-    fn insert_sorted(&mut self, block: usize) {
-        let mut next = self.list.head;
-        while next != NIL && next < block {
-            next = self.heap.next(next);
+        if let Some(index) = &mut self.index {
+            index.listed(new, new_size);
         }
-        let prev = if next == NIL { self.list.tail } else { self.heap.prev(next) };
-        self.heap.link_between(&mut self.list, block, prev, next);
     }
 
     /// Insert a block that has just become free, by the order's rule.
-    fn insert_freed(&mut self, block: usize) {
-        match self.config.order {
-            Order::Lifo => self.heap.push_front(&mut self.list, block),
-            Order::Fifo => self.heap.push_back(&mut self.list, block),
-            Order::Address => self.insert_sorted(block),
+    ///
+    /// # Safety
+    /// `block` is a free block not in the list.
+    #[inline(always)]
+    unsafe fn insert_by_order(&mut self, mem: Mem, block: usize, size: usize) {
+        // SAFETY: the caller's guarantee; every block followed is a member.
+        unsafe {
+            match self.config.order {
+                Order::Lifo => {
+                    let head = self.list.head;
+                    mem.link_between(&mut self.list, block, NIL, head);
+                }
+                Order::Fifo => {
+                    let tail = self.list.tail;
+                    mem.link_between(&mut self.list, block, tail, NIL);
+                }
+                Order::Address => {
+                    let (prev, next) = self.address_place(mem, block);
+                    mem.link_between(&mut self.list, block, prev, next);
+                    if let Some(index) = &mut self.index {
+                        index.listed(block, size);
+                    }
+                }
+            }
         }
     }
 
-    // ---- placement -------------------------------------------------------
+    /// The neighbours a block not in the address-ordered list goes between:
+    /// found from the first block of its region (a walk within the region),
+    /// else from the first block after it.
+    ///
+    /// # Safety
+    /// `block` is a free block not in the list.
+    #[inline(always)]
+    unsafe fn address_place(&self, mem: Mem, block: usize) -> (usize, usize) {
+        let Some(index) = &self.index else {
+            // Without an index (the tests' reference): the walk from the head.
+            // SAFETY: every block followed is a member of the list.
+            unsafe {
+                let mut next = self.list.head;
+                while next != NIL && next < block {
+                    next = mem.next(next);
+                }
+                let prev = if next == NIL { self.list.tail } else { mem.prev(next) };
+                return (prev, next);
+            }
+        };
+        let region = index.region(block);
+        let first = index.first(region);
+        // SAFETY: every block followed is a member of the list.
+        unsafe {
+            if first != NIL && first < block {
+                let mut prev = first;
+                loop {
+                    let next = mem.next(prev);
+                    if next == NIL || next > block {
+                        return (prev, next);
+                    }
+                    prev = next;
+                }
+            }
+            let next = if first != NIL { first } else { index.first_after(region) };
+            let prev = if next == NIL { self.list.tail } else { mem.prev(next) };
+            (prev, next)
+        }
+    }
 
-    /// Find a free block for `needed` bytes aligned to `align`: `(block, gap)`.
-    fn find(&mut self, needed: usize, align: usize) -> Option<(usize, usize)> {
-        let heap = &self.heap;
-        let fits = |block: usize| TagHeap::fit(block, heap.size(block), needed, align);
+    /// Find a free block for `needed` bytes aligned to `align`: `(block,
+    /// gap)`, and the blocks inspected.
+    #[inline(always)]
+    fn find(&mut self, mem: Mem, needed: usize, align: usize) -> (Option<(usize, usize)>, u64) {
+        // SAFETY: the blocks followed are members of the list, free blocks
+        // of the tiling.
+        let size = |block: usize| unsafe { mem.size_of(block) };
+        // SAFETY: as for `size`.
+        let next = |block: usize| unsafe { mem.next(block) };
+        let fits = |block: usize| fit(block, size(block), needed, align);
         let mut inspected = 0u64;
+        if self.index.is_some() && matches!(self.config.fit, Fit::First | Fit::Best) {
+            return self.find_indexed(mem, needed, align);
+        }
         let found = match self.config.fit {
             Fit::First => {
                 let mut block = self.list.head;
@@ -268,7 +334,7 @@ impl FreeList {
                     if let Some(gap) = fits(block) {
                         break Some((block, gap));
                     }
-                    block = heap.next(block);
+                    block = next(block);
                 }
             }
             Fit::Next => {
@@ -282,7 +348,7 @@ impl FreeList {
                     if let Some(gap) = fits(block) {
                         break Some((block, gap));
                     }
-                    block = heap.next(block);
+                    block = next(block);
                     if block == NIL {
                         block = self.list.head;
                     }
@@ -297,225 +363,208 @@ impl FreeList {
                 let mut block = self.list.head;
                 while block != NIL {
                     inspected += 1;
-                    let size = heap.size(block);
+                    let block_size = size(block);
                     if let Some(gap) = fits(block) {
                         let better = match chosen {
                             None => true,
                             Some((_, _, chosen_size)) => {
                                 if best {
-                                    size < chosen_size
+                                    block_size < chosen_size
                                 } else {
-                                    size > chosen_size
+                                    block_size > chosen_size
                                 }
                             }
                         };
                         if better {
-                            chosen = Some((block, gap, size));
-                            if best && size == gap + needed {
+                            chosen = Some((block, gap, block_size));
+                            if best && block_size == gap + needed {
                                 break;
                             }
                         }
                     }
-                    block = heap.next(block);
+                    block = next(block);
                 }
                 chosen.map(|(block, gap, _)| (block, gap))
             }
         };
-        self.blocks_inspected += inspected;
-        found
-    }
-
-    /// Allocate `needed` bytes from free block `block`, `gap` bytes in.
-    /// Returns the allocated block's offset.
-    fn take(&mut self, block: usize, gap: usize, needed: usize) -> usize {
-        let block_size = self.heap.size(block);
-        let successor = self.heap.next(block);
-        let (start, available, prev_allocated) = if gap > 0 {
-            // The skipped front stays a free block, in place in the list.
-            let prev_allocated = self.heap.prev_allocated(block);
-            self.heap.put_free(block, gap, prev_allocated);
-            self.splits += 1;
-            (block + gap, block_size - gap, false)
-        } else {
-            (block, block_size, self.heap.prev_allocated(block))
-        };
-        self.free_bytes -= available;
-        let remainder = available - needed;
-        let granted = if remainder >= MIN_BLOCK {
-            // List first, tags second, so that no link is read after a tag
-            // may have overwritten it. The block after `rest` followed a
-            // free block and still does.
-            let rest = start + needed;
-            if gap > 0 {
-                self.heap.insert_after(&mut self.list, block, rest);
-                self.free_blocks += 1;
-            } else {
-                self.replace(block, rest);
-            }
-            self.heap.put_allocated(start, needed, prev_allocated);
-            self.heap.put_free(rest, remainder, true);
-            self.free_bytes += remainder;
-            self.splits += 1;
-            if self.config.fit == Fit::Next {
-                self.rover = rest;
-            }
-            needed
-        } else {
-            if gap == 0 {
-                self.unlink(block);
-                self.free_blocks -= 1;
-            }
-            self.heap.put_allocated(start, available, prev_allocated);
-            self.heap.set_prev_allocated(start + available, true);
-            if self.config.fit == Fit::Next {
-                self.rover = successor;
-            }
-            available
-        };
-        self.granted_bytes += granted;
-        self.footprint_bytes = self.footprint_bytes.max(start + granted);
-        start
-    }
-
-    /// Make `block..block+size`, currently allocated or just carved off, free:
-    /// coalesce with free neighbours and put the result in the list.
-    fn release(&mut self, block: usize, size: usize) {
-        let next_block = block + size;
-        let next_free = !self.heap.is_allocated(next_block);
-        let prev_free = self.heap.free_predecessor(block);
-        let (mut start, mut merged) = (block, size);
-        self.free_bytes += size;
-        self.free_blocks += 1;
-        let address_order = self.config.order == Order::Address;
-        // Under address order the merged block keeps the place of a free
-        // neighbour; otherwise it is inserted by the order's rule.
-        let mut placed = false;
-        if next_free {
-            merged += self.heap.size(next_block);
-            if address_order {
-                self.replace(next_block, block);
-                placed = true;
-            } else {
-                self.unlink(next_block);
-            }
-            self.free_blocks -= 1;
-            self.coalesces += 1;
-        }
-        if let Some(prev) = prev_free {
-            merged += block - prev;
-            start = prev;
-            if placed {
-                self.unlink(block);
-            }
-            if address_order {
-                placed = true;
-            } else {
-                self.unlink(start);
-            }
-            self.free_blocks -= 1;
-            self.coalesces += 1;
-        }
-        let prev_allocated = self.heap.prev_allocated(start);
-        self.heap.put_free(start, merged, prev_allocated);
-        // The successor is allocated (a free one was merged above).
-        self.heap.set_prev_allocated(start + merged, false);
-        if !placed {
-            self.insert_freed(start);
-        }
-    }
-
-    /// Grow or shrink the block at `block` in place to `needed` bytes, if the
-    /// heap allows it. Returns whether it did.
-    fn resize_in_place(&mut self, block: usize, needed: usize) -> bool {
-        let size = self.heap.size(block);
-        let prev_allocated = self.heap.prev_allocated(block);
-        if needed <= size {
-            let remainder = size - needed;
-            if remainder >= MIN_BLOCK {
-                self.heap.put_allocated(block, needed, prev_allocated);
-                // The tail is briefly an allocated block, then released.
-                self.heap.put_allocated(block + needed, remainder, true);
-                self.granted_bytes -= remainder;
-                self.splits += 1;
-                self.release(block + needed, remainder);
-            }
-            return true;
-        }
-        let next_block = block + size;
-        if self.heap.is_allocated(next_block) {
-            return false;
-        }
-        let next_size = self.heap.size(next_block);
-        let available = size + next_size;
-        if available < needed {
-            return false;
-        }
-        self.free_bytes -= next_size;
-        let remainder = available - needed;
-        let granted = if remainder >= MIN_BLOCK {
-            // `rest` may start inside the successor's link words: move the
-            // list node before writing any tag. The block after `rest`
-            // followed a free block and still does.
-            let rest = block + needed;
-            self.replace(next_block, rest);
-            self.heap.put_allocated(block, needed, prev_allocated);
-            self.heap.put_free(rest, remainder, true);
-            self.free_bytes += remainder;
-            self.splits += 1;
-            needed
-        } else {
-            self.unlink(next_block);
-            self.free_blocks -= 1;
-            self.heap.put_allocated(block, available, prev_allocated);
-            self.heap.set_prev_allocated(block + available, true);
-            available
-        };
-        self.granted_bytes += granted - size;
-        self.footprint_bytes = self.footprint_bytes.max(block + granted);
-        true
+        (found, inspected)
     }
 }
 
-impl Allocator for FreeList {
+impl OneList {
+    /// Address-ordered first fit and best fit through the index: the
+    /// regions are visited in address order, skipping those whose bound
+    /// rules a fit out, and each visited region's blocks in list order. A
+    /// region walked to its end tightens its bound to the largest block
+    /// seen. Returns what the plain walk would (see [`index`]).
+    fn find_indexed(&mut self, mem: Mem, needed: usize, align: usize) -> (Option<(usize, usize)>, u64) {
+        let best = self.config.fit == Fit::Best;
+        let Some(index) = &mut self.index else { unreachable!("called with an index") };
+        let mut inspected = 0u64;
+        let mut chosen: Option<(usize, usize, usize)> = None;
+        let mut from = 0;
+        while let Some(region) = index.candidate(from, needed) {
+            let mut block = index.first(region);
+            let mut largest = 0;
+            while block != NIL && index.region(block) == region {
+                inspected += 1;
+                // SAFETY: `block` is a member of the list: a free block.
+                let size = unsafe { mem.size_of(block) };
+                if let Some(gap) = fit(block, size, needed, align) {
+                    if !best {
+                        return (Some((block, gap)), inspected);
+                    }
+                    if chosen.is_none_or(|(_, _, chosen_size)| size < chosen_size) {
+                        chosen = Some((block, gap, size));
+                        if size == gap + needed {
+                            return (Some((block, gap)), inspected);
+                        }
+                    }
+                }
+                largest = largest.max(size);
+                // SAFETY: as above.
+                block = unsafe { mem.next(block) };
+            }
+            index.tighten(region, largest);
+            from = region + 1;
+        }
+        (chosen.map(|(block, gap, _)| (block, gap)), inspected)
+    }
+}
+
+// SAFETY: every method links and unlinks only the blocks it is given and
+// members of the list; `find` returns members.
+unsafe impl FreeLists for OneList {
+    #[inline(always)]
+    fn insert(&mut self, mem: Mem, block: usize, size: usize) {
+        // SAFETY: the engine gives a free block not in the list.
+        unsafe { self.insert_by_order(mem, block, size) }
+    }
+
+    #[inline(always)]
+    fn remove(&mut self, mem: Mem, block: usize, _size: usize) {
+        // SAFETY: the engine gives a member.
+        unsafe { self.unlink(mem, block) };
+    }
+
+    /// A neighbour grew into the front of `old`: the rest keeps its place.
+    #[inline(always)]
+    fn moved(&mut self, mem: Mem, old: usize, _: usize, new: usize, new_size: usize) {
+        // SAFETY: `old` is a member, `new` the free rest of it.
+        unsafe { self.replace(mem, old, new, new_size) }
+    }
+
+    #[inline(always)]
+    fn taken(&mut self, mem: Mem, block: usize, _size: usize) {
+        // SAFETY: the engine gives a member.
+        let successor = unsafe { self.unlink(mem, block) };
+        if self.config.fit == Fit::Next {
+            self.rover = successor;
+        }
+    }
+
+    /// The remainder of a split keeps the block's place, whatever the order.
+    #[inline(always)]
+    fn split(&mut self, mem: Mem, block: usize, _: usize, rest: usize, rest_size: usize) {
+        // SAFETY: `block` is a member, `rest` the free rest of it.
+        unsafe { self.replace(mem, block, rest, rest_size) };
+        if self.config.fit == Fit::Next {
+            self.rover = rest;
+        }
+    }
+
+    /// Under address order the merged block keeps its neighbour's place;
+    /// otherwise it is re-inserted by the order's rule.
+    #[inline(always)]
+    fn merged(&mut self, mem: Mem, old: usize, _: usize, start: usize, size: usize) {
+        // SAFETY: `old` is a member; `start` the merged free block, which
+        // takes its place in address order (no free block lies between).
+        unsafe {
+            if self.config.order == Order::Address {
+                self.replace(mem, old, start, size);
+            } else {
+                self.unlink(mem, old);
+                self.insert_by_order(mem, start, size);
+            }
+        }
+    }
+}
+
+/// The naive free-list allocator. See the crate documentation for its policy.
+/// `C`: whether it keeps the ledger of counters (see [`heaplab_core::ledger`]).
+#[derive(Debug)]
+pub struct FreeList<const C: bool = true> {
+    heap: TagHeap<C>,
+    lists: OneList,
+}
+
+impl<const C: bool> FreeList<C> {
+    /// Lay out an empty heap over `arena`: one free block between the pad
+    /// word and the epilogue.
+    pub fn new(arena: Arena, config: Config) -> Result<FreeList<C>, String> {
+        let arena_bytes = arena.len();
+        let (heap, size) = TagHeap::new(arena)?;
+        let mut lists = OneList::new(config, arena_bytes);
+        lists.insert(heap.mem(), FIRST_BLOCK, size);
+        Ok(FreeList { heap, lists })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> Config {
+        self.lists.config
+    }
+
+    /// The same allocator without the address index: the plain walks, the
+    /// reference the index is tested against.
+    #[cfg(test)]
+    fn without_index(arena: Arena, config: Config) -> Result<FreeList<C>, String> {
+        let mut this = FreeList::new(arena, config)?;
+        this.lists.index = None;
+        Ok(this)
+    }
+}
+
+impl<const C: bool> Allocator for FreeList<C> {
     fn arena(&self) -> &Arena {
         self.heap.arena()
     }
 
+    // Inlined into the replay loop, as the peers' calls are: a call here
+    // would cost a third of the allocator's own instructions in register
+    // saves and restores.
+    #[inline(always)]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if layout.align() > self.heap.arena().align() {
             return Err(AllocError::Unsupported("alignment above the arena's"));
         }
-        let needed = TagHeap::block_size_for(layout.size()).ok_or(AllocError::OutOfMemory)?;
-        let (block, gap) = self.find(needed, layout.align()).ok_or(AllocError::OutOfMemory)?;
-        let start = self.take(block, gap, needed);
-        self.live_blocks += 1;
-        self.requested_bytes += layout.size();
-        Ok(self.heap.payload(start))
+        let needed = block_size_for(layout.size()).ok_or(AllocError::OutOfMemory)?;
+        let (found, inspected) = self.lists.find(self.heap.mem(), needed, layout.align());
+        self.heap.ledger.inspected(inspected);
+        let (block, gap) = found.ok_or(AllocError::OutOfMemory)?;
+        // SAFETY: `find` returns a listed free block and its fit's gap.
+        let (payload, granted) = unsafe { self.heap.take(&mut self.lists, block, gap, needed) };
+        self.heap.ledger.allocated(layout.size(), granted);
+        Ok(payload)
     }
 
+    #[inline(always)]
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        let block = self.heap.block_of(ptr);
-        debug_assert!(self.heap.is_allocated(block), "free of a block that is not allocated, at {block}");
-        let size = self.heap.size(block);
-        self.live_blocks -= 1;
-        self.requested_bytes -= layout.size();
-        self.granted_bytes -= size;
-        self.release(block, size);
+        // SAFETY: forwarded from the caller.
+        unsafe { self.heap.free_payload(&mut self.lists, ptr, layout) }
     }
 
     unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
-        let needed = TagHeap::block_size_for(new_size).ok_or(AllocError::OutOfMemory)?;
-        let block = self.heap.block_of(ptr);
-        if self.resize_in_place(block, needed) {
-            self.requested_bytes = self.requested_bytes - old.size() + new_size;
-            return Ok(ptr);
+        // SAFETY: forwarded from the caller (twice: in place, else by moving).
+        unsafe {
+            if self.heap.realloc_in_place(&mut self.lists, ptr, old, new_size) {
+                return Ok(ptr);
+            }
+            heaplab_core::realloc_by_moving(self, ptr, old, new_size)
         }
-        // SAFETY: forwarded from the caller.
-        unsafe { heaplab_core::realloc_by_moving(self, ptr, old, new_size) }
     }
 
-    fn granted(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {
-        self.heap.size(self.heap.block_of(ptr))
+    fn granted(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        self.heap.size(self.heap.block_of(ptr, layout.align()))
     }
 
     fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
@@ -527,72 +576,43 @@ impl Allocator for FreeList {
     }
 
     fn stats(&self) -> HeapStats {
-        HeapStats {
-            arena_bytes: self.heap.arena().len(),
-            live_blocks: self.live_blocks,
-            requested_bytes: self.requested_bytes,
-            granted_bytes: self.granted_bytes,
-            metadata_bytes: self.heap.metadata_bytes(),
-            side_metadata_bytes: 0,
-            free_bytes: self.free_bytes,
-            free_blocks: self.free_blocks,
-            footprint_bytes: self.footprint_bytes,
-            counters: Counters {
-                blocks_inspected: Some(self.blocks_inspected),
-                splits: Some(self.splits),
-                coalesces: Some(self.coalesces),
-            },
-        }
+        let side = self.lists.index.as_ref().map_or(0, AddressIndex::side_bytes);
+        self.heap.ledger.stats(self.heap.arena().len(), self.heap.metadata_bytes(), side, Kept::ALL)
     }
 
     fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
-        let mut block = self.list.head;
-        while block != NIL {
-            visit(block, self.heap.size(block));
-            block = self.heap.next(block);
-        }
+        self.heap.for_each_in(self.lists.list.head, visit);
+    }
+
+    fn reports(&self) -> Reports {
+        if C { Reports::ALL } else { Reports::ALL.uncounted() }
     }
 
     fn check(&self) -> Result<(), InvariantViolation> {
         let walk = self.heap.walk()?;
-        let members = self.heap.list_members(&self.list, &walk)?;
+        let members = self.heap.list_members_ends(&self.lists.list, &walk)?;
         ensure!(
             members.len() == walk.free_blocks.len(),
             "{} blocks listed, {} free in the heap",
             members.len(),
             walk.free_blocks.len()
         );
-        if self.config.order == Order::Address {
+        if self.lists.config.order == Order::Address {
             ensure!(members.windows(2).all(|pair| pair[0] < pair[1]), "the address-ordered list is out of order");
         }
-        ensure!(self.rover == NIL || members.contains(&self.rover), @self.rover, "the roving pointer is not in the free list");
-        ensure!(
-            self.free_blocks == members.len(),
-            "free block counter {} but {} blocks",
-            self.free_blocks,
-            members.len()
-        );
-        ensure!(
-            self.free_bytes == walk.free_bytes,
-            "free bytes counter {} but {} in free blocks",
-            self.free_bytes,
-            walk.free_bytes
-        );
-        ensure!(
-            self.granted_bytes == walk.granted_bytes,
-            "granted bytes counter {} but {} in allocated blocks",
-            self.granted_bytes,
-            walk.granted_bytes
-        );
-        ensure!(
-            walk.granted_bytes + walk.free_bytes + self.heap.metadata_bytes() == self.heap.arena().len(),
-            "granted {} + free {} + metadata {} != arena {}",
+        let rover = self.lists.rover;
+        ensure!(rover == NIL || members.contains(&rover), @rover, "the roving pointer is not in the free list");
+        if let Some(index) = &self.lists.index {
+            let sized: Vec<(usize, usize)> = members.iter().map(|&block| (block, self.heap.size(block))).collect();
+            index.check(&sized)?;
+        }
+        self.heap.ledger.identity(
             walk.granted_bytes,
             walk.free_bytes,
+            walk.free_blocks.len(),
             self.heap.metadata_bytes(),
-            self.heap.arena().len()
-        );
-        Ok(())
+            self.heap.arena().len(),
+        )
     }
 }
 

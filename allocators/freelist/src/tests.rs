@@ -52,9 +52,9 @@ fn a_fresh_heap_is_one_free_block_between_pad_and_epilogue() {
 #[test]
 fn requests_round_to_granules_with_a_header_and_a_minimum() {
     for (size, block) in [(0, 32), (1, 32), (24, 32), (25, 48), (100, 112), (4000, 4016)] {
-        assert_eq!(TagHeap::block_size_for(size), Some(block), "{size}");
+        assert_eq!(tags::block_size_for(size), Some(block), "{size}");
     }
-    assert_eq!(TagHeap::block_size_for(usize::MAX - 3), None);
+    assert_eq!(tags::block_size_for(usize::MAX - 3), None);
 }
 
 #[test]
@@ -145,13 +145,23 @@ fn lifo_puts_the_merged_block_at_the_front_and_fifo_at_the_back() {
 }
 
 #[test]
-fn large_alignments_leave_the_skipped_bytes_free() {
+fn large_alignments_keep_the_padding_in_the_block() {
     let mut heap = heap(Fit::First, Order::Address);
-    let ptr = heap.alloc(Layout::from_size_align(100, 1024).unwrap()).unwrap();
+    let aligned = Layout::from_size_align(100, 1024).unwrap();
+    let ptr = heap.alloc(aligned).unwrap();
     let payload = offset(&heap, ptr);
     assert_eq!(payload, 1024);
-    assert_eq!(heap.granted(ptr, layout(100)), 112);
-    assert_eq!(free_list(&heap), vec![(8, 1024 - 16), (1024 - 8 + 112, 4096 - 1024 - 112)]);
+    // The block starts where the free block did: 1008 bytes of padding,
+    // then the 112-byte block the request needs, all granted.
+    assert_eq!(heap.granted(ptr, aligned), 1024 - 8 - 8 + 112);
+    let waste = heap.waste(ptr, aligned);
+    assert_eq!((waste.overhead, waste.rounding), (1024 - 16 + 12, 0));
+    assert_eq!(free_list(&heap), vec![(8 + 1120, 4096 - 16 - 1120)]);
+    heap.check().unwrap();
+    // Freed, the padding comes back with the block.
+    // SAFETY: allocated above with `aligned`, freed once.
+    unsafe { heap.free(ptr, aligned) };
+    assert_eq!(free_list(&heap), vec![(8, 4096 - 16)]);
     heap.check().unwrap();
 }
 
@@ -188,7 +198,7 @@ fn check_catches_a_corrupted_tag() {
     let mut heap = heap(Fit::First, Order::Address);
     let a = heap.alloc(layout(100)).unwrap();
     let block = offset(&heap, a) - WORD;
-    heap.heap.arena_mut().store_word(block, TagHeap::tag(96, true, true));
+    heap.heap.arena_mut().store_word(block, tags::tag(96, true, true));
     let violation = heap.check().unwrap_err();
     assert_eq!(violation.offset, Some(block + 96), "{violation}");
 }
@@ -214,4 +224,47 @@ fn specs_round_trip_for_all_twelve_configurations() {
         Config::from_spec(&bad).unwrap_err().message,
         "`fit` must be one of first, next, best, worst, found `good`"
     );
+}
+
+#[test]
+fn the_address_index_places_every_block_where_the_plain_walk_does() {
+    use heaplab_core::conformance::{SequenceOp, random_sequence};
+    for fit in [Fit::First, Fit::Best, Fit::Next, Fit::Worst] {
+        let config = Config { fit, order: Order::Address };
+        let mut indexed: FreeList = FreeList::new(Arena::new(4 << 20).unwrap(), config).unwrap();
+        let mut plain: FreeList = FreeList::without_index(Arena::new(4 << 20).unwrap(), config).unwrap();
+        let ops = random_sequence(11, 20_000, 400);
+        let mut slots = vec![None; ops.len()];
+        for (step, op) in ops.iter().enumerate() {
+            match *op {
+                SequenceOp::Alloc { slot, layout } => {
+                    // Every fourth request page-aligned, as kernel-pages asks.
+                    let layout =
+                        if slot % 4 == 0 { Layout::from_size_align(layout.size(), 4096).unwrap() } else { layout };
+                    let a = indexed.alloc(layout).ok();
+                    let b = plain.alloc(layout).ok();
+                    assert_eq!(a.map(|p| offset(&indexed, p)), b.map(|p| offset(&plain, p)), "{fit:?} op {step}");
+                    slots[slot] = a.zip(b).map(|(a, b)| (a, b, layout));
+                }
+                SequenceOp::Free { slot, .. } => {
+                    if let Some((a, b, layout)) = slots[slot].take() {
+                        // SAFETY: allocated above with `layout`, freed once (taken).
+                        unsafe {
+                            indexed.free(a, layout);
+                            plain.free(b, layout);
+                        }
+                    }
+                }
+            }
+            if step % 5000 == 0 {
+                indexed.check().unwrap();
+            }
+        }
+        assert_eq!(free_list(&indexed), free_list(&plain), "{fit:?}");
+        indexed.check().unwrap();
+        assert!(
+            indexed.stats().counters.blocks_inspected <= plain.stats().counters.blocks_inspected,
+            "{fit:?}: the index never looks at more blocks"
+        );
+    }
 }

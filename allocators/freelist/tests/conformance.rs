@@ -1,11 +1,10 @@
 //! The shared conformance suite, over all twelve placement × order combinations.
 
-use heaplab_core::conformance::factory;
 use heaplab_freelist::{Config, Fit, Order};
 
 macro_rules! suite {
     ($name:ident, $fit:ident, $order:ident) => {
-        heaplab_core::conformance_suite!($name, factory(Config { fit: Fit::$fit, order: Order::$order }));
+        heaplab_core::conformance_suite!($name, config: Config { fit: Fit::$fit, order: Order::$order });
     };
 }
 

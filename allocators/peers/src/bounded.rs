@@ -13,7 +13,12 @@ use crate::{Adapter, at_least_one_byte, detail, nothing_to_walk};
 
 /// In the arena, footprint from addresses; no granted size, no free space.
 const ADDRESSES_ONLY: Reports =
-    Reports { in_arena: true, granted: false, free_bytes: false, free_space: false, footprint: true };
+    Reports { in_arena: true, granted: false, free_bytes: false, free_space: false, footprint: true, counts: true };
+
+/// What an adapter reports, measured (`C`) or timed.
+const fn reported<const C: bool>(reports: Reports) -> Reports {
+    if C { reports } else { reports.uncounted() }
+}
 
 // ---------------------------------------------------------------------------
 // talc
@@ -28,21 +33,23 @@ type TalcCore = talc::base::Talc<talc::source::Manual, talc::DefaultBinning>;
 /// public, so granted bytes are not reported. Free bytes come from talc's
 /// `available_bytes` counter; the free space cannot be walked.
 #[derive(Debug)]
-pub struct Talc {
+pub struct Talc<const C: bool = true> {
     talc: TalcCore,
     arena: Arena,
-    tally: Tally,
+    tally: Tally<C>,
     /// Bytes talc took for itself when it claimed the arena.
     metadata: usize,
-    /// Sum of the sizes passed to talc (size-0 requests pass 1).
+    /// Sum of the sizes passed to talc (size-0 requests pass 1; counted
+    /// only when `C`).
     passed_bytes: usize,
 }
 
-impl Adapter for Talc {
+impl<const C: bool> Adapter for Talc<C> {
+    type Timed = Talc<false>;
     const NAME: &'static str = "talc";
     const ABOUT: &'static str = "talc 5.1: binned free lists with a bitmap, boundary tags, 32-byte chunks";
 
-    fn build(arena: Arena) -> Result<Talc, String> {
+    fn build(arena: Arena) -> Result<Talc<C>, String> {
         let mut talc = TalcCore::new(talc::source::Manual);
         let (base, len) = (arena.base().as_ptr(), arena.len());
         // SAFETY: the arena is owned by this adapter for as long as talc is
@@ -54,7 +61,7 @@ impl Adapter for Talc {
     }
 }
 
-impl Allocator for Talc {
+impl<const C: bool> Allocator for Talc<C> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -65,7 +72,9 @@ impl Allocator for Talc {
         // SAFETY: `passed` has a nonzero size, as talc requires.
         let ptr = unsafe { self.talc.allocate(passed) }.ok_or(AllocError::OutOfMemory)?;
         self.tally.add(&self.arena, ptr, layout.size(), layout.size(), layout.size());
-        self.passed_bytes += passed.size();
+        if C {
+            self.passed_bytes += passed.size();
+        }
         Ok(ptr)
     }
 
@@ -76,7 +85,9 @@ impl Allocator for Talc {
         // given the same size at allocation.
         unsafe { self.talc.deallocate(ptr.as_ptr(), passed) };
         self.tally.remove(layout.size(), layout.size());
-        self.passed_bytes -= passed.size();
+        if C {
+            self.passed_bytes -= passed.size();
+        }
     }
 
     unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
@@ -84,7 +95,9 @@ impl Allocator for Talc {
         // SAFETY: `ptr` is live with `passed` (the caller's guarantee), and
         // the new size is nonzero.
         if unsafe { self.talc.try_realloc_in_place(ptr.as_ptr(), passed, new_size.max(1)) } {
-            self.passed_bytes = self.passed_bytes - passed.size() + new_size.max(1);
+            if C {
+                self.passed_bytes = self.passed_bytes - passed.size() + new_size.max(1);
+            }
             return self.tally.resized(Some(&self.arena), ptr.as_ptr(), old.size(), new_size);
         }
         // SAFETY: forwarded from the caller.
@@ -106,13 +119,13 @@ impl Allocator for Talc {
     fn check(&self) -> Result<(), InvariantViolation> {
         let counters = self.talc.counters();
         ensure!(
-            counters.allocation_count == self.tally.live,
+            !C || counters.allocation_count == self.tally.live(),
             "talc counts {} allocations, the adapter {}",
             counters.allocation_count,
-            self.tally.live
+            self.tally.live()
         );
         ensure!(
-            counters.allocated_bytes == self.passed_bytes,
+            !C || counters.allocated_bytes == self.passed_bytes,
             "talc counts {} allocated bytes, the adapter passed {}",
             counters.allocated_bytes,
             self.passed_bytes
@@ -128,7 +141,7 @@ impl Allocator for Talc {
     }
 
     fn reports(&self) -> Reports {
-        Reports { free_bytes: true, ..ADDRESSES_ONLY }
+        reported::<C>(Reports { free_bytes: true, ..ADDRESSES_ONLY })
     }
 
     fn details(&self) -> Vec<Detail> {
@@ -166,19 +179,20 @@ type RlsfCore = rlsf::Tlsf<'static, u32, u32, RLSF_FLLEN, 32>;
 /// zero-byte payload of an over-aligned block at the very end of its block,
 /// where the next block's header starts.
 #[derive(Debug)]
-pub struct Rlsf {
+pub struct Rlsf<const C: bool = true> {
     tlsf: Box<RlsfCore>,
     arena: Arena,
     /// The pool as rlsf took it: the arena's start, the length it used.
     pool_len: usize,
-    tally: Tally,
+    tally: Tally<C>,
 }
 
-impl Adapter for Rlsf {
+impl<const C: bool> Adapter for Rlsf<C> {
+    type Timed = Rlsf<false>;
     const NAME: &'static str = "rlsf";
     const ABOUT: &'static str = "rlsf 0.2: two-level segregated fit (TLSF), O(1) good fit, boundary tags";
 
-    fn build(arena: Arena) -> Result<Rlsf, String> {
+    fn build(arena: Arena) -> Result<Rlsf<C>, String> {
         let limit = (32usize << RLSF_FLLEN) - 32;
         if arena.len() > limit {
             return Err(format!("rlsf is configured for one pool of at most {limit} bytes"));
@@ -194,7 +208,7 @@ impl Adapter for Rlsf {
     }
 }
 
-impl Rlsf {
+impl<const C: bool> Rlsf<C> {
     fn blocks(&self, visit: &mut dyn FnMut(usize, usize, bool)) {
         let pool = NonNull::slice_from_raw_parts(self.arena.base(), self.pool_len);
         let base = self.arena.base().as_ptr().addr();
@@ -206,7 +220,7 @@ impl Rlsf {
     }
 }
 
-impl Allocator for Rlsf {
+impl<const C: bool> Allocator for Rlsf<C> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -272,16 +286,16 @@ impl Allocator for Rlsf {
             return Err(InvariantViolation::global(problem));
         }
         ensure!(
-            occupied_blocks == self.tally.live,
+            !C || occupied_blocks == self.tally.live(),
             "rlsf has {occupied_blocks} blocks in use, the adapter {} live",
-            self.tally.live
+            self.tally.live()
         );
         ensure!(end + 32 <= self.arena.len(), "rlsf's blocks end at {end}, past the arena");
         Ok(())
     }
 
     fn reports(&self) -> Reports {
-        Reports { free_space: true, ..ADDRESSES_ONLY }
+        reported::<C>(Reports { free_space: true, ..ADDRESSES_ONLY })
     }
 
     fn into_arena(self) -> Arena {
@@ -304,24 +318,25 @@ const BUDDY_ORDERS: usize = 48;
 /// the lists are private, so the free space cannot be walked. The list
 /// heads live outside the arena.
 #[derive(Debug)]
-pub struct BuddySystem {
+pub struct BuddySystem<const C: bool = true> {
     heap: buddy_system_allocator::Heap<BUDDY_ORDERS>,
     arena: Arena,
-    tally: Tally,
+    tally: Tally<C>,
 }
 
-impl BuddySystem {
+impl<const C: bool> BuddySystem<C> {
     #[inline]
     fn block(layout: Layout) -> usize {
         layout.size().next_power_of_two().max(layout.align()).max(size_of::<usize>())
     }
 }
 
-impl Adapter for BuddySystem {
+impl<const C: bool> Adapter for BuddySystem<C> {
+    type Timed = BuddySystem<false>;
     const NAME: &'static str = "buddy-system";
     const ABOUT: &'static str = "buddy_system_allocator 0.13: binary buddy, linked free lists per order";
 
-    fn build(arena: Arena) -> Result<BuddySystem, String> {
+    fn build(arena: Arena) -> Result<BuddySystem<C>, String> {
         let mut heap = buddy_system_allocator::Heap::<BUDDY_ORDERS>::new();
         // SAFETY: the arena is owned by this adapter for as long as `heap`
         // is used, and nothing else touches it.
@@ -330,7 +345,7 @@ impl Adapter for BuddySystem {
     }
 }
 
-impl Allocator for BuddySystem {
+impl<const C: bool> Allocator for BuddySystem<C> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -338,7 +353,7 @@ impl Allocator for BuddySystem {
     #[inline]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let ptr = self.heap.alloc(layout).map_err(|()| AllocError::OutOfMemory)?;
-        let block = BuddySystem::block(layout);
+        let block = Self::block(layout);
         self.tally.add(&self.arena, ptr, layout.size(), block, block);
         Ok(ptr)
     }
@@ -347,11 +362,11 @@ impl Allocator for BuddySystem {
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller guarantees `ptr` is live with `layout`.
         unsafe { self.heap.dealloc(ptr, layout) };
-        self.tally.remove(layout.size(), BuddySystem::block(layout));
+        self.tally.remove(layout.size(), Self::block(layout));
     }
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
-        BuddySystem::block(layout)
+        Self::block(layout)
     }
 
     fn stats(&self) -> HeapStats {
@@ -366,23 +381,23 @@ impl Allocator for BuddySystem {
 
     fn check(&self) -> Result<(), InvariantViolation> {
         ensure!(
-            self.heap.stats_alloc_actual() == self.tally.granted,
+            !C || self.heap.stats_alloc_actual() == self.tally.granted(),
             "the crate counts {} bytes in blocks, the adapter {}",
             self.heap.stats_alloc_actual(),
-            self.tally.granted
+            self.tally.granted()
         );
         ensure!(
-            self.heap.stats_alloc_user() == self.tally.requested,
+            !C || self.heap.stats_alloc_user() == self.tally.requested(),
             "the crate counts {} requested bytes, the adapter {}",
             self.heap.stats_alloc_user(),
-            self.tally.requested
+            self.tally.requested()
         );
         ensure!(self.heap.stats_total_bytes() <= self.arena.len(), "the crate manages more than the arena");
         Ok(())
     }
 
     fn reports(&self) -> Reports {
-        Reports { granted: true, free_bytes: true, ..ADDRESSES_ONLY }
+        reported::<C>(Reports { granted: true, free_bytes: true, ..ADDRESSES_ONLY })
     }
 
     fn into_arena(self) -> Arena {
@@ -400,24 +415,25 @@ impl Allocator for BuddySystem {
 /// what the crate counts in `used()`, which `check()` holds the adapter to.
 /// Alignment padding stays a hole when it is big enough for one and is lost
 /// otherwise; the holes are private, so the free space cannot be walked.
-pub struct LinkedList {
+pub struct LinkedList<const C: bool = true> {
     heap: linked_list_allocator::Heap,
     arena: Arena,
-    tally: Tally,
+    tally: Tally<C>,
 }
 
-impl LinkedList {
+impl<const C: bool> LinkedList<C> {
     #[inline]
     fn block(layout: Layout) -> usize {
         linked_list_allocator::hole::HoleList::align_layout(layout).map_or(layout.size(), |aligned| aligned.size())
     }
 }
 
-impl Adapter for LinkedList {
+impl<const C: bool> Adapter for LinkedList<C> {
+    type Timed = LinkedList<false>;
     const NAME: &'static str = "linked-list";
     const ABOUT: &'static str = "linked_list_allocator 0.10: first fit, address-ordered holes, coalescing";
 
-    fn build(arena: Arena) -> Result<LinkedList, String> {
+    fn build(arena: Arena) -> Result<LinkedList<C>, String> {
         // SAFETY: the arena is owned by this adapter for as long as `heap`
         // is used, and nothing else touches it.
         let heap = unsafe { linked_list_allocator::Heap::new(arena.base().as_ptr(), arena.len()) };
@@ -425,7 +441,7 @@ impl Adapter for LinkedList {
     }
 }
 
-impl Allocator for LinkedList {
+impl<const C: bool> Allocator for LinkedList<C> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -433,7 +449,7 @@ impl Allocator for LinkedList {
     #[inline]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let ptr = self.heap.allocate_first_fit(layout).map_err(|()| AllocError::OutOfMemory)?;
-        let block = LinkedList::block(layout);
+        let block = Self::block(layout);
         self.tally.add(&self.arena, ptr, layout.size(), block, block);
         Ok(ptr)
     }
@@ -442,11 +458,11 @@ impl Allocator for LinkedList {
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller guarantees `ptr` is live with `layout`.
         unsafe { self.heap.deallocate(ptr, layout) };
-        self.tally.remove(layout.size(), LinkedList::block(layout));
+        self.tally.remove(layout.size(), Self::block(layout));
     }
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
-        LinkedList::block(layout)
+        Self::block(layout)
     }
 
     fn stats(&self) -> HeapStats {
@@ -457,17 +473,17 @@ impl Allocator for LinkedList {
 
     fn check(&self) -> Result<(), InvariantViolation> {
         ensure!(
-            self.heap.used() == self.tally.granted,
+            !C || self.heap.used() == self.tally.granted(),
             "the crate counts {} bytes used, the adapter {}",
             self.heap.used(),
-            self.tally.granted
+            self.tally.granted()
         );
         ensure!(self.heap.size() <= self.arena.len(), "the crate manages more than the arena");
         Ok(())
     }
 
     fn reports(&self) -> Reports {
-        Reports { granted: true, free_bytes: true, ..ADDRESSES_ONLY }
+        reported::<C>(Reports { granted: true, free_bytes: true, ..ADDRESSES_ONLY })
     }
 
     fn into_arena(self) -> Arena {
@@ -535,16 +551,16 @@ unsafe impl dlmalloc::Allocator for ArenaSegment {
 /// boxed because it points into itself. The segment is claimed when the
 /// adapter is built, by allocating and freeing one byte. dlmalloc keeps no
 /// public statistics, so only the footprint (from addresses) is reported.
-pub struct Dlmalloc {
+pub struct Dlmalloc<const C: bool = true> {
     dl: Box<dlmalloc::Dlmalloc<ArenaSegment>>,
     arena: Arena,
-    tally: Tally,
+    tally: Tally<C>,
 }
 
 /// `Debug` for adapters whose crate's type has none: the arena and the tally.
 macro_rules! debug_without_core {
     ($($adapter:ident),*) => {$(
-        impl std::fmt::Debug for $adapter {
+        impl<const C: bool> std::fmt::Debug for $adapter<C> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($adapter))
                     .field("arena", &self.arena)
@@ -557,11 +573,12 @@ macro_rules! debug_without_core {
 
 debug_without_core!(LinkedList, Dlmalloc, BuddySlab);
 
-impl Adapter for Dlmalloc {
+impl<const C: bool> Adapter for Dlmalloc<C> {
+    type Timed = Dlmalloc<false>;
     const NAME: &'static str = "dlmalloc";
     const ABOUT: &'static str = "dlmalloc 0.2 (Doug Lea's malloc 2.8): exact small bins, tree bins, boundary tags";
 
-    fn build(arena: Arena) -> Result<Dlmalloc, String> {
+    fn build(arena: Arena) -> Result<Dlmalloc<C>, String> {
         let segment = ArenaSegment { base: arena.base().as_ptr(), len: arena.len(), given: Cell::new(false) };
         let mut dl = Box::new(dlmalloc::Dlmalloc::new_with_allocator(segment));
         dl.set_granularity(4096);
@@ -581,7 +598,7 @@ impl Adapter for Dlmalloc {
     }
 }
 
-impl Allocator for Dlmalloc {
+impl<const C: bool> Allocator for Dlmalloc<C> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -618,12 +635,12 @@ impl Allocator for Dlmalloc {
 
     fn check(&self) -> Result<(), InvariantViolation> {
         ensure!(self.dl.allocator().given.get(), "dlmalloc never claimed the arena");
-        ensure!(self.tally.footprint <= self.arena.len(), "a block ends past the arena");
+        ensure!(self.tally.footprint() <= self.arena.len(), "a block ends past the arena");
         Ok(())
     }
 
     fn reports(&self) -> Reports {
-        ADDRESSES_ONLY
+        reported::<C>(ADDRESSES_ONLY)
     }
 
     fn into_arena(self) -> Arena {
@@ -652,19 +669,19 @@ type PageBuddy = buddy_slab_allocator::BuddyAllocator<PAGE>;
 /// metadata (12 bytes a page) sits at the start of the arena, and the region
 /// starts up to 12 KiB into it, so that the buddy's pages are aligned to the
 /// largest slab (which its slab lookup assumes).
-pub struct BuddySlab {
+pub struct BuddySlab<const C: bool = true> {
     buddy: PageBuddy,
     slab: SlabCore,
     arena: Arena,
-    tally: Tally,
-    /// Bytes of granted large (buddy) blocks.
+    tally: Tally<C>,
+    /// Bytes of granted large (buddy) blocks (counted only when `C`).
     large_bytes: usize,
 }
 
 // SAFETY: the allocators point only into the arena, which moves with them.
-unsafe impl Send for BuddySlab {}
+unsafe impl<const C: bool> Send for BuddySlab<C> {}
 
-impl BuddySlab {
+impl<const C: bool> BuddySlab<C> {
     #[inline]
     fn class(layout: Layout) -> Option<buddy_slab_allocator::SizeClass> {
         buddy_slab_allocator::SizeClass::from_layout(layout)
@@ -677,9 +694,9 @@ impl BuddySlab {
 
     #[inline]
     fn block(layout: Layout) -> usize {
-        match BuddySlab::class(layout) {
+        match Self::class(layout) {
             Some(class) => class.size(),
-            None => BuddySlab::pages(layout.size()).next_power_of_two() * PAGE,
+            None => Self::pages(layout.size()).next_power_of_two() * PAGE,
         }
     }
 
@@ -702,11 +719,12 @@ impl BuddySlab {
     }
 }
 
-impl Adapter for BuddySlab {
+impl<const C: bool> Adapter for BuddySlab<C> {
+    type Timed = BuddySlab<false>;
     const NAME: &'static str = "buddy-slab";
     const ABOUT: &'static str = "buddy-slab-allocator 0.6: page buddy with slab caches of 8 B to 2 KiB (ArceOS)";
 
-    fn build(arena: Arena) -> Result<BuddySlab, String> {
+    fn build(arena: Arena) -> Result<BuddySlab<C>, String> {
         let mut buddy = PageBuddy::new();
         // The slab finds an object's slab by aligning its address down to
         // the slab's size (up to 4 pages), and the buddy aligns blocks to
@@ -735,7 +753,7 @@ impl Adapter for BuddySlab {
     }
 }
 
-impl Allocator for BuddySlab {
+impl<const C: bool> Allocator for BuddySlab<C> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -744,14 +762,16 @@ impl Allocator for BuddySlab {
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // The class is found once per call: it decides the path and the
         // granted size.
-        let (ptr, block) = match BuddySlab::class(layout) {
+        let (ptr, block) = match Self::class(layout) {
             Some(class) => (self.slab_object(layout)?, class.size()),
             None => {
-                let pages = BuddySlab::pages(layout.size());
+                let pages = Self::pages(layout.size());
                 let addr =
                     self.buddy.alloc_pages(pages, layout.align().max(PAGE)).map_err(|_| AllocError::OutOfMemory)?;
                 let block = pages.next_power_of_two() * PAGE;
-                self.large_bytes += block;
+                if C {
+                    self.large_bytes += block;
+                }
                 (NonNull::new(addr as *mut u8).ok_or(AllocError::OutOfMemory)?, block)
             }
         };
@@ -762,7 +782,7 @@ impl Allocator for BuddySlab {
     #[inline]
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
         use buddy_slab_allocator::SlabDeallocResult;
-        let block = match BuddySlab::class(layout) {
+        let block = match Self::class(layout) {
             Some(class) => {
                 if let SlabDeallocResult::FreeSlab { base, pages } = self.slab.dealloc(ptr, layout) {
                     self.buddy.dealloc_pages(base, pages);
@@ -770,10 +790,12 @@ impl Allocator for BuddySlab {
                 class.size()
             }
             None => {
-                let pages = BuddySlab::pages(layout.size());
+                let pages = Self::pages(layout.size());
                 self.buddy.dealloc_pages(ptr.as_ptr().addr(), pages);
                 let block = pages.next_power_of_two() * PAGE;
-                self.large_bytes -= block;
+                if C {
+                    self.large_bytes -= block;
+                }
                 block
             }
         };
@@ -781,7 +803,7 @@ impl Allocator for BuddySlab {
     }
 
     fn granted(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
-        BuddySlab::block(layout)
+        Self::block(layout)
     }
 
     fn stats(&self) -> HeapStats {
@@ -803,15 +825,15 @@ impl Allocator for BuddySlab {
             self.large_bytes
         );
         ensure!(
-            allocated >= self.tally.granted,
+            allocated >= self.tally.granted(),
             "the buddy has {allocated} bytes allocated, fewer than the {} granted",
-            self.tally.granted
+            self.tally.granted()
         );
         Ok(())
     }
 
     fn reports(&self) -> Reports {
-        Reports { granted: true, ..ADDRESSES_ONLY }
+        reported::<C>(Reports { granted: true, ..ADDRESSES_ONLY })
     }
 
     fn details(&self) -> Vec<Detail> {

@@ -1,52 +1,46 @@
-//! What an adapter counts itself: the live blocks as the harness sees them.
+//! What an adapter counts itself: the live blocks as the harness sees them,
+//! in heaplab's one [`Ledger`] type, so that a timed build (`C = false`)
+//! counts nothing, as heaplab's own timed builds count nothing.
 
-use heaplab_core::{AllocError, Arena, HeapStats};
+use heaplab_core::{AllocError, Arena, HeapStats, Kept, Ledger};
 use std::ptr::NonNull;
 
 /// Live blocks, requested and granted bytes, and the footprint measured from
-/// the addresses returned.
+/// the addresses returned; all of it only when `C`.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Tally {
-    pub live: usize,
-    pub requested: usize,
-    pub granted: usize,
-    /// Highest arena offset a block has ever ended at.
-    pub footprint: usize,
+pub(crate) struct Tally<const C: bool> {
+    ledger: Ledger<C>,
 }
 
-impl Tally {
+impl<const C: bool> Tally<C> {
     /// A block of `size` bytes costing `granted` was handed out at `ptr`;
     /// `extent` bytes from `ptr` count towards the footprint.
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, arena: &Arena, ptr: NonNull<u8>, size: usize, granted: usize, extent: usize) {
-        self.live += 1;
-        self.requested += size;
-        self.granted += granted;
-        let end = ptr.as_ptr().addr().wrapping_sub(arena.base().as_ptr().addr()).wrapping_add(extent);
-        if end <= arena.len() {
-            self.footprint = self.footprint.max(end);
+        if C {
+            self.ledger.allocated(size, granted);
+            let end = arena.offset_of_unchecked(ptr).wrapping_add(extent);
+            if end <= arena.len() {
+                self.ledger.reached(end);
+            }
         }
     }
 
     /// The same for a block outside any arena (no footprint).
-    #[inline]
+    #[inline(always)]
     pub fn add_unbounded(&mut self, size: usize, granted: usize) {
-        self.live += 1;
-        self.requested += size;
-        self.granted += granted;
+        self.ledger.allocated(size, granted);
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn remove(&mut self, size: usize, granted: usize) {
-        self.live -= 1;
-        self.requested -= size;
-        self.granted -= granted;
+        self.ledger.freed(size, granted);
     }
 
     /// Account for a resize that returned `moved` (null: refused, the old
     /// block untouched) for a block of `old` bytes now `new_size`, costing
     /// what it asks; `arena` is where the block lives, if anywhere.
-    #[inline]
+    #[inline(always)]
     pub fn resized(
         &mut self,
         arena: Option<&Arena>,
@@ -63,15 +57,28 @@ impl Tally {
         Ok(moved)
     }
 
+    /// Live blocks (0 when not counting).
+    pub fn live(&self) -> usize {
+        self.ledger.live_blocks()
+    }
+
+    /// Granted bytes (0 when not counting).
+    pub fn granted(&self) -> usize {
+        self.ledger.granted_bytes()
+    }
+
+    /// Requested bytes (0 when not counting).
+    pub fn requested(&self) -> usize {
+        self.ledger.requested_bytes()
+    }
+
+    /// The footprint (0 when not counting).
+    pub fn footprint(&self) -> usize {
+        self.ledger.footprint_bytes()
+    }
+
     /// The counters as `HeapStats`; the caller fills in what its crate knows.
     pub fn stats(&self, arena: &Arena) -> HeapStats {
-        HeapStats {
-            arena_bytes: arena.len(),
-            live_blocks: self.live,
-            requested_bytes: self.requested,
-            granted_bytes: self.granted,
-            footprint_bytes: self.footprint,
-            ..HeapStats::default()
-        }
+        self.ledger.stats(arena.len(), 0, 0, Kept::default())
     }
 }

@@ -18,7 +18,7 @@ use crate::{Adapter, detail, nothing_to_walk};
 
 /// Nothing but counts and timings.
 const UNBOUNDED: Reports =
-    Reports { in_arena: false, granted: false, free_bytes: false, free_space: false, footprint: false };
+    Reports { in_arena: false, granted: false, free_bytes: false, free_space: false, footprint: false, counts: true };
 
 /// The methods of an unbounded reference that only counts: no granted size,
 /// nothing to walk, nothing to check beyond the counts.
@@ -35,7 +35,7 @@ macro_rules! counts_only {
         }
 
         fn reports(&self) -> Reports {
-            UNBOUNDED
+            if C { UNBOUNDED } else { UNBOUNDED.uncounted() }
         }
     };
 }
@@ -51,21 +51,22 @@ const MALLOC_ALIGN: usize = 16;
 /// (allocate, copy, free) for larger ones, since glibc has no aligned
 /// realloc. `realloc` to 0 bytes asks for 1 (glibc would free the block).
 #[derive(Debug)]
-pub struct Glibc {
+pub struct Glibc<const C: bool = true> {
     arena: Arena,
-    tally: Tally,
+    tally: Tally<C>,
 }
 
-impl Adapter for Glibc {
+impl<const C: bool> Adapter for Glibc<C> {
+    type Timed = Glibc<false>;
     const NAME: &'static str = "glibc";
     const ABOUT: &'static str = "the system allocator (glibc malloc), unbounded: throughput and latency only";
 
-    fn build(arena: Arena) -> Result<Glibc, String> {
+    fn build(arena: Arena) -> Result<Glibc<C>, String> {
         Ok(Glibc { arena, tally: Tally::default() })
     }
 }
 
-impl Allocator for Glibc {
+impl<const C: bool> Allocator for Glibc<C> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -150,18 +151,19 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// (`mi_option_purge_delay` = −1; see [`NO_TIMED_PURGE`]).
 #[cfg(feature = "c-refs")]
 #[derive(Debug)]
-pub struct Mimalloc {
+pub struct Mimalloc<const C: bool = true> {
     heap: NonNull<libmimalloc_sys::mi_heap_t>,
     arena: Option<Arena>,
-    tally: Tally,
+    tally: Tally<C>,
 }
 
 #[cfg(feature = "c-refs")]
-impl Adapter for Mimalloc {
+impl<const C: bool> Adapter for Mimalloc<C> {
+    type Timed = Mimalloc<false>;
     const NAME: &'static str = "mimalloc";
     const ABOUT: &'static str = "mimalloc 3 on a private heap, unbounded: throughput and latency only";
 
-    fn build(arena: Arena) -> Result<Mimalloc, String> {
+    fn build(arena: Arena) -> Result<Mimalloc<C>, String> {
         set_no_timed_purge()?;
         // SAFETY: creating a heap has no precondition.
         let heap = NonNull::new(unsafe { libmimalloc_sys::mi_heap_new() }).ok_or("mimalloc could not create a heap")?;
@@ -170,7 +172,7 @@ impl Adapter for Mimalloc {
 }
 
 #[cfg(feature = "c-refs")]
-impl Drop for Mimalloc {
+impl<const C: bool> Drop for Mimalloc<C> {
     fn drop(&mut self) {
         // SAFETY: the heap is this adapter's; no block of it is used after
         // (the harness frees or forgets every block before the allocator).
@@ -179,7 +181,7 @@ impl Drop for Mimalloc {
 }
 
 #[cfg(feature = "c-refs")]
-impl Allocator for Mimalloc {
+impl<const C: bool> Allocator for Mimalloc<C> {
     fn arena(&self) -> &Arena {
         self.arena.as_ref().expect("the arena is given back only when the allocator goes")
     }
@@ -250,13 +252,13 @@ impl Allocator for Mimalloc {
 /// Dirty and muzzy decay are off (−1; see [`NO_TIMED_PURGE`]).
 #[cfg(feature = "c-refs")]
 #[derive(Debug)]
-pub struct Jemalloc {
+pub struct Jemalloc<const C: bool = true> {
     arena: Arena,
-    tally: Tally,
+    tally: Tally<C>,
 }
 
 #[cfg(feature = "c-refs")]
-impl Jemalloc {
+impl<const C: bool> Jemalloc<C> {
     #[inline]
     fn flags(layout: Layout) -> libc::c_int {
         tikv_jemalloc_sys::MALLOCX_ALIGN(layout.align())
@@ -264,18 +266,19 @@ impl Jemalloc {
 }
 
 #[cfg(feature = "c-refs")]
-impl Adapter for Jemalloc {
+impl<const C: bool> Adapter for Jemalloc<C> {
+    type Timed = Jemalloc<false>;
     const NAME: &'static str = "jemalloc";
     const ABOUT: &'static str = "jemalloc 5.3 with its thread cache, unbounded: throughput and latency only";
 
-    fn build(arena: Arena) -> Result<Jemalloc, String> {
+    fn build(arena: Arena) -> Result<Jemalloc<C>, String> {
         set_no_timed_purge()?;
         Ok(Jemalloc { arena, tally: Tally::default() })
     }
 }
 
 #[cfg(feature = "c-refs")]
-impl Allocator for Jemalloc {
+impl<const C: bool> Allocator for Jemalloc<C> {
     fn arena(&self) -> &Arena {
         &self.arena
     }
@@ -284,7 +287,7 @@ impl Allocator for Jemalloc {
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: the size is nonzero, as mallocx requires; the flags carry
         // a power-of-two alignment.
-        let ptr = unsafe { tikv_jemalloc_sys::mallocx(layout.size().max(1), Jemalloc::flags(layout)) };
+        let ptr = unsafe { tikv_jemalloc_sys::mallocx(layout.size().max(1), Self::flags(layout)) };
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(AllocError::OutOfMemory)?;
         self.tally.add_unbounded(layout.size(), layout.size());
         Ok(ptr)
@@ -294,14 +297,14 @@ impl Allocator for Jemalloc {
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller guarantees `ptr` is live; size and flags are
         // those it was allocated with, as sdallocx requires.
-        unsafe { tikv_jemalloc_sys::sdallocx(ptr.as_ptr().cast(), layout.size().max(1), Jemalloc::flags(layout)) };
+        unsafe { tikv_jemalloc_sys::sdallocx(ptr.as_ptr().cast(), layout.size().max(1), Self::flags(layout)) };
         self.tally.remove(layout.size(), layout.size());
     }
 
     unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
         // SAFETY: `ptr` is live (the caller's guarantee), the size nonzero,
         // the alignment kept; on null the old block is untouched.
-        let moved = unsafe { tikv_jemalloc_sys::rallocx(ptr.as_ptr().cast(), new_size.max(1), Jemalloc::flags(old)) };
+        let moved = unsafe { tikv_jemalloc_sys::rallocx(ptr.as_ptr().cast(), new_size.max(1), Self::flags(old)) };
         self.tally.resized(None, moved.cast(), old.size(), new_size)
     }
 

@@ -23,7 +23,7 @@ enum Fault {
 
 #[derive(Debug)]
 struct Broken {
-    inner: Glibc,
+    inner: Glibc<true>,
     fault: Fault,
     frees: usize,
 }
@@ -93,7 +93,7 @@ impl Allocator for Broken {
 }
 
 fn broken(fault: Fault) -> impl Fn(Arena) -> Broken {
-    move |arena| Broken { inner: Glibc::build(arena).expect("glibc builds"), fault, frees: 0 }
+    move |arena| Broken { inner: Glibc::<true>::build(arena).expect("glibc builds"), fault, frees: 0 }
 }
 
 fn first_failure(fault: Fault) -> Option<Check> {

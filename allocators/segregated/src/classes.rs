@@ -25,18 +25,22 @@ const DL_EXACT_CLASSES: usize = (DL_EXACT_MAX - MIN_SIZE) / 16 + 1;
 impl Scheme {
     /// The class of a block of `size` bytes (`size >= 32`, a multiple of 16
     /// for the boundary-tag variants; any size for lookups).
-    #[inline]
+    #[inline(always)]
     pub fn class_of(self, size: usize) -> usize {
         let size = size.max(MIN_SIZE);
-        let log = size.ilog2() as usize;
         match self {
-            Scheme::PowersOfTwo => log - 5,
-            Scheme::WithMidpoints => 2 * (log - 5) + ((size >> (log - 1)) & 1),
+            Scheme::PowersOfTwo => size.ilog2() as usize - 5,
+            Scheme::WithMidpoints => {
+                let log = size.ilog2() as usize;
+                2 * (log - 5) + ((size >> (log - 1)) & 1)
+            }
             Scheme::Dlmalloc => {
                 if size <= DL_EXACT_MAX {
+                    // The exact classes need no logarithm.
                     (size - MIN_SIZE) / 16
                 } else {
                     // Four classes per power of two above 512 (2^9).
+                    let log = size.ilog2() as usize;
                     DL_EXACT_CLASSES + 4 * (log - 9) + ((size >> (log - 2)) & 3)
                 }
             }
@@ -44,6 +48,7 @@ impl Scheme {
     }
 
     /// The smallest size in class `class`.
+    #[inline(always)]
     pub fn class_floor(self, class: usize) -> usize {
         match self {
             Scheme::PowersOfTwo => 1 << (class + 5),
@@ -80,53 +85,73 @@ impl Scheme {
     }
 }
 
-/// A bitmap of non-empty classes: one bit per class, found by bit scan.
+/// A bitmap of non-empty classes: one bit per class, found by bit scan,
+/// for up to [`Bitmap::CAPACITY`] classes (every scheme has fewer, for any
+/// arena a 64-bit machine can address), with a summary word saying which
+/// of its words have a bit set: any search is two bit scans.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bitmap {
-    words: Vec<u64>,
+    words: [u64; 4],
+    /// Bit `w` set iff `words[w] != 0`.
+    summary: u64,
+    /// Bits in use.
+    bits: usize,
 }
 
 impl Bitmap {
+    /// Most classes a bitmap holds.
+    pub const CAPACITY: usize = 256;
+
     /// Room for `bits` classes, all clear.
+    ///
+    /// # Panics
+    /// If `bits` exceeds [`Bitmap::CAPACITY`].
     pub fn new(bits: usize) -> Bitmap {
-        Bitmap { words: vec![0; bits.div_ceil(64)] }
+        assert!(bits <= Bitmap::CAPACITY, "{bits} classes do not fit a {}-bit map", Bitmap::CAPACITY);
+        Bitmap { words: [0; 4], summary: 0, bits }
     }
 
     /// Set or clear bit `index`.
-    #[inline]
+    #[inline(always)]
     pub fn set(&mut self, index: usize, value: bool) {
+        debug_assert!(index < self.bits);
+        let word = (index / 64) & 3;
         let bit = 1u64 << (index % 64);
         if value {
-            self.words[index / 64] |= bit;
+            self.words[word] |= bit;
+            self.summary |= 1 << word;
         } else {
-            self.words[index / 64] &= !bit;
+            self.words[word] &= !bit;
+            if self.words[word] == 0 {
+                self.summary &= !(1 << word);
+            }
         }
     }
 
     /// Is bit `index` set?
     #[inline]
     pub fn get(&self, index: usize) -> bool {
-        self.words[index / 64] & (1 << (index % 64)) != 0
+        index < self.bits && self.words[(index / 64) & 3] & (1 << (index % 64)) != 0
     }
 
-    /// The first set bit at or after `index`: one bit scan per 64 classes.
-    #[inline]
+    /// The first set bit at or after `index`.
+    #[inline(always)]
     pub fn first_at_or_after(&self, index: usize) -> Option<usize> {
-        let mut word = index / 64;
-        if word >= self.words.len() {
+        let word = index / 64;
+        if word >= 4 {
             return None;
         }
-        let mut bits = self.words[word] & (!0u64 << (index % 64));
-        loop {
-            if bits != 0 {
-                return Some(word * 64 + bits.trailing_zeros() as usize);
-            }
-            word += 1;
-            if word == self.words.len() {
-                return None;
-            }
-            bits = self.words[word];
+        let bits = self.words[word] & (!0u64 << (index % 64));
+        if bits != 0 {
+            return Some(word * 64 + bits.trailing_zeros() as usize);
         }
+        // word + 1 <= 4: the shift stays below 64.
+        let later = self.summary & (!0u64 << (word + 1));
+        if later == 0 {
+            return None;
+        }
+        let word = later.trailing_zeros() as usize;
+        Some(word * 64 + self.words[word & 3].trailing_zeros() as usize)
     }
 
     /// Number of set bits.
@@ -177,6 +202,13 @@ mod tests {
             assert_eq!(s.class_of(s.class_floor(class + 1) - 1), class, "ceiling of {class}");
         }
         assert!(s.all_fit(3, 80) && !s.all_fit(31, 600));
+    }
+
+    #[test]
+    fn every_scheme_fits_the_bitmap_for_any_arena() {
+        for scheme in [Scheme::PowersOfTwo, Scheme::WithMidpoints, Scheme::Dlmalloc] {
+            assert!(scheme.class_of(isize::MAX as usize) < Bitmap::CAPACITY, "{scheme:?}");
+        }
     }
 
     #[test]

@@ -2,47 +2,96 @@
 //! non-empty classes.
 //!
 //! **Search**: first fit within the request's own class (its blocks may be
-//! smaller than the request, since a class is a range of sizes), then the
-//! head of the next non-empty class found by a bit scan: every block there
-//! is at least the class's floor, above the request, so it fits without a
-//! look (an alignment above 16 bytes makes the search look at the blocks).
-//! O(blocks in the request's class) + O(1).
+//! smaller than the request, since a class is a range of sizes; an exact
+//! class's head fits at once), then the head of the next non-empty class
+//! found by a bit scan: every block there is at least the class's floor,
+//! above the request, so it fits without a look. O(blocks in the request's
+//! class) + O(1). An alignment above 16 bytes asks for `size + align − 16`,
+//! room for its padding wherever a block starts, as dlmalloc's memalign
+//! does, so that it too takes a head without a scan.
+//!
+//! The class scheme is a type parameter ([`SchemeOf`]), so that the class
+//! arithmetic is compiled for each scheme alone.
 
-use heaplab_freelist::tags::{GRANULE, ListEnds, NIL, TagHeap};
+use std::fmt::Debug;
+use std::marker::PhantomData;
+
+use heaplab_core::Kept;
+use heaplab_freelist::tags::{GRANULE, Mem, NIL, fit, max_padding};
 
 use crate::classes::{Bitmap, Scheme};
-use crate::heap::Index;
+use crate::heap::{Found, Index};
 
-/// The index of segregated fits.
-#[derive(Debug, Clone)]
-pub struct FitsIndex {
-    scheme: Scheme,
-    nonempty: Bitmap,
+/// A class scheme as a type, so that the index's class arithmetic is
+/// compiled for it alone.
+pub trait SchemeOf: Debug + Send + Sync + 'static {
+    /// The scheme.
+    const SCHEME: Scheme;
 }
 
-impl FitsIndex {
-    /// Classes of `scheme`.
-    pub fn new(scheme: Scheme) -> FitsIndex {
-        FitsIndex { scheme, nonempty: Bitmap::new(1) }
+/// [`Scheme::PowersOfTwo`].
+#[derive(Debug)]
+pub struct Pow2;
+/// [`Scheme::WithMidpoints`].
+#[derive(Debug)]
+pub struct Pow2Mid;
+/// [`Scheme::Dlmalloc`].
+#[derive(Debug)]
+pub struct Dl;
+
+impl SchemeOf for Pow2 {
+    const SCHEME: Scheme = Scheme::PowersOfTwo;
+}
+impl SchemeOf for Pow2Mid {
+    const SCHEME: Scheme = Scheme::WithMidpoints;
+}
+impl SchemeOf for Dl {
+    const SCHEME: Scheme = Scheme::Dlmalloc;
+}
+
+/// The index of segregated fits over the classes of `S`.
+#[derive(Debug)]
+pub struct FitsIndex<S: SchemeOf> {
+    nonempty: Bitmap,
+    scheme: PhantomData<S>,
+}
+
+impl<S: SchemeOf> Default for FitsIndex<S> {
+    fn default() -> Self {
+        FitsIndex::new()
+    }
+}
+
+impl<S: SchemeOf> FitsIndex<S> {
+    /// An empty index (sized by [`Index::prepare`]).
+    pub fn new() -> FitsIndex<S> {
+        FitsIndex { nonempty: Bitmap::new(1), scheme: PhantomData }
     }
 
     /// The scheme.
     pub fn scheme(&self) -> Scheme {
-        self.scheme
+        S::SCHEME
     }
 }
 
-impl Index for FitsIndex {
+// SAFETY: `prepare` makes a list for every class up to the arena's size;
+// `search` returns listed blocks (list heads, or members it walked to) with
+// their class and `fit`'s gap.
+unsafe impl<S: SchemeOf> Index for FitsIndex<S> {
+    const KEPT: Kept = Kept::ALL;
+
     fn prepare(&mut self, arena_bytes: usize) -> usize {
-        let lists = self.scheme.class_of(arena_bytes.max(64)) + 1;
+        let lists = S::SCHEME.class_of(arena_bytes.max(64)) + 1;
         self.nonempty = Bitmap::new(lists);
         lists
     }
 
+    #[inline(always)]
     fn class_of(&self, size: usize) -> usize {
-        self.scheme.class_of(size)
+        S::SCHEME.class_of(size)
     }
 
+    #[inline(always)]
     fn mark(&mut self, class: usize, nonempty: bool) {
         self.nonempty.set(class, nonempty);
     }
@@ -51,22 +100,49 @@ impl Index for FitsIndex {
         self.nonempty.get(class)
     }
 
-    fn search(&self, heap: &TagHeap, lists: &[ListEnds], needed: usize, align: usize) -> (Option<(usize, usize)>, u64) {
-        let own = self.scheme.class_of(needed);
+    #[inline(always)]
+    fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64) {
+        // An over-aligned request asks for room for its padding wherever a
+        // block starts, as dlmalloc's memalign does: then, like any other,
+        // it is served by the first block of a class above its own.
+        let want = if align <= GRANULE {
+            needed
+        } else {
+            match needed.checked_add(max_padding(align)) {
+                Some(want) => want,
+                None => return (None, 0),
+            }
+        };
+        let own = S::SCHEME.class_of(want);
         let mut inspected = 0;
         let mut class = own;
         while let Some(found) = self.nonempty.first_at_or_after(class) {
-            let head = lists[found].head;
-            if found != own && align <= GRANULE && self.scheme.all_fit(found, needed) {
-                return (Some((head, 0)), inspected + 1);
+            debug_assert!(found < heads.len());
+            // SAFETY: a marked class is a list the index was prepared for.
+            let head = unsafe { *heads.get_unchecked(found) };
+            // Classes are ranges of sizes: a class above the request's own
+            // holds only blocks that fit, and so does the request's own when
+            // its smallest size is the request (an exact class).
+            if found != own || S::SCHEME.class_floor(own) >= want {
+                let gap = if align <= GRANULE {
+                    0
+                } else {
+                    // SAFETY: `head` heads a non-empty list: a listed free block.
+                    let gap = fit(head, unsafe { mem.size_of(head) }, needed, align);
+                    debug_assert!(gap.is_some(), "a block of the padded size fits");
+                    gap.unwrap_or(0)
+                };
+                return (Some(Found { block: head, gap, class: found }), inspected + 1);
             }
             let mut block = head;
             while block != NIL {
                 inspected += 1;
-                if let Some(gap) = TagHeap::fit(block, heap.size(block), needed, align) {
-                    return (Some((block, gap)), inspected);
+                // SAFETY: `block` is a member of a list: a free block.
+                if let Some(gap) = fit(block, unsafe { mem.size_of(block) }, needed, align) {
+                    return (Some(Found { block, gap, class: found }), inspected);
                 }
-                block = heap.next(block);
+                // SAFETY: as above.
+                block = unsafe { mem.next(block) };
             }
             class = found + 1;
         }

@@ -5,8 +5,8 @@
 //! - A free block always sits, LIFO, in the list of its own size's class.
 //! - **Allocation**: the index names a block; if it is larger than needed by
 //!   at least 32 bytes it is split, and the remainder goes to the list of
-//!   its class. Alignments above 16 are served by a front gap that becomes a
-//!   free block of its own.
+//!   its class. An alignment above 16 is served by padding inside the block
+//!   (see [`heaplab_freelist::tags`]).
 //! - **Free**: immediate coalescing with both neighbours through the
 //!   boundary tags (O(1)); the merged block goes to its class's list.
 //! - **Realloc**: shrinks in place, grows into a free successor, or moves.
@@ -15,11 +15,22 @@ use std::alloc::Layout;
 use std::fmt::Debug;
 use std::ptr::NonNull;
 
-use heaplab_core::{AllocError, Arena, Counters, FreeShape, HeapStats, InvariantViolation, Waste, ensure};
-use heaplab_freelist::tags::{FIRST_BLOCK, ListEnds, MIN_BLOCK, NIL, TagHeap};
+use heaplab_core::{
+    AllocError, Allocator, Arena, FreeShape, HeapStats, InvariantViolation, Kept, Reports, Waste, ensure,
+};
+use heaplab_freelist::tags::{FIRST_BLOCK, FreeLists, Mem, NIL, TagHeap};
 
 /// How free-block sizes map to lists, and how a request finds a list.
-pub trait Index: Debug {
+///
+/// # Safety
+/// The boundary-tag engine trusts an index with unchecked accesses:
+/// `class_of` of any block size up to the arena's is below the number of
+/// lists `prepare` returned, and `search` returns only blocks listed in
+/// `heads`, with their class and the gap [`heaplab_freelist::tags::fit`]
+/// gives them.
+pub unsafe trait Index: Debug {
+    /// The optional counters its allocator keeps.
+    const KEPT: Kept;
     /// Size the index for an arena of `arena_bytes`; returns the number of lists.
     fn prepare(&mut self, arena_bytes: usize) -> usize;
     /// The list a free block of `size` bytes belongs to.
@@ -28,291 +39,220 @@ pub trait Index: Debug {
     fn mark(&mut self, class: usize, nonempty: bool);
     /// Is list `class` marked non-empty?
     fn is_marked(&self, class: usize) -> bool;
-    /// Find a free block for `needed` bytes aligned to `align`: `(block,
-    /// gap)`, and the number of blocks inspected.
-    fn search(&self, heap: &TagHeap, lists: &[ListEnds], needed: usize, align: usize) -> (Option<(usize, usize)>, u64);
+    /// Find a free block for `needed` bytes aligned to `align`: the block,
+    /// its gap and its class, and the number of blocks inspected.
+    fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64);
 }
 
-/// A segregated boundary-tag heap.
+/// A block a search found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    /// The block.
+    pub block: usize,
+    /// Bytes to skip for the alignment (see [`heaplab_freelist::tags::fit`]).
+    pub gap: usize,
+    /// The list it is on.
+    pub class: usize,
+}
+
+/// One LIFO list per class (heads only: nothing needs a tail), and the index.
 #[derive(Debug)]
-pub struct SegregatedHeap<I: Index> {
-    heap: TagHeap,
+pub struct ClassLists<I: Index> {
     index: I,
-    /// One list per class; a block is in the list of `class_of(size)`.
-    lists: Vec<ListEnds>,
-    live_blocks: usize,
-    requested_bytes: usize,
-    granted_bytes: usize,
-    /// Bytes and count of the blocks in all lists.
-    free_bytes: usize,
-    free_blocks: usize,
-    footprint_bytes: usize,
-    blocks_inspected: u64,
-    splits: u64,
-    coalesces: u64,
+    /// `heads[class]`: the first free block of the class, or `NIL`. A block
+    /// is in the list of `class_of(its size)`.
+    heads: Vec<usize>,
 }
 
-impl<I: Index> SegregatedHeap<I> {
+impl<I: Index> ClassLists<I> {
+    /// The list head of `class`.
+    #[inline(always)]
+    fn head(&mut self, class: usize) -> &mut usize {
+        debug_assert!(class < self.heads.len(), "class {class} of {}", self.heads.len());
+        // SAFETY: `class` came from `class_of` of a block size, below the
+        // number of lists (the `Index` contract).
+        unsafe { self.heads.get_unchecked_mut(class) }
+    }
+
+    /// Take `block` off its list; `class` is found only if it was the
+    /// head (a middle block's neighbours need no list head).
+    ///
+    /// # Safety
+    /// `block` is listed, on the list of `class()`.
+    #[inline(always)]
+    unsafe fn unlink(&mut self, mem: Mem, block: usize, class: impl FnOnce(&I) -> usize) {
+        // SAFETY: the caller's guarantee; the block's list neighbours are
+        // listed free blocks.
+        unsafe {
+            let (next, prev) = (mem.next(block), mem.prev(block));
+            if prev != NIL {
+                mem.set_next(prev, next);
+            } else {
+                let class = class(&self.index);
+                *self.head(class) = next;
+                if next == NIL {
+                    self.index.mark(class, false);
+                }
+            }
+            if next != NIL {
+                mem.set_prev(next, prev);
+            }
+        }
+    }
+}
+
+// SAFETY: insert and remove link only the block they are given, in the list
+// of its class, whose members are free blocks.
+unsafe impl<I: Index> FreeLists for ClassLists<I> {
+    #[inline(always)]
+    fn insert(&mut self, mem: Mem, block: usize, size: usize) {
+        let class = self.index.class_of(size);
+        let head = self.head(class);
+        let was_empty = *head == NIL;
+        // SAFETY: the engine gives a free block; the list's members are free blocks.
+        unsafe { mem.push(head, block) };
+        // A list that had blocks is marked already.
+        if was_empty {
+            self.index.mark(class, true);
+        }
+    }
+
+    #[inline(always)]
+    fn remove(&mut self, mem: Mem, block: usize, size: usize) {
+        // SAFETY: the engine gives a listed block, in the list of its size's class.
+        unsafe { self.unlink(mem, block, |index| index.class_of(size)) };
+    }
+}
+
+/// A segregated boundary-tag heap; `C`: whether it keeps the ledger.
+#[derive(Debug)]
+pub struct SegregatedHeap<I: Index, const C: bool = true> {
+    heap: TagHeap<C>,
+    lists: ClassLists<I>,
+}
+
+impl<I: Index, const C: bool> SegregatedHeap<I, C> {
     /// An empty heap over `arena`.
-    pub fn new(arena: Arena, mut index: I) -> Result<SegregatedHeap<I>, String> {
+    pub fn new(arena: Arena, mut index: I) -> Result<SegregatedHeap<I, C>, String> {
         let lists = index.prepare(arena.len());
-        let (heap, _) = TagHeap::new(arena)?;
-        let mut this = SegregatedHeap {
-            heap,
-            index,
-            lists: vec![ListEnds::EMPTY; lists],
-            live_blocks: 0,
-            requested_bytes: 0,
-            granted_bytes: 0,
-            free_bytes: 0,
-            free_blocks: 0,
-            footprint_bytes: FIRST_BLOCK,
-            blocks_inspected: 0,
-            splits: 0,
-            coalesces: 0,
-        };
-        this.insert(FIRST_BLOCK);
-        Ok(this)
+        let (heap, size) = TagHeap::new(arena)?;
+        let mut lists = ClassLists { index, heads: vec![NIL; lists] };
+        lists.insert(heap.mem(), FIRST_BLOCK, size);
+        Ok(SegregatedHeap { heap, lists })
     }
 
     /// The index.
     pub fn index(&self) -> &I {
-        &self.index
+        &self.lists.index
     }
+}
 
-    /// Put a tagged free block in its class's list.
-    fn insert(&mut self, block: usize) {
-        let size = self.heap.size(block);
-        let class = self.index.class_of(size);
-        self.heap.push_front(&mut self.lists[class], block);
-        self.index.mark(class, true);
-        self.free_bytes += size;
-        self.free_blocks += 1;
-    }
-
-    /// Take a free block out of its class's list (its tags still say its size).
-    fn remove(&mut self, block: usize) {
-        let size = self.heap.size(block);
-        let class = self.index.class_of(size);
-        self.heap.unlink(&mut self.lists[class], block);
-        if self.lists[class].is_empty() {
-            self.index.mark(class, false);
-        }
-        self.free_bytes -= size;
-        self.free_blocks -= 1;
-    }
-
-    /// Allocate `needed` bytes from free block `block`, `gap` bytes in.
-    fn take(&mut self, block: usize, gap: usize, needed: usize) -> usize {
-        let size = self.heap.size(block);
-        self.remove(block);
-        let (start, available, prev_allocated) = if gap > 0 {
-            let prev_allocated = self.heap.prev_allocated(block);
-            self.heap.put_free(block, gap, prev_allocated);
-            self.insert(block);
-            self.splits += 1;
-            (block + gap, size - gap, false)
-        } else {
-            (block, size, self.heap.prev_allocated(block))
-        };
-        let remainder = available - needed;
-        let granted = if remainder >= MIN_BLOCK {
-            // The block after `rest` followed a free block and still does.
-            let rest = start + needed;
-            self.heap.put_allocated(start, needed, prev_allocated);
-            self.heap.put_free(rest, remainder, true);
-            self.insert(rest);
-            self.splits += 1;
-            needed
-        } else {
-            self.heap.put_allocated(start, available, prev_allocated);
-            self.heap.set_prev_allocated(start + available, true);
-            available
-        };
-        self.granted_bytes += granted;
-        self.footprint_bytes = self.footprint_bytes.max(start + granted);
-        start
-    }
-
-    /// Make `block..block+size` free, coalescing with free neighbours.
-    fn release(&mut self, block: usize, size: usize) {
-        let (mut start, mut merged) = (block, size);
-        let next = block + size;
-        if !self.heap.is_allocated(next) {
-            merged += self.heap.size(next);
-            self.remove(next);
-            self.coalesces += 1;
-        }
-        if let Some(prev) = self.heap.free_predecessor(block) {
-            merged += block - prev;
-            start = prev;
-            self.remove(prev);
-            self.coalesces += 1;
-        }
-        let prev_allocated = self.heap.prev_allocated(start);
-        self.heap.put_free(start, merged, prev_allocated);
-        self.heap.set_prev_allocated(start + merged, false);
-        self.insert(start);
-    }
-
-    /// Resize in place if the heap allows; whether it did.
-    fn resize_in_place(&mut self, block: usize, needed: usize) -> bool {
-        let size = self.heap.size(block);
-        let prev_allocated = self.heap.prev_allocated(block);
-        if needed <= size {
-            let remainder = size - needed;
-            if remainder >= MIN_BLOCK {
-                self.heap.put_allocated(block, needed, prev_allocated);
-                self.heap.put_allocated(block + needed, remainder, true);
-                self.granted_bytes -= remainder;
-                self.splits += 1;
-                self.release(block + needed, remainder);
-            }
-            return true;
-        }
-        let next = block + size;
-        if self.heap.is_allocated(next) || size + self.heap.size(next) < needed {
-            return false;
-        }
-        let available = size + self.heap.size(next);
-        self.remove(next);
-        let remainder = available - needed;
-        let granted = if remainder >= MIN_BLOCK {
-            let rest = block + needed;
-            self.heap.put_allocated(block, needed, prev_allocated);
-            self.heap.put_free(rest, remainder, true);
-            self.insert(rest);
-            self.splits += 1;
-            needed
-        } else {
-            self.heap.put_allocated(block, available, prev_allocated);
-            self.heap.set_prev_allocated(block + available, true);
-            available
-        };
-        self.granted_bytes += granted - size;
-        self.footprint_bytes = self.footprint_bytes.max(block + granted);
-        true
-    }
-
-    // ---- the allocator contract, forwarded by the variants ---------------
-
-    /// See [`heaplab_core::Allocator::arena`].
-    pub fn arena(&self) -> &Arena {
+impl<I: Index, const C: bool> Allocator for SegregatedHeap<I, C> {
+    fn arena(&self) -> &Arena {
         self.heap.arena()
     }
 
-    /// See [`heaplab_core::Allocator::alloc`].
-    pub fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+    // Inlined into the replay loop, as the peers' calls are: a call here
+    // would cost a third of the allocator's own instructions in register
+    // saves and restores.
+    #[inline(always)]
+    fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if layout.align() > self.heap.arena().align() {
             return Err(AllocError::Unsupported("alignment above the arena's"));
         }
-        let needed = TagHeap::block_size_for(layout.size()).ok_or(AllocError::OutOfMemory)?;
-        let (found, inspected) = self.index.search(&self.heap, &self.lists, needed, layout.align());
-        self.blocks_inspected += inspected;
-        let (block, gap) = found.ok_or(AllocError::OutOfMemory)?;
-        let start = self.take(block, gap, needed);
-        self.live_blocks += 1;
-        self.requested_bytes += layout.size();
-        Ok(self.heap.payload(start))
+        let needed = heaplab_freelist::tags::block_size_for(layout.size()).ok_or(AllocError::OutOfMemory)?;
+        let (found, inspected) = self.lists.index.search(self.heap.mem(), &self.lists.heads, needed, layout.align());
+        self.heap.ledger.inspected(inspected);
+        let Found { block, gap, class } = found.ok_or(AllocError::OutOfMemory)?;
+        // SAFETY: the index returns a listed free block, its class and its
+        // fit's gap; once unlinked, the block is detached.
+        let (payload, granted) = unsafe {
+            self.lists.unlink(self.heap.mem(), block, |_| class);
+            self.heap.take_detached(&mut self.lists, block, gap, needed)
+        };
+        self.heap.ledger.allocated(layout.size(), granted);
+        Ok(payload)
     }
 
-    /// See [`heaplab_core::Allocator::free`].
-    pub fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        let block = self.heap.block_of(ptr);
-        debug_assert!(self.heap.is_allocated(block), "free of a block that is not allocated, at {block}");
-        let size = self.heap.size(block);
-        self.live_blocks -= 1;
-        self.requested_bytes -= layout.size();
-        self.granted_bytes -= size;
-        self.release(block, size);
+    #[inline(always)]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.heap.free_payload(&mut self.lists, ptr, layout) }
     }
 
-    /// Resize in place; `false` if the block must move.
-    pub fn realloc_in_place(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<bool, AllocError> {
-        let needed = TagHeap::block_size_for(new_size).ok_or(AllocError::OutOfMemory)?;
-        let moved = !self.resize_in_place(self.heap.block_of(ptr), needed);
-        if !moved {
-            self.requested_bytes = self.requested_bytes - old.size() + new_size;
+    unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: forwarded from the caller (twice: in place, else by moving).
+        unsafe {
+            if self.heap.realloc_in_place(&mut self.lists, ptr, old, new_size) {
+                return Ok(ptr);
+            }
+            heaplab_core::realloc_by_moving(self, ptr, old, new_size)
         }
-        Ok(!moved)
     }
 
-    /// See [`heaplab_core::Allocator::granted`].
-    pub fn granted(&self, ptr: NonNull<u8>) -> usize {
-        self.heap.size(self.heap.block_of(ptr))
+    fn granted(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        self.heap.size(self.heap.block_of(ptr, layout.align()))
     }
 
-    /// See [`heaplab_core::Allocator::waste`].
-    pub fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
+    fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
         self.heap.waste(ptr, layout)
     }
 
-    /// See [`heaplab_core::Allocator::into_arena`].
-    pub fn into_arena(self) -> Arena {
+    fn into_arena(self) -> Arena {
         self.heap.into_arena()
     }
 
-    /// See [`heaplab_core::Allocator::stats`].
-    pub fn stats(&self, with_inspected: bool) -> HeapStats {
-        HeapStats {
-            arena_bytes: self.heap.arena().len(),
-            live_blocks: self.live_blocks,
-            requested_bytes: self.requested_bytes,
-            granted_bytes: self.granted_bytes,
-            metadata_bytes: self.heap.metadata_bytes(),
-            side_metadata_bytes: self.lists.len() * std::mem::size_of::<ListEnds>(),
-            free_bytes: self.free_bytes,
-            free_blocks: self.free_blocks,
-            footprint_bytes: self.footprint_bytes,
-            counters: Counters {
-                blocks_inspected: with_inspected.then_some(self.blocks_inspected),
-                splits: Some(self.splits),
-                coalesces: Some(self.coalesces),
-            },
+    fn stats(&self) -> HeapStats {
+        let side = self.lists.heads.len() * std::mem::size_of::<usize>();
+        self.heap.ledger.stats(self.heap.arena().len(), self.heap.metadata_bytes(), side, I::KEPT)
+    }
+
+    fn reports(&self) -> Reports {
+        if C { Reports::ALL } else { Reports::ALL.uncounted() }
+    }
+
+    fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
+        for &head in &self.lists.heads {
+            self.heap.for_each_in(head, visit);
         }
     }
 
-    /// See [`heaplab_core::Allocator::for_each_free`].
-    pub fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
-        for list in &self.lists {
-            let mut block = list.head;
-            while block != NIL {
-                visit(block, self.heap.size(block));
-                block = self.heap.next(block);
-            }
+    /// The largest free block is in the first non-empty list from the top;
+    /// free bytes and blocks are counted (walked, without a ledger).
+    fn free_shape(&self) -> FreeShape {
+        if !C {
+            let mut shape = FreeShape::default();
+            self.for_each_free(&mut |_, len| shape.add(len));
+            return shape;
         }
-    }
-
-    /// The largest free block: the first non-empty list from the top.
-    pub fn free_shape(&self) -> FreeShape {
-        let largest = self.lists.iter().rev().find(|list| !list.is_empty()).map_or(0, |list| {
-            let mut largest = 0;
-            let mut block = list.head;
-            while block != NIL {
-                largest = largest.max(self.heap.size(block));
-                block = self.heap.next(block);
-            }
-            largest
-        });
-        FreeShape { free_bytes: self.free_bytes, free_blocks: self.free_blocks, largest_free_block: largest }
+        let mut largest = 0;
+        if let Some(&head) = self.lists.heads.iter().rev().find(|&&head| head != NIL) {
+            self.heap.for_each_in(head, &mut |_, len| largest = largest.max(len));
+        }
+        FreeShape {
+            free_bytes: self.heap.ledger.free_bytes(),
+            free_blocks: self.heap.ledger.free_blocks(),
+            largest_free_block: largest,
+        }
     }
 
     /// See [`heaplab_core::Allocator::check`]: the tags, every block on the
     /// list of its class, the marks agreeing with the lists, the counters.
-    pub fn check(&self) -> Result<(), InvariantViolation> {
+    fn check(&self) -> Result<(), InvariantViolation> {
         let walk = self.heap.walk()?;
         let mut listed = 0;
-        for (class, list) in self.lists.iter().enumerate() {
-            let members = self.heap.list_members(list, &walk)?;
+        let index = &self.lists.index;
+        for (class, &head) in self.lists.heads.iter().enumerate() {
+            let members = self.heap.list_members(head, &walk)?;
             ensure!(
-                self.index.is_marked(class) != members.is_empty(),
+                index.is_marked(class) != members.is_empty(),
                 "class {class}'s bit says {}, its list holds {}",
-                self.index.is_marked(class),
+                index.is_marked(class),
                 members.len()
             );
             for &block in &members {
                 let size = self.heap.size(block);
-                ensure!(self.index.class_of(size) == class, @block, "a {size}-byte block is on the list of class {class}, not {}", self.index.class_of(size));
+                ensure!(index.class_of(size) == class, @block, "a {size}-byte block is on the list of class {class}, not {}", index.class_of(size));
             }
             listed += members.len();
         }
@@ -321,19 +261,12 @@ impl<I: Index> SegregatedHeap<I> {
             "{listed} blocks listed, {} free in the heap",
             walk.free_blocks.len()
         );
-        ensure!(self.free_blocks == listed, "free block counter {} but {listed} blocks", self.free_blocks);
-        ensure!(
-            self.free_bytes == walk.free_bytes,
-            "free bytes counter {} but {} in free blocks",
-            self.free_bytes,
-            walk.free_bytes
-        );
-        ensure!(
-            self.granted_bytes == walk.granted_bytes,
-            "granted counter {} but {} allocated",
-            self.granted_bytes,
-            walk.granted_bytes
-        );
-        Ok(())
+        self.heap.ledger.identity(
+            walk.granted_bytes,
+            walk.free_bytes,
+            walk.free_blocks.len(),
+            self.heap.metadata_bytes(),
+            self.heap.arena().len(),
+        )
     }
 }

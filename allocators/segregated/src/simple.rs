@@ -26,7 +26,10 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 
 use heaplab_buddy::{Buddy, Split};
-use heaplab_core::{AllocError, Allocator, Arena, Counters, FreeShape, HeapStats, InvariantViolation, Waste, ensure};
+use heaplab_core::{
+    AllocError, Allocator, Arena, Counters, FreeShape, HeapStats, InvariantViolation, Kept, Ledger, Reports, Waste,
+    ensure,
+};
 
 use crate::classes::Scheme;
 
@@ -35,10 +38,24 @@ const NONE: usize = usize::MAX;
 /// Smallest class: big enough for the free-list link.
 const SMALLEST: usize = 16;
 
-/// Simple segregated storage over buddy pages.
+/// The class sizes of `scheme` up to half of `page`.
+pub fn class_sizes(scheme: Scheme, page: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut size = SMALLEST;
+    while size <= page / 2 {
+        sizes.push(size);
+        if scheme == Scheme::WithMidpoints && size >= 32 && size + size / 2 <= page / 2 {
+            sizes.push(size + size / 2);
+        }
+        size *= 2;
+    }
+    sizes
+}
+
+/// Simple segregated storage over buddy pages; `C`: whether it keeps the ledger.
 #[derive(Debug)]
-pub struct Simple {
-    buddy: Buddy,
+pub struct Simple<const C: bool = true> {
+    buddy: Buddy<C>,
     page: usize,
     /// Class sizes, increasing.
     sizes: Vec<usize>,
@@ -48,41 +65,26 @@ pub struct Simple {
     free_counts: Vec<usize>,
     /// Per page: the class owning it, or `NONE`.
     page_class: Vec<usize>,
-    /// Per page: blocks allocated from it.
+    /// Per page: blocks allocated from it (what `trim` needs).
     page_live: Vec<u32>,
-    live_blocks: usize,
-    requested_bytes: usize,
-    /// Class sizes of live small blocks plus page blocks of live large ones.
-    granted_bytes: usize,
-    /// Bytes in free blocks of owned pages.
+    /// Live blocks, requested bytes, and granted bytes: class sizes of
+    /// small blocks, page blocks of large ones.
+    ledger: Ledger<C>,
+    /// Bytes in free blocks of owned pages (counted only with the ledger).
     free_block_bytes: usize,
-    /// Page tails too small for a block, over owned pages.
+    /// Page tails too small for a block, over owned pages (likewise).
     tail_bytes: usize,
 }
 
-impl Simple {
-    /// The class sizes of `scheme` up to half of `page`.
-    pub fn class_sizes(scheme: Scheme, page: usize) -> Vec<usize> {
-        let mut sizes = Vec::new();
-        let mut size = SMALLEST;
-        while size <= page / 2 {
-            sizes.push(size);
-            if scheme == Scheme::WithMidpoints && size >= 32 && size + size / 2 <= page / 2 {
-                sizes.push(size + size / 2);
-            }
-            size *= 2;
-        }
-        sizes
-    }
-
+impl<const C: bool> Simple<C> {
     /// Classes of `scheme` over pages of `page` bytes in `arena`.
-    pub fn new(arena: Arena, scheme: Scheme, page: usize) -> Result<Simple, String> {
+    pub fn new(arena: Arena, scheme: Scheme, page: usize) -> Result<Simple<C>, String> {
         if !page.is_power_of_two() || page < 256 {
             return Err(format!("the page must be a power of two of at least 256 bytes, found {page}"));
         }
         let pages = arena.len() / page;
         let buddy = Buddy::new(arena, heaplab_buddy::Config { min_block: page, max_order: None, split: Split::Lower })?;
-        let sizes = Simple::class_sizes(scheme, page);
+        let sizes = class_sizes(scheme, page);
         let classes = sizes.len();
         Ok(Simple {
             buddy,
@@ -92,9 +94,7 @@ impl Simple {
             free_counts: vec![0; classes],
             page_class: vec![NONE; pages],
             page_live: vec![0; pages],
-            live_blocks: 0,
-            requested_bytes: 0,
-            granted_bytes: 0,
+            ledger: Ledger::new(0, 0, 0),
             free_block_bytes: 0,
             tail_bytes: 0,
         })
@@ -113,22 +113,32 @@ impl Simple {
         (first..self.sizes.len()).find(|&c| 1 << self.sizes[c].trailing_zeros() >= layout.align())
     }
 
-    fn push(&mut self, class: usize, block: usize) {
+    /// # Safety
+    /// `block` is a block of `class` in a page the class owns, not listed.
+    #[inline(always)]
+    unsafe fn push(&mut self, class: usize, block: usize) {
         let head = self.free_lists[class];
-        self.buddy.arena_mut().store_word(block, head as u64);
+        // SAFETY: the block is inside an owned page, at least 16 bytes long.
+        unsafe { self.buddy.arena_mut().store_word_unchecked(block, head as u64) };
         self.free_lists[class] = block;
-        self.free_counts[class] += 1;
-        self.free_block_bytes += self.sizes[class];
+        if C {
+            self.free_counts[class] += 1;
+            self.free_block_bytes += self.sizes[class];
+        }
     }
 
+    #[inline(always)]
     fn pop(&mut self, class: usize) -> Option<usize> {
         let block = self.free_lists[class];
         if block == NONE {
             return None;
         }
-        self.free_lists[class] = self.buddy.arena().load_word(block) as usize;
-        self.free_counts[class] -= 1;
-        self.free_block_bytes -= self.sizes[class];
+        // SAFETY: a listed block lies in a page its class owns.
+        self.free_lists[class] = unsafe { self.buddy.arena().load_word_unchecked(block) } as usize;
+        if C {
+            self.free_counts[class] -= 1;
+            self.free_block_bytes -= self.sizes[class];
+        }
         Some(block)
     }
 
@@ -138,16 +148,19 @@ impl Simple {
         let size = self.sizes[class];
         let count = self.page / size;
         self.page_class[page / self.page] = class;
-        self.tail_bytes += self.page - count * size;
+        if C {
+            self.tail_bytes += self.page - count * size;
+        }
         // Pushed from the top so that the list hands them out bottom up.
         for index in (0..count).rev() {
-            self.push(class, page + index * size);
+            // SAFETY: the page is the class's now; its blocks are unlisted.
+            unsafe { self.push(class, page + index * size) };
         }
         Ok(())
     }
 }
 
-impl Allocator for Simple {
+impl<const C: bool> Allocator for Simple<C> {
     fn arena(&self) -> &Arena {
         self.buddy.arena()
     }
@@ -161,39 +174,39 @@ impl Allocator for Simple {
                 if self.free_lists[class] == NONE {
                     self.grow(class)?;
                 }
-                let block = self.pop(class).expect("a grown class has free blocks");
+                let Some(block) = self.pop(class) else { unreachable!("a grown class has free blocks") };
                 self.page_live[block / self.page] += 1;
-                self.granted_bytes += self.sizes[class];
+                self.ledger.allocated(layout.size(), self.sizes[class]);
                 block
             }
             None => {
                 let order =
                     self.buddy.order_for(layout).ok_or(AllocError::Unsupported("size above the largest block"))?;
                 let block = self.buddy.alloc_order(order)?;
-                self.granted_bytes += self.page << order;
+                self.ledger.allocated(layout.size(), self.page << order);
                 block
             }
         };
-        self.live_blocks += 1;
-        self.requested_bytes += layout.size();
-        Ok(self.buddy.arena().ptr_at(offset))
+        // SAFETY: the block lies inside the arena.
+        Ok(unsafe { self.buddy.arena().ptr_at_unchecked(offset) })
     }
 
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        let offset = self.buddy.arena().offset_of_owned(ptr);
-        self.live_blocks -= 1;
-        self.requested_bytes -= layout.size();
+        let offset = self.buddy.arena().offset_of_unchecked(ptr);
         match self.class_for(layout) {
             Some(class) => {
                 debug_assert_eq!(self.page_class[offset / self.page], class, "block freed with another class's layout");
                 self.page_live[offset / self.page] -= 1;
-                self.granted_bytes -= self.sizes[class];
-                self.push(class, offset);
+                self.ledger.freed(layout.size(), self.sizes[class]);
+                // SAFETY: the caller guarantees a live block of this layout,
+                // so of this class in one of its pages.
+                unsafe { self.push(class, offset) };
             }
             None => {
-                let order = self.buddy.order_for(layout).expect("a live large block has an order");
-                self.granted_bytes -= self.page << order;
-                self.buddy.free_order(offset, order);
+                let Some(order) = self.buddy.order_for(layout) else { unreachable!("a live large block has an order") };
+                self.ledger.freed(layout.size(), self.page << order);
+                // SAFETY: the caller guarantees a live page block of this order.
+                unsafe { self.buddy.free_block(offset, order) };
             }
         }
     }
@@ -202,7 +215,7 @@ impl Allocator for Simple {
         let new = Layout::from_size_align(new_size, old.align())
             .map_err(|_| AllocError::Unsupported("size overflows isize"))?;
         if self.class_for(old).is_some() && self.class_for(old) == self.class_for(new) {
-            self.requested_bytes = self.requested_bytes - old.size() + new_size;
+            self.ledger.resized(old.size(), new_size);
             return Ok(ptr);
         }
         // SAFETY: forwarded from the caller.
@@ -228,18 +241,20 @@ impl Allocator for Simple {
 
     fn stats(&self) -> HeapStats {
         let buddy = self.buddy.stats();
+        let own = self.ledger.stats(buddy.arena_bytes, 0, 0, Kept::default());
         HeapStats {
-            arena_bytes: buddy.arena_bytes,
-            live_blocks: self.live_blocks,
-            requested_bytes: self.requested_bytes,
-            granted_bytes: self.granted_bytes,
             metadata_bytes: buddy.metadata_bytes + self.tail_bytes,
             side_metadata_bytes: buddy.side_metadata_bytes + self.page_class.len() * (std::mem::size_of::<usize>() + 4),
             free_bytes: buddy.free_bytes + self.free_block_bytes,
             free_blocks: buddy.free_blocks + self.free_counts.iter().sum::<usize>(),
             footprint_bytes: buddy.footprint_bytes,
             counters: Counters::default(),
+            ..own
         }
+    }
+
+    fn reports(&self) -> Reports {
+        if C { Reports::ALL } else { Reports::ALL.uncounted() }
     }
 
     fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
@@ -254,6 +269,11 @@ impl Allocator for Simple {
     }
 
     fn free_shape(&self) -> FreeShape {
+        if !C {
+            let mut shape = FreeShape::default();
+            self.for_each_free(&mut |_, len| shape.add(len));
+            return shape;
+        }
         let mut shape = self.buddy.free_shape();
         for (class, &count) in self.free_counts.iter().enumerate() {
             shape.free_bytes += count * self.sizes[class];
@@ -283,7 +303,7 @@ impl Allocator for Simple {
                 block = arena.load_word(block) as usize;
             }
             ensure!(
-                count == self.free_counts[class],
+                !C || count == self.free_counts[class],
                 "class {size} counts {} free blocks, its list holds {count}",
                 self.free_counts[class]
             );
@@ -305,6 +325,9 @@ impl Allocator for Simple {
                 self.page_live[page]
             );
             tails += self.page % self.sizes[class];
+        }
+        if !C {
+            return Ok(());
         }
         ensure!(
             free_bytes == self.free_block_bytes,
@@ -341,12 +364,15 @@ impl Allocator for Simple {
                 }
             }
             for &block in kept.iter().rev() {
-                self.push(class, block);
+                // SAFETY: popped from this class's list just above.
+                unsafe { self.push(class, block) };
             }
         }
         for page in empty {
             let class = self.page_class[page];
-            self.tail_bytes -= self.page % self.sizes[class];
+            if C {
+                self.tail_bytes -= self.page % self.sizes[class];
+            }
             self.page_class[page] = NONE;
             self.buddy.free_order(page * self.page, 0);
         }

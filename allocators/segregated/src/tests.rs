@@ -97,9 +97,9 @@ fn simple_storage_never_lends_one_classes_memory_to_another() {
 
 #[test]
 fn simple_storage_classes_and_alignment() {
-    assert_eq!(Simple::class_sizes(Scheme::PowersOfTwo, 4096), [16, 32, 64, 128, 256, 512, 1024, 2048]);
+    assert_eq!(simple::class_sizes(Scheme::PowersOfTwo, 4096), [16, 32, 64, 128, 256, 512, 1024, 2048]);
     assert_eq!(
-        Simple::class_sizes(Scheme::WithMidpoints, 4096),
+        simple::class_sizes(Scheme::WithMidpoints, 4096),
         [16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048]
     );
     let mut allocator = build(Config::Simple { classes: Scheme::WithMidpoints, page: 4096 });

@@ -11,83 +11,122 @@
 //! non-empty list at or above it: one bit scan in the second-level bitmap of
 //! that first level, else one in the first-level bitmap and one in the
 //! second level it names. Constant time, no list is walked. An alignment
-//! above 16 bytes asks for `size + align + 32` so that a front gap always
-//! fits. The price is *good* fit rather than best fit: a block just above
-//! the request in the request's own list is passed over.
+//! above 16 bytes asks for `size + align − 16`, room for the padding
+//! wherever a block starts (it stays in the block, as rlsf's does). The
+//! price is *good* fit rather than best fit: a block just above the request
+//! in the request's own list is passed over.
+//!
+//! The second-level bits are a type parameter (1 to 5), so that every shift
+//! of the mapping is a constant; `segregated:kind=tlsf,sl=N` picks the
+//! instance.
 
-use heaplab_freelist::tags::{GRANULE, ListEnds, MIN_BLOCK, TagHeap};
+use heaplab_core::Kept;
+use heaplab_freelist::tags::{GRANULE, Mem, fit, max_padding};
 
-use crate::heap::Index;
+use crate::heap::{Found, Index};
 
-/// The two-level index.
+/// The two-level index with `2^SL` second-level lists per power of two
+/// (`SL` from 1 to 5: a constant, so every shift below is one instruction).
 #[derive(Debug, Clone)]
-pub struct TlsfIndex {
-    /// log2 of the second-level subdivisions.
-    sl_bits: u32,
+pub struct TlsfIndex<const SL: u32> {
+    /// First levels the arena needs; every class is below `first_levels << SL`.
+    first_levels: usize,
     /// Bit `fl` set iff some list of first level `fl` is non-empty.
     first: u64,
     /// Per first level: bit `second` set iff that list is non-empty.
-    second: Vec<u64>,
+    /// `first_levels <= 64`, since sizes are below 2^64.
+    second: [u64; 64],
 }
 
-impl TlsfIndex {
-    /// `2^sl_bits` second-level lists per power of two (1 to 5 bits).
-    pub fn new(sl_bits: u32) -> TlsfIndex {
-        assert!((1..=5).contains(&sl_bits), "second-level bits must be 1 to 5");
-        TlsfIndex { sl_bits, first: 0, second: Vec::new() }
+impl<const SL: u32> Default for TlsfIndex<SL> {
+    fn default() -> Self {
+        TlsfIndex::new()
+    }
+}
+
+impl<const SL: u32> TlsfIndex<SL> {
+    const SUBDIVISIONS_MASK: usize = (1 << SL) - 1;
+
+    /// An empty index (sized by [`Index::prepare`]).
+    pub const fn new() -> TlsfIndex<SL> {
+        assert!(SL >= 1 && SL <= 5, "second-level bits must be 1 to 5");
+        TlsfIndex { first_levels: 0, first: 0, second: [0; 64] }
     }
 
     /// The second-level bits.
     pub fn sl_bits(&self) -> u32 {
-        self.sl_bits
+        SL
     }
 
-    /// `(fl, second)` of a size in granules.
+    /// `(fl, second)` of a size in granules (at least 1).
     #[inline]
     pub fn mapping(&self, granules: usize) -> (usize, usize) {
-        let subdivisions = 1usize << self.sl_bits;
-        if granules < subdivisions {
-            (0, granules)
-        } else {
-            let log = granules.ilog2();
-            ((log - self.sl_bits + 1) as usize, (granules >> (log - self.sl_bits)) - subdivisions)
-        }
+        let class = Self::flat_of(granules);
+        (class >> SL, class & Self::SUBDIVISIONS_MASK)
     }
 
-    #[inline]
+    /// The flat list number of a size in granules (at least 1): below
+    /// `2^SL` granules one list per size; above, with `l = ⌊log2 u⌋` and
+    /// `shift = l − SL`, `(shift << SL) + (u >> shift)`, which is
+    /// `(fl << SL) + second` for `fl = l − SL + 1` and `second = (u >> shift)
+    /// − 2^SL`. Branch-free: the shift is 0 for the small sizes.
+    #[inline(always)]
+    fn flat_of(granules: usize) -> usize {
+        let shift = granules.ilog2().saturating_sub(SL);
+        ((shift as usize) << SL) + (granules >> shift)
+    }
+
+    #[cfg(test)]
     fn flat(&self, (fl, second): (usize, usize)) -> usize {
-        (fl << self.sl_bits) + second
+        (fl << SL) + second
     }
 
     /// The list to search for a request of `size` bytes: its size rounded
     /// up to the next list boundary, mapped.
     #[inline]
     pub fn mapping_search(&self, size: usize) -> Option<(usize, usize)> {
-        let granules = size.div_ceil(GRANULE);
-        let rounded = if granules < (1 << self.sl_bits) {
-            granules
-        } else {
-            granules.checked_add((1usize << (granules.ilog2() - self.sl_bits)) - 1)?
-        };
-        Some(self.mapping(rounded))
+        let class = Self::search_class(size.div_ceil(GRANULE))?;
+        Some((class >> SL, class & Self::SUBDIVISIONS_MASK))
+    }
+
+    /// The flat list of [`TlsfIndex::mapping_search`], for a size in
+    /// granules (at least 1): the size's own list, or the next one when the
+    /// size is not that list's smallest (the bits below the shift are not
+    /// all zero). Lists are numbered without gaps across first levels, so
+    /// "the next one" is one more.
+    #[inline(always)]
+    fn search_class(granules: usize) -> Option<usize> {
+        let shift = granules.ilog2().saturating_sub(SL);
+        let own = ((shift as usize) << SL) + (granules >> shift);
+        Some(own + usize::from(granules & ((1 << shift) - 1) != 0))
     }
 }
 
-impl Index for TlsfIndex {
+// SAFETY: `prepare` sizes the lists for the arena's largest block, so
+// `class_of` of any block size is below the count; `search` returns the head
+// of a non-empty list, a listed block, with `fit`'s gap.
+unsafe impl<const SL: u32> Index for TlsfIndex<SL> {
+    /// TLSF inspects exactly one list head per request: no search counter.
+    const KEPT: Kept = Kept::SPLITS_AND_COALESCES;
+
     fn prepare(&mut self, arena_bytes: usize) -> usize {
         let (fl, _) = self.mapping((arena_bytes / GRANULE).max(1));
-        self.second = vec![0; fl + 1];
-        (fl + 1) << self.sl_bits
+        self.first_levels = fl + 1;
+        self.first = 0;
+        self.second = [0; 64];
+        self.first_levels << SL
     }
 
-    #[inline]
+    #[inline(always)]
     fn class_of(&self, size: usize) -> usize {
-        self.flat(self.mapping(size / GRANULE))
+        Self::flat_of(size / GRANULE)
     }
 
-    #[inline]
+    #[inline(always)]
     fn mark(&mut self, class: usize, nonempty: bool) {
-        let (fl, second) = (class >> self.sl_bits, class & ((1 << self.sl_bits) - 1));
+        // `& 63` keeps the index in the array without a bounds check; first
+        // levels never reach 64.
+        let (fl, second) = ((class >> SL) & 63, class & Self::SUBDIVISIONS_MASK);
         if nonempty {
             self.second[fl] |= 1 << second;
             self.first |= 1 << fl;
@@ -100,32 +139,43 @@ impl Index for TlsfIndex {
     }
 
     fn is_marked(&self, class: usize) -> bool {
-        let (fl, second) = (class >> self.sl_bits, class & ((1 << self.sl_bits) - 1));
+        let (fl, second) = ((class >> SL) & 63, class & Self::SUBDIVISIONS_MASK);
         self.second[fl] & (1 << second) != 0
     }
 
-    #[inline]
-    fn search(&self, heap: &TagHeap, lists: &[ListEnds], needed: usize, align: usize) -> (Option<(usize, usize)>, u64) {
-        let want = if align <= GRANULE { Some(needed) } else { needed.checked_add(align + MIN_BLOCK) };
-        let Some((fl, second)) = want.and_then(|w| self.mapping_search(w)) else { return (None, 0) };
-        if fl >= self.second.len() {
+    #[inline(always)]
+    fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64) {
+        // Block sizes, alignments above the granule and MIN_BLOCK are all
+        // multiples of the granule, so the request is a whole number of them.
+        let want = if align <= GRANULE { Some(needed) } else { needed.checked_add(max_padding(align)) };
+        let Some(class) = want.and_then(|want| Self::search_class(want / GRANULE)) else { return (None, 0) };
+        let fl = class >> SL;
+        if fl >= self.first_levels {
             return (None, 0);
         }
-        let here = self.second[fl] & (!0u64 << second);
-        let (fl, second) = if here != 0 {
-            (fl, here.trailing_zeros() as usize)
+        let here = self.second[fl & 63] & (!0u64 << (class & Self::SUBDIVISIONS_MASK));
+        let found = if here != 0 {
+            (fl << SL) + here.trailing_zeros() as usize
         } else {
-            let above = self.first & (!0u64).checked_shl(fl as u32 + 1).unwrap_or(0);
+            // fl + 1 < 64: first levels never reach 64.
+            let above = self.first & (!0u64 << ((fl + 1) & 63));
             if above == 0 {
                 return (None, 0);
             }
             let fl = above.trailing_zeros() as usize;
-            (fl, self.second[fl].trailing_zeros() as usize)
+            (fl << SL) + self.second[fl & 63].trailing_zeros() as usize
         };
-        let block = lists[self.flat((fl, second))].head;
-        let gap = TagHeap::fit(block, heap.size(block), needed, align);
+        debug_assert!(found < heads.len());
+        // SAFETY: a marked class is a list the index was prepared for.
+        let block = unsafe { *heads.get_unchecked(found) };
+        if align <= GRANULE {
+            // Every block of the list is at least the rounded request.
+            return (Some(Found { block, gap: 0, class: found }), 1);
+        }
+        // SAFETY: `block` heads a non-empty list: a listed free block.
+        let gap = fit(block, unsafe { mem.size_of(block) }, needed, align);
         debug_assert!(gap.is_some(), "a good-fit list holds blocks that fit");
-        (gap.map(|gap| (block, gap)), 1)
+        (gap.map(|gap| Found { block, gap, class: found }), 1)
     }
 }
 
@@ -135,7 +185,7 @@ mod tests {
 
     #[test]
     fn the_mapping_pins_its_edges() {
-        let index = TlsfIndex::new(4);
+        let index = TlsfIndex::<4>::new();
         // Below 16 granules (256 bytes): one list per size.
         assert_eq!(index.mapping(2), (0, 2));
         assert_eq!(index.mapping(15), (0, 15));
@@ -155,7 +205,7 @@ mod tests {
 
     #[test]
     fn the_search_rounds_up_so_that_any_block_of_the_list_fits() {
-        let index = TlsfIndex::new(4);
+        let index = TlsfIndex::<4>::new();
         // 33 granules lives in (2, 0) with 32; a search for it must start at (2, 1).
         assert_eq!(index.mapping_search(33 * GRANULE), Some((2, 1)));
         assert_eq!(index.mapping_search(32 * GRANULE), Some((2, 0)));
@@ -170,7 +220,7 @@ mod tests {
 
     #[test]
     fn marks_keep_both_bitmaps_in_step() {
-        let mut index = TlsfIndex::new(4);
+        let mut index = TlsfIndex::<4>::new();
         index.prepare(1 << 20);
         let class = index.flat((3, 5));
         index.mark(class, true);

@@ -66,7 +66,7 @@ use std::ptr::NonNull;
 use heaplab_buddy::{Buddy, Split};
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, Detail, FreeShape, HeapStats,
-    InvariantViolation, Spec, SpecError, Waste, ensure,
+    InvariantViolation, Kept, Ledger, Reports, Spec, SpecError, Waste, ensure,
 };
 
 /// Null object or slab link.
@@ -136,6 +136,7 @@ impl Default for Config {
 
 impl AllocatorConfig for Config {
     type Allocator = Slab;
+    type Timed = Slab<false>;
     const FAMILY: &'static str = "slab";
     const SUMMARY: &'static str = "buddy + slab as in the Linux kernel: kmalloc caches on buddy pages (SLUB orders)";
 
@@ -192,6 +193,10 @@ impl AllocatorConfig for Config {
     }
 
     fn build(&self, arena: Arena) -> Result<Slab, BuildError> {
+        Slab::new(arena, self.clone()).map_err(|message| self.build_error(message))
+    }
+
+    fn build_timed(&self, arena: Arena) -> Result<Slab<false>, BuildError> {
         Slab::new(arena, self.clone()).map_err(|message| self.build_error(message))
     }
 }
@@ -312,6 +317,7 @@ struct Cache {
     partial: SlabList,
     full: SlabList,
     empty: SlabList,
+    /// Objects in use (counted only with the ledger; slabinfo's figure).
     active_objects: usize,
 }
 
@@ -362,10 +368,11 @@ pub struct CacheReport {
     pub efficiency_pct: f64,
 }
 
-/// The buddy+slab allocator. See the crate documentation.
+/// The buddy+slab allocator. See the crate documentation. `C`: whether it
+/// keeps the ledger of counters.
 #[derive(Debug)]
-pub struct Slab {
-    buddy: Buddy,
+pub struct Slab<const C: bool = true> {
+    buddy: Buddy<C>,
     config: Config,
     caches: Vec<Cache>,
     /// Class index for each size in 8-byte steps up to the largest class
@@ -376,23 +383,20 @@ pub struct Slab {
     spare_ids: Vec<u32>,
     /// Page index → slab id for each slab's first page (`NO_SLAB` otherwise).
     slab_of_page: Vec<u32>,
-    live_objects: usize,
-    live_large: usize,
-    requested_bytes: usize,
-    /// Class sizes of live objects.
-    object_bytes: usize,
-    /// Buddy blocks of live large requests.
-    large_bytes: usize,
-    /// Free object slots over all slabs, and their bytes.
+    /// Live objects and large blocks, requested bytes, granted bytes (class
+    /// sizes of objects, buddy blocks of large requests).
+    ledger: Ledger<C>,
+    /// Free object slots over all slabs, and their bytes (counted only with
+    /// the ledger, like the next).
     free_slots: usize,
     free_slot_bytes: usize,
     /// Tails of all slabs.
     tail_bytes: usize,
 }
 
-impl Slab {
+impl<const C: bool> Slab<C> {
     /// Caches over a page-level buddy that owns `arena`.
-    pub fn new(arena: Arena, config: Config) -> Result<Slab, String> {
+    pub fn new(arena: Arena, config: Config) -> Result<Slab<C>, String> {
         config.validate()?;
         let pages = arena.len() / config.page;
         let buddy_config = heaplab_buddy::Config { min_block: config.page, max_order: None, split: Split::Lower };
@@ -435,11 +439,7 @@ impl Slab {
             slabs: Vec::new(),
             spare_ids: Vec::new(),
             slab_of_page: vec![NO_SLAB; pages],
-            live_objects: 0,
-            live_large: 0,
-            requested_bytes: 0,
-            object_bytes: 0,
-            large_bytes: 0,
+            ledger: Ledger::new(0, 0, 0),
             free_slots: 0,
             free_slot_bytes: 0,
             tail_bytes: 0,
@@ -452,7 +452,7 @@ impl Slab {
     }
 
     /// The page allocator underneath.
-    pub fn buddy(&self) -> &Buddy {
+    pub fn buddy(&self) -> &Buddy<C> {
         &self.buddy
     }
 
@@ -525,7 +525,9 @@ impl Slab {
         for index in 0..count {
             let object = base + index * size;
             let next = if index + 1 < count { object + size } else { NIL };
-            arena.store_word(object, next as u64);
+            // SAFETY: the object lies in the slab just allocated, inside the
+            // arena, and holds at least a word.
+            unsafe { arena.store_word_unchecked(object, next as u64) };
         }
         let slab = SlabInfo {
             cache: cache as u16,
@@ -548,9 +550,11 @@ impl Slab {
         };
         self.slab_of_page[base / self.config.page] = id;
         self.list_push(cache, id, ListKind::Partial);
-        self.free_slots += count;
-        self.free_slot_bytes += count * size;
-        self.tail_bytes += slab_bytes - count * size;
+        if C {
+            self.free_slots += count;
+            self.free_slot_bytes += count * size;
+            self.tail_bytes += slab_bytes - count * size;
+        }
         Ok(id)
     }
 
@@ -563,10 +567,13 @@ impl Slab {
         self.slabs[id as usize].cache = u16::MAX;
         self.slab_of_page[base / self.config.page] = NO_SLAB;
         self.spare_ids.push(id);
-        self.free_slots -= count;
-        self.free_slot_bytes -= count * size;
-        self.tail_bytes -= slab_bytes - count * size;
-        self.buddy.free_order(base, order);
+        if C {
+            self.free_slots -= count;
+            self.free_slot_bytes -= count * size;
+            self.tail_bytes -= slab_bytes - count * size;
+        }
+        // SAFETY: the slab is a block of `order` this cache took from the buddy.
+        unsafe { self.buddy.free_block(base, order) };
     }
 
     fn alloc_object(&mut self, cache: usize) -> Result<usize, AllocError> {
@@ -581,7 +588,8 @@ impl Slab {
         };
         let object = self.slabs[id as usize].freelist;
         debug_assert_ne!(object, NIL, "a partial slab has a free object");
-        let next = self.buddy.arena().load_word(object) as usize;
+        // SAFETY: a free object of a slab, inside the arena.
+        let next = unsafe { self.buddy.arena().load_word_unchecked(object) } as usize;
         let slab = &mut self.slabs[id as usize];
         slab.freelist = next;
         slab.inuse += 1;
@@ -589,11 +597,12 @@ impl Slab {
         if full {
             self.list_move(cache, id, ListKind::Full);
         }
-        let size = self.caches[cache].object_size;
-        self.caches[cache].active_objects += 1;
-        self.free_slots -= 1;
-        self.free_slot_bytes -= size;
-        self.object_bytes += size;
+        if C {
+            let size = self.caches[cache].object_size;
+            self.caches[cache].active_objects += 1;
+            self.free_slots -= 1;
+            self.free_slot_bytes -= size;
+        }
         Ok(object)
     }
 
@@ -606,17 +615,20 @@ impl Slab {
             "object {object} is in no slab of its cache"
         );
         let freelist = self.slabs[id as usize].freelist;
-        self.buddy.arena_mut().store_word(object, freelist as u64);
+        // SAFETY: `object` is a live object of a slab of this cache (the
+        // caller's contract), inside the arena.
+        unsafe { self.buddy.arena_mut().store_word_unchecked(object, freelist as u64) };
         let slab = &mut self.slabs[id as usize];
         slab.freelist = object;
         let was_full = slab.list == ListKind::Full;
         slab.inuse -= 1;
         let now_empty = slab.inuse == 0;
-        let size = self.caches[cache].object_size;
-        self.caches[cache].active_objects -= 1;
-        self.free_slots += 1;
-        self.free_slot_bytes += size;
-        self.object_bytes -= size;
+        if C {
+            let size = self.caches[cache].object_size;
+            self.caches[cache].active_objects -= 1;
+            self.free_slots += 1;
+            self.free_slot_bytes += size;
+        }
         if now_empty {
             // SLUB: keep the empty slab only while the cache holds fewer
             // than min_partial non-full slabs besides it.
@@ -632,17 +644,30 @@ impl Slab {
         }
     }
 
+    /// Objects in use per cache: counted, or summed over the slabs.
+    fn active_objects(&self) -> Vec<usize> {
+        if C {
+            return self.caches.iter().map(|c| c.active_objects).collect();
+        }
+        let mut active = vec![0; self.caches.len()];
+        for slab in self.slabs.iter().filter(|slab| slab.cache != u16::MAX) {
+            active[slab.cache as usize] += slab.inuse;
+        }
+        active
+    }
+
     /// Each cache's figures.
     pub fn caches(&self) -> Vec<CacheReport> {
         self.caches
             .iter()
-            .map(|c| {
+            .zip(self.active_objects())
+            .map(|(c, active_objects)| {
                 let slabs = c.slabs();
                 let slab_total = slabs * c.slab_bytes;
-                let used = c.active_objects * c.object_size;
+                let used = active_objects * c.object_size;
                 CacheReport {
                     name: cache_name(c.object_size),
-                    active_objects: c.active_objects,
+                    active_objects,
                     total_objects: slabs * c.objects_per_slab,
                     object_size: c.object_size,
                     objects_per_slab: c.objects_per_slab,
@@ -696,7 +721,7 @@ pub fn cache_name(size: usize) -> String {
     }
 }
 
-impl Allocator for Slab {
+impl<const C: bool> Allocator for Slab<C> {
     fn arena(&self) -> &Arena {
         self.buddy.arena()
     }
@@ -708,34 +733,32 @@ impl Allocator for Slab {
         let offset = match self.class_for(layout) {
             Some(cache) => {
                 let object = self.alloc_object(cache)?;
-                self.live_objects += 1;
+                self.ledger.allocated(layout.size(), self.caches[cache].object_size);
                 object
             }
             None => {
                 let order = self.large_order(layout).ok_or(AllocError::Unsupported("size above the largest block"))?;
                 let block = self.buddy.alloc_order(order)?;
-                self.large_bytes += self.config.page << order;
-                self.live_large += 1;
+                self.ledger.allocated(layout.size(), self.config.page << order);
                 block
             }
         };
-        self.requested_bytes += layout.size();
-        Ok(self.buddy.arena().ptr_at(offset))
+        // SAFETY: the object or block lies inside the arena.
+        Ok(unsafe { self.buddy.arena().ptr_at_unchecked(offset) })
     }
 
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        let offset = self.buddy.arena().offset_of_owned(ptr);
-        self.requested_bytes -= layout.size();
+        let offset = self.buddy.arena().offset_of_unchecked(ptr);
         match self.class_for(layout) {
             Some(cache) => {
-                self.live_objects -= 1;
+                self.ledger.freed(layout.size(), self.caches[cache].object_size);
                 self.free_object(cache, offset);
             }
             None => {
-                let order = self.large_order(layout).expect("a live large block has an order");
-                self.large_bytes -= self.config.page << order;
-                self.live_large -= 1;
-                self.buddy.free_order(offset, order);
+                let Some(order) = self.large_order(layout) else { unreachable!("a live large block has an order") };
+                self.ledger.freed(layout.size(), self.config.page << order);
+                // SAFETY: the caller guarantees a live large block of this order.
+                unsafe { self.buddy.free_block(offset, order) };
             }
         }
     }
@@ -750,7 +773,7 @@ impl Allocator for Slab {
             _ => false,
         };
         if same {
-            self.requested_bytes = self.requested_bytes - old.size() + new_size;
+            self.ledger.resized(old.size(), new_size);
             return Ok(ptr);
         }
         // SAFETY: forwarded from the caller.
@@ -792,17 +815,14 @@ impl Allocator for Slab {
                 details.push(Detail { table: "slabinfo", row: cache.name.clone(), column, value });
             }
         }
-        details.extend(heaplab_buddy::buddy_details(self.buddy.nr_free(), self.config.page));
+        details.extend(heaplab_buddy::buddy_details(&self.buddy.nr_free(), self.config.page));
         details
     }
 
     fn stats(&self) -> HeapStats {
         let buddy = self.buddy.stats();
+        let own = self.ledger.stats(buddy.arena_bytes, 0, 0, Kept::default());
         HeapStats {
-            arena_bytes: buddy.arena_bytes,
-            live_blocks: self.live_objects + self.live_large,
-            requested_bytes: self.requested_bytes,
-            granted_bytes: self.object_bytes + self.large_bytes,
             metadata_bytes: buddy.metadata_bytes + self.tail_bytes,
             side_metadata_bytes: buddy.side_metadata_bytes
                 + self.slabs.len() * std::mem::size_of::<SlabInfo>()
@@ -811,7 +831,12 @@ impl Allocator for Slab {
             free_blocks: buddy.free_blocks + self.free_slots,
             footprint_bytes: buddy.footprint_bytes,
             counters: Counters { blocks_inspected: None, ..buddy.counters },
+            ..own
         }
+    }
+
+    fn reports(&self) -> Reports {
+        if C { Reports::ALL } else { Reports::ALL.uncounted() }
     }
 
     fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
@@ -830,6 +855,11 @@ impl Allocator for Slab {
     }
 
     fn free_shape(&self) -> FreeShape {
+        if !C {
+            let mut shape = FreeShape::default();
+            self.for_each_free(&mut |_, len| shape.add(len));
+            return shape;
+        }
         let mut shape = self.buddy.free_shape();
         shape.free_bytes += self.free_slot_bytes;
         shape.free_blocks += self.free_slots;
@@ -895,7 +925,7 @@ impl Allocator for Slab {
                 slabs_listed += count;
             }
             ensure!(
-                active == cache.active_objects,
+                !C || active == cache.active_objects,
                 "{} counts {} active objects, its slabs {active}",
                 cache_name(cache.object_size),
                 cache.active_objects
@@ -909,17 +939,23 @@ impl Allocator for Slab {
             self.spare_ids.len(),
             self.slabs.len()
         );
+        if !C {
+            return Ok(());
+        }
         ensure!(
             free_slots == self.free_slots && free_slot_bytes == self.free_slot_bytes,
             "free slot counters disagree with the slabs"
         );
         ensure!(tail_bytes == self.tail_bytes, "tail bytes counter {} but slabs have {tail_bytes}", self.tail_bytes);
-        ensure!(
-            object_bytes == self.object_bytes,
-            "object bytes counter {} but slabs hold {object_bytes}",
-            self.object_bytes
-        );
         let stats = self.stats();
+        // Large blocks are the buddy's allocated blocks that are not slabs.
+        let slab_bytes: usize = self.caches.iter().map(|c| c.slabs() * c.slab_bytes).sum();
+        let large_bytes = self.buddy.stats().granted_bytes - slab_bytes;
+        ensure!(
+            object_bytes + large_bytes == stats.granted_bytes,
+            "granted bytes counter {} but slabs hold {object_bytes} in objects and large blocks {large_bytes}",
+            stats.granted_bytes
+        );
         ensure!(
             stats.granted_bytes + stats.free_bytes + stats.metadata_bytes == stats.arena_bytes,
             "granted {} + free {} + metadata {} != arena {}",

@@ -7,7 +7,7 @@ use heaplab_core::{Allocator, AllocatorConfig, Arena, Spec};
 use super::*;
 
 fn slab(config: Config) -> Slab {
-    Slab::new(Arena::new(4 << 20).unwrap(), config).unwrap()
+    Slab::<true>::new(Arena::new(4 << 20).unwrap(), config).unwrap()
 }
 
 fn layout(size: usize) -> Layout {
