@@ -69,6 +69,10 @@ pub const MIN_ROWS_FOR_DRIFT: usize = 5;
 /// A row's identity.
 pub type Key = (String, String, Option<u64>);
 
+/// The repetitions of one row by repetition number (the round it ran in):
+/// the timing process that ran it, and its ops/s.
+pub type Repetitions = BTreeMap<u64, (u64, f64)>;
+
 /// One result set: its summary rows and its timed repetitions.
 #[derive(Debug, Clone)]
 pub struct ResultSet {
@@ -78,6 +82,9 @@ pub struct ResultSet {
     pub rows: BTreeMap<Key, SummaryRow>,
     /// Ops/s of every repetition, by key, grouped by timing process.
     pub samples: BTreeMap<Key, Vec<Vec<f64>>>,
+    /// Every repetition by key and repetition number (the round it ran
+    /// in): its timing process and ops/s.
+    pub repetitions: BTreeMap<Key, Repetitions>,
 }
 
 /// Something wrong with an input.
@@ -114,6 +121,7 @@ impl ResultSet {
             }
         }
         let mut grouped: BTreeMap<Key, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+        let mut repetitions: BTreeMap<Key, Repetitions> = BTreeMap::new();
         let throughput = dir.join("throughput.csv");
         if throughput.is_file() {
             let mut reader = csv::Reader::from_path(&throughput)
@@ -131,16 +139,13 @@ impl ResultSet {
                         row.ops_per_sec
                     )));
                 }
-                grouped
-                    .entry(key(&row.allocator, &row.workload, row.seed))
-                    .or_default()
-                    .entry(row.process)
-                    .or_default()
-                    .push(row.ops_per_sec);
+                let k = key(&row.allocator, &row.workload, row.seed);
+                repetitions.entry(k.clone()).or_default().insert(row.rep, (row.process, row.ops_per_sec));
+                grouped.entry(k).or_default().entry(row.process).or_default().push(row.ops_per_sec);
             }
         }
         let samples = grouped.into_iter().map(|(k, by_process)| (k, by_process.into_values().collect())).collect();
-        Ok(ResultSet { path: dir, rows, samples })
+        Ok(ResultSet { path: dir, rows, samples, repetitions })
     }
 }
 
@@ -259,7 +264,7 @@ fn normal_mann_whitney_cdf(n: usize, m: usize) -> Vec<f64> {
 
 /// Φ(x), from erfc by Abramowitz & Stegun 7.1.26 (absolute error below
 /// 1.5·10⁻⁷).
-fn standard_normal_cdf(x: f64) -> f64 {
+pub fn standard_normal_cdf(x: f64) -> f64 {
     let z = x.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
     let poly =

@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod heapmap;
 pub mod metrics;
+pub mod pairwise;
 pub mod prepare;
 pub mod registry;
 pub mod replay;

@@ -41,6 +41,9 @@ enum Command {
     /// in turns (`heaplab run --against OTHER_HEAPLAB`).
     /// Deterministic figures (fragmentation, counts) must match exactly; a
     /// difference fails too, as does a row missing from NEW.
+    ///
+    /// With `--ours A --peer B` (repeatable) and one run: the time per op of
+    /// A over B on every workload of the run, with its interval.
     Compare(commands::compare::CompareArgs),
     /// Record a real program's allocations into a trace.
     ///

@@ -1,17 +1,30 @@
-//! `heaplab compare BASE NEW`: the regression gate.
+//! `heaplab compare BASE NEW`: the regression gate; `heaplab compare RUN
+//! --ours A --peer B`: two allocators of one run side by side.
 
 use std::path::PathBuf;
 
+use anyhow::bail;
 use clap::{Args, ValueEnum};
 use heaplab::compare::{self, ResultSet, Style};
+use heaplab::registry::AllocatorSpec;
 
 /// Arguments of `heaplab compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The reference results: a results directory or its summary.csv.
+    /// The reference results: a results directory or its summary.csv (with
+    /// `--ours`/`--peer`: the one run whose allocators are paired).
     base: PathBuf,
     /// The results to judge.
-    new: PathBuf,
+    #[arg(required_unless_present = "ours")]
+    new: Option<PathBuf>,
+    /// Pair allocators of one run instead: this allocator's time per op
+    /// over `--peer`'s, per workload, with its interval. Repeatable; the
+    /// n-th `--ours` pairs with the n-th `--peer`.
+    #[arg(long, value_name = "SPEC", requires = "peer", conflicts_with = "new")]
+    ours: Vec<String>,
+    /// The allocator each `--ours` is held against.
+    #[arg(long, value_name = "SPEC", requires = "ours")]
+    peer: Vec<String>,
     /// Smallest slowdown that counts as a regression, e.g. `5%` or `0.05`.
     #[arg(long, default_value = "5%", value_parser = parse_threshold)]
     threshold: f64,
@@ -46,13 +59,28 @@ fn parse_threshold(text: &str) -> Result<f64, String> {
 
 /// Compare; `Ok(true)` if the gate fails.
 pub fn run(args: &CompareArgs) -> anyhow::Result<bool> {
-    let base = ResultSet::read(&args.base)?;
-    let new = ResultSet::read(&args.new)?;
-    let comparison = compare::compare(&base, &new, args.threshold, !args.no_drift_correction);
     let style = match args.format {
         Format::Terminal => Style::Terminal,
         Format::Markdown => Style::Markdown,
     };
+    let Some(new_path) = &args.new else {
+        if args.ours.len() != args.peer.len() {
+            bail!("{} --ours but {} --peer: give them in pairs", args.ours.len(), args.peer.len());
+        }
+        let canonical = |text: &String| AllocatorSpec::parse(text).map(|spec| spec.spec());
+        let pairs = args
+            .ours
+            .iter()
+            .zip(&args.peer)
+            .map(|(ours, peer)| Ok((canonical(ours)?, canonical(peer)?)))
+            .collect::<Result<Vec<_>, heaplab_core::SpecError>>()?;
+        let set = ResultSet::read(&args.base)?;
+        print!("{}", heaplab::pairwise::render(&heaplab::pairwise::pairwise(&set, &pairs)?, style));
+        return Ok(false);
+    };
+    let base = ResultSet::read(&args.base)?;
+    let new = ResultSet::read(new_path)?;
+    let comparison = compare::compare(&base, &new, args.threshold, !args.no_drift_correction);
     print!("{}", compare::render(&comparison, args.threshold, style, args.all));
     Ok(comparison.findings.iter().any(|f| f.verdict.fails()))
 }
