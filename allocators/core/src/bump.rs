@@ -61,7 +61,9 @@ impl<const C: bool> Allocator for Bump<C> {
             return Err(AllocError::Unsupported("alignment above the arena's"));
         }
         let granted = Self::rounded(layout.size());
-        let start = self.top.next_multiple_of(layout.align().max(GRANULE));
+        // Alignments are powers of two: a mask, not a division.
+        let align = layout.align().max(GRANULE);
+        let start = (self.top + align - 1) & !(align - 1);
         let end = start.checked_add(granted).filter(|&end| end <= self.arena.len()).ok_or(AllocError::OutOfMemory)?;
         self.top = end;
         self.live += 1;

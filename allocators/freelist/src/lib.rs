@@ -86,7 +86,7 @@ use heaplab_core::{
 
 use index::AddressIndex;
 pub use tags::MIN_BLOCK;
-use tags::{FIRST_BLOCK, FreeLists, ListEnds, Mem, NIL, TagHeap, block_size_for, fit};
+use tags::{FIRST_BLOCK, FreeLists, GRANULE, ListEnds, Mem, NIL, TagHeap, block_size_for, fit};
 
 const FITS: [(&str, Fit); 4] = [("first", Fit::First), ("next", Fit::Next), ("best", Fit::Best), ("worst", Fit::Worst)];
 const ORDERS: [(&str, Order); 3] = [("lifo", Order::Lifo), ("fifo", Order::Fifo), ("address", Order::Address)];
@@ -509,6 +509,19 @@ impl<const C: bool> FreeList<C> {
         Ok(FreeList { heap, lists })
     }
 
+    /// Allocate `size` bytes aligned to `align` (at most the arena's).
+    #[inline(always)]
+    fn alloc_aligned(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        let needed = block_size_for(size).ok_or(AllocError::OutOfMemory)?;
+        let (found, inspected) = self.lists.find(self.heap.mem(), needed, align);
+        self.heap.ledger.inspected(inspected);
+        let (block, gap) = found.ok_or(AllocError::OutOfMemory)?;
+        // SAFETY: `find` returns a listed free block and its fit's gap.
+        let (payload, granted) = unsafe { self.heap.take(&mut self.lists, block, gap, needed) };
+        self.heap.ledger.allocated(size, granted);
+        Ok(payload)
+    }
+
     /// The configuration.
     pub fn config(&self) -> Config {
         self.lists.config
@@ -534,17 +547,15 @@ impl<const C: bool> Allocator for FreeList<C> {
     // saves and restores.
     #[inline(always)]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        if layout.align() > self.heap.arena().align() {
-            return Err(AllocError::Unsupported("alignment above the arena's"));
+        // The common alignment is its own path, compiled with the alignment
+        // a constant: no padding to look for.
+        if layout.align() <= GRANULE {
+            self.alloc_aligned(layout.size(), GRANULE)
+        } else if layout.align() <= self.heap.arena().align() {
+            self.alloc_aligned(layout.size(), layout.align())
+        } else {
+            Err(AllocError::Unsupported("alignment above the arena's"))
         }
-        let needed = block_size_for(layout.size()).ok_or(AllocError::OutOfMemory)?;
-        let (found, inspected) = self.lists.find(self.heap.mem(), needed, layout.align());
-        self.heap.ledger.inspected(inspected);
-        let (block, gap) = found.ok_or(AllocError::OutOfMemory)?;
-        // SAFETY: `find` returns a listed free block and its fit's gap.
-        let (payload, granted) = unsafe { self.heap.take(&mut self.lists, block, gap, needed) };
-        self.heap.ledger.allocated(layout.size(), granted);
-        Ok(payload)
     }
 
     #[inline(always)]

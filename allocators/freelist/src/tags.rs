@@ -404,7 +404,8 @@ pub fn fit(block: usize, block_size: usize, needed: usize, align: usize) -> Opti
         return (block_size >= needed).then_some(0);
     }
     let payload = block + WORD;
-    let gap = payload.next_multiple_of(align) - payload;
+    // A power of two: a mask, not the division `next_multiple_of` would do.
+    let gap = payload.wrapping_neg() & (align - 1);
     (gap + needed <= block_size).then_some(gap)
 }
 

@@ -118,8 +118,10 @@ impl Bitmap {
         let word = (index / 64) & 3;
         let bit = 1u64 << (index % 64);
         if value {
+            if self.words[word] == 0 {
+                self.summary |= 1 << word;
+            }
             self.words[word] |= bit;
-            self.summary |= 1 << word;
         } else {
             self.words[word] &= !bit;
             if self.words[word] == 0 {

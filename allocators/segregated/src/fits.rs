@@ -132,14 +132,14 @@ unsafe impl<S: SchemeOf> Index for FitsIndex<S> {
                     debug_assert!(gap.is_some(), "a block of the padded size fits");
                     gap.unwrap_or(0)
                 };
-                return (Some(Found { block: head, gap, class: found }), inspected + 1);
+                return (Some(Found { block: head, gap, class: found, head: true }), inspected + 1);
             }
             let mut block = head;
             while block != NIL {
                 inspected += 1;
                 // SAFETY: `block` is a member of a list: a free block.
                 if let Some(gap) = fit(block, unsafe { mem.size_of(block) }, needed, align) {
-                    return (Some(Found { block, gap, class: found }), inspected);
+                    return (Some(Found { block, gap, class: found, head: block == head }), inspected);
                 }
                 // SAFETY: as above.
                 block = unsafe { mem.next(block) };

@@ -18,7 +18,7 @@ use std::ptr::NonNull;
 use heaplab_core::{
     AllocError, Allocator, Arena, FreeShape, HeapStats, InvariantViolation, Kept, Reports, Waste, ensure,
 };
-use heaplab_freelist::tags::{FIRST_BLOCK, FreeLists, Mem, NIL, TagHeap};
+use heaplab_freelist::tags::{FIRST_BLOCK, FreeLists, GRANULE, Mem, NIL, TagHeap};
 
 /// How free-block sizes map to lists, and how a request finds a list.
 ///
@@ -53,6 +53,8 @@ pub struct Found {
     pub gap: usize,
     /// The list it is on.
     pub class: usize,
+    /// Is it the head of that list?
+    pub head: bool,
 }
 
 /// One LIFO list per class (heads only: nothing needs a tail), and the index.
@@ -72,6 +74,25 @@ impl<I: Index> ClassLists<I> {
         // SAFETY: `class` came from `class_of` of a block size, below the
         // number of lists (the `Index` contract).
         unsafe { self.heads.get_unchecked_mut(class) }
+    }
+
+    /// Take the head `block` of list `class` off it.
+    ///
+    /// # Safety
+    /// `block` heads list `class`.
+    #[inline(always)]
+    unsafe fn pop(&mut self, mem: Mem, class: usize, block: usize) {
+        // SAFETY: the caller's guarantee; the next member is a listed free block.
+        unsafe {
+            debug_assert!(*self.head(class) == block && mem.prev(block) == NIL);
+            let next = mem.next(block);
+            *self.head(class) = next;
+            if next == NIL {
+                self.index.mark(class, false);
+            } else {
+                mem.set_prev(next, NIL);
+            }
+        }
     }
 
     /// Take `block` off its list; `class` is found only if it was the
@@ -141,6 +162,28 @@ impl<I: Index, const C: bool> SegregatedHeap<I, C> {
         Ok(SegregatedHeap { heap, lists })
     }
 
+    /// Allocate `size` bytes aligned to `align` (at most the arena's).
+    #[inline(always)]
+    fn alloc_aligned(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+        let needed = heaplab_freelist::tags::block_size_for(size).ok_or(AllocError::OutOfMemory)?;
+        let (found, inspected) = self.lists.index.search(self.heap.mem(), &self.lists.heads, needed, align);
+        self.heap.ledger.inspected(inspected);
+        let Found { block, gap, class, head } = found.ok_or(AllocError::OutOfMemory)?;
+        // SAFETY: the index returns a listed free block, its class, whether
+        // it heads the list, and its fit's gap; once unlinked, the block is
+        // detached.
+        let (payload, granted) = unsafe {
+            if head {
+                self.lists.pop(self.heap.mem(), class, block);
+            } else {
+                self.lists.unlink(self.heap.mem(), block, |_| class);
+            }
+            self.heap.take_detached(&mut self.lists, block, gap, needed)
+        };
+        self.heap.ledger.allocated(size, granted);
+        Ok(payload)
+    }
+
     /// The index.
     pub fn index(&self) -> &I {
         &self.lists.index
@@ -154,24 +197,17 @@ impl<I: Index, const C: bool> Allocator for SegregatedHeap<I, C> {
 
     // Inlined into the replay loop, as the peers' calls are: a call here
     // would cost a third of the allocator's own instructions in register
-    // saves and restores.
+    // saves and restores. The common alignment is its own path, compiled
+    // with the alignment a constant: no padding to look for.
     #[inline(always)]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        if layout.align() > self.heap.arena().align() {
-            return Err(AllocError::Unsupported("alignment above the arena's"));
+        if layout.align() <= GRANULE {
+            self.alloc_aligned(layout.size(), GRANULE)
+        } else if layout.align() <= self.heap.arena().align() {
+            self.alloc_aligned(layout.size(), layout.align())
+        } else {
+            Err(AllocError::Unsupported("alignment above the arena's"))
         }
-        let needed = heaplab_freelist::tags::block_size_for(layout.size()).ok_or(AllocError::OutOfMemory)?;
-        let (found, inspected) = self.lists.index.search(self.heap.mem(), &self.lists.heads, needed, layout.align());
-        self.heap.ledger.inspected(inspected);
-        let Found { block, gap, class } = found.ok_or(AllocError::OutOfMemory)?;
-        // SAFETY: the index returns a listed free block, its class and its
-        // fit's gap; once unlinked, the block is detached.
-        let (payload, granted) = unsafe {
-            self.lists.unlink(self.heap.mem(), block, |_| class);
-            self.heap.take_detached(&mut self.lists, block, gap, needed)
-        };
-        self.heap.ledger.allocated(layout.size(), granted);
-        Ok(payload)
     }
 
     #[inline(always)]

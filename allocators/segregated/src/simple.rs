@@ -57,6 +57,8 @@ pub fn class_sizes(scheme: Scheme, page: usize) -> Vec<usize> {
 pub struct Simple<const C: bool = true> {
     buddy: Buddy<C>,
     page: usize,
+    /// log2 of `page`: block to page index by a shift.
+    page_shift: u32,
     /// Class sizes, increasing.
     sizes: Vec<usize>,
     /// Per class: the first free block (offset) or `NONE`.
@@ -89,6 +91,7 @@ impl<const C: bool> Simple<C> {
         Ok(Simple {
             buddy,
             page,
+            page_shift: page.trailing_zeros(),
             sizes,
             free_lists: vec![NONE; classes],
             free_counts: vec![0; classes],
@@ -175,7 +178,7 @@ impl<const C: bool> Allocator for Simple<C> {
                     self.grow(class)?;
                 }
                 let Some(block) = self.pop(class) else { unreachable!("a grown class has free blocks") };
-                self.page_live[block / self.page] += 1;
+                self.page_live[block >> self.page_shift] += 1;
                 self.ledger.allocated(layout.size(), self.sizes[class]);
                 block
             }
@@ -195,8 +198,12 @@ impl<const C: bool> Allocator for Simple<C> {
         let offset = self.buddy.arena().offset_of_unchecked(ptr);
         match self.class_for(layout) {
             Some(class) => {
-                debug_assert_eq!(self.page_class[offset / self.page], class, "block freed with another class's layout");
-                self.page_live[offset / self.page] -= 1;
+                debug_assert_eq!(
+                    self.page_class[offset >> self.page_shift],
+                    class,
+                    "block freed with another class's layout"
+                );
+                self.page_live[offset >> self.page_shift] -= 1;
                 self.ledger.freed(layout.size(), self.sizes[class]);
                 // SAFETY: the caller guarantees a live block of this layout,
                 // so of this class in one of its pages.

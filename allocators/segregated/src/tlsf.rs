@@ -128,8 +128,11 @@ unsafe impl<const SL: u32> Index for TlsfIndex<SL> {
         // levels never reach 64.
         let (fl, second) = ((class >> SL) & 63, class & Self::SUBDIVISIONS_MASK);
         if nonempty {
-            self.second[fl] |= 1 << second;
-            self.first |= 1 << fl;
+            let before = self.second[fl];
+            self.second[fl] = before | 1 << second;
+            if before == 0 {
+                self.first |= 1 << fl;
+            }
         } else {
             self.second[fl] &= !(1 << second);
             if self.second[fl] == 0 {
@@ -170,12 +173,12 @@ unsafe impl<const SL: u32> Index for TlsfIndex<SL> {
         let block = unsafe { *heads.get_unchecked(found) };
         if align <= GRANULE {
             // Every block of the list is at least the rounded request.
-            return (Some(Found { block, gap: 0, class: found }), 1);
+            return (Some(Found { block, gap: 0, class: found, head: true }), 1);
         }
         // SAFETY: `block` heads a non-empty list: a listed free block.
         let gap = fit(block, unsafe { mem.size_of(block) }, needed, align);
         debug_assert!(gap.is_some(), "a good-fit list holds blocks that fit");
-        (gap.map(|gap| Found { block, gap, class: found }), 1)
+        (gap.map(|gap| Found { block, gap, class: found, head: true }), 1)
     }
 }
 

@@ -383,6 +383,8 @@ pub struct Slab<const C: bool = true> {
     spare_ids: Vec<u32>,
     /// Page index → slab id for each slab's first page (`NO_SLAB` otherwise).
     slab_of_page: Vec<u32>,
+    /// log2 of the page: offset to page index by a shift.
+    page_shift: u32,
     /// Live objects and large blocks, requested bytes, granted bytes (class
     /// sizes of objects, buddy blocks of large requests).
     ledger: Ledger<C>,
@@ -432,6 +434,7 @@ impl<const C: bool> Slab<C> {
             *index = class as u8;
         }
         Ok(Slab {
+            page_shift: config.page.trailing_zeros(),
             buddy,
             config,
             caches,
@@ -609,7 +612,7 @@ impl<const C: bool> Slab<C> {
     fn free_object(&mut self, cache: usize, object: usize) {
         let slab_bytes = self.caches[cache].slab_bytes;
         let base = object & !(slab_bytes - 1);
-        let id = self.slab_of_page[base / self.config.page];
+        let id = self.slab_of_page[base >> self.page_shift];
         debug_assert!(
             id != NO_SLAB && self.slabs[id as usize].cache as usize == cache,
             "object {object} is in no slab of its cache"
