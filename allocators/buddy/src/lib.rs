@@ -296,7 +296,7 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
             max_order,
             heads: [NIL; 64],
             nonempty: 0,
-            free_bits: vec![0; units.div_ceil(64)],
+            free_bits: heaplab_core::side_table(0, units.div_ceil(64)),
             nr_free: [0; 64],
             ledger: Ledger::new(0, 0, 0),
         };

@@ -180,6 +180,44 @@ pub trait Allocator {
     fn trim(&mut self) {}
 }
 
+/// A table an allocator keeps outside its arena (bitmaps, list heads, page
+/// maps: what a kernel keeps in `struct page`), `len` copies of `value`,
+/// with every page of it written now.
+///
+/// A table of zeros straight from the system allocator is untouched memory
+/// whose pages fault in on first use. The harness builds an allocator anew
+/// for every timed replay (on the same pre-faulted arena), so those faults
+/// would land in every replay timed, a cost of the harness, not of the
+/// strategy, and one no peer without such a table pays. Built with this,
+/// the table is faulted in when the allocator is set up.
+pub fn side_table<T: Copy>(value: T, len: usize) -> Vec<T> {
+    let mut table = vec![value; len];
+    let per_page = (4096 / size_of::<T>().max(1)).max(1);
+    for index in (0..len).step_by(per_page) {
+        // SAFETY: `index < len`; a volatile write of the value already there
+        // changes nothing but cannot be elided, so the page is touched.
+        unsafe { table.as_mut_ptr().add(index).write_volatile(value) };
+    }
+    table
+}
+
+/// An empty side table with room for `capacity` entries, every page of the
+/// room written now (see [`side_table`]): for tables that fill as the heap
+/// grows (slab descriptors), which then neither reallocate nor fault in a
+/// timed replay.
+pub fn side_vec<T>(capacity: usize) -> Vec<T> {
+    let mut table = Vec::with_capacity(capacity);
+    let bytes = table.capacity() * size_of::<T>();
+    let room = table.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+    for offset in (0..bytes).step_by(4096) {
+        // SAFETY: `offset < bytes`, inside the reserved room, which is
+        // uninitialised memory this vector owns; a byte written there makes
+        // no entry (the length stays 0) and a volatile write is not elided.
+        unsafe { room.add(offset).write_volatile(0) };
+    }
+    table
+}
+
 /// Reallocate by allocating a new block (same alignment, `new_size` bytes),
 /// copying `min(old.size(), new_size)` bytes and freeing the old block: the
 /// default `realloc`, and the fallback of allocators that resize in place

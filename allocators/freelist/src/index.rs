@@ -62,9 +62,9 @@ impl AddressIndex {
         AddressIndex {
             shift: region.trailing_zeros(),
             leaves,
-            tree: vec![0; 2 * leaves],
-            first: vec![NIL; regions],
-            occupied: vec![0; regions.div_ceil(64)],
+            tree: heaplab_core::side_table(0, 2 * leaves),
+            first: heaplab_core::side_table(NIL, regions),
+            occupied: heaplab_core::side_table(0, regions.div_ceil(64)),
             occupied_words: 0,
         }
     }

@@ -75,6 +75,18 @@ impl Scheme {
         self.class_floor(class) >= size
     }
 
+    /// Does every block of `size`'s own class hold it, `size` being a block
+    /// size (a multiple of 16)? `all_fit(class_of(size), size)`, at no cost
+    /// for the dlmalloc-like scheme's exact classes.
+    #[inline(always)]
+    pub fn own_class_fits(self, size: usize) -> bool {
+        debug_assert!(size.is_multiple_of(16));
+        match self {
+            Scheme::Dlmalloc if size <= DL_EXACT_MAX => true,
+            _ => self.class_floor(self.class_of(size)) >= size,
+        }
+    }
+
     /// The spec word.
     pub fn name(self) -> &'static str {
         match self {
@@ -204,6 +216,15 @@ mod tests {
             assert_eq!(s.class_of(s.class_floor(class + 1) - 1), class, "ceiling of {class}");
         }
         assert!(s.all_fit(3, 80) && !s.all_fit(31, 600));
+        for size in (32..4096).step_by(16) {
+            for scheme in [Scheme::PowersOfTwo, Scheme::WithMidpoints, Scheme::Dlmalloc] {
+                assert_eq!(
+                    scheme.own_class_fits(size),
+                    scheme.all_fit(scheme.class_of(size), size),
+                    "{scheme:?} {size}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ unsafe impl<S: SchemeOf> Index for FitsIndex<S> {
             // Classes are ranges of sizes: a class above the request's own
             // holds only blocks that fit, and so does the request's own when
             // its smallest size is the request (an exact class).
-            if found != own || S::SCHEME.class_floor(own) >= want {
+            if found != own || S::SCHEME.own_class_fits(want) {
                 let gap = if align <= GRANULE {
                     0
                 } else {

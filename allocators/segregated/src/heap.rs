@@ -157,7 +157,7 @@ impl<I: Index, const C: bool> SegregatedHeap<I, C> {
     pub fn new(arena: Arena, mut index: I) -> Result<SegregatedHeap<I, C>, String> {
         let lists = index.prepare(arena.len());
         let (heap, size) = TagHeap::new(arena)?;
-        let mut lists = ClassLists { index, heads: vec![NIL; lists] };
+        let mut lists = ClassLists { index, heads: heaplab_core::side_table(NIL, lists) };
         lists.insert(heap.mem(), FIRST_BLOCK, size);
         Ok(SegregatedHeap { heap, lists })
     }

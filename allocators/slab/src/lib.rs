@@ -439,9 +439,11 @@ impl<const C: bool> Slab<C> {
             config,
             caches,
             size_index,
-            slabs: Vec::new(),
-            spare_ids: Vec::new(),
-            slab_of_page: vec![NO_SLAB; pages],
+            // At most one slab a page: room for all, so that neither table
+            // reallocates while the heap grows.
+            slabs: heaplab_core::side_vec(pages),
+            spare_ids: heaplab_core::side_vec(pages),
+            slab_of_page: heaplab_core::side_table(NO_SLAB, pages),
             ledger: Ledger::new(0, 0, 0),
             free_slots: 0,
             free_slot_bytes: 0,
