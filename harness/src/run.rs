@@ -495,15 +495,34 @@ pub fn time_cells(
         .num_threads(settings.jobs.max(1))
         .build()
         .map_err(|e| RunError::Io(std::io::Error::other(e)))?;
-    let run_stage = |states: &mut Vec<TimedCell>, what: &str, stage: Stage| -> Result<bool, RunError> {
+    // One cell after another (`jobs` 1, the default), in matrix order or,
+    // every other round, in reverse: a cell's place in the round (what ran
+    // just before it, how long ago the last cell of its own ended) then
+    // falls on each allocator alike over the rounds, instead of always
+    // favouring the same neighbour in a pair.
+    let run_stage = |states: &mut Vec<TimedCell>, what: &str, stage: Stage, reversed: bool| -> Result<bool, RunError> {
+        let run_one = |cell: &Cell, state: &mut TimedCell| {
+            let workload = &workloads[cell.workload];
+            tick(&format!("{what}: {} on {}", cell.allocator.spec(), workload.name));
+            cell.allocator.visit(TimedStage { prepared: &workload.prepared, settings, state, stage })
+        };
+        if settings.jobs <= 1 {
+            let order: Vec<usize> =
+                if reversed { (0..cells.len()).rev().collect() } else { (0..cells.len()).collect() };
+            for index in order {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(false);
+                }
+                run_one(&cells[index], &mut states[index])?;
+            }
+            return Ok(true);
+        }
         pool.install(|| {
             cells.par_iter().zip(states.par_iter_mut()).try_for_each(|(cell, state)| {
                 if stop.load(Ordering::Relaxed) {
                     return Err(None);
                 }
-                let workload = &workloads[cell.workload];
-                tick(&format!("{what}: {} on {}", cell.allocator.spec(), workload.name));
-                cell.allocator.visit(TimedStage { prepared: &workload.prepared, settings, state, stage }).map_err(Some)
+                run_one(cell, state).map_err(Some)
             })
         })
         .map_or_else(
@@ -514,12 +533,13 @@ pub fn time_cells(
             |()| Ok(true),
         )
     };
-    let mut going = run_stage(&mut states, "warm-up", Stage::WarmUp)?;
+    let mut going = run_stage(&mut states, "warm-up", Stage::WarmUp, false)?;
     for round in 0..plan.reps {
         if !going {
             break;
         }
-        going = run_stage(&mut states, &format!("round {} of {}", round + 1, plan.reps), Stage::Repetition)?;
+        let reversed = (plan.first_rep + round) % 2 == 1;
+        going = run_stage(&mut states, &format!("round {} of {}", round + 1, plan.reps), Stage::Repetition, reversed)?;
     }
     Ok(states.into_iter().map(|state| CellTimes { passes: state.passes, seconds: state.seconds }).collect())
 }
