@@ -729,7 +729,7 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
     }
 
     fn stats(&self) -> HeapStats {
-        let side = self.free_bits.len() * 8 + (self.max_order as usize + 1) * (4 + 8);
+        let side = self.free_bits.len() * 8 + size_of_val(&self.heads) + size_of_val(&self.nr_free);
         self.ledger.stats(self.arena.len(), self.arena.len() - self.managed_bytes, side, Kept::SPLITS_AND_COALESCES)
     }
 

@@ -139,7 +139,9 @@ pub trait Allocator {
         Waste { rounding: self.granted(ptr, layout) - layout.size(), overhead: 0 }
     }
 
-    /// The counters, kept current on every operation; O(1).
+    /// The counters, kept current on every operation; O(1). A timed build
+    /// keeps none (see [`ledger`]): its stats give the arena and metadata
+    /// sizes only, and its [`Allocator::reports`] says `counts: false`.
     fn stats(&self) -> HeapStats;
 
     /// Visit every free extent as `(offset, len)`, in no particular order.
@@ -193,7 +195,9 @@ pub trait Allocator {
 pub fn side_table<T: Copy>(value: T, len: usize) -> Vec<T> {
     let mut table = vec![value; len];
     let per_page = (4096 / size_of::<T>().max(1)).max(1);
-    for index in (0..len).step_by(per_page) {
+    // Every 4 KiB, and the last entry: a table that does not start on a
+    // page boundary ends in a page the stride may skip.
+    for index in (0..len).step_by(per_page).chain(len.checked_sub(1)) {
         // SAFETY: `index < len`; a volatile write of the value already there
         // changes nothing but cannot be elided, so the page is touched.
         unsafe { table.as_mut_ptr().add(index).write_volatile(value) };
@@ -209,7 +213,7 @@ pub fn side_vec<T>(capacity: usize) -> Vec<T> {
     let mut table = Vec::with_capacity(capacity);
     let bytes = table.capacity() * size_of::<T>();
     let room = table.spare_capacity_mut().as_mut_ptr().cast::<u8>();
-    for offset in (0..bytes).step_by(4096) {
+    for offset in (0..bytes).step_by(4096).chain(bytes.checked_sub(1)) {
         // SAFETY: `offset < bytes`, inside the reserved room, which is
         // uninitialised memory this vector owns; a byte written there makes
         // no entry (the length stays 0) and a volatile write is not elided.

@@ -71,14 +71,14 @@ pub struct Reports {
     /// memory, like the system allocator).
     pub in_arena: bool,
     /// `granted()` and `waste()` are the real cost of a block, and
-    /// `stats().granted_bytes` their sum.
+    /// `stats().granted_bytes` their sum (the sum only when `counts`).
     pub granted: bool,
     /// `stats().free_bytes` is known (so a refused request can be told
     /// apart as fragmentation or lack of memory).
     pub free_bytes: bool,
     /// The free space can be walked (`for_each_free`, `free_shape`, and
-    /// free blocks in `stats()`): the largest free block, external
-    /// fragmentation.
+    /// free blocks in `stats()`, those only when `counts`): the largest
+    /// free block, external fragmentation.
     pub free_space: bool,
     /// `stats().footprint_bytes` and `metadata_bytes` are meaningful.
     pub footprint: bool,
@@ -94,7 +94,10 @@ impl Reports {
         Reports { in_arena: true, granted: true, free_bytes: true, free_space: true, footprint: true, counts: true };
 
     /// What a timed build of an allocator that reports `self` can still
-    /// tell: granted sizes and the free-space walk, no counters.
+    /// tell: `granted()` of a block and the free-space walk
+    /// (`for_each_free`, `free_shape`), but no counter in `stats()`:
+    /// neither granted nor free bytes and blocks, nor the footprint
+    /// (`counts: false` says so for all of them; the metadata sizes stay).
     pub const fn uncounted(self) -> Reports {
         Reports { free_bytes: false, footprint: false, counts: false, ..self }
     }

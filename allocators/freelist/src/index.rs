@@ -120,7 +120,7 @@ impl AddressIndex {
         }
     }
 
-    /// `block` of `size` bytes is now listed, right after `prev` (or first).
+    /// `block` of `size` bytes is now listed (in its place in address order).
     #[inline]
     pub fn listed(&mut self, block: usize, size: usize) {
         let region = self.region(block);

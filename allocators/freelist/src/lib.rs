@@ -9,15 +9,16 @@
 //! block, a footer and the list links in free blocks, 16-byte granules, a
 //! 32-byte minimum block, an epilogue at the end of the arena.
 //!
-//! `free` reads the block size from the header, as a C `free` would: the
-//! layout it is given is used only for the requested-bytes counter.
+//! `free` reads the block size from the header, as a C `free` would (and
+//! finds the header through the back word before an over-aligned payload):
+//! the layout it is given is used only for the requested-bytes counter.
 //!
 //! # Policies
 //!
 //! A request of `n` bytes needs a block of `max(32, round16(n + 8))` bytes.
 //! Alignments above 16 are served by an aligned payload inside a free block:
 //! the bytes skipped before it (a multiple of 16, below the alignment) stay
-//! part of the granted block, as alignment padding, with a pad word before
+//! part of the granted block, as alignment padding, with a back word before
 //! the payload that finds the header (rlsf places over-aligned blocks so).
 //! A page-aligned page, whose 8-byte header pushes the next aligned payload
 //! a page further on, thus costs two pages as granted bytes rather than a
@@ -397,6 +398,7 @@ impl OneList {
     /// rules a fit out, and each visited region's blocks in list order. A
     /// region walked to its end tightens its bound to the largest block
     /// seen. Returns what the plain walk would (see [`index`]).
+    #[inline(always)]
     fn find_indexed(&mut self, mem: Mem, needed: usize, align: usize) -> (Option<(usize, usize)>, u64) {
         let best = self.config.fit == Fit::Best;
         let Some(index) = &mut self.index else { unreachable!("called with an index") };

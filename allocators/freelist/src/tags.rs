@@ -4,14 +4,15 @@
 //!
 //! ```text
 //! offset 0      8                                              len-8   len
-//!        | pad  | block | block | block | …                   | epilogue |
+//!        | lead | block | block | block | …                   | epilogue |
 //!
 //! allocated block:  [header | payload …                          ]
+//! over-aligned:     [header | padding … | back word | payload …  ]
 //! free block:       [header | next | prev | …            | footer]
 //! ```
 //!
-//! - Every block starts at an offset ≡ 8 (mod 16), so its payload (8 bytes
-//!   in) is 16-byte aligned, and its size is a multiple of 16, at least
+//! - Every block starts at an offset ≡ 8 (mod 16), so a payload right after
+//!   the header is 16-byte aligned, and its size is a multiple of 16, at least
 //!   [`MIN_BLOCK`] = 32 bytes (header, two links, footer).
 //! - The **header** word holds the block size with two flag bits: bit 0, this
 //!   block is allocated; bit 1, the block before it is allocated. Free blocks
@@ -21,8 +22,15 @@
 //! - Free blocks hold list links (arena offsets of the next and previous
 //!   free block in their list, [`NIL`] for none) in their first payload words.
 //! - An **epilogue** header (size 0, allocated) ends the heap, so the last
-//!   block's successor always exists. The pad word and the epilogue are the
-//!   metadata M; headers of allocated blocks count in their granted size.
+//!   block's successor always exists. The lead word at offset 0 (it puts
+//!   the first block at offset 8) and the epilogue are the metadata M;
+//!   headers of allocated blocks count in their granted size.
+//! - A payload aligned beyond 16 bytes starts where the alignment falls,
+//!   a multiple of 16 bytes into its block ([`padding`]). The padding is
+//!   absorbed into the allocated block, and the word just before the
+//!   payload, the **back word**, holds the block's offset with the `PAD`
+//!   bit (never set in a header), so `free` finds the header from the
+//!   payload in O(1).
 //!
 //! # One engine, many list organisations
 //!
@@ -66,7 +74,8 @@ pub const WORD: usize = 8;
 pub const GRANULE: usize = 16;
 /// Smallest block: header, next and prev links, footer.
 pub const MIN_BLOCK: usize = 32;
-/// Offset of the first block: one pad word puts payloads on 16-byte boundaries.
+/// Offset of the first block: the lead word before it puts payloads on
+/// 16-byte boundaries.
 pub const FIRST_BLOCK: usize = 8;
 /// The null link: no block starts at offset 0.
 pub const NIL: usize = 0;
@@ -174,7 +183,7 @@ impl Mem {
     /// The word at `offset`.
     ///
     /// # Safety
-    /// `offset` is a header, link, footer or pad word of a block of the
+    /// `offset` is a header, link, footer or back word of a block of the
     /// tiling (or the epilogue).
     #[inline(always)]
     pub unsafe fn word(self, offset: usize) -> u64 {
@@ -403,10 +412,16 @@ pub fn fit(block: usize, block_size: usize, needed: usize, align: usize) -> Opti
     if align <= GRANULE {
         return (block_size >= needed).then_some(0);
     }
-    let payload = block + WORD;
-    // A power of two: a mask, not the division `next_multiple_of` would do.
-    let gap = payload.wrapping_neg() & (align - 1);
+    let gap = padding(block, align);
     (gap + needed <= block_size).then_some(gap)
+}
+
+/// The padding [`fit`] would give `block` at `align` (a power of two
+/// above the granule), for a block known to hold the request and its
+/// largest padding (see [`max_padding`]): a mask, not a division.
+#[inline(always)]
+pub fn padding(block: usize, align: usize) -> usize {
+    (block + WORD).wrapping_neg() & (align - 1)
 }
 
 /// The most padding [`fit`] can ask for at `align`: a block of at least
@@ -507,7 +522,7 @@ impl<const C: bool> TagHeap<C> {
         self.epilogue
     }
 
-    /// Arena bytes that are neither blocks nor free: the pad word, the
+    /// Arena bytes that are neither blocks nor free: the lead word, the
     /// epilogue and the bytes beyond the last granule.
     pub fn metadata_bytes(&self) -> usize {
         self.arena.len() - (self.epilogue - FIRST_BLOCK)
@@ -549,18 +564,16 @@ impl<const C: bool> TagHeap<C> {
     }
 
     /// [`TagHeap::block_of`] for a live payload of this heap (the caller's
-    /// contract in `free` and `realloc`), checked in debug builds only.
+    /// contract in `free` and `realloc`), checked in debug builds only. The
+    /// word before the payload says which it is, whatever alignment the
+    /// caller names, so that a wrong one cannot turn a back word into a size.
     ///
     /// # Safety
-    /// `ptr` is a live payload of this heap, aligned to `align` when it was
-    /// allocated.
+    /// `ptr` is a live payload of this heap.
     #[inline(always)]
-    pub unsafe fn block_of_live(&self, ptr: NonNull<u8>, align: usize) -> usize {
+    pub unsafe fn block_of_live(&self, ptr: NonNull<u8>, _align: usize) -> usize {
         let before = self.arena.offset_of_unchecked(ptr) - WORD;
-        if align <= GRANULE {
-            return before;
-        }
-        // SAFETY: the word before a live payload is its header or its pad
+        // SAFETY: the word before a live payload is its header or its back
         // word, inside the block.
         let word = unsafe { self.mem().word(before) };
         if word & PAD != 0 { (word & !(GRANULE as u64 - 1)) as usize | WORD } else { before }
@@ -582,13 +595,14 @@ impl<const C: bool> TagHeap<C> {
     /// Allocate `needed` bytes after `gap` bytes of alignment padding from
     /// the free `block` (found by a search of `lists`): split off a
     /// remainder of at least [`MIN_BLOCK`], keep the padding inside the
-    /// allocated block (with a pad word before the payload that finds the
+    /// allocated block (with a back word before the payload that finds the
     /// header). The lists hear of it as [`FreeLists::taken`] or
     /// [`FreeLists::split`]. Returns the payload and the granted size.
     ///
     /// # Safety
-    /// `block` is a free block listed in `lists`, and `gap` is what
-    /// [`fit`] said for it and `needed`.
+    /// `block` is a free block listed in `lists`, `needed` is
+    /// [`block_size_for`] of a request, and `gap` is what [`fit`] said for
+    /// the block, `needed` and the request's alignment.
     #[inline(always)]
     pub unsafe fn take<L: FreeLists>(
         &mut self,
@@ -607,7 +621,7 @@ impl<const C: bool> TagHeap<C> {
     ///
     /// # Safety
     /// `block` is a free block of the tiling that was listed until the
-    /// caller removed it, and `gap` is what [`fit`] said for it and `needed`.
+    /// caller removed it; `needed` and `gap` as for [`TagHeap::take`].
     #[inline(always)]
     pub unsafe fn take_detached<L: FreeLists>(
         &mut self,
@@ -637,7 +651,7 @@ impl<const C: bool> TagHeap<C> {
         let mem = self.mem();
         // SAFETY: `block` is a block of the tiling (a free block found by a
         // search), and so is every offset below: `block .. block + size`
-        // is split, the pad word lies inside the allocated part.
+        // is split, the back word lies inside the allocated part.
         unsafe {
             let header = mem.word(block);
             let size = (header & SIZE_MASK) as usize;
@@ -798,7 +812,9 @@ impl<const C: bool> TagHeap<C> {
     /// if the block must move.
     ///
     /// # Safety
-    /// `block` is an allocated block of the tiling.
+    /// `block` is an allocated block of the tiling, and `needed` is
+    /// [`block_size_for`] of the new size plus the block's alignment
+    /// padding (so that the payload and its back word stay inside).
     pub unsafe fn resize_in_place<L: FreeLists>(
         &mut self,
         lists: &mut L,

@@ -17,7 +17,7 @@ use std::fmt::Debug;
 use std::marker::PhantomData;
 
 use heaplab_core::Kept;
-use heaplab_freelist::tags::{GRANULE, Mem, NIL, fit, max_padding};
+use heaplab_freelist::tags::{GRANULE, Mem, NIL, fit, max_padding, padding};
 
 use crate::classes::{Bitmap, Scheme};
 use crate::heap::{Found, Index};
@@ -101,7 +101,7 @@ unsafe impl<S: SchemeOf> Index for FitsIndex<S> {
     }
 
     #[inline(always)]
-    fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64) {
+    unsafe fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64) {
         // An over-aligned request asks for room for its padding wherever a
         // block starts, as dlmalloc's memalign does: then, like any other,
         // it is served by the first block of a class above its own.
@@ -118,20 +118,16 @@ unsafe impl<S: SchemeOf> Index for FitsIndex<S> {
         let mut class = own;
         while let Some(found) = self.nonempty.first_at_or_after(class) {
             debug_assert!(found < heads.len());
-            // SAFETY: a marked class is a list the index was prepared for.
+            // SAFETY: a marked class is one of `heads` (the caller's guarantee).
             let head = unsafe { *heads.get_unchecked(found) };
             // Classes are ranges of sizes: a class above the request's own
             // holds only blocks that fit, and so does the request's own when
             // its smallest size is the request (an exact class).
             if found != own || S::SCHEME.own_class_fits(want) {
-                let gap = if align <= GRANULE {
-                    0
-                } else {
-                    // SAFETY: `head` heads a non-empty list: a listed free block.
-                    let gap = fit(head, unsafe { mem.size_of(head) }, needed, align);
-                    debug_assert!(gap.is_some(), "a block of the padded size fits");
-                    gap.unwrap_or(0)
-                };
+                // The block holds the request and its largest padding.
+                // SAFETY: `head` heads a non-empty list: a listed free block.
+                debug_assert!(fit(head, unsafe { mem.size_of(head) }, needed, align).is_some());
+                let gap = if align <= GRANULE { 0 } else { padding(head, align) };
                 return (Some(Found { block: head, gap, class: found, head: true }), inspected + 1);
             }
             let mut block = head;

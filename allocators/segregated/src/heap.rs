@@ -26,8 +26,9 @@ use heaplab_freelist::tags::{FIRST_BLOCK, FreeLists, GRANULE, Mem, NIL, TagHeap}
 /// The boundary-tag engine trusts an index with unchecked accesses:
 /// `class_of` of any block size up to the arena's is below the number of
 /// lists `prepare` returned, and `search` returns only blocks listed in
-/// `heads`, with their class and the gap [`heaplab_freelist::tags::fit`]
-/// gives them.
+/// `heads`, with `class` the list holding the block, `head` true exactly
+/// when the block is `heads[class]`, and the gap
+/// [`heaplab_freelist::tags::fit`] gives it.
 pub unsafe trait Index: Debug {
     /// The optional counters its allocator keeps.
     const KEPT: Kept;
@@ -41,7 +42,12 @@ pub unsafe trait Index: Debug {
     fn is_marked(&self, class: usize) -> bool;
     /// Find a free block for `needed` bytes aligned to `align`: the block,
     /// its gap and its class, and the number of blocks inspected.
-    fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64);
+    ///
+    /// # Safety
+    /// `heads` are this index's list heads (one per list `prepare` made),
+    /// kept in step with its marks, and their members are free blocks of the
+    /// heap `mem` is the memory of.
+    unsafe fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64);
 }
 
 /// A block a search found.
@@ -166,7 +172,8 @@ impl<I: Index, const C: bool> SegregatedHeap<I, C> {
     #[inline(always)]
     fn alloc_aligned(&mut self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
         let needed = heaplab_freelist::tags::block_size_for(size).ok_or(AllocError::OutOfMemory)?;
-        let (found, inspected) = self.lists.index.search(self.heap.mem(), &self.lists.heads, needed, align);
+        // SAFETY: the heads are the index's own lists, of this heap's free blocks.
+        let (found, inspected) = unsafe { self.lists.index.search(self.heap.mem(), &self.lists.heads, needed, align) };
         self.heap.ledger.inspected(inspected);
         let Found { block, gap, class, head } = found.ok_or(AllocError::OutOfMemory)?;
         // SAFETY: the index returns a listed free block, its class, whether

@@ -185,7 +185,9 @@ impl AllocatorConfig for Config {
             Config::Tlsf { sl_bits: 2 } => visitor.visit(&Variant::<TlsfKind<2>>::new(*self, ())),
             Config::Tlsf { sl_bits: 3 } => visitor.visit(&Variant::<TlsfKind<3>>::new(*self, ())),
             Config::Tlsf { sl_bits: 4 } => visitor.visit(&Variant::<TlsfKind<4>>::new(*self, ())),
-            Config::Tlsf { sl_bits: _ } => visitor.visit(&Variant::<TlsfKind<5>>::new(*self, ())),
+            Config::Tlsf { sl_bits: 5 } => visitor.visit(&Variant::<TlsfKind<5>>::new(*self, ())),
+            // No variant: the enum's build refuses it.
+            Config::Tlsf { .. } => visitor.visit(self),
             Config::Simple { classes, page } => visitor.visit(&Variant::<SimpleKind>::new(*self, (classes, page))),
         }
     }
@@ -207,7 +209,8 @@ impl Config {
             Config::Tlsf { sl_bits: 2 } => SegregatedHeap::new(arena, TlsfIndex::new()).map(Segregated::Tlsf2),
             Config::Tlsf { sl_bits: 3 } => SegregatedHeap::new(arena, TlsfIndex::new()).map(Segregated::Tlsf3),
             Config::Tlsf { sl_bits: 4 } => SegregatedHeap::new(arena, TlsfIndex::new()).map(Segregated::Tlsf4),
-            Config::Tlsf { sl_bits: _ } => SegregatedHeap::new(arena, TlsfIndex::new()).map(Segregated::Tlsf5),
+            Config::Tlsf { sl_bits: 5 } => SegregatedHeap::new(arena, TlsfIndex::new()).map(Segregated::Tlsf5),
+            Config::Tlsf { sl_bits } => Err(format!("`sl` must be from 1 to 5, found {sl_bits}")),
             Config::Simple { classes, page } => Simple::new(arena, classes, page).map(Segregated::Simple),
         };
         built.map_err(|message| self.build_error(message))

@@ -133,3 +133,12 @@ fn specs_name_only_the_parameters_of_their_kind() {
         assert!(error.message.contains(message), "{text}: {error}");
     }
 }
+
+#[test]
+fn a_config_with_an_unsupported_second_level_is_refused_at_build() {
+    // `from_spec` refuses it first; a config made in code meets the build.
+    for sl_bits in [0, 6] {
+        let error = Config::Tlsf { sl_bits }.build(Arena::new(1 << 16).unwrap()).unwrap_err();
+        assert!(error.to_string().contains("from 1 to 5"), "sl={sl_bits}: {error}");
+    }
+}

@@ -21,7 +21,7 @@
 //! instance.
 
 use heaplab_core::Kept;
-use heaplab_freelist::tags::{GRANULE, Mem, fit, max_padding};
+use heaplab_freelist::tags::{GRANULE, Mem, fit, max_padding, padding};
 
 use crate::heap::{Found, Index};
 
@@ -147,7 +147,7 @@ unsafe impl<const SL: u32> Index for TlsfIndex<SL> {
     }
 
     #[inline(always)]
-    fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64) {
+    unsafe fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64) {
         // Block sizes, alignments above the granule and MIN_BLOCK are all
         // multiples of the granule, so the request is a whole number of them.
         let want = if align <= GRANULE { Some(needed) } else { needed.checked_add(max_padding(align)) };
@@ -169,16 +169,16 @@ unsafe impl<const SL: u32> Index for TlsfIndex<SL> {
             (fl << SL) + self.second[fl & 63].trailing_zeros() as usize
         };
         debug_assert!(found < heads.len());
-        // SAFETY: a marked class is a list the index was prepared for.
+        // SAFETY: a marked class is one of `heads` (the caller's guarantee).
         let block = unsafe { *heads.get_unchecked(found) };
         if align <= GRANULE {
             // Every block of the list is at least the rounded request.
             return (Some(Found { block, gap: 0, class: found, head: true }), 1);
         }
+        // Every block of the list holds the request and its largest padding.
         // SAFETY: `block` heads a non-empty list: a listed free block.
-        let gap = fit(block, unsafe { mem.size_of(block) }, needed, align);
-        debug_assert!(gap.is_some(), "a good-fit list holds blocks that fit");
-        (gap.map(|gap| Found { block, gap, class: found, head: true }), 1)
+        debug_assert!(fit(block, unsafe { mem.size_of(block) }, needed, align).is_some());
+        (Some(Found { block, gap: padding(block, align), class: found, head: true }), 1)
     }
 }
 
