@@ -1,15 +1,17 @@
-//! heaplab's harness: the registry of allocators, and (as the project grows)
-//! replay, metrics and result export. The `heaplab` binary is a thin command
-//! line over this library.
+//! heaplab's harness: the registry of allocators, trace preparation and
+//! replay, the metrics, the run pipeline ([`run`]) and what it measured as
+//! result rows ([`export`]), the comparison of result sets ([`compare`],
+//! [`pairwise`]) and heap maps. The results files' schema is
+//! `heaplab-results`; the `heaplab` binary is a thin command line over this
+//! library.
 
 pub mod compare;
+pub mod export;
 pub mod heapmap;
 pub mod metrics;
-pub mod pairwise;
 pub mod prepare;
 pub mod registry;
 pub mod replay;
-pub mod results;
 pub mod run;
 pub mod table;
 pub mod timing;

@@ -1,6 +1,14 @@
 //! The `heaplab` command line: parse, validate, dispatch; turn errors into a
-//! message and an exit code (0 success, 1 a regression found by `compare`,
-//! 2 bad input or any other error).
+//! message and outcomes into an exit code, all of them here:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | `compare` found a regression |
+//! | 2 | bad input, or any other error |
+//! | 130 | `run` interrupted by Ctrl-C (the cells finished stand) |
+//!
+//! `record` passes the recorded program's own exit status through.
 
 mod commands;
 
@@ -9,7 +17,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use heaplab::registry;
+use heaplab::run::RunError;
 use heaplab_core::SpecError;
+
+/// `compare` found a regression.
+const EXIT_REGRESSION: u8 = 1;
+/// Bad input, or any other error.
+const EXIT_ERROR: u8 = 2;
+/// Ctrl-C (what was finished is written). A second Ctrl-C exits with it at once.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Put memory allocator strategies side by side: naive free lists, segregated
 /// lists, the buddy system and buddy+slab, driven through the same traces,
@@ -81,10 +97,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Run(args) => commands::run::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Compare(args) => {
-            commands::compare::run(args).map(|failed| if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
-        }
+        Command::Run(args) => commands::run::run(args).map(|ended| match ended {
+            commands::run::Ended::Complete => ExitCode::SUCCESS,
+            commands::run::Ended::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+        }),
+        Command::Compare(args) => commands::compare::run(args)
+            .map(|failed| if failed { ExitCode::from(EXIT_REGRESSION) } else { ExitCode::SUCCESS }),
         Command::Record(args) => commands::record::record(args),
         Command::Report(args) => commands::report::report(args).map(|()| ExitCode::SUCCESS),
         Command::Heapmap(args) => commands::report::heapmap(args).map(|()| ExitCode::SUCCESS),
@@ -98,7 +116,7 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             report(&error);
-            ExitCode::from(2)
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
@@ -111,7 +129,9 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 fn report(error: &anyhow::Error) {
     let mut stderr = io::stderr().lock();
     let _ = writeln!(stderr, "heaplab: error: {error:#}");
-    if error.downcast_ref::<SpecError>().is_some() {
+    let bad_spec = error.downcast_ref::<SpecError>().is_some()
+        || matches!(error.downcast_ref::<RunError>(), Some(RunError::Spec(_)));
+    if bad_spec {
         let _ = writeln!(stderr, "\nvalid specs (parameters may be omitted for their defaults):");
         for spec in registry::listed_specs() {
             let _ = writeln!(stderr, "  {}", spec.spec());

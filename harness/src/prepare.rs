@@ -2,6 +2,7 @@
 //! dense slots (one per allocation), alignments resolved, sizes checked,
 //! before anything is measured.
 
+use heaplab_core::PerKind;
 use heaplab_workloads::{IdMap, Op, OpKind, TraceError, Validator};
 
 /// One replay step. Sixteen bytes, so that traces of hundreds of millions of
@@ -58,8 +59,8 @@ pub struct Prepared {
     pub steps: Vec<Step>,
     /// Slots needed (allocations in the trace).
     pub slots: usize,
-    /// Ops by kind: alloc, free, realloc.
-    pub counts: [u64; 3],
+    /// Ops by kind.
+    pub counts: PerKind<u64>,
     /// Peak requested bytes if every allocation succeeds (what `heaplab
     /// trace info` reports).
     pub peak_requested_bytes: u64,
@@ -77,7 +78,7 @@ pub fn prepare(
     let mut slot_of: IdMap<u32> = IdMap::new();
     let mut sizes: Vec<u64> = Vec::new();
     let mut steps = Vec::new();
-    let mut counts = [0u64; 3];
+    let mut counts = PerKind::<u64>::default();
     let (mut live, mut peak) = (0u64, 0u64);
     for (index, op) in ops.into_iter().enumerate() {
         let op = op?;
@@ -86,13 +87,13 @@ pub fn prepare(
             index: index as u64,
             what,
         })?;
-        counts[op.kind() as usize] += 1;
+        counts[op.kind()] += 1;
         let step = match op {
             Op::Alloc { id, size, align } => {
-                let slot = u32::try_from(sizes.len()).map_err(|_| TraceError::Invalid {
+                let slot = u32::try_from(sizes.len()).map_err(|_| TraceError::TooManyAllocations {
                     path: name.to_string(),
                     index: index as u64,
-                    what: "more than 4 billion allocations".into(),
+                    limit: u32::MAX.into(),
                 })?;
                 slot_of.set(id, slot);
                 sizes.push(size);
@@ -150,7 +151,10 @@ mod tests {
                 Step::Free { slot: 1 },
             ]
         );
-        assert_eq!((prepared.slots, prepared.counts, prepared.peak_requested_bytes), (2, [2, 2, 1], 40));
+        assert_eq!(
+            (prepared.slots, prepared.counts, prepared.peak_requested_bytes),
+            (2, PerKind { alloc: 2, free: 2, realloc: 1 }, 40)
+        );
     }
 
     #[test]

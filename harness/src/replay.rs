@@ -17,46 +17,25 @@ use heaplab_workloads::OpKind;
 
 use crate::prepare::Step;
 
-/// What to write into each block the allocator returns, so that memory
+pub use heaplab_results::Touch;
+
+/// Write into the block just returned as `touch` says, so that memory
 /// traffic is realistic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Touch {
-    /// Nothing.
-    #[default]
-    None,
-    /// The first byte.
-    First,
-    /// One byte in every 64-byte cache line.
-    Lines,
-}
-
-impl Touch {
-    /// The name used on the command line and in results.
-    pub fn name(self) -> &'static str {
-        match self {
-            Touch::None => "none",
-            Touch::First => "first",
-            Touch::Lines => "lines",
-        }
-    }
-
-    #[inline(always)]
-    fn apply(self, ptr: NonNull<u8>, size: usize) {
-        match self {
-            Touch::None => {}
-            Touch::First => {
-                if size > 0 {
-                    // SAFETY: the allocator just returned `ptr` for `size`
-                    // bytes; the first of them is ours to write.
-                    unsafe { ptr.as_ptr().write_volatile(1) };
-                }
+#[inline(always)]
+fn apply(touch: Touch, ptr: NonNull<u8>, size: usize) {
+    match touch {
+        Touch::None => {}
+        Touch::First => {
+            if size > 0 {
+                // SAFETY: the allocator just returned `ptr` for `size`
+                // bytes; the first of them is ours to write.
+                unsafe { ptr.as_ptr().write_volatile(1) };
             }
-            Touch::Lines => {
-                for offset in (0..size).step_by(64) {
-                    // SAFETY: `offset < size`, inside the block just returned.
-                    unsafe { ptr.as_ptr().add(offset).write_volatile(1) };
-                }
+        }
+        Touch::Lines => {
+            for offset in (0..size).step_by(64) {
+                // SAFETY: `offset < size`, inside the block just returned.
+                unsafe { ptr.as_ptr().add(offset).write_volatile(1) };
             }
         }
     }
@@ -195,7 +174,7 @@ pub fn replay<A: Allocator, P: Probe<A>>(
                 probe.stop(OpKind::Alloc, start);
                 match result {
                     Ok(ptr) => {
-                        touch.apply(ptr, layout.size());
+                        apply(touch, ptr, layout.size());
                         slots[slot as usize] = Slot { ptr: ptr.as_ptr(), layout };
                         probe.allocated(allocator, ptr, layout);
                     }
@@ -245,7 +224,7 @@ pub fn replay<A: Allocator, P: Probe<A>>(
                     Ok(new_ptr) => {
                         let new_layout = Layout::from_size_align(new_size, layout.align())
                             .expect("realloc succeeded, so the layout is valid");
-                        touch.apply(new_ptr, new_size);
+                        apply(touch, new_ptr, new_size);
                         slots[slot as usize] = Slot { ptr: new_ptr.as_ptr(), layout: new_layout };
                         probe.allocated(allocator, new_ptr, new_layout);
                     }

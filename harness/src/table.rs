@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::results::SummaryRow;
 use crate::units;
+use heaplab_results::SummaryRow;
 
 /// Which way is better for a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,33 +151,20 @@ pub fn render(rows: &[SummaryRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
-    use crate::results::{CellResult, Throughput};
 
     fn row(allocator: &str, ops_per_sec: f64, frag: f64) -> SummaryRow {
-        let mut row = SummaryRow::from_cell(&CellResult {
+        SummaryRow {
             allocator: allocator.into(),
             workload: "w".into(),
             seed: Some(1),
-            arena_bytes: 0,
-            counts: [0; 3],
-            metrics: Metrics { internal_frag_at_peak_pct: frag, ..Metrics::default() },
-            metrics_seconds: 0.0,
-            throughput: Some(Throughput {
-                passes: 1,
-                seconds: vec![1.0],
-                processes: vec![0],
-                median: ops_per_sec,
-                low: ops_per_sec,
-                high: ops_per_sec,
-                level_pct: 50.0,
-                min: ops_per_sec,
-                max: ops_per_sec,
-            }),
-            latency: None,
-        });
-        row.utilization_pct = Some(50.0);
-        row
+            reps: Some(1),
+            ops_per_sec: Some(ops_per_sec),
+            ops_per_sec_ci_low: Some(ops_per_sec),
+            ops_per_sec_ci_high: Some(ops_per_sec),
+            internal_frag_at_peak_pct: Some(frag),
+            utilization_pct: Some(50.0),
+            ..SummaryRow::default()
+        }
     }
 
     #[test]

@@ -15,18 +15,20 @@
 //!   `/proc/buddyinfo` picture for any allocator, taken when R peaked;
 //! - **slab caches**: each cache's efficiency (`%Ef` of tools/mm/slabinfo.c)
 //!   for buddy+slab allocators.
+//!
+//! Each figure is a module of `figures` (in report order); each kind of
+//! chart a module of [`charts`].
 
 pub mod charts;
-pub mod data;
+mod figures;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use charts::{Bars, Chart, ExactMap, Grid, HEAPMAP_LEGEND, HeapMapChart, Lines};
-use data::Results;
+use charts::{Chart, ExactMap, HeapMapChart};
+use heaplab_results::{Meta, Results};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -90,24 +92,8 @@ fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The percentiles a latency spectrum shows, one tick each.
-const SPECTRUM_SHOWN: [f64; 9] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99, 100.0];
-
-/// The tick of spectrum position `x`.
-fn spectrum_label(x: f64) -> String {
-    let index = x.round();
-    if (x - index).abs() > 0.01 || index < 0.0 {
-        return String::new();
-    }
-    match SPECTRUM_SHOWN.get(index as usize) {
-        Some(100.0) => "max".into(),
-        Some(p) => format!("p{p}"),
-        None => String::new(),
-    }
-}
-
 /// One chart of the report: where it went and what it says.
-struct Figure {
+pub(crate) struct Figure {
     title: String,
     caption: String,
     svg_file: String,
@@ -116,7 +102,8 @@ struct Figure {
     inline: String,
 }
 
-struct Writer<'a> {
+/// Writes the charts of a report and remembers them.
+pub(crate) struct Writer<'a> {
     dir: PathBuf,
     written: Vec<PathBuf>,
     labels: &'a Labels<'a>,
@@ -125,7 +112,7 @@ struct Writer<'a> {
 impl Writer<'_> {
     /// Render `chart` to SVG and PNG files named after `stem`; inline the
     /// SVG, or the PNG for dense pictures.
-    fn figure<C: Chart>(
+    pub(crate) fn figure<C: Chart>(
         &mut self,
         stem: &str,
         title: &str,
@@ -168,7 +155,7 @@ pub fn write_report(results: &Results, out: &Path, labels: &Labels<'_>) -> Resul
             None => label.clone(),
         };
         let stem = format!("{:02}-{}", index + 1, slug(&heading));
-        let figures = group_figures(results, &workload, seed, &stem, &mut writer)?;
+        let figures = figures::group_figures(results, &workload, seed, &stem, &mut writer)?;
         sections.push((heading, workload, seed, figures));
     }
     let html = out.join("index.html");
@@ -176,273 +163,6 @@ pub fn write_report(results: &Results, out: &Path, labels: &Labels<'_>) -> Resul
     let markdown = out.join("report.md");
     std::fs::write(&markdown, render_markdown(results, &sections, labels)).map_err(io_error(&markdown))?;
     Ok(Written { html, markdown, charts: writer.written })
-}
-
-fn series_of(results: &Results, allocator: &str, workload: &str, seed: Option<u64>, metric: &str) -> Vec<(f64, f64)> {
-    results
-        .series
-        .iter()
-        .filter(|r| r.allocator == allocator && r.workload == workload && r.seed == seed && r.metric == metric)
-        .map(|r| (r.op as f64, r.value))
-        .collect()
-}
-
-fn group_figures(
-    results: &Results,
-    workload: &str,
-    seed: Option<u64>,
-    stem: &str,
-    writer: &mut Writer<'_>,
-) -> Result<Vec<Figure>, ReportError> {
-    let rows = results.rows(workload, seed);
-    let allocators: Vec<String> = rows.iter().map(|r| r.allocator.clone()).collect();
-    let label = |a: &str| (writer.labels.allocator)(a);
-    let labels: Vec<String> = allocators.iter().map(|a| label(a)).collect();
-    let mut figures = Vec::new();
-
-    // Throughput.
-    if rows.iter().any(|r| r.ops_per_sec.is_some()) {
-        let bars = Bars {
-            title: "Throughput".into(),
-            y_label: "million ops per second".into(),
-            bars: rows
-                .iter()
-                .zip(&labels)
-                .filter_map(|(r, l)| {
-                    let median = r.ops_per_sec? / 1e6;
-                    let range = r.ops_per_sec_min.zip(r.ops_per_sec_max).map(|(a, b)| (a / 1e6, b / 1e6));
-                    Some((l.clone(), median, range))
-                })
-                .collect(),
-        };
-        figures.push(writer.figure(
-            &format!("{stem}-throughput"),
-            "Throughput",
-            "Ops replayed per second: the median of the timed repetitions of the whole replay; the bar spans the slowest and the fastest repetition.",
-            &bars,
-            false,
-        )?);
-    }
-
-    // Latency spectra.
-    let mut spectra = Vec::new();
-    for kind in ["alloc", "free"] {
-        let series: Vec<(String, Vec<(f64, f64)>)> = allocators
-            .iter()
-            .zip(&labels)
-            .map(|(a, l)| {
-                let points = results
-                    .latency
-                    .iter()
-                    .filter(|r| {
-                        &r.allocator == a && r.workload == workload && r.seed == seed && r.kind == kind && r.samples > 0
-                    })
-                    .filter_map(|r| {
-                        let position = SPECTRUM_SHOWN.iter().position(|&p| p == r.percentile)?;
-                        Some((position as f64, r.latency_ns.max(1) as f64))
-                    })
-                    .collect();
-                (l.clone(), points)
-            })
-            .filter(|(_, p): &(String, Vec<(f64, f64)>)| !p.is_empty())
-            .collect();
-        if !series.is_empty() {
-            spectra.push(Lines {
-                title: format!("{kind} latency"),
-                x_label: "percentile".into(),
-                y_label: "ns (log)".into(),
-                series,
-                log_y: true,
-                thin: Vec::new(),
-                x_ticks: Some(spectrum_label),
-                pixels: (560, 400),
-            });
-        }
-    }
-    if !spectra.is_empty() {
-        let columns = spectra.len();
-        figures.push(writer.figure(
-            &format!("{stem}-latency"),
-            "Latency percentiles",
-            "Per-call latency at each percentile from the median to the maximum, from the fenced cycle counter with the timer's own cost subtracted; log scale.",
-            &Grid { charts: spectra, columns, cell: (560, 400) },
-            false,
-        )?);
-    }
-
-    // Memory and fragmentation over time.
-    if !results.series.is_empty() {
-        let mib = |points: Vec<(f64, f64)>| points.into_iter().map(|(x, y)| (x, y / 1048576.0)).collect::<Vec<_>>();
-        let memory: Vec<Lines> = allocators
-            .iter()
-            .zip(&labels)
-            .map(|(a, l)| Lines {
-                title: l.clone(),
-                x_label: "op".into(),
-                y_label: "MiB".into(),
-                series: vec![
-                    ("requested R".into(), mib(series_of(results, a, workload, seed, "requested_bytes"))),
-                    ("granted G".into(), mib(series_of(results, a, workload, seed, "granted_bytes"))),
-                    ("footprint H".into(), mib(series_of(results, a, workload, seed, "footprint_bytes"))),
-                ],
-                log_y: false,
-                thin: Vec::new(),
-                x_ticks: None,
-                pixels: (450, 300),
-            })
-            .collect();
-        figures.push(writer.figure(
-            &format!("{stem}-memory"),
-            "Requested, granted and footprint over time",
-            "R: bytes requested by live blocks; G: bytes granted to them (payload, headers, padding, rounding); H: footprint, the highest arena offset used so far. G − R is internal fragmentation; H − G − metadata is the holes the footprint carries.",
-            &Grid { charts: memory, columns: 3, cell: (450, 300) },
-            false,
-        )?);
-        let over_time = |metric: &str, title: &str| Lines {
-            title: title.into(),
-            x_label: "op".into(),
-            y_label: "%".into(),
-            series: allocators
-                .iter()
-                .zip(&labels)
-                .map(|(a, l)| (l.clone(), series_of(results, a, workload, seed, metric)))
-                .collect(),
-            log_y: false,
-            thin: Vec::new(),
-            x_ticks: None,
-            pixels: (560, 380),
-        };
-        figures.push(writer.figure(
-            &format!("{stem}-fragmentation"),
-            "Internal and external fragmentation over time",
-            "Internal fragmentation (G − R)/G: bytes granted beyond the requests (Wilson et al. 1995). External fragmentation 1 − L/F: the share of free bytes outside the largest free block, over the whole arena.",
-            &Grid { charts: vec![over_time("internal_frag_pct", "internal (G−R)/G"), over_time("external_frag_pct", "external 1−L/F")], columns: 2, cell: (560, 380) },
-            false,
-        )?);
-    }
-
-    // Heap maps.
-    let maps: Vec<HeapMapChart> = allocators
-        .iter()
-        .zip(&labels)
-        .filter_map(|(a, l)| {
-            let frames: Vec<&data::HeapMapRow> = results
-                .heapmap
-                .iter()
-                .filter(|r| &r.allocator == a && r.workload == workload && r.seed == seed)
-                .collect();
-            let span = frames.first()?.span_bytes;
-            Some(HeapMapChart {
-                title: l.clone(),
-                span_bytes: span,
-                frames: frames.iter().map(|f| (f.op, f.states.clone())).collect(),
-                pixels: (450, 320),
-            })
-        })
-        .collect();
-    if !maps.is_empty() {
-        figures.push(writer.figure(
-            &format!("{stem}-heapmap"),
-            "Heap maps over time",
-            &format!("The arena from offset 0 to the largest footprint (across), frame by frame through the run (down). {HEAPMAP_LEGEND}."),
-            &Grid { charts: maps, columns: 3, cell: (450, 320) },
-            true,
-        )?);
-    }
-
-    // Free blocks at the peak, and slab caches.
-    let details = |a: &str, table: &str| -> BTreeMap<String, BTreeMap<String, f64>> {
-        let mut rows: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-        for d in results
-            .details
-            .iter()
-            .filter(|d| d.allocator == a && d.workload == workload && d.seed == seed && d.table == table)
-        {
-            rows.entry(d.row.clone()).or_default().insert(d.column.clone(), d.value);
-        }
-        rows
-    };
-    let free_charts: Vec<Bars> = allocators
-        .iter()
-        .zip(&labels)
-        .filter_map(|(a, l)| {
-            let rows = details(a, "free_blocks");
-            if rows.is_empty() {
-                return None;
-            }
-            let mut bars: Vec<(f64, String, f64)> = rows
-                .values()
-                .map(|c| {
-                    let from = c.get("from_bytes").copied().unwrap_or(0.0);
-                    (from, size_label(from), c.get("count").copied().unwrap_or(0.0))
-                })
-                .collect();
-            bars.sort_by(|x, y| x.0.total_cmp(&y.0));
-            Some(Bars {
-                title: l.clone(),
-                y_label: "free blocks".into(),
-                bars: bars.into_iter().map(|(_, label, v)| (label, v, None)).collect(),
-            })
-        })
-        .collect();
-    if !free_charts.is_empty() {
-        figures.push(writer.figure(
-            &format!("{stem}-free-blocks"),
-            "Free blocks by size when requested bytes peaked",
-            "Free blocks in each power-of-two size class (at least the size shown, at most twice it), counted at the sample where R was largest: for a buddy system this is /proc/buddyinfo's nr_free per order; for any allocator, how the free space is cut up.",
-            &Grid { charts: free_charts, columns: 3, cell: (450, 300) },
-            false,
-        )?);
-    }
-    let slab_charts: Vec<Bars> = allocators
-        .iter()
-        .zip(&labels)
-        .filter_map(|(a, l)| {
-            let rows = details(a, "slabinfo");
-            let mut bars: Vec<(f64, String, f64)> = rows
-                .iter()
-                .filter(|(_, c)| c.get("slabs").copied().unwrap_or(0.0) > 0.0)
-                .map(|(name, c)| {
-                    (
-                        c.get("object_size").copied().unwrap_or(0.0),
-                        name.trim_start_matches("kmalloc-").to_string(),
-                        c.get("efficiency_pct").copied().unwrap_or(0.0),
-                    )
-                })
-                .collect();
-            if bars.is_empty() {
-                return None;
-            }
-            bars.sort_by(|x, y| x.0.total_cmp(&y.0));
-            Some(Bars {
-                title: format!("{l}: cache efficiency"),
-                y_label: "%Ef".into(),
-                bars: bars.into_iter().map(|(_, n, v)| (n, v, None)).collect(),
-            })
-        })
-        .collect();
-    if !slab_charts.is_empty() {
-        let columns = slab_charts.len().min(2);
-        figures.push(writer.figure(
-            &format!("{stem}-slab"),
-            "Slab cache efficiency when requested bytes peaked",
-            "%Ef = objects in use × object size / (slabs × PAGE << order), per kmalloc cache, as tools/mm/slabinfo.c computes it: what the slab pages hold of live objects; the rest is free objects and slab tails.",
-            &Grid { charts: slab_charts, columns, cell: (700, 360) },
-            false,
-        )?);
-    }
-    Ok(figures)
-}
-
-fn size_label(bytes: f64) -> String {
-    let bytes = bytes as u64;
-    if bytes >= 1 << 20 {
-        format!("{}M", bytes >> 20)
-    } else if bytes >= 1 << 10 {
-        format!("{}K", bytes >> 10)
-    } else {
-        format!("{bytes}")
-    }
 }
 
 /// What a table shows for a figure the allocator cannot report.
@@ -506,8 +226,18 @@ int frag: (G − R)/G at the op where R peaks (Wilson et al. 1995), split into r
 ext frag: mean over samples of 1 − L/F. holes: (H − G − M)/H at R's peak. J&W #4: max H / max R − 1 (Johnstone & Wilson 1998). \
 util: max R / max H (the CS:APP malloc-lab figure). failed: refused allocations, in brackets those refused while F sufficed.";
 
-fn meta_str<'a>(results: &'a Results, key: &str) -> &'a str {
-    results.meta.get(key).and_then(|v| v.as_str()).unwrap_or("?")
+/// The run's facts the report shows, by name.
+fn meta_str(meta: &Meta, key: &str) -> String {
+    match key {
+        "run_name" => meta.run_name.clone(),
+        "heaplab_version" => meta.heaplab_version.clone(),
+        "git_revision" => meta.git_revision.clone(),
+        "rustc" => meta.rustc.clone(),
+        "cpu_model" => meta.cpu_model.clone(),
+        "date_utc" => meta.date_utc.clone(),
+        "status" => meta.status.name().to_string(),
+        _ => "?".to_string(),
+    }
 }
 
 fn reproduce_command(results: &Results) -> String {
@@ -520,12 +250,9 @@ fn render_html(
     labels: &Labels<'_>,
 ) -> String {
     let mut html = String::new();
-    let run = meta_str(results, "run_name");
-    let command = results
-        .meta
-        .get("command_line")
-        .and_then(|v| v.as_array())
-        .map_or(String::new(), |a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(" "));
+    let run = meta_str(&results.meta, "run_name");
+    let run = run.as_str();
+    let command = results.meta.command_line.join(" ");
     let _ = write!(
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>heaplab report: {run}</title>\n<style>\
@@ -553,7 +280,7 @@ svg,img{{max-width:100%;height:auto}}</style></head><body>\n<h1>heaplab report: 
         let _ = writeln!(
             html,
             "<tr><th>{name}</th><td style=\"text-align:left\">{}</td></tr>",
-            html_escape(meta_str(results, key))
+            html_escape(&meta_str(&results.meta, key))
         );
     }
     let _ = writeln!(
@@ -611,15 +338,15 @@ fn render_markdown(
     labels: &Labels<'_>,
 ) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "# heaplab report: {}\n", meta_str(results, "run_name"));
+    let _ = writeln!(md, "# heaplab report: {}\n", meta_str(&results.meta, "run_name"));
     let _ = writeln!(
         md,
         "heaplab {} ({}), {}, {}, {}.\n\nReproduce: `{}`\n\n{DEFINITIONS}\n",
-        meta_str(results, "heaplab_version"),
-        meta_str(results, "git_revision"),
-        meta_str(results, "rustc"),
-        meta_str(results, "cpu_model"),
-        meta_str(results, "date_utc"),
+        meta_str(&results.meta, "heaplab_version"),
+        meta_str(&results.meta, "git_revision"),
+        meta_str(&results.meta, "rustc"),
+        meta_str(&results.meta, "cpu_model"),
+        meta_str(&results.meta, "date_utc"),
         reproduce_command(results)
     );
     for (heading, workload, seed, figures) in sections {

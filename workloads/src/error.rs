@@ -45,7 +45,17 @@ pub enum TraceError {
         /// 0-based op index.
         index: u64,
         /// What is wrong.
-        what: String,
+        what: crate::validate::Misuse,
+    },
+    /// More allocations than a replay can number.
+    #[error("{path}: op {index}: more than {limit} allocations; a replay numbers at most that many")]
+    TooManyAllocations {
+        /// The file, or the workload's name.
+        path: String,
+        /// 0-based op index.
+        index: u64,
+        /// The most there can be.
+        limit: u64,
     },
     /// A workload spec or generator parameter that is wrong.
     #[error("bad workload `{workload}`: {message}")]

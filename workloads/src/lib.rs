@@ -31,5 +31,5 @@ pub use error::TraceError;
 pub use formats::Format;
 pub use idmap::IdMap;
 pub use op::{Align, Op, OpKind};
-pub use validate::Validator;
+pub use validate::{Misuse, Validator};
 pub use workload::Workload;

@@ -99,30 +99,9 @@ impl Op {
     }
 }
 
-/// The kind of an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum OpKind {
-    /// `Op::Alloc`.
-    Alloc,
-    /// `Op::Free`.
-    Free,
-    /// `Op::Realloc`.
-    Realloc,
-}
-
-impl OpKind {
-    /// All kinds, in a fixed order.
-    pub const ALL: [OpKind; 3] = [OpKind::Alloc, OpKind::Free, OpKind::Realloc];
-
-    /// `alloc`, `free` or `realloc`.
-    pub fn name(self) -> &'static str {
-        match self {
-            OpKind::Alloc => "alloc",
-            OpKind::Free => "free",
-            OpKind::Realloc => "realloc",
-        }
-    }
-}
+/// The kind of an operation: the allocator call it is (defined with the
+/// allocator contract, in heaplab-core, since results files name it too).
+pub use heaplab_core::OpKind;
 
 #[cfg(test)]
 mod tests {

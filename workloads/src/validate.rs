@@ -11,6 +11,26 @@ enum State {
     Freed,
 }
 
+/// An op that is illegal after the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Misuse {
+    /// An alloc of an id still live.
+    #[error("alloc of id {0}, which is still live")]
+    AllocOfLive(u32),
+    /// A free of an id never allocated.
+    #[error("free of id {0}, which was never allocated")]
+    FreeOfUnknown(u32),
+    /// A second free.
+    #[error("double free of id {0}")]
+    DoubleFree(u32),
+    /// A realloc of an id never allocated.
+    #[error("realloc of id {0}, which was never allocated")]
+    ReallocOfUnknown(u32),
+    /// A realloc of a freed id.
+    #[error("realloc of id {0}, which was freed")]
+    ReallocOfFreed(u32),
+}
+
 /// Follows a stream of ops and says what is wrong with the first bad one: a
 /// free of an id never allocated, a double free, a realloc of a dead id, an
 /// alloc of an id still live.
@@ -32,11 +52,11 @@ impl Validator {
     }
 
     /// Accept `op` or say why it is illegal; an illegal op changes nothing.
-    pub fn check(&mut self, op: &Op) -> Result<(), String> {
+    pub fn check(&mut self, op: &Op) -> Result<(), Misuse> {
         let id = op.id();
         let state = self.states.get(id);
         match (*op, state) {
-            (Op::Alloc { .. }, State::Live) => Err(format!("alloc of id {id}, which is still live")),
+            (Op::Alloc { .. }, State::Live) => Err(Misuse::AllocOfLive(id)),
             (Op::Alloc { .. }, _) => {
                 self.states.set(id, State::Live);
                 self.live += 1;
@@ -47,11 +67,11 @@ impl Validator {
                 self.live -= 1;
                 Ok(())
             }
-            (Op::Free { .. }, State::Never) => Err(format!("free of id {id}, which was never allocated")),
-            (Op::Free { .. }, State::Freed) => Err(format!("double free of id {id}")),
+            (Op::Free { .. }, State::Never) => Err(Misuse::FreeOfUnknown(id)),
+            (Op::Free { .. }, State::Freed) => Err(Misuse::DoubleFree(id)),
             (Op::Realloc { .. }, State::Live) => Ok(()),
-            (Op::Realloc { .. }, State::Never) => Err(format!("realloc of id {id}, which was never allocated")),
-            (Op::Realloc { .. }, State::Freed) => Err(format!("realloc of id {id}, which was freed")),
+            (Op::Realloc { .. }, State::Never) => Err(Misuse::ReallocOfUnknown(id)),
+            (Op::Realloc { .. }, State::Freed) => Err(Misuse::ReallocOfFreed(id)),
         }
     }
 }
@@ -65,17 +85,15 @@ mod tests {
     fn each_kind_of_misuse_is_named() {
         let alloc = |id| Op::Alloc { id, size: 8, align: Align::UNSPECIFIED };
         let mut validator = Validator::new();
-        assert_eq!(validator.check(&Op::Free { id: 1 }), Err("free of id 1, which was never allocated".into()));
-        assert_eq!(
-            validator.check(&Op::Realloc { id: 1, size: 3 }),
-            Err("realloc of id 1, which was never allocated".into())
-        );
+        assert_eq!(validator.check(&Op::Free { id: 1 }), Err(Misuse::FreeOfUnknown(1)));
+        assert_eq!(Misuse::FreeOfUnknown(1).to_string(), "free of id 1, which was never allocated");
+        assert_eq!(validator.check(&Op::Realloc { id: 1, size: 3 }), Err(Misuse::ReallocOfUnknown(1)));
         validator.check(&alloc(1)).unwrap();
-        assert_eq!(validator.check(&alloc(1)), Err("alloc of id 1, which is still live".into()));
+        assert_eq!(validator.check(&alloc(1)), Err(Misuse::AllocOfLive(1)));
         validator.check(&Op::Realloc { id: 1, size: 3 }).unwrap();
         validator.check(&Op::Free { id: 1 }).unwrap();
-        assert_eq!(validator.check(&Op::Free { id: 1 }), Err("double free of id 1".into()));
-        assert_eq!(validator.check(&Op::Realloc { id: 1, size: 3 }), Err("realloc of id 1, which was freed".into()));
+        assert_eq!(validator.check(&Op::Free { id: 1 }), Err(Misuse::DoubleFree(1)));
+        assert_eq!(validator.check(&Op::Realloc { id: 1, size: 3 }), Err(Misuse::ReallocOfFreed(1)));
         validator.check(&alloc(1)).unwrap();
         assert_eq!(validator.live_blocks(), 1);
     }

@@ -70,7 +70,7 @@ use std::ptr::NonNull;
 use heaplab_core::spec::{choice_name, format_size};
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Detail, FreeShape, HeapStats, InvariantViolation, Kept,
-    Ledger, Reports, Spec, SpecError, Visitor, Waste, ensure,
+    Ledger, Reports, SetupError, Spec, SpecError, Visitor, Waste, ensure,
 };
 
 pub use linux::{fragmentation_index, unusable_free_index};
@@ -174,11 +174,11 @@ impl AllocatorConfig for Config {
     }
 
     fn build(&self, arena: Arena) -> Result<Buddy, BuildError> {
-        Buddy::new(arena, *self).map_err(|message| self.build_error(message))
+        Buddy::new(arena, *self).map_err(|reason| self.build_error(reason))
     }
 
     fn build_timed(&self, arena: Arena) -> Result<Buddy<false>, BuildError> {
-        Buddy::new(arena, *self).map_err(|message| self.build_error(message))
+        Buddy::new(arena, *self).map_err(|reason| self.build_error(reason))
     }
 
     /// The listed minimum blocks (16 bytes, a 4 KiB page) are visited as
@@ -231,11 +231,11 @@ impl<const SHIFT: u32> AllocatorConfig for Fixed<SHIFT> {
     }
 
     fn build(&self, arena: Arena) -> Result<Self::Allocator, BuildError> {
-        Buddy::new(arena, self.0).map_err(|message| self.build_error(message))
+        Buddy::new(arena, self.0).map_err(|reason| self.build_error(reason))
     }
 
     fn build_timed(&self, arena: Arena) -> Result<Self::Timed, BuildError> {
-        Buddy::new(arena, self.0).map_err(|message| self.build_error(message))
+        Buddy::new(arena, self.0).map_err(|reason| self.build_error(reason))
     }
 }
 
@@ -270,21 +270,35 @@ pub struct Buddy<const C: bool = true, const SHIFT: u32 = 0> {
 
 impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
     /// Tile `arena` with free blocks.
-    pub fn new(arena: Arena, config: Config) -> Result<Buddy<C, SHIFT>, String> {
+    pub fn new(arena: Arena, config: Config) -> Result<Buddy<C, SHIFT>, SetupError> {
         let min = config.min_block;
         if !min.is_power_of_two() || min < SMALLEST_MIN_BLOCK {
-            return Err(format!("the minimum block must be a power of two of at least {SMALLEST_MIN_BLOCK} bytes"));
+            return Err(SetupError::parameter(
+                "min",
+                format!("be a power of two of at least {SMALLEST_MIN_BLOCK} bytes"),
+                min,
+            ));
         }
         if arena.len() < min {
-            return Err(format!("the arena ({} bytes) cannot hold one {min}-byte block", arena.len()));
+            return Err(SetupError::ArenaTooSmall {
+                arena: arena.len(),
+                needs: format!("it cannot hold one {min}-byte block"),
+            });
         }
         let units = arena.len() / min;
         if units > NIL as usize {
-            return Err(format!("the arena holds more than {} minimum blocks; raise `min`", NIL));
+            return Err(SetupError::ArenaTooLarge {
+                arena: arena.len(),
+                limit: format!("it holds more than {NIL} minimum blocks; raise `min`"),
+            });
         }
         let min_shift = min.trailing_zeros();
         if SHIFT != 0 && SHIFT != min_shift {
-            return Err(format!("this build of the buddy system is for {}-byte minimum blocks", 1usize << SHIFT));
+            return Err(SetupError::parameter(
+                "min",
+                format!("be {} bytes in this build of the buddy system", 1usize << SHIFT),
+                min,
+            ));
         }
         let fitting = (usize::BITS - 1 - units.leading_zeros()).min(ORDER_LIMIT);
         let max_order = config.max_order.unwrap_or(fitting).min(ORDER_LIMIT);

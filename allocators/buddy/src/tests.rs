@@ -2,7 +2,7 @@
 
 use std::alloc::Layout;
 
-use heaplab_core::{Allocator, AllocatorConfig, Arena, Spec};
+use heaplab_core::{Allocator, AllocatorConfig, Arena, SetupError, Spec};
 
 use super::*;
 
@@ -203,5 +203,6 @@ fn specs_parse_validate_and_print_canonically() {
         assert!(error.message.contains(message), "{text}: {error}");
     }
     let error = Config::pages().build(Arena::new(100).unwrap()).unwrap_err();
-    assert!(error.message.contains("cannot hold one 4096-byte block"), "{error}");
+    assert!(matches!(error.reason, SetupError::ArenaTooSmall { arena: 100, .. }), "{error}");
+    assert!(error.to_string().contains("cannot hold one 4096-byte block"), "{error}");
 }

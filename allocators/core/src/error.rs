@@ -66,10 +66,58 @@ pub struct SpecError {
 
 /// An allocator that could not be set up on the arena it was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot build `{spec}`: {message}")]
+#[error("cannot build `{spec}`: {reason}")]
 pub struct BuildError {
     /// The canonical spec of the configuration.
     pub spec: String,
-    /// Why (typically: the arena is too small or badly aligned for it).
-    pub message: String,
+    /// Why.
+    pub reason: SetupError,
+}
+
+/// Why an allocator cannot be set up: what its configuration asks of the
+/// arena, or a parameter outside what it supports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    /// The arena cannot hold what the configuration needs.
+    #[error("the arena ({arena} bytes) is too small: {needs}")]
+    ArenaTooSmall {
+        /// Its size.
+        arena: usize,
+        /// What it would need to hold.
+        needs: String,
+    },
+    /// The arena is larger than the configuration can manage.
+    #[error("the arena ({arena} bytes) is too large: {limit}")]
+    ArenaTooLarge {
+        /// Its size.
+        arena: usize,
+        /// The limit, and what to change.
+        limit: String,
+    },
+    /// The arena is not aligned enough.
+    #[error("the arena must be aligned to {align} bytes")]
+    Misaligned {
+        /// The alignment needed.
+        align: usize,
+    },
+    /// A parameter outside what the allocator supports.
+    #[error("`{name}` must {rule}, found {found}")]
+    Parameter {
+        /// The parameter, as specs name it.
+        name: &'static str,
+        /// What it must do or be (`be at most 10`).
+        rule: String,
+        /// What it is.
+        found: String,
+    },
+    /// A third-party allocator refused the arena or its settings.
+    #[error("{0}")]
+    Peer(String),
+}
+
+impl SetupError {
+    /// A parameter outside what is supported.
+    pub fn parameter(name: &'static str, rule: impl Into<String>, found: impl std::fmt::Display) -> SetupError {
+        SetupError::Parameter { name, rule: rule.into(), found: found.to_string() }
+    }
 }

@@ -86,10 +86,86 @@ use std::alloc::Layout;
 use std::ptr::NonNull;
 
 pub use arena::{Arena, ArenaError};
-pub use error::{AllocError, BuildError, InvariantViolation, SpecError};
+pub use error::{AllocError, BuildError, InvariantViolation, SetupError, SpecError};
 pub use ledger::{Counted, Kept, Ledger, Uncounted};
 pub use spec::{AllocatorConfig, Spec, Visitor};
 pub use stats::{Counters, Detail, FreeShape, HeapStats, Reports, Waste};
+
+/// The kind of an allocator call, as workloads, replay and results files
+/// name them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    /// [`Allocator::alloc`].
+    #[default]
+    Alloc,
+    /// [`Allocator::free`].
+    Free,
+    /// [`Allocator::realloc`].
+    Realloc,
+}
+
+impl OpKind {
+    /// All kinds, in a fixed order.
+    pub const ALL: [OpKind; 3] = [OpKind::Alloc, OpKind::Free, OpKind::Realloc];
+
+    /// `alloc`, `free` or `realloc`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Alloc => "alloc",
+            OpKind::Free => "free",
+            OpKind::Realloc => "realloc",
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<OpKind> {
+        OpKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+/// One figure per op kind, indexed by [`OpKind`] instead of a number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PerKind<T> {
+    /// For allocations.
+    pub alloc: T,
+    /// For frees.
+    pub free: T,
+    /// For reallocations.
+    pub realloc: T,
+}
+
+impl<T> PerKind<T> {
+    /// A figure for each kind, from `f`.
+    pub fn from_fn(mut f: impl FnMut(OpKind) -> T) -> PerKind<T> {
+        PerKind { alloc: f(OpKind::Alloc), free: f(OpKind::Free), realloc: f(OpKind::Realloc) }
+    }
+
+    /// The figures with their kinds, in [`OpKind::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (OpKind, &T)> {
+        OpKind::ALL.into_iter().zip([&self.alloc, &self.free, &self.realloc])
+    }
+}
+
+impl<T> std::ops::Index<OpKind> for PerKind<T> {
+    type Output = T;
+    fn index(&self, kind: OpKind) -> &T {
+        match kind {
+            OpKind::Alloc => &self.alloc,
+            OpKind::Free => &self.free,
+            OpKind::Realloc => &self.realloc,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<OpKind> for PerKind<T> {
+    fn index_mut(&mut self, kind: OpKind) -> &mut T {
+        match kind {
+            OpKind::Alloc => &mut self.alloc,
+            OpKind::Free => &mut self.free,
+            OpKind::Realloc => &mut self.realloc,
+        }
+    }
+}
 
 /// A memory allocator that manages one [`Arena`].
 ///

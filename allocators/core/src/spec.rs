@@ -14,7 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Allocator, Arena, BuildError, SpecError};
+use crate::{Allocator, Arena, BuildError, SetupError, SpecError};
 
 /// A parsed, not yet validated, spec string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,8 +181,8 @@ impl ParamReader<'_> {
 
 /// Parse a byte size: a whole number with an optional binary unit
 /// (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB`, case-insensitive, `B` allowed).
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let expected = || format!("expected a size such as 4096, 64K or 16MiB, found `{text}`");
+pub fn parse_size(text: &str) -> Result<usize, SizeError> {
+    let expected = || SizeError::NotASize(text.to_string());
     let trimmed = text.trim();
     let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
     let (digits, unit) = trimmed.split_at(digits_end);
@@ -195,7 +195,18 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "t" | "tb" | "tib" => 40,
         _ => return Err(expected()),
     };
-    number.checked_mul(1usize << shift).ok_or_else(|| format!("`{text}` is too large for this platform"))
+    number.checked_mul(1usize << shift).ok_or_else(|| SizeError::TooLarge(text.to_string()))
+}
+
+/// A text [`parse_size`] cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// Not a number with a unit.
+    #[error("expected a size such as 4096, 64K or 16MiB, found `{0}`")]
+    NotASize(String),
+    /// More bytes than a `usize` holds.
+    #[error("`{0}` is too large for this platform")]
+    TooLarge(String),
 }
 
 /// Print a byte size the way [`parse_size`] reads it, exact: `4K`, `16M`, `1000`.
@@ -266,8 +277,8 @@ pub trait AllocatorConfig: Sized + Clone + fmt::Debug + Send + Sync + 'static {
     }
 
     /// A build error about this configuration.
-    fn build_error(&self, message: impl Into<String>) -> BuildError {
-        BuildError { spec: self.spec(), message: message.into() }
+    fn build_error(&self, reason: SetupError) -> BuildError {
+        BuildError { spec: self.spec(), reason }
     }
 }
 
@@ -342,7 +353,8 @@ mod tests {
         for bad in ["", "K", "1.5M", "-1", "12Q", "99999999999999999999"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
-        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+        assert_eq!(parse_size("99999999999T"), Err(SizeError::TooLarge("99999999999T".into())));
+        assert!(parse_size("99999999999T").unwrap_err().to_string().contains("too large for this platform"));
         for bytes in [0, 1, 1000, 4096, 3 << 20, 1 << 30, (1 << 30) + 1024] {
             assert_eq!(parse_size(&format_size(bytes)), Ok(bytes));
         }

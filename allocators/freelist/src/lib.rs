@@ -81,8 +81,8 @@ use std::ptr::NonNull;
 
 use heaplab_core::spec::choice_name;
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Kept, Reports, Spec,
-    SpecError, Waste, ensure,
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Kept, Reports,
+    SetupError, Spec, SpecError, Waste, ensure,
 };
 
 use index::AddressIndex;
@@ -172,11 +172,11 @@ impl AllocatorConfig for Config {
     }
 
     fn build(&self, arena: Arena) -> Result<FreeList, BuildError> {
-        FreeList::new(arena, *self).map_err(|message| self.build_error(message))
+        FreeList::new(arena, *self).map_err(|reason| self.build_error(reason))
     }
 
     fn build_timed(&self, arena: Arena) -> Result<FreeList<false>, BuildError> {
-        FreeList::new(arena, *self).map_err(|message| self.build_error(message))
+        FreeList::new(arena, *self).map_err(|reason| self.build_error(reason))
     }
 }
 
@@ -503,7 +503,7 @@ pub struct FreeList<const C: bool = true> {
 impl<const C: bool> FreeList<C> {
     /// Lay out an empty heap over `arena`: one free block between the pad
     /// word and the epilogue.
-    pub fn new(arena: Arena, config: Config) -> Result<FreeList<C>, String> {
+    pub fn new(arena: Arena, config: Config) -> Result<FreeList<C>, SetupError> {
         let arena_bytes = arena.len();
         let (heap, size) = TagHeap::new(arena)?;
         let mut lists = OneList::new(config, arena_bytes);
@@ -532,7 +532,7 @@ impl<const C: bool> FreeList<C> {
     /// The same allocator without the address index: the plain walks, the
     /// reference the index is tested against.
     #[cfg(test)]
-    fn without_index(arena: Arena, config: Config) -> Result<FreeList<C>, String> {
+    fn without_index(arena: Arena, config: Config) -> Result<FreeList<C>, SetupError> {
         let mut this = FreeList::new(arena, config)?;
         this.lists.index = None;
         Ok(this)

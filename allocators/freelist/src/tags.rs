@@ -66,7 +66,7 @@
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-use heaplab_core::{Arena, InvariantViolation, Ledger, Waste, ensure};
+use heaplab_core::{Arena, InvariantViolation, Ledger, SetupError, Waste, ensure};
 
 /// Bytes in a tag word.
 pub const WORD: usize = 8;
@@ -484,13 +484,14 @@ impl<const C: bool> TagHeap<C> {
     /// Lay out an empty heap over `arena`: one free block (tagged, not yet
     /// in any list) from [`FIRST_BLOCK`] to the epilogue. Returns the heap
     /// and the free block's size.
-    pub fn new(mut arena: Arena) -> Result<(TagHeap<C>, usize), String> {
+    pub fn new(mut arena: Arena) -> Result<(TagHeap<C>, usize), SetupError> {
         let usable = arena.len() & !(GRANULE - 1);
         if usable < FIRST_BLOCK + MIN_BLOCK + WORD {
-            return Err(format!("the arena must hold at least {} bytes", FIRST_BLOCK + MIN_BLOCK + WORD));
+            let needs = format!("it must hold at least {} bytes", FIRST_BLOCK + MIN_BLOCK + WORD);
+            return Err(SetupError::ArenaTooSmall { arena: arena.len(), needs });
         }
         if arena.align() < GRANULE {
-            return Err(format!("the arena must be aligned to {GRANULE} bytes"));
+            return Err(SetupError::Misaligned { align: GRANULE });
         }
         let epilogue = usable - WORD;
         let size = epilogue - FIRST_BLOCK;

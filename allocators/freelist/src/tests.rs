@@ -206,7 +206,7 @@ fn check_catches_a_corrupted_tag() {
 #[test]
 fn too_small_an_arena_is_refused() {
     let error = Config::default().build(Arena::new(40).unwrap()).unwrap_err();
-    assert!(error.message.contains("at least 48 bytes"), "{error}");
+    assert!(error.to_string().contains("at least 48 bytes"), "{error}");
 }
 
 #[test]

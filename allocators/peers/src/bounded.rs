@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 
 use heaplab_core::{
-    AllocError, Allocator, Arena, Detail, HeapStats, InvariantViolation, Reports, ensure, realloc_by_moving,
+    AllocError, Allocator, Arena, Detail, HeapStats, InvariantViolation, Reports, SetupError, ensure, realloc_by_moving,
 };
 
 use crate::tally::Tally;
@@ -49,13 +49,13 @@ impl<const C: bool> Adapter for Talc<C> {
     const NAME: &'static str = "talc";
     const ABOUT: &'static str = "talc 5.1: binned free lists with a bitmap, boundary tags, 32-byte chunks";
 
-    fn build(arena: Arena) -> Result<Talc<C>, String> {
+    fn build(arena: Arena) -> Result<Talc<C>, SetupError> {
         let mut talc = TalcCore::new(talc::source::Manual);
         let (base, len) = (arena.base().as_ptr(), arena.len());
         // SAFETY: the arena is owned by this adapter for as long as talc is
         // used, and nothing else touches its memory.
         let claimed = unsafe { talc.claim(base, len) };
-        claimed.ok_or_else(|| format!("a {len}-byte arena is too small for talc's bins"))?;
+        claimed.ok_or_else(|| SetupError::ArenaTooSmall { arena: len, needs: "talc's bins do not fit".into() })?;
         let metadata = len - talc.counters().available_bytes;
         Ok(Talc { talc, arena, tally: Tally::default(), metadata, passed_bytes: 0 })
     }
@@ -192,18 +192,21 @@ impl<const C: bool> Adapter for Rlsf<C> {
     const NAME: &'static str = "rlsf";
     const ABOUT: &'static str = "rlsf 0.2: two-level segregated fit (TLSF), O(1) good fit, boundary tags";
 
-    fn build(arena: Arena) -> Result<Rlsf<C>, String> {
+    fn build(arena: Arena) -> Result<Rlsf<C>, SetupError> {
         let limit = (32usize << RLSF_FLLEN) - 32;
         if arena.len() > limit {
-            return Err(format!("rlsf is configured for one pool of at most {limit} bytes"));
+            let limit = format!("rlsf is configured for one pool of at most {limit} bytes");
+            return Err(SetupError::ArenaTooLarge { arena: arena.len(), limit });
         }
         let mut tlsf = Box::new(RlsfCore::new());
         let pool = NonNull::slice_from_raw_parts(arena.base(), arena.len());
         // SAFETY: the arena is owned by this adapter and outlives `tlsf`
         // (both are dropped together, `tlsf` unused after); nothing else
         // touches it.
-        let used = unsafe { tlsf.insert_free_block_ptr(pool) }
-            .ok_or_else(|| format!("a {}-byte arena is too small for rlsf", arena.len()))?;
+        let used = unsafe { tlsf.insert_free_block_ptr(pool) }.ok_or_else(|| SetupError::ArenaTooSmall {
+            arena: arena.len(),
+            needs: "rlsf cannot make a pool of it".into(),
+        })?;
         Ok(Rlsf { tlsf, arena, pool_len: used.get(), tally: Tally::default() })
     }
 }
@@ -336,7 +339,7 @@ impl<const C: bool> Adapter for BuddySystem<C> {
     const NAME: &'static str = "buddy-system";
     const ABOUT: &'static str = "buddy_system_allocator 0.13: binary buddy, linked free lists per order";
 
-    fn build(arena: Arena) -> Result<BuddySystem<C>, String> {
+    fn build(arena: Arena) -> Result<BuddySystem<C>, SetupError> {
         let mut heap = buddy_system_allocator::Heap::<BUDDY_ORDERS>::new();
         // SAFETY: the arena is owned by this adapter for as long as `heap`
         // is used, and nothing else touches it.
@@ -433,7 +436,7 @@ impl<const C: bool> Adapter for LinkedList<C> {
     const NAME: &'static str = "linked-list";
     const ABOUT: &'static str = "linked_list_allocator 0.10: first fit, address-ordered holes, coalescing";
 
-    fn build(arena: Arena) -> Result<LinkedList<C>, String> {
+    fn build(arena: Arena) -> Result<LinkedList<C>, SetupError> {
         // SAFETY: the arena is owned by this adapter for as long as `heap`
         // is used, and nothing else touches it.
         let heap = unsafe { linked_list_allocator::Heap::new(arena.base().as_ptr(), arena.len()) };
@@ -578,7 +581,7 @@ impl<const C: bool> Adapter for Dlmalloc<C> {
     const NAME: &'static str = "dlmalloc";
     const ABOUT: &'static str = "dlmalloc 0.2 (Doug Lea's malloc 2.8): exact small bins, tree bins, boundary tags";
 
-    fn build(arena: Arena) -> Result<Dlmalloc<C>, String> {
+    fn build(arena: Arena) -> Result<Dlmalloc<C>, SetupError> {
         let segment = ArenaSegment { base: arena.base().as_ptr(), len: arena.len(), given: Cell::new(false) };
         let mut dl = Box::new(dlmalloc::Dlmalloc::new_with_allocator(segment));
         dl.set_granularity(4096);
@@ -592,7 +595,7 @@ impl<const C: bool> Adapter for Dlmalloc<C> {
             !ptr.is_null()
         };
         if !claimed {
-            return Err(format!("a {}-byte arena is too small for dlmalloc", arena.len()));
+            return Err(SetupError::ArenaTooSmall { arena: arena.len(), needs: "dlmalloc cannot claim it".into() });
         }
         Ok(Dlmalloc { dl, arena, tally: Tally::default() })
     }
@@ -724,7 +727,7 @@ impl<const C: bool> Adapter for BuddySlab<C> {
     const NAME: &'static str = "buddy-slab";
     const ABOUT: &'static str = "buddy-slab-allocator 0.6: page buddy with slab caches of 8 B to 2 KiB (ArceOS)";
 
-    fn build(arena: Arena) -> Result<BuddySlab<C>, String> {
+    fn build(arena: Arena) -> Result<BuddySlab<C>, SetupError> {
         let mut buddy = PageBuddy::new();
         // The slab finds an object's slab by aligning its address down to
         // the slab's size (up to 4 pages), and the buddy aligns blocks to
@@ -733,7 +736,8 @@ impl<const C: bool> Adapter for BuddySlab<C> {
         let mut skip = 0;
         loop {
             let Some(len) = arena.len().checked_sub(skip) else {
-                return Err(format!("a {}-byte arena is too small for buddy-slab-allocator", arena.len()));
+                let needs = "buddy-slab-allocator needs a 4-page aligned start inside it".into();
+                return Err(SetupError::ArenaTooSmall { arena: arena.len(), needs });
             };
             // SAFETY: the arena is owned by this adapter for as long as the
             // buddy is used, and nothing else touches it; the slice only
@@ -741,7 +745,7 @@ impl<const C: bool> Adapter for BuddySlab<C> {
             let region = unsafe { std::slice::from_raw_parts_mut(arena.base().as_ptr().add(skip), len) };
             // SAFETY: as above: the region stays valid and unshared.
             unsafe { buddy.init(region) }
-                .map_err(|error| format!("buddy-slab-allocator refused the arena: {error:?}"))?;
+                .map_err(|error| SetupError::Peer(format!("buddy-slab-allocator refused the arena: {error:?}")))?;
             let start = buddy.section(0).map_or(0, |section| section.start);
             let misaligned = start % SLAB_ALIGN;
             if misaligned == 0 {

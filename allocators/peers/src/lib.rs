@@ -61,7 +61,7 @@ use std::ptr::NonNull;
 
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Detail, FreeShape, HeapStats, InvariantViolation,
-    Reports, Spec, SpecError, Visitor, Waste,
+    Reports, SetupError, Spec, SpecError, Visitor, Waste,
 };
 
 /// A third-party allocator behind heaplab's trait.
@@ -73,7 +73,7 @@ pub trait Adapter: Allocator + Sized + 'static {
     /// The same adapter without its tally, for the timed passes.
     type Timed: Adapter;
     /// Set the allocator up on `arena`.
-    fn build(arena: Arena) -> Result<Self, String>;
+    fn build(arena: Arena) -> Result<Self, SetupError>;
 }
 
 /// The configuration of one peer as its own type, so that the harness
@@ -134,11 +134,11 @@ impl<P: Adapter> AllocatorConfig for Only<P> {
     }
 
     fn build(&self, arena: Arena) -> Result<P, BuildError> {
-        P::build(arena).map_err(|message| self.build_error(message))
+        P::build(arena).map_err(|reason| self.build_error(reason))
     }
 
     fn build_timed(&self, arena: Arena) -> Result<P::Timed, BuildError> {
-        P::Timed::build(arena).map_err(|message| self.build_error(message))
+        P::Timed::build(arena).map_err(|reason| self.build_error(reason))
     }
 }
 
@@ -171,7 +171,7 @@ macro_rules! peers {
                 }
             }
 
-            fn build_peer(self, arena: Arena) -> Result<Peer, String> {
+            fn build_peer(self, arena: Arena) -> Result<Peer, SetupError> {
                 match self {
                     $($(#[$cfg])* Config::$variant => Ok(Peer::$variant(Box::new(<$adapter as Adapter>::build(arena)?))),)*
                 }
@@ -248,7 +248,7 @@ impl AllocatorConfig for Config {
     }
 
     fn build(&self, arena: Arena) -> Result<Peer, BuildError> {
-        self.build_peer(arena).map_err(|message| self.build_error(message))
+        self.build_peer(arena).map_err(|reason| self.build_error(reason))
     }
 
     /// `Peer` is for code that wants one type; the harness times each

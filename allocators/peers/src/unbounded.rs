@@ -11,7 +11,9 @@
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-use heaplab_core::{AllocError, Allocator, Arena, Detail, HeapStats, InvariantViolation, Reports, realloc_by_moving};
+use heaplab_core::{
+    AllocError, Allocator, Arena, Detail, HeapStats, InvariantViolation, Reports, SetupError, realloc_by_moving,
+};
 
 use crate::tally::Tally;
 use crate::{Adapter, detail, nothing_to_walk};
@@ -61,7 +63,7 @@ impl<const C: bool> Adapter for Glibc<C> {
     const NAME: &'static str = "glibc";
     const ABOUT: &'static str = "the system allocator (glibc malloc), unbounded: throughput and latency only";
 
-    fn build(arena: Arena) -> Result<Glibc<C>, String> {
+    fn build(arena: Arena) -> Result<Glibc<C>, SetupError> {
         Ok(Glibc { arena, tally: Tally::default() })
     }
 }
@@ -163,10 +165,11 @@ impl<const C: bool> Adapter for Mimalloc<C> {
     const NAME: &'static str = "mimalloc";
     const ABOUT: &'static str = "mimalloc 3 on a private heap, unbounded: throughput and latency only";
 
-    fn build(arena: Arena) -> Result<Mimalloc<C>, String> {
+    fn build(arena: Arena) -> Result<Mimalloc<C>, SetupError> {
         set_no_timed_purge()?;
         // SAFETY: creating a heap has no precondition.
-        let heap = NonNull::new(unsafe { libmimalloc_sys::mi_heap_new() }).ok_or("mimalloc could not create a heap")?;
+        let heap = NonNull::new(unsafe { libmimalloc_sys::mi_heap_new() })
+            .ok_or_else(|| SetupError::Peer("mimalloc could not create a heap".into()))?;
         Ok(Mimalloc { heap, arena: Some(arena), tally: Tally::default() })
     }
 }
@@ -271,7 +274,7 @@ impl<const C: bool> Adapter for Jemalloc<C> {
     const NAME: &'static str = "jemalloc";
     const ABOUT: &'static str = "jemalloc 5.3 with its thread cache, unbounded: throughput and latency only";
 
-    fn build(arena: Arena) -> Result<Jemalloc<C>, String> {
+    fn build(arena: Arena) -> Result<Jemalloc<C>, SetupError> {
         set_no_timed_purge()?;
         Ok(Jemalloc { arena, tally: Tally::default() })
     }
@@ -339,7 +342,7 @@ impl<const C: bool> Allocator for Jemalloc<C> {
 
 /// Turn time-based purging off in mimalloc and jemalloc, once per process.
 #[cfg(feature = "c-refs")]
-fn set_no_timed_purge() -> Result<(), String> {
+fn set_no_timed_purge() -> Result<(), SetupError> {
     NO_TIMED_PURGE.call_once(|| {
         // SAFETY: setting an option is allowed at any time.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
@@ -357,11 +360,11 @@ fn set_no_timed_purge() -> Result<(), String> {
     // SAFETY: reading an option has no precondition.
     let purge_delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
     if purge_delay != -1 {
-        return Err(format!("mimalloc's purge delay is {purge_delay} ms after setting it to -1"));
+        return Err(SetupError::Peer(format!("mimalloc's purge delay is {purge_delay} ms after setting it to -1")));
     }
     // SAFETY: `arenas.dirty_decay_ms` is an `ssize_t`.
     match unsafe { tikv_jemalloc_ctl::raw::read::<isize>(b"arenas.dirty_decay_ms\0") } {
         Ok(-1) => Ok(()),
-        other => Err(format!("jemalloc's dirty decay is {other:?} after setting it to -1")),
+        other => Err(SetupError::Peer(format!("jemalloc's dirty decay is {other:?} after setting it to -1"))),
     }
 }

@@ -16,7 +16,7 @@ use std::fmt::Debug;
 use std::ptr::NonNull;
 
 use heaplab_core::{
-    AllocError, Allocator, Arena, FreeShape, HeapStats, InvariantViolation, Kept, Reports, Waste, ensure,
+    AllocError, Allocator, Arena, FreeShape, HeapStats, InvariantViolation, Kept, Reports, SetupError, Waste, ensure,
 };
 use heaplab_freelist::tags::{FIRST_BLOCK, FreeLists, GRANULE, Mem, NIL, TagHeap};
 
@@ -160,7 +160,7 @@ pub struct SegregatedHeap<I: Index, const C: bool = true> {
 
 impl<I: Index, const C: bool> SegregatedHeap<I, C> {
     /// An empty heap over `arena`.
-    pub fn new(arena: Arena, mut index: I) -> Result<SegregatedHeap<I, C>, String> {
+    pub fn new(arena: Arena, mut index: I) -> Result<SegregatedHeap<I, C>, SetupError> {
         let lists = index.prepare(arena.len());
         let (heap, size) = TagHeap::new(arena)?;
         let mut lists = ClassLists { index, heads: heaplab_core::side_table(NIL, lists) };

@@ -38,8 +38,8 @@ use std::ptr::NonNull;
 
 use heaplab_core::spec::{choice_name, format_size};
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, FreeShape, HeapStats, InvariantViolation, Reports, Spec,
-    SpecError, Visitor, Waste,
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, FreeShape, HeapStats, InvariantViolation, Reports,
+    SetupError, Spec, SpecError, Visitor, Waste,
 };
 
 pub use classes::Scheme;
@@ -210,10 +210,10 @@ impl Config {
             Config::Tlsf { sl_bits: 3 } => SegregatedHeap::new(arena, TlsfIndex::new()).map(Segregated::Tlsf3),
             Config::Tlsf { sl_bits: 4 } => SegregatedHeap::new(arena, TlsfIndex::new()).map(Segregated::Tlsf4),
             Config::Tlsf { sl_bits: 5 } => SegregatedHeap::new(arena, TlsfIndex::new()).map(Segregated::Tlsf5),
-            Config::Tlsf { sl_bits } => Err(format!("`sl` must be from 1 to 5, found {sl_bits}")),
+            Config::Tlsf { sl_bits } => Err(SetupError::parameter("sl", "be from 1 to 5", sl_bits)),
             Config::Simple { classes, page } => Simple::new(arena, classes, page).map(Segregated::Simple),
         };
-        built.map_err(|message| self.build_error(message))
+        built.map_err(|reason| self.build_error(reason))
     }
 }
 
@@ -224,7 +224,7 @@ pub trait Kind: 'static {
     /// The allocator, with or without its ledger.
     type Allocator<const C: bool>: Allocator;
     /// Build it.
-    fn build<const C: bool>(params: Self::Params, arena: Arena) -> Result<Self::Allocator<C>, String>;
+    fn build<const C: bool>(params: Self::Params, arena: Arena) -> Result<Self::Allocator<C>, SetupError>;
 }
 
 /// Segregated fits over the classes of `S`.
@@ -234,7 +234,7 @@ pub struct FitsKind<S: SchemeOf>(PhantomData<S>);
 impl<S: SchemeOf> Kind for FitsKind<S> {
     type Params = ();
     type Allocator<const C: bool> = SegregatedHeap<FitsIndex<S>, C>;
-    fn build<const C: bool>((): (), arena: Arena) -> Result<Self::Allocator<C>, String> {
+    fn build<const C: bool>((): (), arena: Arena) -> Result<Self::Allocator<C>, SetupError> {
         SegregatedHeap::new(arena, FitsIndex::new())
     }
 }
@@ -246,7 +246,7 @@ pub struct TlsfKind<const SL: u32>;
 impl<const SL: u32> Kind for TlsfKind<SL> {
     type Params = ();
     type Allocator<const C: bool> = SegregatedHeap<TlsfIndex<SL>, C>;
-    fn build<const C: bool>((): (), arena: Arena) -> Result<Self::Allocator<C>, String> {
+    fn build<const C: bool>((): (), arena: Arena) -> Result<Self::Allocator<C>, SetupError> {
         SegregatedHeap::new(arena, TlsfIndex::new())
     }
 }
@@ -258,7 +258,7 @@ pub struct SimpleKind;
 impl Kind for SimpleKind {
     type Params = (Scheme, usize);
     type Allocator<const C: bool> = Simple<C>;
-    fn build<const C: bool>((classes, page): (Scheme, usize), arena: Arena) -> Result<Simple<C>, String> {
+    fn build<const C: bool>((classes, page): (Scheme, usize), arena: Arena) -> Result<Simple<C>, SetupError> {
         Simple::new(arena, classes, page)
     }
 }
@@ -313,11 +313,11 @@ impl<K: Kind> AllocatorConfig for Variant<K> {
     }
 
     fn build(&self, arena: Arena) -> Result<Self::Allocator, BuildError> {
-        K::build(self.params, arena).map_err(|message| self.build_error(message))
+        K::build(self.params, arena).map_err(|reason| self.build_error(reason))
     }
 
     fn build_timed(&self, arena: Arena) -> Result<Self::Timed, BuildError> {
-        K::build(self.params, arena).map_err(|message| self.build_error(message))
+        K::build(self.params, arena).map_err(|reason| self.build_error(reason))
     }
 }
 

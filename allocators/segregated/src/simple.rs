@@ -27,8 +27,8 @@ use std::ptr::NonNull;
 
 use heaplab_buddy::{Buddy, Split};
 use heaplab_core::{
-    AllocError, Allocator, Arena, Counters, FreeShape, HeapStats, InvariantViolation, Kept, Ledger, Reports, Waste,
-    ensure,
+    AllocError, Allocator, Arena, Counters, FreeShape, HeapStats, InvariantViolation, Kept, Ledger, Reports,
+    SetupError, Waste, ensure,
 };
 
 use crate::classes::Scheme;
@@ -80,9 +80,9 @@ pub struct Simple<const C: bool = true> {
 
 impl<const C: bool> Simple<C> {
     /// Classes of `scheme` over pages of `page` bytes in `arena`.
-    pub fn new(arena: Arena, scheme: Scheme, page: usize) -> Result<Simple<C>, String> {
+    pub fn new(arena: Arena, scheme: Scheme, page: usize) -> Result<Simple<C>, SetupError> {
         if !page.is_power_of_two() || page < 256 {
-            return Err(format!("the page must be a power of two of at least 256 bytes, found {page}"));
+            return Err(SetupError::parameter("page", "be a power of two of at least 256 bytes", page));
         }
         let pages = arena.len() / page;
         let buddy = Buddy::new(arena, heaplab_buddy::Config { min_block: page, max_order: None, split: Split::Lower })?;

@@ -66,7 +66,7 @@ use std::ptr::NonNull;
 use heaplab_buddy::{Buddy, Split};
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, Detail, FreeShape, HeapStats,
-    InvariantViolation, Kept, Ledger, Reports, Spec, SpecError, Waste, ensure,
+    InvariantViolation, Kept, Ledger, Reports, SetupError, Spec, SpecError, Waste, ensure,
 };
 
 /// Null object or slab link.
@@ -164,7 +164,7 @@ impl AllocatorConfig for Config {
         };
         reader.finish()?;
         let config = Config { classes, page, min_objects, max_order, keep };
-        config.validate().map_err(|message| spec.error(message))?;
+        config.validate().map_err(|reason| spec.error(reason.to_string()))?;
         Ok(config)
     }
 
@@ -193,44 +193,41 @@ impl AllocatorConfig for Config {
     }
 
     fn build(&self, arena: Arena) -> Result<Slab, BuildError> {
-        Slab::new(arena, self.clone()).map_err(|message| self.build_error(message))
+        Slab::new(arena, self.clone()).map_err(|reason| self.build_error(reason))
     }
 
     fn build_timed(&self, arena: Arena) -> Result<Slab<false>, BuildError> {
-        Slab::new(arena, self.clone()).map_err(|message| self.build_error(message))
+        Slab::new(arena, self.clone()).map_err(|reason| self.build_error(reason))
     }
 }
 
 impl Config {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), SetupError> {
         if !self.page.is_power_of_two() || self.page < 256 {
-            return Err(format!("`page` must be a power of two of at least 256 bytes, found {}", self.page));
+            return Err(SetupError::parameter("page", "be a power of two of at least 256 bytes", self.page));
         }
         if self.max_order > 10 {
-            return Err(format!("`max_order` must be at most 10, found {}", self.max_order));
+            return Err(SetupError::parameter("max_order", "be at most 10", self.max_order));
         }
         if self.min_objects == 0 {
-            return Err("`min_objects` must be at least 1".to_string());
+            return Err(SetupError::parameter("min_objects", "be at least 1", self.min_objects));
         }
         let sizes = self.classes.sizes();
         if sizes.is_empty() || sizes.len() > 64 {
-            return Err("`classes` must list between 1 and 64 sizes".to_string());
+            return Err(SetupError::parameter("classes", "list between 1 and 64 sizes", sizes.len()));
         }
         for pair in sizes.windows(2) {
             if pair[0] >= pair[1] {
-                return Err(format!("`classes` must increase, found {} then {}", pair[0], pair[1]));
+                return Err(SetupError::parameter("classes", "increase", format!("{} then {}", pair[0], pair[1])));
             }
         }
         for &size in &sizes {
             if size < MIN_OBJECT || !size.is_multiple_of(MIN_OBJECT) {
-                return Err(format!("class sizes must be multiples of {MIN_OBJECT} bytes, found {size}"));
+                return Err(SetupError::parameter("classes", format!("be multiples of {MIN_OBJECT} bytes"), size));
             }
             if size > self.page << self.max_order {
-                return Err(format!(
-                    "class {size} does not fit a slab of order {} ({} bytes)",
-                    self.max_order,
-                    self.page << self.max_order
-                ));
+                let rule = format!("fit a slab of order {} ({} bytes)", self.max_order, self.page << self.max_order);
+                return Err(SetupError::parameter("classes", rule, size));
             }
         }
         Ok(())
@@ -398,7 +395,7 @@ pub struct Slab<const C: bool = true> {
 
 impl<const C: bool> Slab<C> {
     /// Caches over a page-level buddy that owns `arena`.
-    pub fn new(arena: Arena, config: Config) -> Result<Slab<C>, String> {
+    pub fn new(arena: Arena, config: Config) -> Result<Slab<C>, SetupError> {
         config.validate()?;
         let pages = arena.len() / config.page;
         let buddy_config = heaplab_buddy::Config { min_block: config.page, max_order: None, split: Split::Lower };

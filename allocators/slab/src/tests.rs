@@ -150,7 +150,7 @@ fn specs_parse_validate_and_print_canonically() {
         ("slab:classes=24/16", "`classes` must increase"),
         ("slab:classes=12", "multiples of 8"),
         ("slab:classes=8/x", "expected a size"),
-        ("slab:classes=65536", "does not fit a slab of order 3"),
+        ("slab:classes=65536", "must fit a slab of order 3 (32768 bytes), found 65536"),
         ("slab:page=1000", "`page` must be a power of two"),
         ("slab:keep=many", "`keep` must be `auto`"),
         ("slab:max_order=11", "at most 10"),

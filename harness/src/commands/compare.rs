@@ -75,7 +75,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<bool> {
             .map(|(ours, peer)| Ok((canonical(ours)?, canonical(peer)?)))
             .collect::<Result<Vec<_>, heaplab_core::SpecError>>()?;
         let set = ResultSet::read(&args.base)?;
-        print!("{}", heaplab::pairwise::render(&heaplab::pairwise::pairwise(&set, &pairs)?, style));
+        print!("{}", compare::pairwise::render(&compare::pairwise::pairwise(&set, &pairs)?, style));
         return Ok(false);
     };
     let base = ResultSet::read(&args.base)?;

@@ -1,5 +1,8 @@
-//! One module per subcommand: its arguments (clap derive, doc comments as
-//! help) and its `run`.
+//! The subcommands' command lines: each module holds the clap arguments
+//! (doc comments as help) of one subcommand, or of a few that share their
+//! work (`report` also holds `heapmap`; `run` also holds the hidden
+//! `timing-process`), and turns them into calls of the library. The work
+//! itself is in the `heaplab` library; the exit codes are in `main`.
 
 pub mod compare;
 pub mod list;

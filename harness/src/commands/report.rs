@@ -13,7 +13,8 @@ use heaplab::run::DEFAULT_ARENA_BYTES;
 use heaplab::{table, units};
 use heaplab_core::spec::parse_size;
 use heaplab_core::{Allocator, AllocatorConfig, Arena};
-use heaplab_reports::{Labels, data::Results, write_exact_map, write_map_over_time, write_report};
+use heaplab_reports::{Labels, write_exact_map, write_map_over_time, write_report};
+use heaplab_results::Results;
 use heaplab_workloads::Workload;
 
 /// Arguments of `heaplab report`.
@@ -29,7 +30,7 @@ pub struct ReportArgs {
 /// Write the report of a results directory.
 pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let results = Results::read(&args.results)?;
-    let name = results.meta.get("run_name").and_then(|v| v.as_str()).unwrap_or("run").to_string();
+    let name = results.meta.run_name.clone();
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(name));
     let labels = Labels { allocator: &table::short_allocator, workload: &table::short_workload };
     let written = write_report(&results, &out, &labels)?;

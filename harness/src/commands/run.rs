@@ -1,6 +1,8 @@
-//! `heaplab run`: put allocators side by side on workloads.
+//! `heaplab run`: the command line of the run pipeline ([`heaplab::run`]):
+//! its options, the settings they make (or `--from` reads), the executor
+//! they choose, and what is printed.
 
-use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,19 +10,61 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use heaplab::registry::{self, AllocatorSpec};
-use heaplab::replay::Touch;
-use heaplab::results::{Meta, ResultsDir, RunSettings, SCHEMA_VERSION, TimerInfo};
-use heaplab::run::{self, CellTimes, Executor, Progress, RunError, TimingPlan};
+use heaplab::registry;
+use heaplab::run::{self, Executor, InProcess, Interleaved, Progress, RunContext, RunPlan, Spawning, TakingTurns};
 use heaplab::table;
 use heaplab::timing::{CLOCK_NAME, Calibration};
 use heaplab_core::spec::parse_size;
-use heaplab_workloads::Workload;
+use heaplab_results::{Meta, ResultsDir, RunSettings, RunStatus, SCHEMA_VERSION, SETTINGS_VERSION, TimerInfo, Touch};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Arguments of `heaplab run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// What is measured: everything `--from` takes from a meta.json instead.
+    #[command(flatten)]
+    measure: MeasureArgs,
+
+    /// Where runs go: OUT/NAME/.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+
+    /// The run's name (default: run-DATE-TIME).
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Repeat a run exactly: its settings from a meta.json (other options that
+    /// change what is measured are refused).
+    #[arg(long, value_name = "META_JSON", conflicts_with = MEASURE)]
+    from: Option<PathBuf>,
+
+    /// Time this build against another heaplab executable (say, the main
+    /// branch's build), taking turns: the other build's timing processes
+    /// alternate with this one's (ABBA), so that both see the same machine
+    /// and a neighbour's slow spell cannot pass for a regression. Writes
+    /// OUT/NAME/ (this build) and OUT/NAME-base/ (the other); then run
+    /// `heaplab compare OUT/NAME-base OUT/NAME`.
+    #[arg(long, value_name = "HEAPLAB_EXE", conflicts_with = "metrics_only")]
+    against: Option<PathBuf>,
+
+    /// Internal (the other side of --against): before each timed step,
+    /// write `ready` on stdout and wait for `go` on stdin.
+    #[arg(long, hide = true)]
+    take_turns: bool,
+
+    /// Do not print the summary table.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The group of every option that changes what a run measures.
+const MEASURE: &str = "MeasureArgs";
+
+/// The options that become the run's [`RunSettings`]; a setting added to
+/// the run is an option here, and so conflicts with `--from` by itself.
+#[derive(Debug, Args)]
+#[group(id = MEASURE, multiple = true)]
+struct MeasureArgs {
     /// Allocator spec or pattern (`freelist:*`), repeatable. Default: a
     /// representative configuration of every family.
     #[arg(long = "alloc", value_name = "SPEC|PATTERN")]
@@ -90,37 +134,6 @@ pub struct RunArgs {
     /// Timed cells to run at once (they disturb each other; 1 is the honest default).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: u64,
-
-    /// Where runs go: OUT/NAME/.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
-
-    /// The run's name (default: run-DATE-TIME).
-    #[arg(long)]
-    name: Option<String>,
-
-    /// Repeat a run exactly: its settings from a meta.json (other options that
-    /// change what is measured are refused).
-    #[arg(long, value_name = "META_JSON", conflicts_with_all = ["allocators", "workloads", "seeds", "reps", "warmup", "arena", "align", "touch", "no_latency", "metrics_only", "verify", "quick", "points", "frames", "jobs", "processes"])]
-    from: Option<PathBuf>,
-
-    /// Time this build against another heaplab executable (say, the main
-    /// branch's build), taking turns: the other build's timing processes
-    /// alternate with this one's (ABBA), so that both see the same machine
-    /// and a neighbour's slow spell cannot pass for a regression. Writes
-    /// OUT/NAME/ (this build) and OUT/NAME-base/ (the other); then run
-    /// `heaplab compare OUT/NAME-base OUT/NAME`.
-    #[arg(long, value_name = "HEAPLAB_EXE", conflicts_with = "metrics_only")]
-    against: Option<PathBuf>,
-
-    /// Internal (the other side of --against): before each timed step,
-    /// write `ready` on stdout and wait for `go` on stdin.
-    #[arg(long, hide = true)]
-    take_turns: bool,
-
-    /// Do not print the summary table.
-    #[arg(long)]
-    quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,7 +166,7 @@ fn parse_seeds(text: &str) -> Result<Seeds, String> {
 }
 
 fn parse_arena(text: &str) -> Result<u64, String> {
-    let bytes = parse_size(text)?;
+    let bytes = parse_size(text).map_err(|e| e.to_string())?;
     if bytes < 4096 {
         return Err(format!("an arena of {bytes} bytes is too small to run anything (at least 4K)"));
     }
@@ -169,19 +182,14 @@ fn parse_align(text: &str) -> Result<u64, String> {
 
 /// The run's settings from the arguments (or the meta.json they point to).
 fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
-    if let Some(path) = &args.from {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let meta: Meta = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}:{}: expected a heaplab meta.json: {e}", path.display(), e.line()))?;
-        if meta.schema_version != SCHEMA_VERSION {
-            bail!(
-                "{}: results schema {} cannot be repeated by this heaplab (schema {SCHEMA_VERSION})",
-                path.display(),
-                meta.schema_version
-            );
-        }
-        return Ok(meta.settings);
+    match &args.from {
+        Some(path) => Ok(Meta::read_settings(path)?.settings),
+        None => measured(&args.measure),
     }
+}
+
+/// The settings the measurement options say.
+fn measured(args: &MeasureArgs) -> anyhow::Result<RunSettings> {
     let mut allocators = Vec::new();
     let selections: Vec<String> = if args.allocators.is_empty() {
         run::default_allocators().into_iter().map(String::from).collect()
@@ -204,6 +212,7 @@ fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
     let (reps, warmup, points) =
         if args.quick { (3, 1, 100) } else { (args.reps as usize, args.warmup as usize, args.points) };
     Ok(RunSettings {
+        settings_version: SETTINGS_VERSION,
         allocators,
         workloads,
         seeds: args.seeds.0.clone(),
@@ -255,8 +264,17 @@ fn default_name(now: SystemTime) -> String {
     format!("run-{}-{}", &digits[..8], &digits[8..14])
 }
 
+/// How `heaplab run` ended, for its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Every cell finished.
+    Complete,
+    /// Ctrl-C: the cells finished stand.
+    Interrupted,
+}
+
 /// Run the matrix and write the results.
-pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
     let started = Instant::now();
     let now = SystemTime::now();
     let settings = settings(args)?;
@@ -266,12 +284,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
         check_heaplab(exe)?;
     }
-    let allocators: Vec<AllocatorSpec> =
-        settings.allocators.iter().map(|s| AllocatorSpec::parse(s)).collect::<Result<_, _>>()?;
-    let workloads: Vec<Workload> = settings.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_, _>>()?;
-    if settings.seeds.is_empty() {
-        bail!("give at least one seed");
-    }
+    let plan = RunPlan::new(settings)?;
     let terminal = io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
         None,
@@ -284,8 +297,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     bar.set_message("preparing workloads");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
 
-    let prepared = run::prepare_workloads(&workloads, &settings.seeds, settings.align)?;
-    let cells = run::cells(&allocators, &prepared, settings.arena_bytes);
+    let matrix = plan.prepare()?;
+    let settings = &matrix.settings;
     let calibration = settings.latency.then(Calibration::measure);
     let name = args.name.clone().unwrap_or_else(|| default_name(now));
     let mut meta = Meta {
@@ -304,8 +317,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             ns_per_tick: c.ns_per_tick,
             overhead_ns: c.overhead_ns(),
         }),
-        status: "running".to_string(),
-        cells_total: cells.len(),
+        status: RunStatus::Running,
+        cells_total: matrix.cells.len(),
         cells_finished: 0,
         elapsed_seconds: 0.0,
     };
@@ -318,57 +331,49 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 
     let stop = run::interrupt_flag();
     stop_on_ctrl_c(&stop);
-    let progress = Bar(bar.clone());
-    let mut in_process = run::InProcess { cells: &cells, workloads: &prepared, stop: &stop };
-    let mut spawning = Spawning { stop: &stop };
+    let mut in_process = InProcess { matrix: &matrix, stop: &stop };
+    let mut spawning = Spawning::heaplab(&stop);
     let inner: &mut dyn Executor = if settings.processes > 1 { &mut spawning } else { &mut in_process };
     let mut turns = None;
     let mut interleaved = None;
     let executor: &mut dyn Executor = if args.take_turns {
-        turns.insert(TakingTurns { inner, stop: &stop })
+        turns.insert(TakingTurns::new(inner, &stop, io::stdin().lock(), io::stdout()))
     } else if let Some(exe) = &args.against {
-        interleaved.insert(Interleaved::start(
-            exe,
-            &dir.join("meta.json"),
-            &format!("{name}-base"),
-            &args.out,
-            inner,
-            &stop,
-        )?)
+        let other = format!("{name}-base");
+        interleaved.insert(Interleaved::spawn(exe, &dir.join("meta.json"), &other, &args.out, inner, &stop)?)
     } else {
         inner
     };
-    let finished =
-        run::run_cells(&cells, &prepared, &settings, calibration, &stop, &progress, executor, &mut |cell| {
-            results.add(&cell)?;
-            meta.cells_finished += 1;
-            meta.elapsed_seconds = started.elapsed().as_secs_f64();
-            results.write_meta(&meta)?;
-            Ok(())
-        })?;
+    let context = RunContext { matrix: &matrix, calibration, stop: &stop, progress: &Bar(bar.clone()) };
+    let outcome = context.run(executor, &mut |cell| {
+        results.add(cell.rows())?;
+        meta.cells_finished += 1;
+        meta.elapsed_seconds = started.elapsed().as_secs_f64();
+        results.write_meta(&meta)?;
+        Ok(())
+    })?;
     bar.finish_and_clear();
-    let interrupted = stop.load(Ordering::SeqCst);
-    meta.status = if interrupted { "interrupted" } else { "complete" }.to_string();
-    meta.cells_finished = finished;
+    let interrupted = outcome.interrupted || stop.load(Ordering::SeqCst);
+    meta.status = if interrupted { RunStatus::Interrupted } else { RunStatus::Complete };
+    meta.cells_finished = outcome.finished;
     meta.elapsed_seconds = started.elapsed().as_secs_f64();
     results.write_meta(&meta)?;
-    let other = interleaved.map(|other| other.finish(interrupted)).transpose()?;
+    if let Some(other) = interleaved {
+        other.finish(interrupted)?;
+    }
     if !args.quiet {
         print!("{}", table::render(results.summary()));
     }
-    report_location(results.dir(), finished, cells.len(), meta.elapsed_seconds, calibration);
-    if let Some(other) = other {
+    report_location(results.dir(), outcome.finished, matrix.cells.len(), meta.elapsed_seconds, calibration);
+    if args.against.is_some() {
         eprintln!(
             "the other build's results, timed in turns with these: {}\ncompare them: heaplab compare {} {}",
-            other.display(),
-            other.display(),
+            other_dir.display(),
+            other_dir.display(),
             results.dir().display()
         );
     }
-    if interrupted {
-        std::process::exit(130);
-    }
-    Ok(())
+    Ok(if interrupted { Ended::Interrupted } else { Ended::Complete })
 }
 
 /// Ctrl-C sets `stop`; a second one kills as usual.
@@ -376,7 +381,7 @@ fn stop_on_ctrl_c(stop: &std::sync::Arc<AtomicBool>) {
     let stop = stop.clone();
     let _ = ctrlc::set_handler(move || {
         if stop.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            std::process::exit(crate::EXIT_INTERRUPTED.into());
         }
     });
 }
@@ -396,97 +401,12 @@ fn report_location(dir: &Path, finished: usize, total: usize, seconds: f64, cali
     eprintln!("{state} in {seconds:.1} s; results in {}", dir.display());
 }
 
-/// The first word of a timing process's progress lines and of its result.
-const TICK: &str = "tick\t";
-const TIMES: &str = "times\t";
-
-/// Runs each timing plan in a fresh `heaplab timing-process`: the plan goes
-/// in on stdin as JSON; progress lines and the measured times come back on
-/// stdout; errors go straight to the terminal on the shared stderr.
-struct Spawning<'a> {
-    /// Set by Ctrl-C, which the child receives too: it stops after its
-    /// current cell and returns what it measured.
-    stop: &'a AtomicBool,
-}
-
-impl Executor for Spawning<'_> {
-    fn execute(
-        &mut self,
-        plan: &TimingPlan,
-        process: usize,
-        tick: &(dyn Fn(&str) + Sync),
-    ) -> Result<Vec<CellTimes>, RunError> {
-        // Interrupted between processes: a new one would not have seen Ctrl-C.
-        if self.stop.load(Ordering::SeqCst) {
-            return Ok(Vec::new());
-        }
-        let failed = |what: String| RunError::Io(io::Error::other(format!("timing process {process}: {what}")));
-        let exe = std::env::current_exe().map_err(|e| failed(format!("cannot find heaplab's own executable: {e}")))?;
-        let mut child = Command::new(exe)
-            .arg("timing-process")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| failed(format!("cannot start: {e}")))?;
-        let times: Result<Option<Vec<CellTimes>>, RunError> = (|| {
-            let plan_json = serde_json::to_vec(plan).map_err(|e| failed(e.to_string()))?;
-            let mut stdin = child.stdin.take().expect("stdin is piped");
-            stdin.write_all(&plan_json).map_err(|e| failed(format!("sending the plan: {e}")))?;
-            drop(stdin);
-            let stdout = child.stdout.take().expect("stdout is piped");
-            let mut times = None;
-            for line in BufReader::new(stdout).lines() {
-                let line = line.map_err(|e| failed(format!("reading its output: {e}")))?;
-                if let Some(what) = line.strip_prefix(TICK) {
-                    tick(what);
-                } else if let Some(json) = line.strip_prefix(TIMES) {
-                    times = Some(serde_json::from_str(json).map_err(|e| failed(format!("unreadable times: {e}")))?);
-                }
-            }
-            Ok(times)
-        })();
-        if times.is_err() {
-            // Nothing will read its answer: do not leave it running.
-            let _ = child.kill();
-        }
-        let status = child.wait().map_err(|e| failed(e.to_string()))?;
-        match times? {
-            Some(times) if status.success() => Ok(times),
-            // Interrupted before it could answer: nothing measured.
-            _ if self.stop.load(Ordering::SeqCst) => Ok(Vec::new()),
-            _ => Err(failed(format!("exited with {status} before reporting its times"))),
-        }
-    }
-}
-
 /// `heaplab timing-process`: run one timing plan read from stdin (see
 /// [`Spawning`]).
 pub fn timing_process() -> anyhow::Result<()> {
-    let mut text = String::new();
-    io::stdin().read_to_string(&mut text).context("reading the timing plan")?;
-    let plan: TimingPlan =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("stdin:{}: expected a timing plan: {e}", e.line()))?;
-    let settings = &plan.settings;
-    let allocators: Vec<AllocatorSpec> =
-        settings.allocators.iter().map(|s| AllocatorSpec::parse(s)).collect::<Result<_, _>>()?;
-    let workloads: Vec<Workload> = settings.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_, _>>()?;
-    let prepared = run::prepare_workloads(&workloads, &settings.seeds, settings.align)?;
-    let cells = run::cells(&allocators, &prepared, settings.arena_bytes);
     let stop = run::interrupt_flag();
     stop_on_ctrl_c(&stop);
-    let stdout = io::stdout();
-    let tick = |what: &str| {
-        let mut out = stdout.lock();
-        // A parent that went away has nobody to tell; the times would be lost
-        // as well, so there is nothing better to do than carry on.
-        let _ = writeln!(out, "{TICK}{what}");
-        let _ = out.flush();
-    };
-    let times = run::time_cells(&cells, &prepared, &plan, &stop, &tick)?;
-    let mut out = stdout.lock();
-    writeln!(out, "{TIMES}{}", serde_json::to_string(&times)?)?;
-    out.flush()?;
+    run::serve_timing_plan(io::stdin().lock(), io::stdout(), &stop)?;
     Ok(())
 }
 
@@ -504,215 +424,44 @@ fn check_heaplab(exe: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The other side of `--against`: asks for a turn before each timed step
-/// (`ready` on stdout) and takes it when told (`go` on stdin). The parent
-/// gone (end of input) counts as Ctrl-C.
-struct TakingTurns<'a> {
-    inner: &'a mut dyn Executor,
-    stop: &'a AtomicBool,
-}
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+    use clap::{Args, Command};
 
-impl TakingTurns<'_> {
-    /// Whether the turn came; not when interrupted, or when the parent
-    /// went away (which then counts as Ctrl-C).
-    fn wait_for_turn(&mut self) -> bool {
-        if self.stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        let asked = {
-            let mut out = io::stdout().lock();
-            writeln!(out, "ready").and_then(|()| out.flush())
-        };
-        let mut line = String::new();
-        let answered = asked.and_then(|()| io::stdin().lock().read_line(&mut line));
-        if !matches!(answered, Ok(n) if n > 0) || line.trim() != "go" {
-            self.stop.store(true, Ordering::SeqCst);
-        }
-        !self.stop.load(Ordering::SeqCst)
-    }
-}
+    use super::*;
 
-impl Executor for TakingTurns<'_> {
-    fn execute(
-        &mut self,
-        plan: &TimingPlan,
-        process: usize,
-        tick: &(dyn Fn(&str) + Sync),
-    ) -> Result<Vec<CellTimes>, RunError> {
-        if !self.wait_for_turn() {
-            return Ok(Vec::new());
+    /// Every option that changes what is measured conflicts with `--from`,
+    /// because it is in the group, not because a list names it.
+    #[test]
+    fn every_measurement_option_conflicts_with_from() {
+        let command = RunArgs::augment_args(Command::new("run"));
+        let measure = MeasureArgs::augment_args(Command::new("measure"));
+        let options: Vec<&clap::Arg> = measure.get_arguments().collect();
+        assert_eq!(options.len(), 16, "every measurement option");
+        for option in options {
+            let long = format!("--{}", option.get_long().expect("measurement options are long"));
+            let value = match option.get_default_values().first() {
+                Some(default) => default.to_str().map(str::to_string),
+                None if option.get_action().takes_values() => Some(
+                    match option.get_id().as_str() {
+                        "allocators" => "bump",
+                        "workloads" => "ramp",
+                        "arena" => "64K",
+                        other => panic!("give --{other} a value here"),
+                    }
+                    .to_string(),
+                ),
+                None => None,
+            };
+            let mut argv = vec!["run".to_string(), long.clone()];
+            argv.extend(value);
+            command.clone().try_get_matches_from(&argv).unwrap_or_else(|e| panic!("{argv:?} alone: {e}"));
+            argv.extend(["--from".to_string(), "meta.json".to_string()]);
+            let error = command.clone().try_get_matches_from(&argv).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ArgumentConflict, "{argv:?}: {error}");
         }
-        self.inner.execute(plan, process, tick)
-    }
-
-    fn after_timing(&mut self) -> Result<(), RunError> {
-        self.wait_for_turn();
-        Ok(())
-    }
-}
-
-/// `--against`: the other build runs the same settings (`run --from` this
-/// run's meta.json) as a child, and the two take turns at every timed step,
-/// in ABBA order (the other build first in even pairs), so that a drift of
-/// the machine over the run falls on both alike. After the repetitions the
-/// child takes one more turn for its latency pass and its results, and
-/// ends, before this run goes on to its own.
-struct Interleaved<'a> {
-    inner: &'a mut dyn Executor,
-    stop: &'a AtomicBool,
-    exe: PathBuf,
-    /// `None` once waited for.
-    child: Option<std::process::Child>,
-    /// `None` once closed, which the child takes as Ctrl-C.
-    to_child: Option<std::process::ChildStdin>,
-    from_child: BufReader<std::process::ChildStdout>,
-    /// Where the other build writes.
-    dir: PathBuf,
-    /// The child is waiting for `go`.
-    idle: bool,
-    /// The child's output ended: it has finished or failed.
-    ended: bool,
-    /// Turns the child has taken.
-    turns: usize,
-}
-
-impl<'a> Interleaved<'a> {
-    fn start(
-        exe: &Path,
-        meta: &Path,
-        name: &str,
-        out: &Path,
-        inner: &'a mut dyn Executor,
-        stop: &'a AtomicBool,
-    ) -> anyhow::Result<Interleaved<'a>> {
-        let mut child = Command::new(exe)
-            .arg("run")
-            .arg("--from")
-            .arg(meta)
-            .args(["--name", name, "--quiet", "--take-turns", "--out"])
-            .arg(out)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting the other build, {}", exe.display()))?;
-        let to_child = child.stdin.take().expect("stdin is piped");
-        let from_child = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        Ok(Interleaved {
-            inner,
-            stop,
-            exe: exe.to_path_buf(),
-            child: Some(child),
-            to_child: Some(to_child),
-            from_child,
-            dir: out.join(name),
-            idle: false,
-            ended: false,
-            turns: 0,
-        })
-    }
-
-    /// Wait until the child asks for a turn or ends.
-    fn wait_idle(&mut self) -> io::Result<()> {
-        if self.idle || self.ended {
-            return Ok(());
-        }
-        let mut line = String::new();
-        if self.from_child.read_line(&mut line)? == 0 {
-            self.ended = true;
-        } else if line.trim() == "ready" {
-            self.idle = true;
-        } else {
-            return Err(io::Error::other(format!(
-                "{} does not take turns (it said `{}`); it must be a heaplab that knows --against",
-                self.exe.display(),
-                line.trim()
-            )));
-        }
-        Ok(())
-    }
-
-    /// Let the child run its next timed step (unless interrupted).
-    fn child_turn(&mut self) -> io::Result<()> {
-        self.wait_idle()?;
-        if self.stop.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        if self.ended && self.turns == 0 {
-            return Err(io::Error::other(format!(
-                "the other build ({}) stopped before its first timed step; its message is above",
-                self.exe.display()
-            )));
-        }
-        if let (false, Some(to_child)) = (self.ended, self.to_child.as_mut()) {
-            writeln!(to_child, "go")?;
-            to_child.flush()?;
-            self.idle = false;
-            self.turns += 1;
-        }
-        Ok(())
-    }
-
-    /// Wait for the child to end; returns where it wrote. Interrupted, the
-    /// child is told so (its input closes) and stops as this run did.
-    fn finish(mut self, interrupted: bool) -> anyhow::Result<PathBuf> {
-        if !interrupted {
-            while !self.ended && !self.stop.load(Ordering::SeqCst) {
-                self.child_turn()?;
-                self.wait_idle()?;
-            }
-        }
-        self.to_child = None;
-        let status = self.child.take().expect("waited for once").wait()?;
-        if !status.success() && !interrupted {
-            bail!("the other build ({}) failed: {status}; its message is above", self.exe.display());
-        }
-        Ok(self.dir.clone())
-    }
-}
-
-impl Drop for Interleaved<'_> {
-    /// On an error path: the child is not waited for by `finish`.
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Executor for Interleaved<'_> {
-    fn execute(
-        &mut self,
-        plan: &TimingPlan,
-        process: usize,
-        tick: &(dyn Fn(&str) + Sync),
-    ) -> Result<Vec<CellTimes>, RunError> {
-        // ABBA: B A, A B, B A, ...
-        let child_first = process.is_multiple_of(2);
-        if child_first {
-            self.child_turn()?;
-        }
-        self.wait_idle()?;
-        if self.stop.load(Ordering::SeqCst) {
-            return Ok(Vec::new());
-        }
-        let times = self.inner.execute(plan, process, tick)?;
-        if !child_first {
-            self.child_turn()?;
-        }
-        Ok(times)
-    }
-
-    fn after_timing(&mut self) -> Result<(), RunError> {
-        // The child's last turn: its latency pass and results. It ends.
-        self.child_turn()?;
-        while !self.ended && !self.stop.load(Ordering::SeqCst) {
-            self.wait_idle()?;
-            if self.idle {
-                self.child_turn()?;
-            }
-        }
-        Ok(())
+        // Where runs go and what is printed do not change what is measured.
+        command.try_get_matches_from(["run", "--from", "m.json", "--out", "x", "--name", "n", "--quiet"]).unwrap();
     }
 }

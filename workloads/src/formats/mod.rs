@@ -348,7 +348,7 @@ mod tests {
             let ops = sample().into_iter().map(Ok).chain(std::iter::once(Err(TraceError::Invalid {
                 path: "src".into(),
                 index: 9,
-                what: "boom".into(),
+                what: crate::Misuse::DoubleFree(9),
             })));
             assert!(write(&path, None, ops, "").is_err());
             assert!(!path.exists(), "{name}");

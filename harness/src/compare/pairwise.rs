@@ -15,9 +15,8 @@
 //! Five processes cannot give a 95 % interval (`2/2⁵` exceeds 5 %); six can.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
-use crate::compare::{CompareError, Key, Repetitions, ResultSet, Style};
+use super::{CompareError, Key, Repetitions, ResultSet, Style};
 use crate::timing::median;
 
 /// Coverage of each cell's interval.
@@ -55,7 +54,7 @@ fn signed_rank_cdf(n: usize) -> Vec<f64> {
     if n > EXACT_PROCESSES {
         let mean = top as f64 / 2.0;
         let sd = (n as f64 * (n + 1) as f64 * (2 * n + 1) as f64 / 24.0).sqrt();
-        return (0..=top).map(|t| crate::compare::standard_normal_cdf((t as f64 + 0.5 - mean) / sd)).collect();
+        return (0..=top).map(|t| super::stats::standard_normal_cdf((t as f64 + 0.5 - mean) / sd)).collect();
     }
     let mut counts = vec![0.0f64; top + 1];
     counts[0] = 1.0;
@@ -112,11 +111,11 @@ pub fn pairwise(set: &ResultSet, pairs: &[(String, String)]) -> Result<Pairwise,
             if !keys().any(|(allocator, _, _)| allocator == spec) {
                 let known: std::collections::BTreeSet<&str> =
                     keys().map(|(allocator, _, _)| allocator.as_str()).collect();
-                return Err(CompareError(format!(
-                    "{}: no allocator `{spec}` in this run; it has {}",
-                    set.path.display(),
-                    known.into_iter().collect::<Vec<_>>().join(", ")
-                )));
+                return Err(CompareError::NoSuchAllocator {
+                    path: set.path.display().to_string(),
+                    allocator: spec.clone(),
+                    known: known.into_iter().collect::<Vec<_>>().join(", "),
+                });
             }
         }
     }
@@ -187,41 +186,7 @@ pub fn render(table: &Pairwise, style: Style) -> String {
             _ => String::new(),
         }
     );
-    let mut text = String::new();
-    match style {
-        Style::Markdown => {
-            let _ = writeln!(text, "| {} |", header.join(" | "));
-            let _ = writeln!(text, "|{}", "---|".repeat(header.len()));
-            for line in &lines {
-                let cells: Vec<String> = line.iter().map(|c| c.replace('|', "\\|")).collect();
-                let _ = writeln!(text, "| {} |", cells.join(" | "));
-            }
-            let _ = writeln!(text, "\n{note}");
-        }
-        Style::Terminal => {
-            let widths: Vec<usize> = (0..header.len())
-                .map(|i| {
-                    lines.iter().map(|l| l[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0)
-                })
-                .collect();
-            let row = |cells: &[String]| {
-                cells
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-                    .trim_end()
-                    .to_string()
-            };
-            let _ = writeln!(text, "{}", row(&header));
-            for line in &lines {
-                let _ = writeln!(text, "{}", row(line));
-            }
-            let _ = writeln!(text, "\n{note}");
-        }
-    }
-    text
+    format!("{}\n{note}\n", super::render::table(&header, &lines, style))
 }
 
 #[cfg(test)]
@@ -287,6 +252,6 @@ mod tests {
     fn an_allocator_not_in_the_run_is_named() {
         let run = set(vec![("a", "w", reps([1.0]))]);
         let error = pairwise(&run, &[("a".into(), "peer:rlsf".into())]).unwrap_err();
-        assert!(error.0.contains("no allocator `peer:rlsf` in this run; it has a"), "{error}");
+        assert!(error.to_string().contains("no allocator `peer:rlsf` in this run; it has a"), "{error}");
     }
 }

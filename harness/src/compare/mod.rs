@@ -1,0 +1,246 @@
+//! `heaplab compare BASE NEW`: what changed between two result sets, with
+//! statistical care for timings and exactly for everything deterministic.
+//!
+//! Rows pair by (allocator, workload, seed).
+//!
+//! - **Throughput**: from the timed repetitions of each side
+//!   (`throughput.csv`), the change `new / base` as the Hodges–Lehmann
+//!   estimate (the median of all pairwise ratios between the two sides) with
+//!   its exact distribution-free confidence interval from the Mann–Whitney
+//!   rank test (Hollander & Wolfe, *Nonparametric Statistical Methods*,
+//!   §4.3): exact coverage, however few the samples, whatever their
+//!   distribution, when the two sides differ by a shift of log throughput
+//!   (and so when they do not differ at all, the false-alarm case), where a
+//!   bootstrap of five values undercovers. Beyond 2,500 sample pairs the
+//!   normal approximation stands in for the exact distribution. No random
+//!   numbers: the verdict is reproducible.
+//! - **The sample unit is the timing process**: a process is a draw of
+//!   everything fixed for its lifetime, and a cell can differ by 20 % from
+//!   one process to the next while its repetitions within each agree to
+//!   2 %. When a side's repetitions come from several processes, each
+//!   process contributes one value (the median of its repetitions);
+//!   repetitions of a single process are used as they are, and the headline
+//!   warns that they understate the uncertainty (Kalibera & Jones,
+//!   *Rigorous Benchmarking in Reasonable Time*, 2013).
+//! - **Simultaneous intervals**: a comparison asks one question per row,
+//!   and a gate fails if any answer is "slower". Each row's interval is
+//!   therefore at level `1 − 0.05 / rows` (Bonferroni), so that all of a
+//!   comparison's intervals hold together with at least 95 % probability:
+//!   (before the drift, estimated from the same rows, is divided out), so
+//!   a noisy row (a cell whose working set lives in a last-level cache
+//!   shared with other tenants moves by ±15 %) then alarms by chance
+//!   rarely enough for a gate. Over the default suite's 84 rows that needs
+//!   7 processes a side (`2 / C(14, 7)` ≤ 0.05 / 84); with fewer, a row gets
+//!   the verdict `too few`, which does not fail, and the headline says how
+//!   many processes are needed.
+//! - A *regression* is an interval entirely below `1 − threshold`: slower
+//!   beyond the threshold, and not by chance. An *improvement* is an
+//!   interval entirely above `1 + threshold`. Anything else is within noise
+//!   or threshold.
+//! - **Machine drift**: two runs on a shared machine differ as a whole (a
+//!   busier neighbour, another clock speed) by more than their repetitions
+//!   vary. With at least [`MIN_ROWS_FOR_DRIFT`] throughput rows, the median
+//!   ratio over all rows is taken as the drift and divided out of every
+//!   ratio and interval before judging (reported in the headline; turn it
+//!   off with `--no-drift-correction`). A change that slows *every* row
+//!   alike is then not a regression: it cannot be told from a slower
+//!   machine. One allocator or workload getting slower still is.
+//! - **Deterministic columns** (every fragmentation and count column of
+//!   `summary.csv`): compared exactly; any difference is a change that must
+//!   be explained, and fails the gate like a regression.
+//! - A row present in BASE and missing from NEW fails the gate too (a
+//!   measurement was lost); rows only in NEW are listed.
+//!
+//! Reading is [`read`], the statistics [`stats`], the text [`render`]; the
+//! two allocators of one run are compared by [`pairwise`].
+
+pub mod pairwise;
+mod read;
+mod render;
+pub mod stats;
+
+pub use read::{CompareError, Key, Repetitions, ResultSet};
+pub use render::{Style, render};
+use stats::{ratio_interval, sample_units};
+
+use crate::timing::median;
+
+/// Family-wise error of the intervals: all the intervals of a comparison
+/// hold together with at least 95 % probability.
+const ALPHA: f64 = 0.05;
+/// Timing processes per side below which the headline warns.
+pub const MIN_PROCESSES: usize = 3;
+/// Throughput rows needed before machine drift is estimated.
+pub const MIN_ROWS_FOR_DRIFT: usize = 5;
+
+/// A verdict on one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Slower beyond the threshold, with confidence.
+    Regression,
+    /// A deterministic figure differs.
+    Changed,
+    /// The row is missing from NEW.
+    Missing,
+    /// Faster beyond the threshold, with confidence.
+    Improvement,
+    /// Too few samples for a 95 % interval.
+    TooFew,
+    /// Within noise or the threshold.
+    Unchanged,
+    /// Only in NEW.
+    Added,
+}
+
+impl Verdict {
+    /// Does it fail the gate?
+    pub fn fails(self) -> bool {
+        matches!(self, Verdict::Regression | Verdict::Changed | Verdict::Missing)
+    }
+
+    /// The word the comparison prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Regression => "REGRESSION",
+            Verdict::Changed => "CHANGED",
+            Verdict::Missing => "MISSING",
+            Verdict::Improvement => "improvement",
+            Verdict::TooFew => "too few",
+            Verdict::Unchanged => "unchanged",
+            Verdict::Added => "added",
+        }
+    }
+}
+
+/// One line of the comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// Which row.
+    pub key: Key,
+    /// Which metric.
+    pub metric: String,
+    /// BASE's value, as text.
+    pub base: String,
+    /// NEW's value, as text.
+    pub new: String,
+    /// Relative change, new/base − 1.
+    pub change: Option<f64>,
+    /// Confidence interval of the ratio new/base.
+    pub interval: Option<(f64, f64)>,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// The outcome of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// What was found, failures first.
+    pub findings: Vec<Finding>,
+    /// The machine drift divided out of throughput ratios (1 when not corrected).
+    pub drift: f64,
+    /// The fewest timing processes behind a timed row of BASE and of NEW
+    /// (`None` without timed rows).
+    pub processes: Option<(usize, usize)>,
+    /// Throughput rows compared: the family the intervals hold over together.
+    pub timed_rows: usize,
+}
+
+/// Compare two result sets; `correct_drift` divides the median throughput
+/// ratio out of every ratio.
+pub fn compare(base: &ResultSet, new: &ResultSet, threshold: f64, correct_drift: bool) -> Comparison {
+    let mut findings = Vec::new();
+    let mut timed = Vec::new();
+    // The fewest timing processes behind any timed row, per side.
+    let mut processes = [usize::MAX; 2];
+    for (k, base_row) in &base.rows {
+        let Some(new_row) = new.rows.get(k) else {
+            findings.push(Finding {
+                key: k.clone(),
+                metric: "row".into(),
+                base: "present".into(),
+                new: "missing".into(),
+                change: None,
+                interval: None,
+                verdict: Verdict::Missing,
+            });
+            continue;
+        };
+        for ((name, old), (_, now)) in base_row.deterministic().into_iter().zip(new_row.deterministic()) {
+            let same = old == now || matches!((old.parse::<f64>(), now.parse::<f64>()), (Ok(a), Ok(b)) if a == b);
+            if !same {
+                let change = match (old.parse::<f64>(), now.parse::<f64>()) {
+                    (Ok(a), Ok(b)) if a != 0.0 => Some(b / a - 1.0),
+                    _ => None,
+                };
+                findings.push(Finding {
+                    key: k.clone(),
+                    metric: name,
+                    base: old,
+                    new: now,
+                    change,
+                    interval: None,
+                    verdict: Verdict::Changed,
+                });
+            }
+        }
+        if let (Some(b), Some(n)) = (base.samples.get(k), new.samples.get(k))
+            && !b.is_empty()
+            && !n.is_empty()
+        {
+            let pooled = |groups: &Vec<Vec<f64>>| median(&mut groups.concat());
+            processes[0] = processes[0].min(b.len());
+            processes[1] = processes[1].min(n.len());
+            timed.push((k.clone(), pooled(b), pooled(n), sample_units(b), sample_units(n)));
+        }
+    }
+    // Simultaneous intervals (Bonferroni): each row at 1 − ALPHA / rows.
+    let alpha = ALPHA / timed.len().max(1) as f64;
+    let timed: Vec<_> = timed
+        .into_iter()
+        .map(|(k, base_median, new_median, base_units, new_units)| {
+            let (ratio, interval) = ratio_interval(&base_units, &new_units, alpha);
+            (k, base_median, new_median, ratio, interval)
+        })
+        .collect();
+    let drift = if correct_drift && timed.len() >= MIN_ROWS_FOR_DRIFT {
+        median(&mut timed.iter().map(|t| t.3).collect::<Vec<_>>())
+    } else {
+        1.0
+    };
+    let timed_rows = timed.len();
+    for (k, base_median, new_median, ratio, interval) in timed {
+        let ratio = ratio / drift;
+        let interval = interval.map(|(low, high)| (low / drift, high / drift));
+        let verdict = match interval {
+            None => Verdict::TooFew,
+            Some((_, high)) if high < 1.0 - threshold => Verdict::Regression,
+            Some((low, _)) if low > 1.0 + threshold => Verdict::Improvement,
+            Some(_) => Verdict::Unchanged,
+        };
+        findings.push(Finding {
+            key: k,
+            metric: "ops_per_sec".into(),
+            base: format!("{base_median:.3e}"),
+            new: format!("{new_median:.3e}"),
+            change: Some(ratio - 1.0),
+            interval,
+            verdict,
+        });
+    }
+    for k in new.rows.keys().filter(|k| !base.rows.contains_key(*k)) {
+        findings.push(Finding {
+            key: k.clone(),
+            metric: "row".into(),
+            base: "absent".into(),
+            new: "present".into(),
+            change: None,
+            interval: None,
+            verdict: Verdict::Added,
+        });
+    }
+    findings.sort_by(|a, b| {
+        a.verdict.cmp(&b.verdict).then_with(|| a.key.cmp(&b.key)).then_with(|| a.metric.cmp(&b.metric))
+    });
+    let processes = (processes[0] != usize::MAX).then_some((processes[0], processes[1]));
+    Comparison { findings, drift, processes, timed_rows }
+}

@@ -1,0 +1,113 @@
+//! Reading a result set for a comparison: its summary rows and its timed
+//! repetitions, keyed by row.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use heaplab_results::{ReadError, SummaryRow, ThroughputRow, read_rows};
+
+/// A row's identity.
+pub type Key = (String, String, Option<u64>);
+
+/// The repetitions of one row by repetition number (the round it ran in):
+/// the timing process that ran it, and its ops/s.
+pub type Repetitions = BTreeMap<u64, (u64, f64)>;
+
+/// One result set: its summary rows and its timed repetitions.
+#[derive(Debug, Clone)]
+pub struct ResultSet {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Summary rows by key.
+    pub rows: BTreeMap<Key, SummaryRow>,
+    /// Ops/s of every repetition, by key, grouped by timing process.
+    pub samples: BTreeMap<Key, Vec<Vec<f64>>>,
+    /// Every repetition by key and repetition number (the round it ran
+    /// in): its timing process and ops/s.
+    pub repetitions: BTreeMap<Key, Repetitions>,
+}
+
+/// Something wrong with an input.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// Not a results directory.
+    #[error("{path}: no summary.csv here; expected a heaplab results directory")]
+    NotResults {
+        /// What was given.
+        path: String,
+    },
+    /// A results file that cannot be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Two summary rows for one cell.
+    #[error("{path}: the row for {allocator} on {workload} appears twice")]
+    Duplicate {
+        /// The file.
+        path: String,
+        /// The row's allocator.
+        allocator: String,
+        /// The row's workload.
+        workload: String,
+    },
+    /// A repetition with a rate that is not one.
+    #[error("{path}: a repetition of {allocator} has ops_per_sec {ops_per_sec}")]
+    BadRepetition {
+        /// The file.
+        path: String,
+        /// The row's allocator.
+        allocator: String,
+        /// The rate.
+        ops_per_sec: f64,
+    },
+    /// `--ours`/`--peer` name an allocator the run does not have.
+    #[error("{path}: no allocator `{allocator}` in this run; it has {known}")]
+    NoSuchAllocator {
+        /// The run.
+        path: String,
+        /// The allocator asked for.
+        allocator: String,
+        /// Those it has, comma-separated.
+        known: String,
+    },
+}
+
+fn key(allocator: &str, workload: &str, seed: Option<u64>) -> Key {
+    (allocator.to_string(), workload.to_string(), seed)
+}
+
+impl ResultSet {
+    /// Read a results directory (or its `summary.csv`).
+    pub fn read(path: &Path) -> Result<ResultSet, CompareError> {
+        let dir =
+            if path.is_dir() { path.to_path_buf() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
+        let summary = if path.is_dir() { path.join("summary.csv") } else { path.to_path_buf() };
+        if !summary.is_file() {
+            return Err(CompareError::NotResults { path: path.display().to_string() });
+        }
+        let mut rows = BTreeMap::new();
+        for row in read_rows::<SummaryRow>(&summary, true)? {
+            let k = key(&row.allocator, &row.workload, row.seed);
+            if rows.insert(k.clone(), row).is_some() {
+                let (allocator, workload, _) = k;
+                return Err(CompareError::Duplicate { path: summary.display().to_string(), allocator, workload });
+            }
+        }
+        let mut grouped: BTreeMap<Key, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+        let mut repetitions: BTreeMap<Key, Repetitions> = BTreeMap::new();
+        let throughput = dir.join("throughput.csv");
+        for row in read_rows::<ThroughputRow>(&throughput, false)? {
+            if !row.ops_per_sec.is_finite() || row.ops_per_sec <= 0.0 {
+                return Err(CompareError::BadRepetition {
+                    path: throughput.display().to_string(),
+                    allocator: row.allocator,
+                    ops_per_sec: row.ops_per_sec,
+                });
+            }
+            let k = key(&row.allocator, &row.workload, row.seed);
+            repetitions.entry(k.clone()).or_default().insert(row.rep, (row.process, row.ops_per_sec));
+            grouped.entry(k).or_default().entry(row.process).or_default().push(row.ops_per_sec);
+        }
+        let samples = grouped.into_iter().map(|(k, by_process)| (k, by_process.into_values().collect())).collect();
+        Ok(ResultSet { path: dir, rows, samples, repetitions })
+    }
+}

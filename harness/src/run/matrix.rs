@@ -1,0 +1,159 @@
+//! The run matrix: every workload prepared for every seed it needs, and one
+//! cell per (allocator, prepared workload); the default suite.
+
+use heaplab_core::Arena;
+use heaplab_results::RunSettings;
+use heaplab_workloads::{TraceError, Workload};
+use rayon::prelude::*;
+
+use super::RunError;
+use crate::prepare::{Prepared, prepare};
+use crate::registry::AllocatorSpec;
+
+/// A run's settings, validated: every allocator spec and workload parsed,
+/// nothing generated or read yet.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// The settings (what `meta.json` keeps).
+    pub settings: RunSettings,
+    /// The allocators, parsed.
+    pub allocators: Vec<AllocatorSpec>,
+    /// The workloads, parsed.
+    pub workloads: Vec<Workload>,
+}
+
+impl RunPlan {
+    /// Parse and check the settings.
+    pub fn new(settings: RunSettings) -> Result<RunPlan, RunError> {
+        let allocators = settings.allocators.iter().map(|s| AllocatorSpec::parse(s)).collect::<Result<_, _>>()?;
+        let workloads = settings.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_, _>>()?;
+        if settings.seeds.is_empty() {
+            return Err(RunError::Plan("give at least one seed".to_string()));
+        }
+        Ok(RunPlan { settings, allocators, workloads })
+    }
+
+    /// Generate, read and validate every workload, and lay out the cells.
+    pub fn prepare(self) -> Result<Matrix, RunError> {
+        let workloads = prepare_workloads(&self.workloads, &self.settings.seeds, self.settings.align)?;
+        let cells = cells(&self.allocators, &workloads, self.settings.arena_bytes);
+        Ok(Matrix { settings: self.settings, workloads, cells })
+    }
+}
+
+/// A run ready to go: its workloads prepared and its cells laid out.
+#[derive(Debug)]
+pub struct Matrix {
+    /// The settings.
+    pub settings: RunSettings,
+    /// Every workload for every seed it needs.
+    pub workloads: Vec<PreparedWorkload>,
+    /// The cells, in matrix order.
+    pub cells: Vec<Cell>,
+}
+
+impl Matrix {
+    /// The prepared workload of `cell`.
+    pub fn workload(&self, cell: &Cell) -> &PreparedWorkload {
+        &self.workloads[cell.workload]
+    }
+}
+
+/// Arena size when neither the command line nor the workload says.
+pub const DEFAULT_ARENA_BYTES: u64 = 64 << 20;
+
+/// A workload with its ops prepared for one seed.
+#[derive(Debug)]
+pub struct PreparedWorkload {
+    /// The workload.
+    pub workload: Workload,
+    /// Canonical name.
+    pub name: String,
+    /// The seed (synthetic workloads).
+    pub seed: Option<u64>,
+    /// The steps.
+    pub prepared: Prepared,
+}
+
+/// One cell of the matrix.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// The allocator.
+    pub allocator: AllocatorSpec,
+    /// Index into the prepared workloads.
+    pub workload: usize,
+    /// Arena bytes for this cell.
+    pub arena_bytes: u64,
+}
+
+/// Generate, read and validate every workload for every seed it needs.
+pub fn prepare_workloads(
+    workloads: &[Workload],
+    seeds: &[u64],
+    align: u64,
+) -> Result<Vec<PreparedWorkload>, TraceError> {
+    let mut jobs = Vec::new();
+    for workload in workloads {
+        if workload.is_seeded() {
+            jobs.extend(seeds.iter().map(|&seed| (workload, Some(seed))));
+        } else {
+            jobs.push((workload, None));
+        }
+    }
+    jobs.into_par_iter()
+        .map(|(workload, seed)| {
+            let name = workload.name();
+            let prepared = prepare(workload.ops(seed.unwrap_or(0))?, &name, align)?;
+            Ok(PreparedWorkload { workload: workload.clone(), name, seed, prepared })
+        })
+        .collect()
+}
+
+/// The cells: allocators × prepared workloads, in matrix order (workload
+/// by workload, each with every allocator).
+pub fn cells(allocators: &[AllocatorSpec], workloads: &[PreparedWorkload], arena_bytes: Option<u64>) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for (index, workload) in workloads.iter().enumerate() {
+        let arena = arena_bytes.or(workload.workload.suggested_arena()).unwrap_or(DEFAULT_ARENA_BYTES);
+        for allocator in allocators {
+            cells.push(Cell { allocator: allocator.clone(), workload: index, arena_bytes: arena });
+        }
+    }
+    cells
+}
+
+/// A cell's arena, naturally aligned (see [`Arena::natural`]).
+pub fn arena(bytes: u64) -> Result<Arena, RunError> {
+    usize::try_from(bytes)
+        .map_err(|_| heaplab_core::ArenaError::TooLarge(usize::MAX))
+        .and_then(Arena::natural)
+        .map_err(|error| RunError::Arena { bytes, error })
+}
+
+/// The default suite's allocators: one representative configuration (or
+/// two) per family.
+pub fn default_allocators() -> Vec<&'static str> {
+    vec![
+        "freelist:fit=first,order=address",
+        "freelist:fit=best,order=address",
+        "segregated:kind=fits",
+        "segregated:kind=tlsf",
+        "buddy",
+        "slab",
+    ]
+}
+
+/// The default suite's workloads: every preset and every bundled trace.
+pub fn default_workloads(ops: Option<u64>) -> Vec<String> {
+    let presets = ["small-objects", "mixed-sizes", "ramp", "peak", "plateau", "larson", "kernel-pages", "kmalloc-mix"];
+    let mut workloads: Vec<String> = presets
+        .iter()
+        .map(|name| match ops {
+            Some(ops) => format!("{name}:ops={ops}"),
+            None => name.to_string(),
+        })
+        .collect();
+    workloads.push("fragmenter".to_string());
+    workloads.extend(heaplab_workloads::bundled::BUNDLED.iter().map(|(name, _, _)| format!("trace:{name}")));
+    workloads
+}

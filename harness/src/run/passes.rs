@@ -1,0 +1,376 @@
+//! The passes over one cell: the metrics pass (untimed), the timed
+//! repetitions of a timing process, and the latency pass.
+//!
+//! Each pass is a [`Visitor`] of the cell's allocator spec, so that it runs
+//! on the allocator's concrete type: the metrics pass on the counted build,
+//! the timed passes on the timed build (no ledger; see
+//! [`heaplab_core::ledger`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use heaplab_core::{Allocator, AllocatorConfig, Arena, OpKind, PerKind};
+use heaplab_results::{RunSettings, SPECTRUM};
+use rayon::prelude::*;
+
+use super::matrix::{Cell, Matrix, arena};
+use super::protocol::{CellTimes, TimingPlan};
+use super::{RunError, Tick};
+use crate::export::{Latency, Throughput};
+use crate::heapmap::HeapMapRecorder;
+use crate::metrics::{Metrics, MetricsProbe};
+use crate::prepare::{Prepared, Step};
+use crate::registry::Visitor;
+use crate::replay::{Nothing, Probe, Slot, Slots, Touch, replay};
+use crate::timing::{self, Calibration, median, median_interval};
+
+/// Coverage asked of the throughput interval.
+const INTERVAL_LEVEL: f64 = 0.95;
+/// A timed repetition lasts at least this long (it replays the trace
+/// several times if one replay is shorter).
+pub const MIN_REP_SECONDS: f64 = 0.02;
+/// Bound on the replays per repetition.
+const MAX_PASSES: usize = 10_000;
+/// Lines (of 64 bytes) the slot table moves by from one repetition to the
+/// next: odd, so that 64 repetitions visit every line of a page.
+const PLACEMENT_STRIDE: usize = 37;
+
+/// The metrics pass of one cell: one replay on a fresh arena, every
+/// fragmentation figure.
+#[derive(Debug)]
+pub struct MetricsPass<'a> {
+    /// The cell's steps.
+    pub prepared: &'a Prepared,
+    /// Its arena.
+    pub arena_bytes: u64,
+    /// Sampling, heap-map frames, `--verify`, touch.
+    pub settings: &'a RunSettings,
+}
+
+impl Visitor for MetricsPass<'_> {
+    type Output = Result<Metrics, RunError>;
+
+    fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
+        let mut allocator = config.build(arena(self.arena_bytes)?)?;
+        let steps = &self.prepared.steps;
+        // Heap maps draw blocks and free space by arena offset: only for
+        // allocators inside the arena whose free space can be walked.
+        let reports = allocator.reports();
+        let recorder = (self.settings.frames > 0 && reports.in_arena && reports.free_space)
+            .then(|| HeapMapRecorder::new(self.arena_bytes as usize, steps.len(), self.settings.frames, None));
+        let mut probe = MetricsProbe::with_heapmap(steps.len(), self.settings.points, self.settings.verify, recorder);
+        probe.set_reports(reports);
+        let mut slots = Slots::new(self.prepared.slots);
+        let outcome = replay(&mut allocator, steps, &mut slots, self.settings.touch, &mut probe)
+            .map_err(|error| RunError::Verify { allocator: config.spec(), workload: String::new(), error })?;
+        let metrics = probe.finish(allocator.stats(), outcome.failed_reallocs, outcome.skipped);
+        // Allocators with memory of their own would keep the leftovers.
+        slots.release_all(&mut allocator);
+        Ok(metrics)
+    }
+}
+
+/// The latency probe: time every allocator call, one histogram per kind.
+struct LatencyProbe {
+    calibration: Calibration,
+    histograms: PerKind<Histogram<u64>>,
+}
+
+impl<A: Allocator> Probe<A> for LatencyProbe {
+    type Error = std::convert::Infallible;
+
+    #[inline(always)]
+    fn start(&mut self) -> u64 {
+        timing::ticks()
+    }
+
+    #[inline(always)]
+    fn stop(&mut self, kind: OpKind, start: u64) {
+        let end = timing::ticks();
+        let ns = self.calibration.ns(end.wrapping_sub(start));
+        self.histograms[kind].record(ns).expect("an auto-resizing histogram takes any u64");
+    }
+}
+
+/// What the timed passes of one cell measured.
+pub type Timed = (Throughput, Option<Latency>);
+
+/// The state of one cell's timed passes between rounds.
+#[derive(Debug)]
+pub struct TimedCell {
+    arena: Option<Arena>,
+    /// Arena size, and bytes to pre-fault.
+    arena_bytes: u64,
+    pub(super) prefault_bytes: usize,
+    slots: Slots,
+    /// Slots the workload needs.
+    slot_count: usize,
+    /// Replays per repetition; 0 until chosen.
+    pub(super) passes: usize,
+    /// Steps of a warm-up replay; 0: all.
+    warmup_steps: usize,
+    /// Repetitions of this cell run by earlier timing processes.
+    first_rep: usize,
+    /// Seconds per replay, one per repetition.
+    pub(super) seconds: Vec<f64>,
+    /// The timing process of each of `seconds`.
+    pub(super) processes: Vec<usize>,
+    /// Set by the last stage.
+    pub(super) result: Option<Timed>,
+}
+
+impl TimedCell {
+    /// A cell before its first repetition.
+    pub fn new(cell: &Cell, prepared: &Prepared, prefault_bytes: usize) -> TimedCell {
+        TimedCell {
+            arena: None,
+            arena_bytes: cell.arena_bytes,
+            prefault_bytes,
+            slots: Slots::new(0),
+            slot_count: prepared.slots,
+            passes: 0,
+            warmup_steps: 0,
+            first_rep: 0,
+            seconds: Vec::new(),
+            processes: Vec::new(),
+            result: None,
+        }
+    }
+
+    /// Steps of the warm-up later timing processes run: about
+    /// [`MIN_REP_SECONDS`] of the trace's start when a measured replay took
+    /// longer, else all of them.
+    pub fn warmup_steps_after(&self, steps: usize) -> usize {
+        match self.seconds.iter().copied().reduce(f64::min) {
+            Some(replay) if replay > MIN_REP_SECONDS => {
+                ((steps as f64 * MIN_REP_SECONDS / replay).ceil() as usize).clamp(1, steps)
+            }
+            _ => steps,
+        }
+    }
+}
+
+/// One timed replay on a fresh allocator over the reused arena; building,
+/// releasing leftovers and trimming are not timed.
+fn timed_replay<C: AllocatorConfig>(
+    config: &C,
+    state: &mut TimedCell,
+    steps: &[Step],
+    touch: Touch,
+) -> Result<f64, RunError> {
+    let mut allocator = config.build_timed(state.arena.take().expect("the arena is back between replays"))?;
+    let start = Instant::now();
+    let Ok(_) = replay(&mut allocator, steps, &mut state.slots, touch, &mut Nothing);
+    let elapsed = start.elapsed().as_secs_f64();
+    state.slots.release_all(&mut allocator);
+    allocator.trim();
+    state.arena = Some(allocator.into_arena());
+    Ok(elapsed)
+}
+
+/// A fresh, pre-faulted arena for a repetition, and the slot table at a
+/// new place within a page (see [`Slots`]). Where memory lands changes
+/// cache behaviour; a new place per repetition puts that variation into
+/// each cell's spread, where the confidence interval sees it.
+fn fresh_arena(state: &mut TimedCell) -> Result<(), RunError> {
+    state.arena = None;
+    let mut fresh = arena(state.arena_bytes)?;
+    fresh.prefault(state.prefault_bytes);
+    state.arena = Some(fresh);
+    // Any of the page's cache lines; the sequence only needs to vary.
+    let line = (state.first_rep + state.seconds.len()).wrapping_mul(PLACEMENT_STRIDE) % (4096 / 64);
+    state.slots = Slots::placed(state.slot_count, line * 64 / size_of::<Slot>());
+    Ok(())
+}
+
+/// One stage of a cell's timed passes.
+#[derive(Debug, Clone, Copy)]
+pub enum Stage {
+    /// Warm up and, unless already chosen, choose the replays per repetition.
+    WarmUp,
+    /// One timed repetition.
+    Repetition,
+    /// The latency pass (if calibrated) and the throughput summary.
+    Finish {
+        /// The timer, for a latency pass; `None`: none.
+        calibration: Option<Calibration>,
+    },
+}
+
+/// One stage of one cell's timed passes, run on the allocator's type.
+#[derive(Debug)]
+pub struct TimedStage<'a> {
+    /// The cell's steps.
+    pub prepared: &'a Prepared,
+    /// Warm-up count and touch.
+    pub settings: &'a RunSettings,
+    /// The cell's state between stages.
+    pub state: &'a mut TimedCell,
+    /// Which stage.
+    pub stage: Stage,
+}
+
+impl Visitor for TimedStage<'_> {
+    type Output = Result<(), RunError>;
+
+    fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
+        let steps = &self.prepared.steps;
+        let touch = self.settings.touch;
+        let state = self.state;
+        match self.stage {
+            Stage::WarmUp => {
+                fresh_arena(state)?;
+                let warm_steps = match state.warmup_steps {
+                    0 => &steps[..],
+                    prefix => &steps[..prefix.min(steps.len())],
+                };
+                let mut warm = f64::INFINITY;
+                for _ in 0..self.settings.warmup.max(1) {
+                    warm = timed_replay(config, state, warm_steps, touch)?;
+                }
+                // Short replays are noise-dominated: a repetition replays the
+                // trace `passes` times so that it lasts at least MIN_REP_SECONDS.
+                if state.passes == 0 {
+                    state.passes = ((MIN_REP_SECONDS / warm.max(1e-9)).ceil() as usize).clamp(1, MAX_PASSES);
+                }
+                state.arena = None;
+            }
+            Stage::Repetition => {
+                fresh_arena(state)?;
+                let mut total = 0.0;
+                for _ in 0..state.passes {
+                    total += timed_replay(config, state, steps, touch)?;
+                }
+                state.seconds.push((total / state.passes as f64).max(1e-9));
+                state.arena = None;
+            }
+            Stage::Finish { calibration } => {
+                let throughput = summarise(state, steps.len());
+                let latency = match calibration {
+                    Some(calibration) => Some(latency_pass(config, state, steps, touch, calibration)?),
+                    None => None,
+                };
+                state.arena = None;
+                state.slots = Slots::new(0);
+                state.result = Some((throughput, latency));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The throughput of a cell's repetitions: the median rate with its
+/// interval, the repetitions themselves handed over.
+fn summarise(state: &mut TimedCell, ops: usize) -> Throughput {
+    let mut rates: Vec<f64> = state.seconds.iter().map(|s| ops as f64 / s).collect();
+    let (low, high, coverage) = median_interval(&rates, INTERVAL_LEVEL);
+    Throughput {
+        passes: state.passes,
+        median: median(&mut rates),
+        low,
+        high,
+        level_pct: 100.0 * coverage,
+        min: rates.first().copied().unwrap_or(f64::NAN),
+        max: rates.last().copied().unwrap_or(f64::NAN),
+        seconds: std::mem::take(&mut state.seconds),
+        processes: std::mem::take(&mut state.processes),
+    }
+}
+
+/// The latency pass: one more replay on a fresh arena, every call timed.
+fn latency_pass<C: AllocatorConfig>(
+    config: &C,
+    state: &mut TimedCell,
+    steps: &[Step],
+    touch: Touch,
+    calibration: Calibration,
+) -> Result<Latency, RunError> {
+    fresh_arena(state)?;
+    let mut allocator = config.build_timed(state.arena.take().expect("a fresh arena"))?;
+    let histogram = |_| Histogram::new(3).expect("3 significant figures are valid");
+    let mut probe = LatencyProbe { calibration, histograms: PerKind::from_fn(histogram) };
+    let Ok(_) = replay(&mut allocator, steps, &mut state.slots, touch, &mut probe);
+    state.slots.release_all(&mut allocator);
+    let kinds = PerKind::from_fn(|kind| {
+        let h = &probe.histograms[kind];
+        let spectrum = SPECTRUM.iter().map(|&p| (p, if h.is_empty() { 0 } else { h.value_at_percentile(p) })).collect();
+        (h.len(), spectrum)
+    });
+    Ok(Latency { kinds, timer_overhead_ns: calibration.overhead_ns() })
+}
+
+/// The timed passes of one timing process: a warm-up of every cell, then
+/// `plan.reps` rounds in which every cell runs one repetition. A slow spell
+/// of a shared machine thus lands on every cell's spread rather than on the
+/// one cell being timed. Stopped (`stop`), it returns the repetitions done.
+pub fn time_cells(
+    matrix: &Matrix,
+    plan: &TimingPlan,
+    stop: &AtomicBool,
+    tick: Tick,
+) -> Result<Vec<CellTimes>, RunError> {
+    let cells = &matrix.cells;
+    plan.fits(cells.len())?;
+    let settings = &plan.settings;
+    let mut states: Vec<TimedCell> = cells
+        .iter()
+        .enumerate()
+        .map(|(index, cell)| {
+            let mut state = TimedCell::new(cell, &matrix.workload(cell).prepared, plan.prefault[index]);
+            state.passes = plan.passes.as_ref().map_or(0, |p| p[index]);
+            state.warmup_steps = plan.warmup_steps.as_ref().map_or(0, |w| w[index]);
+            state.first_rep = plan.first_rep;
+            state
+        })
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(settings.jobs.max(1))
+        .build()
+        .map_err(|e| RunError::Io(std::io::Error::other(e)))?;
+    // One cell after another (`jobs` 1, the default), in matrix order or,
+    // every other round, in reverse: a cell's place in the round (what ran
+    // just before it, how long ago the last cell of its own ended) then
+    // falls on each allocator alike over the rounds, instead of always
+    // favouring the same neighbour in a pair.
+    let run_stage = |states: &mut Vec<TimedCell>, what: &str, stage: Stage, reversed: bool| -> Result<bool, RunError> {
+        let run_one = |cell: &Cell, state: &mut TimedCell| {
+            let workload = matrix.workload(cell);
+            tick(&format!("{what}: {} on {}", cell.allocator.spec(), workload.name));
+            cell.allocator.visit(TimedStage { prepared: &workload.prepared, settings, state, stage })
+        };
+        if settings.jobs <= 1 {
+            let order: Vec<usize> =
+                if reversed { (0..cells.len()).rev().collect() } else { (0..cells.len()).collect() };
+            for index in order {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(false);
+                }
+                run_one(&cells[index], &mut states[index])?;
+            }
+            return Ok(true);
+        }
+        let outcome = pool.install(|| {
+            cells.par_iter().zip(states.par_iter_mut()).try_for_each(|(cell, state)| {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(RunError::Interrupted);
+                }
+                run_one(cell, state)
+            })
+        });
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(RunError::Interrupted) => Ok(false),
+            Err(error) => Err(error),
+        }
+    };
+    let mut going = run_stage(&mut states, "warm-up", Stage::WarmUp, false)?;
+    for round in 0..plan.reps {
+        if !going {
+            break;
+        }
+        let reversed = (plan.first_rep + round) % 2 == 1;
+        going = run_stage(&mut states, &format!("round {} of {}", round + 1, plan.reps), Stage::Repetition, reversed)?;
+    }
+    Ok(states.into_iter().map(|state| CellTimes { passes: state.passes, seconds: state.seconds }).collect())
+}

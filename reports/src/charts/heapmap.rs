@@ -1,0 +1,169 @@
+//! Heap maps: the arena over time, and the arena at one op block by block.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{Chart, FONT, FREE_COLOR, HOLES_COLOR, OTHER_COLOR, PAYLOAD_COLOR, UNTOUCHED_COLOR, error, plain_number};
+use crate::ReportError;
+
+/// A heap map over time: address across, time down, one row per frame.
+#[derive(Debug, Clone)]
+pub struct HeapMapChart {
+    /// Caption.
+    pub title: String,
+    /// Bytes the columns span.
+    pub span_bytes: u64,
+    /// `(op, states)` per frame, in time order.
+    pub frames: Vec<(u64, String)>,
+    /// Size in pixels.
+    pub pixels: (u32, u32),
+}
+
+fn state_color(state: u8) -> RGBColor {
+    match state {
+        b'A' => PAYLOAD_COLOR,
+        b'F' => FREE_COLOR,
+        b'O' => OTHER_COLOR,
+        b'H' => HOLES_COLOR,
+        _ => UNTOUCHED_COLOR,
+    }
+}
+
+impl Chart for HeapMapChart {
+    fn size(&self) -> (u32, u32) {
+        self.pixels
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), ReportError> {
+        let last_op = self.frames.last().map_or(1, |(op, _)| *op).max(1) as f64;
+        let span = self.span_bytes.max(1) as f64;
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FONT, 15))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(62)
+            .build_cartesian_2d(0f64..span / 1024.0, last_op..0f64)
+            .map_err(error)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("arena offset (KiB)")
+            .y_desc("op")
+            .x_label_formatter(&|x| plain_number(*x))
+            .y_label_formatter(&|y| plain_number(*y))
+            .label_style((FONT, 11))
+            .axis_desc_style((FONT, 12))
+            .draw()
+            .map_err(error)?;
+        let mut previous = 0.0;
+        for (op, states) in &self.frames {
+            let (top, bottom) = (previous, *op as f64);
+            previous = bottom;
+            let columns = states.len().max(1) as f64;
+            let bytes = states.as_bytes();
+            let mut start = 0;
+            // One rectangle per run of equal states keeps the SVG small.
+            while start < bytes.len() {
+                let mut end = start + 1;
+                while end < bytes.len() && bytes[end] == bytes[start] {
+                    end += 1;
+                }
+                if bytes[start] != b'.' {
+                    let (x0, x1) = (span * start as f64 / columns / 1024.0, span * end as f64 / columns / 1024.0);
+                    chart
+                        .draw_series([Rectangle::new([(x0, top), (x1, bottom)], state_color(bytes[start]).filled())])
+                        .map_err(error)?;
+                }
+                start = end;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The arena at one op, block by block, wrapped into rows like a memory
+/// dump, each block labelled with its size where it fits.
+#[derive(Debug, Clone)]
+pub struct ExactMap {
+    /// Caption.
+    pub title: String,
+    /// Bytes shown (from offset 0).
+    pub span_bytes: u64,
+    /// `(offset, len, state)` of payloads ('A') and free blocks ('F'),
+    /// address order; gaps are overhead.
+    pub extents: Vec<(u64, u64, char)>,
+    /// Rows.
+    pub rows: u64,
+}
+
+impl Chart for ExactMap {
+    fn size(&self) -> (u32, u32) {
+        (1200, 60 + 34 * self.rows as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), ReportError> {
+        let rows = self.rows.max(1);
+        let per_row = self.span_bytes.div_ceil(rows).max(1);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, (FONT, 16))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..per_row as f64, rows as f64..0f64)
+            .map_err(error)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("offset within the row (bytes)")
+            .x_label_formatter(&|x| plain_number(*x))
+            .y_labels(rows as usize + 1)
+            .y_label_formatter(&|y| format!("+{}", (y.round() as u64) * per_row))
+            .label_style((FONT, 11))
+            .axis_desc_style((FONT, 12))
+            .draw()
+            .map_err(error)?;
+        // Overhead everywhere first, then the extents over it.
+        chart
+            .draw_series(
+                (0..rows)
+                    .map(|r| Rectangle::new([(0.0, r as f64), (per_row as f64, r as f64 + 0.8)], OTHER_COLOR.filled())),
+            )
+            .map_err(error)?;
+        let pixels_per_byte = 1100.0 / per_row as f64;
+        for &(offset, len, state) in &self.extents {
+            let color = if state == 'A' { PAYLOAD_COLOR } else { FREE_COLOR };
+            let (mut at, end) = (offset, (offset + len).min(self.span_bytes));
+            while at < end {
+                let row = at / per_row;
+                let row_end = ((row + 1) * per_row).min(end);
+                let (x0, x1, y) = ((at - row * per_row) as f64, (row_end - row * per_row) as f64, row as f64);
+                chart.draw_series([Rectangle::new([(x0, y), (x1, y + 0.8)], color.filled())]).map_err(error)?;
+                // Outline blocks wide enough to show one, so neighbours stay apart.
+                if (x1 - x0) * pixels_per_byte > 4.0 {
+                    chart
+                        .draw_series([Rectangle::new([(x0, y), (x1, y + 0.8)], WHITE.stroke_width(1))])
+                        .map_err(error)?;
+                }
+                let label = format!("{len}");
+                if (x1 - x0) * pixels_per_byte > 8.0 * label.len() as f64 + 6.0 {
+                    let text_color = if state == 'A' { WHITE } else { BLACK };
+                    chart
+                        .draw_series([Text::new(
+                            label,
+                            ((x0 + x1) / 2.0, y + 0.55),
+                            (FONT, 12).into_font().color(&text_color).pos(plotters::style::text_anchor::Pos::new(
+                                plotters::style::text_anchor::HPos::Center,
+                                plotters::style::text_anchor::VPos::Center,
+                            )),
+                        )])
+                        .map_err(error)?;
+                }
+                at = row_end;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The legend text for heap maps.
+pub const HEAPMAP_LEGEND: &str = "blue: live payload · yellow: free · vermillion: holes, free and used space interleaved finer than the picture · grey: headers, padding, rounding and metadata · white: beyond the footprint";

@@ -1,0 +1,38 @@
+//! Requested R, granted G and footprint H over time, per allocator.
+
+use super::Group;
+use crate::charts::{Grid, Lines};
+use crate::{Figure, ReportError, Writer};
+
+pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Option<Figure>, ReportError> {
+    if group.results.series.is_empty() {
+        return Ok(None);
+    }
+    let mib = |points: Vec<(f64, f64)>| points.into_iter().map(|(x, y)| (x, y / 1048576.0)).collect::<Vec<_>>();
+    let memory: Vec<Lines> = group
+        .allocators()
+        .map(|(a, l)| Lines {
+            title: l.clone(),
+            x_label: "op".into(),
+            y_label: "MiB".into(),
+            series: vec![
+                ("requested R".into(), mib(group.series(a, "requested_bytes"))),
+                ("granted G".into(), mib(group.series(a, "granted_bytes"))),
+                ("footprint H".into(), mib(group.series(a, "footprint_bytes"))),
+            ],
+            log_y: false,
+            thin: Vec::new(),
+            x_ticks: None,
+            pixels: (450, 300),
+        })
+        .collect();
+    writer
+        .figure(
+            &group.file("memory"),
+            "Requested, granted and footprint over time",
+            "R: bytes requested by live blocks; G: bytes granted to them (payload, headers, padding, rounding); H: footprint, the highest arena offset used so far. G − R is internal fragmentation; H − G − metadata is the holes the footprint carries.",
+            &Grid { charts: memory, columns: 3, cell: (450, 300) },
+            false,
+        )
+        .map(Some)
+}

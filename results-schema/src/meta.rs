@@ -1,0 +1,265 @@
+//! `meta.json`: what produced a run and how to repeat it.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SCHEMA_VERSION;
+
+/// The settings a run can be repeated from (`heaplab run --from`); bumped
+/// with every setting added, so that an older build refuses the settings of
+/// a newer one instead of quietly measuring something else.
+pub const SETTINGS_VERSION: u32 = 1;
+
+/// What to write into each block the allocator returns, so that memory
+/// traffic is realistic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Touch {
+    /// Nothing.
+    #[default]
+    None,
+    /// The first byte.
+    First,
+    /// One byte in every 64-byte cache line.
+    Lines,
+}
+
+impl Touch {
+    /// The name used on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Touch::None => "none",
+            Touch::First => "first",
+            Touch::Lines => "lines",
+        }
+    }
+}
+
+/// How a run was configured: everything needed to repeat it.
+///
+/// Reading results ignores settings it does not know; repeating them
+/// ([`Meta::read_settings`]) refuses them, since they are settings of a
+/// newer heaplab, which this build would otherwise ignore and so measure
+/// something else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// [`SETTINGS_VERSION`] of the build that wrote them (1 before it was written).
+    #[serde(default = "one_u32")]
+    pub settings_version: u32,
+    /// Canonical allocator specs.
+    pub allocators: Vec<String>,
+    /// Canonical workload specs or trace paths.
+    pub workloads: Vec<String>,
+    /// Seeds for synthetic workloads.
+    pub seeds: Vec<u64>,
+    /// Timed repetitions.
+    pub reps: usize,
+    /// Untimed warm-up repetitions.
+    pub warmup: usize,
+    /// Arena size; `None`: 64 MiB, or what a workload suggests.
+    pub arena_bytes: Option<u64>,
+    /// Alignment for requests that specify none.
+    pub align: u64,
+    /// Touch mode.
+    pub touch: Touch,
+    /// Time every op?
+    pub latency: bool,
+    /// Skip the timed passes?
+    pub metrics_only: bool,
+    /// Check invariants after every op?
+    pub verify: bool,
+    /// Time-series samples per cell.
+    pub points: usize,
+    /// Heap-map frames per cell (0: none).
+    #[serde(default)]
+    pub frames: usize,
+    /// Timed cells run at once.
+    pub jobs: usize,
+    /// Timing processes the repetitions are spread over (1 in results from
+    /// before there were several).
+    #[serde(default = "one_usize")]
+    pub processes: usize,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+fn one_usize() -> usize {
+    1
+}
+
+/// The timer a run used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimerInfo {
+    /// Which clock.
+    pub clock: String,
+    /// Nanoseconds per tick.
+    pub ns_per_tick: f64,
+    /// Cost of one timed interval, subtracted from samples.
+    pub overhead_ns: f64,
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Cells are still being measured (or the run was killed).
+    Running,
+    /// Every cell finished.
+    Complete,
+    /// Stopped by Ctrl-C: the cells finished stand.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// `running`, `complete` or `interrupted`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// `meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub schema_version: u32,
+    pub heaplab_version: String,
+    pub git_revision: String,
+    pub rustc: String,
+    pub cpu_model: String,
+    pub cores: usize,
+    pub date_utc: String,
+    pub command_line: Vec<String>,
+    pub run_name: String,
+    pub settings: RunSettings,
+    pub timer: Option<TimerInfo>,
+    pub status: RunStatus,
+    pub cells_total: usize,
+    pub cells_finished: usize,
+    pub elapsed_seconds: f64,
+}
+
+/// Why the settings of a `meta.json` cannot be repeated.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// Unreadable.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a meta.json this build knows, or settings it does not know.
+    #[error("{path}:{line}: expected a heaplab meta.json: {message}")]
+    Format {
+        /// The file.
+        path: String,
+        /// The line.
+        line: usize,
+        /// What serde said.
+        message: String,
+    },
+    /// Written by a heaplab with another results schema.
+    #[error("{path}: results schema {found} cannot be repeated by this heaplab (schema {SCHEMA_VERSION})")]
+    Schema {
+        /// The file.
+        path: String,
+        /// Its schema.
+        found: u32,
+    },
+    /// A setting this build does not know.
+    #[error(
+        "{path}: setting `{setting}` is not one this heaplab knows: it would measure something else; use the heaplab that wrote it"
+    )]
+    Unknown {
+        /// The file.
+        path: String,
+        /// The setting.
+        setting: String,
+    },
+    /// Written by a newer heaplab, with settings this build does not know.
+    #[error(
+        "{path}: settings version {found} is newer than this heaplab's ({SETTINGS_VERSION}): it would measure something else; use the heaplab that wrote it"
+    )]
+    Newer {
+        /// The file.
+        path: String,
+        /// Its settings version.
+        found: u32,
+    },
+}
+
+impl Meta {
+    /// Read a `meta.json` whose settings this build can repeat.
+    pub fn read_settings(path: &Path) -> Result<Meta, SettingsError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Io { path: shown.clone(), source })?;
+        let meta: Meta = serde_json::from_str(&text).map_err(|e| SettingsError::Format {
+            path: shown.clone(),
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+        if meta.schema_version != SCHEMA_VERSION {
+            return Err(SettingsError::Schema { path: shown, found: meta.schema_version });
+        }
+        if meta.settings.settings_version > SETTINGS_VERSION {
+            return Err(SettingsError::Newer { path: shown, found: meta.settings.settings_version });
+        }
+        // The settings as written, against those this build read from them.
+        let written: serde_json::Value = serde_json::from_str(&text).expect("parsed once already");
+        let known = serde_json::to_value(&meta.settings).expect("settings serialise");
+        if let (Some(written), Some(known)) = (written["settings"].as_object(), known.as_object())
+            && let Some(setting) = written.keys().find(|key| !known.contains_key(*key))
+        {
+            return Err(SettingsError::Unknown { path: shown, setting: setting.clone() });
+        }
+        Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta_json(extra_setting: &str, settings_version: u32) -> String {
+        format!(
+            r#"{{"schema_version":1,"heaplab_version":"0.1.0","git_revision":"x","rustc":"r","cpu_model":"c","cores":2,
+            "date_utc":"d","command_line":["heaplab"],"run_name":"r",
+            "settings":{{"settings_version":{settings_version},"allocators":["bump"],"workloads":["ramp"],"seeds":[1],"reps":1,"warmup":1,
+            "arena_bytes":null,"align":16,"touch":"none","latency":false,"metrics_only":true,"verify":false,
+            "points":10,"frames":0,"jobs":1,"processes":1{extra_setting}}},
+            "timer":null,"status":"complete","cells_total":1,"cells_finished":1,"elapsed_seconds":0.5}}"#
+        )
+    }
+
+    #[test]
+    fn settings_round_trip_and_refuse_what_they_do_not_know() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.json");
+        std::fs::write(&path, meta_json("", 1)).unwrap();
+        let meta = Meta::read_settings(&path).unwrap();
+        assert_eq!((meta.status, meta.settings.settings_version), (RunStatus::Complete, 1));
+        std::fs::write(&path, meta_json(r#","threads":4"#, 1)).unwrap();
+        let error = Meta::read_settings(&path).unwrap_err().to_string();
+        assert!(error.contains("setting `threads` is not one this heaplab knows"), "{error}");
+        // Reading results is not repeating them: an unknown setting is ignored.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(serde_json::from_str::<Meta>(&text).unwrap().settings.allocators, ["bump"]);
+        std::fs::write(&path, meta_json("", SETTINGS_VERSION + 1)).unwrap();
+        let error = Meta::read_settings(&path).unwrap_err().to_string();
+        assert!(error.contains("is newer than this heaplab's"), "{error}");
+    }
+
+    #[test]
+    fn settings_written_before_the_version_read_as_version_one() {
+        let text = meta_json("", 1).replace(r#""settings_version":1,"#, "");
+        let meta: Meta = serde_json::from_str(&text).unwrap();
+        assert_eq!(meta.settings.settings_version, 1);
+    }
+}
