@@ -101,6 +101,31 @@ fn a_run_repeats_from_its_meta_json() {
 }
 
 #[test]
+fn settings_this_build_does_not_know_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    heaplab().args(SMALL).args(["--name", "first", "--out"]).arg(dir.path()).assert().success();
+    let text = std::fs::read_to_string(dir.path().join("first/meta.json")).unwrap();
+    let mut meta: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // What a later build with a `threads` setting would write, and one with
+    // a newer settings version.
+    let later = dir.path().join("later.json");
+    for (key, value, error) in
+        [("threads", 4, "setting `threads`"), ("settings_version", 99, "settings version 99 is newer")]
+    {
+        meta["settings"][key] = serde_json::json!(value);
+        std::fs::write(&later, serde_json::to_string(&meta).unwrap()).unwrap();
+        heaplab()
+            .args(["run", "--quiet", "--out"])
+            .arg(dir.path())
+            .arg("--from")
+            .arg(&later)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(error));
+    }
+}
+
+#[test]
 fn peak_requested_bytes_agree_with_trace_info() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("w.hlt");
