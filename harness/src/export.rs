@@ -6,27 +6,49 @@ use heaplab_core::{OpKind, PerKind};
 use heaplab_results::{CellRows, DetailRow, HeapMapRow, LatencyRow, SeriesRow, SummaryRow, ThroughputRow};
 
 use crate::metrics::Metrics;
+use crate::timing::{median, median_interval};
 
-/// What one cell measured.
-#[derive(Debug, Clone)]
-pub struct CellResult {
+/// Coverage asked of the throughput interval.
+const INTERVAL_LEVEL: f64 = 0.95;
+
+/// What the metrics pass of one cell measured, as the rows it becomes: the
+/// deterministic part of its results. It is complete as soon as the pass
+/// ends, and is journaled then (see [`crate::run::journal`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsRows {
+    /// The `summary.csv` row, its timing columns empty.
+    pub summary: SummaryRow,
+    /// Its `timeseries.csv` rows.
+    pub series: Vec<SeriesRow>,
+    /// Its `details.csv` rows.
+    pub details: Vec<DetailRow>,
+    /// Its `heapmap.csv` rows.
+    pub heapmap: Vec<HeapMapRow>,
+}
+
+/// Which cell, for the rows it becomes.
+#[derive(Debug, Clone, Copy)]
+pub struct CellName<'a> {
     /// Canonical allocator spec.
-    pub allocator: String,
+    pub allocator: &'a str,
     /// Canonical workload name.
-    pub workload: String,
+    pub workload: &'a str,
     /// The seed, for synthetic workloads.
     pub seed: Option<u64>,
     /// Arena size.
     pub arena_bytes: u64,
     /// Ops by kind in the workload.
     pub counts: PerKind<u64>,
+}
+
+/// What one cell measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellResult {
     /// The metrics pass.
-    pub metrics: Metrics,
-    /// Wall time of the metrics pass.
-    pub metrics_seconds: f64,
-    /// The throughput pass, unless skipped.
+    pub metrics: MetricsRows,
+    /// The throughput pass, unless skipped (or not reached).
     pub throughput: Option<Throughput>,
-    /// The latency pass, unless skipped.
+    /// The latency pass, unless skipped (or not reached).
     pub latency: Option<Latency>,
 }
 
@@ -53,6 +75,27 @@ pub struct Throughput {
     pub max: f64,
 }
 
+impl Throughput {
+    /// The throughput of `seconds` (one per repetition of `passes` replays of
+    /// `ops` ops, from timing process `processes[i]`): the median rate with
+    /// its interval.
+    pub fn new(passes: usize, seconds: Vec<f64>, processes: Vec<usize>, ops: usize) -> Throughput {
+        let mut rates: Vec<f64> = seconds.iter().map(|s| ops as f64 / s).collect();
+        let (low, high, coverage) = median_interval(&rates, INTERVAL_LEVEL);
+        Throughput {
+            passes,
+            median: median(&mut rates),
+            low,
+            high,
+            level_pct: 100.0 * coverage,
+            min: rates.first().copied().unwrap_or(f64::NAN),
+            max: rates.last().copied().unwrap_or(f64::NAN),
+            seconds,
+            processes,
+        }
+    }
+}
+
 /// Per-kind latency spectra.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Latency {
@@ -73,21 +116,16 @@ impl Latency {
     }
 }
 
-impl CellResult {
-    /// The cell's `summary.csv` row.
-    pub fn summary(&self) -> SummaryRow {
-        let cell = self;
-        let m = &cell.metrics;
-        let t = cell.throughput.as_ref();
-        let l = cell.latency.as_ref();
-        let p = |kind: OpKind, percentile: f64| l.and_then(|l| l.at(kind, percentile));
+impl MetricsRows {
+    /// The rows of a cell's metrics pass, which took `metrics_seconds`.
+    pub fn new(cell: CellName, m: &Metrics, metrics_seconds: f64) -> MetricsRows {
         let counters = m.final_stats.counters;
         // Figures an allocator cannot report are left empty, not invented.
         let (granted, free, footprint) = (m.reports.granted, m.reports.free_space, m.reports.footprint);
         let classified = m.reports.free_bytes || free;
-        SummaryRow {
-            allocator: cell.allocator.clone(),
-            workload: cell.workload.clone(),
+        let summary = SummaryRow {
+            allocator: cell.allocator.to_string(),
+            workload: cell.workload.to_string(),
             seed: cell.seed,
             arena_bytes: cell.arena_bytes,
             ops: m.ops,
@@ -122,10 +160,84 @@ impl CellResult {
             blocks_inspected: counters.blocks_inspected,
             splits: counters.splits,
             coalesces: counters.coalesces,
+            metrics_pass_seconds: metrics_seconds,
+            ..SummaryRow::default()
+        };
+        let (allocator, workload, seed) = (cell.allocator, cell.workload, cell.seed);
+        // Series the allocator cannot report are left out.
+        let r = m.reports;
+        let series = m
+            .samples
+            .iter()
+            .flat_map(|sample| {
+                [
+                    ("requested_bytes", sample.requested_bytes as f64, true),
+                    ("granted_bytes", sample.granted_bytes as f64, r.granted),
+                    ("footprint_bytes", sample.footprint_bytes as f64, r.footprint),
+                    ("free_bytes", sample.free_bytes as f64, r.free_space),
+                    ("largest_free_bytes", sample.largest_free_bytes as f64, r.free_space),
+                    ("metadata_bytes", sample.metadata_bytes as f64, r.footprint),
+                    ("internal_frag_pct", sample.internal_frag_pct, r.granted),
+                    ("external_frag_pct", sample.external_frag_pct, r.free_space),
+                ]
+                .into_iter()
+                .filter(|(_, _, reported)| *reported)
+                .map(move |(metric, value, _)| SeriesRow {
+                    allocator: allocator.to_string(),
+                    workload: workload.to_string(),
+                    seed,
+                    op: sample.op,
+                    metric: metric.to_string(),
+                    value,
+                })
+            })
+            .collect();
+        let details = m
+            .details
+            .iter()
+            .map(|d| DetailRow {
+                allocator: allocator.to_string(),
+                workload: workload.to_string(),
+                seed,
+                op: m.details_op,
+                table: d.table.to_string(),
+                row: d.row.clone(),
+                column: d.column.to_string(),
+                value: d.value,
+            })
+            .collect();
+        let heapmap = m
+            .heapmap
+            .iter()
+            .flat_map(|map| {
+                map.frames.iter().enumerate().map(|(frame, f)| HeapMapRow {
+                    allocator: allocator.to_string(),
+                    workload: workload.to_string(),
+                    seed,
+                    frame,
+                    op: f.op,
+                    footprint_bytes: f.footprint_bytes,
+                    span_bytes: map.span_bytes,
+                    states: f.states.clone(),
+                })
+            })
+            .collect();
+        MetricsRows { summary, series, details, heapmap }
+    }
+}
+
+impl CellResult {
+    /// The cell's `summary.csv` row: the metrics pass's, with the timing
+    /// columns filled in.
+    pub fn summary(&self) -> SummaryRow {
+        let t = self.throughput.as_ref();
+        let l = self.latency.as_ref();
+        let p = |kind: OpKind, percentile: f64| l.and_then(|l| l.at(kind, percentile));
+        let ops = self.metrics.summary.ops;
+        SummaryRow {
             reps: t.map(|t| t.seconds.len() as u64),
             passes_per_rep: t.map(|t| t.passes as u64),
-            replay_seconds: t.map(|t| m.ops as f64 / t.median),
-            metrics_pass_seconds: cell.metrics_seconds,
+            replay_seconds: t.map(|t| ops as f64 / t.median),
             ops_per_sec: t.map(|t| t.median),
             ops_per_sec_ci_low: t.map(|t| t.low),
             ops_per_sec_ci_high: t.map(|t| t.high),
@@ -148,67 +260,15 @@ impl CellResult {
             realloc_p999_ns: p(OpKind::Realloc, 99.9),
             realloc_max_ns: p(OpKind::Realloc, 100.0),
             timer_overhead_ns: l.map(|l| l.timer_overhead_ns),
+            ..self.metrics.summary.clone()
         }
     }
 
     /// Every row the cell adds to the results files.
     pub fn rows(&self) -> CellRows {
-        let (allocator, workload, seed) = (&self.allocator, &self.workload, self.seed);
         let metrics = &self.metrics;
-        // Series the allocator cannot report are left out.
-        let r = metrics.reports;
-        let series = metrics
-            .samples
-            .iter()
-            .flat_map(|sample| {
-                [
-                    ("requested_bytes", sample.requested_bytes as f64, true),
-                    ("granted_bytes", sample.granted_bytes as f64, r.granted),
-                    ("footprint_bytes", sample.footprint_bytes as f64, r.footprint),
-                    ("free_bytes", sample.free_bytes as f64, r.free_space),
-                    ("largest_free_bytes", sample.largest_free_bytes as f64, r.free_space),
-                    ("metadata_bytes", sample.metadata_bytes as f64, r.footprint),
-                    ("internal_frag_pct", sample.internal_frag_pct, r.granted),
-                    ("external_frag_pct", sample.external_frag_pct, r.free_space),
-                ]
-                .into_iter()
-                .filter(|(_, _, reported)| *reported)
-                .map(move |(metric, value, _)| SeriesRow {
-                    allocator: allocator.clone(),
-                    workload: workload.clone(),
-                    seed,
-                    op: sample.op,
-                    metric: metric.to_string(),
-                    value,
-                })
-            })
-            .collect();
-        let details = metrics
-            .details
-            .iter()
-            .map(|d| DetailRow {
-                allocator: allocator.clone(),
-                workload: workload.clone(),
-                seed,
-                op: metrics.details_op,
-                table: d.table.to_string(),
-                row: d.row.clone(),
-                column: d.column.to_string(),
-                value: d.value,
-            })
-            .collect();
-        let heapmap = metrics.heapmap.iter().flat_map(|map| {
-            map.frames.iter().enumerate().map(|(frame, f)| HeapMapRow {
-                allocator: allocator.clone(),
-                workload: workload.clone(),
-                seed,
-                frame,
-                op: f.op,
-                footprint_bytes: f.footprint_bytes,
-                span_bytes: map.span_bytes,
-                states: f.states.clone(),
-            })
-        });
+        let row = &metrics.summary;
+        let (allocator, workload, seed) = (&row.allocator, &row.workload, row.seed);
         let latency = self.latency.iter().flat_map(|latency| {
             latency.kinds.iter().flat_map(move |(kind, (samples, spectrum))| {
                 spectrum.iter().map(move |&(percentile, latency_ns)| LatencyRow {
@@ -222,7 +282,7 @@ impl CellResult {
                 })
             })
         });
-        let ops = metrics.ops as f64;
+        let ops = row.ops as f64;
         let throughput = self.throughput.iter().flat_map(|throughput| {
             throughput.seconds.iter().enumerate().map(move |(rep, &seconds)| ThroughputRow {
                 allocator: allocator.clone(),
@@ -236,9 +296,9 @@ impl CellResult {
         });
         CellRows {
             summary: self.summary(),
-            series,
-            details,
-            heapmap: heapmap.collect(),
+            series: metrics.series.clone(),
+            details: metrics.details.clone(),
+            heapmap: metrics.heapmap.clone(),
             latency: latency.collect(),
             throughput: throughput.collect(),
         }
@@ -251,17 +311,15 @@ mod tests {
 
     #[test]
     fn an_empty_cell_has_a_summary_row_and_nothing_else() {
-        let cell = CellResult {
-            allocator: "bump".into(),
-            workload: "ramp".into(),
+        let name = CellName {
+            allocator: "bump",
+            workload: "ramp",
             seed: Some(1),
             arena_bytes: 4096,
             counts: PerKind { alloc: 3, free: 3, realloc: 0 },
-            metrics: Metrics::default(),
-            metrics_seconds: 0.0,
-            throughput: None,
-            latency: None,
         };
+        let cell =
+            CellResult { metrics: MetricsRows::new(name, &Metrics::default(), 0.0), throughput: None, latency: None };
         let rows = cell.rows();
         assert_eq!((rows.summary.allocs, rows.summary.frees, rows.summary.ops_per_sec), (3, 3, None));
         assert!(rows.series.is_empty() && rows.latency.is_empty() && rows.throughput.is_empty());

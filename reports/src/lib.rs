@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 use charts::{Chart, ExactMap, HeapMapChart};
-use heaplab_results::{Meta, Results};
+use heaplab_results::{Meta, Results, RunStatus};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +240,29 @@ fn meta_str(meta: &Meta, key: &str) -> String {
     }
 }
 
+/// What an unfinished run lacks, and how to finish it; `None` when complete.
+fn incomplete(results: &Results) -> Option<String> {
+    let meta = &results.meta;
+    if meta.status == RunStatus::Complete {
+        return None;
+    }
+    let mut counts = vec![format!("{} of {} metrics passes", meta.cells_finished, meta.cells_total)];
+    if meta.reps_total > 0 {
+        counts.push(format!("{} of {} timed repetitions", meta.reps_finished, meta.reps_total));
+    }
+    if meta.latency_total > 0 {
+        counts.push(format!("{} of {} latency passes", meta.latency_finished, meta.latency_total));
+    }
+    let out = results.dir.parent().map_or(".".to_string(), |p| p.display().to_string());
+    Some(format!(
+        "This run is incomplete ({}: {}): the figures show only what finished. To complete it: heaplab run --resume {} --out {}",
+        meta.status.name(),
+        counts.join(", "),
+        results.dir.file_name().map_or(meta.run_name.clone(), |n| n.to_string_lossy().into_owned()),
+        if out.is_empty() { "." } else { &out }
+    ))
+}
+
 fn reproduce_command(results: &Results) -> String {
     format!("heaplab run --from {}/meta.json", results.dir.display())
 }
@@ -268,6 +291,10 @@ svg,img{{max-width:100%;height:auto}}</style></head><body>\n<h1>heaplab report: 
         "<p>How each allocator fared on each workload: speed, latency, and where the memory went. Every figure below comes from the files of <code>{}</code>.</p>",
         html_escape(&results.dir.display().to_string())
     );
+    if let Some(note) = incomplete(results) {
+        let _ =
+            writeln!(html, "<p style=\"background:#fff3cd;padding:.6em\"><strong>{}</strong></p>", html_escape(&note));
+    }
     let _ = writeln!(html, "<h2>Run</h2><table>");
     for (name, key) in [
         ("heaplab", "heaplab_version"),
@@ -349,6 +376,9 @@ fn render_markdown(
         meta_str(&results.meta, "date_utc"),
         reproduce_command(results)
     );
+    if let Some(note) = incomplete(results) {
+        let _ = writeln!(md, "> **{note}**\n");
+    }
     for (heading, workload, seed, figures) in sections {
         let _ = writeln!(md, "## {heading}\n\n`{workload}`\n");
         let (header, rows) = table_rows(results, workload, *seed, labels);

@@ -109,8 +109,10 @@ pub enum RunStatus {
     Running,
     /// Every cell finished.
     Complete,
-    /// Stopped by Ctrl-C: the cells finished stand.
+    /// Stopped by Ctrl-C, or killed (and repaired): what finished stands.
     Interrupted,
+    /// Stopped by an error: what finished stands.
+    Failed,
 }
 
 impl RunStatus {
@@ -120,6 +122,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Complete => "complete",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
         }
     }
 }
@@ -140,8 +143,31 @@ pub struct Meta {
     pub timer: Option<TimerInfo>,
     pub status: RunStatus,
     pub cells_total: usize,
+    /// Cells whose metrics pass finished.
     pub cells_finished: usize,
+    /// Timed repetitions asked (cells × reps), and done.
+    #[serde(default)]
+    pub reps_total: usize,
+    #[serde(default)]
+    pub reps_finished: usize,
+    /// Latency passes asked, and done.
+    #[serde(default)]
+    pub latency_total: usize,
+    #[serde(default)]
+    pub latency_finished: usize,
     pub elapsed_seconds: f64,
+    /// Each `heaplab run --resume` that went on with the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed: Vec<Resumed>,
+}
+
+/// One `heaplab run --resume` of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resumed {
+    /// When it started.
+    pub date_utc: String,
+    /// Its command line.
+    pub command_line: Vec<String>,
 }
 
 /// Why the settings of a `meta.json` cannot be repeated.

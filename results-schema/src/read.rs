@@ -176,7 +176,12 @@ mod tests {
             status: RunStatus::Running,
             cells_total: 1,
             cells_finished: 0,
+            reps_total: 1,
+            reps_finished: 0,
+            latency_total: 1,
+            latency_finished: 0,
             elapsed_seconds: 0.0,
+            resumed: Vec::new(),
         }
     }
 
@@ -184,7 +189,8 @@ mod tests {
     fn what_the_writer_writes_the_reader_reads() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("run");
-        let mut results = ResultsDir::create(&run, &meta()).unwrap();
+        let results = ResultsDir::create(&run, &meta()).unwrap();
+        results.write(&[]).unwrap();
         let empty = Results::read(&run).unwrap();
         assert!(empty.summary.is_empty() && empty.series.is_empty() && empty.latency.is_empty());
         let key = |row: &mut SummaryRow| {
@@ -214,7 +220,7 @@ mod tests {
                 ..Default::default()
             }],
         };
-        results.add(cell.clone()).unwrap();
+        results.write(std::slice::from_ref(&cell)).unwrap();
         let read = Results::read(&run).unwrap();
         assert_eq!(read.summary, vec![cell.summary]);
         assert_eq!(read.series, cell.series);

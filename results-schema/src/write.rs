@@ -1,12 +1,8 @@
-//! Writing a results directory as cells finish.
-//!
-//! Every file but the time series, the details and the heap maps is
-//! rewritten whole after each finished cell, through a temporary file
-//! renamed into place; those three are appended with one `write` per cell
-//! and file. An interrupted run therefore leaves complete files holding the
-//! cells finished so far.
+//! Writing a results directory: `meta.json` as the run goes, the CSV files
+//! whole when it ends. What a run has finished before then is in its
+//! journal (the harness's `run::journal`), from which the files are made.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -64,20 +60,17 @@ fn header_of<T: Serialize + Default>() -> String {
     String::from_utf8(bytes).expect("CSV is UTF-8").lines().next().unwrap_or_default().to_string()
 }
 
-/// The files of one run, written as cells finish.
+/// The files of one run. `meta.json` is written when the run starts and
+/// whenever its status changes; the CSV files are written whole, each
+/// through a temporary file renamed into place, when the run ends (or is
+/// repaired), so that none is ever half-written.
 #[derive(Debug)]
 pub struct ResultsDir {
     dir: PathBuf,
-    summary: Vec<SummaryRow>,
-    latency: Vec<LatencyRow>,
-    throughput: Vec<ThroughputRow>,
-    timeseries: File,
-    details: File,
-    heapmap: File,
 }
 
 impl ResultsDir {
-    /// Create `dir` (which must not hold results already) and its files.
+    /// Create `dir` (which must not hold a run already) and its `meta.json`.
     pub fn create(dir: &Path, meta: &Meta) -> io::Result<ResultsDir> {
         if dir.join("summary.csv").exists() || dir.join("meta.json").exists() {
             return Err(io::Error::new(
@@ -86,24 +79,14 @@ impl ResultsDir {
             ));
         }
         fs::create_dir_all(dir)?;
-        let appended = |name: &str, header: String| -> io::Result<File> {
-            let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(dir.join(name))?;
-            file.write_all(header.as_bytes())?;
-            file.write_all(b"\n")?;
-            Ok(file)
-        };
-        let results = ResultsDir {
-            dir: dir.to_path_buf(),
-            summary: Vec::new(),
-            latency: Vec::new(),
-            throughput: Vec::new(),
-            timeseries: appended("timeseries.csv", header_of::<SeriesRow>())?,
-            details: appended("details.csv", header_of::<DetailRow>())?,
-            heapmap: appended("heapmap.csv", header_of::<HeapMapRow>())?,
-        };
+        let results = ResultsDir { dir: dir.to_path_buf() };
         results.write_meta(meta)?;
-        results.rewrite()?;
         Ok(results)
+    }
+
+    /// The run in `dir`, to resume or repair.
+    pub fn open(dir: &Path) -> ResultsDir {
+        ResultsDir { dir: dir.to_path_buf() }
     }
 
     /// The directory.
@@ -111,39 +94,20 @@ impl ResultsDir {
         &self.dir
     }
 
-    /// The summary rows so far.
-    pub fn summary(&self) -> &[SummaryRow] {
-        &self.summary
-    }
-
-    /// Record a finished cell in every file.
-    pub fn add(&mut self, cell: CellRows) -> io::Result<()> {
-        // One write per cell and file: a row is never half-written.
-        self.timeseries.write_all(&csv_bytes(&cell.series, false)?)?;
-        self.timeseries.sync_data()?;
-        self.details.write_all(&csv_bytes(&cell.details, false)?)?;
-        self.heapmap.write_all(&csv_bytes(&cell.heapmap, false)?)?;
-        self.latency.extend(cell.latency);
-        self.throughput.extend(cell.throughput);
-        self.summary.push(cell.summary);
-        self.rewrite()
-    }
-
-    fn rewrite(&self) -> io::Result<()> {
-        let whole =
-            |rows: Vec<u8>, header: String| if rows.is_empty() { format!("{header}\n").into_bytes() } else { rows };
-        write_atomic(
-            &self.dir.join("summary.csv"),
-            &whole(csv_bytes(&self.summary, true)?, header_of::<SummaryRow>()),
-        )?;
-        write_atomic(
-            &self.dir.join("latency.csv"),
-            &whole(csv_bytes(&self.latency, true)?, header_of::<LatencyRow>()),
-        )?;
-        write_atomic(
-            &self.dir.join("throughput.csv"),
-            &whole(csv_bytes(&self.throughput, true)?, header_of::<ThroughputRow>()),
-        )
+    /// Write every CSV file from `cells`, in their order.
+    pub fn write(&self, cells: &[CellRows]) -> io::Result<()> {
+        fn file<T: Serialize + Default>(dir: &Path, name: &str, rows: Vec<&T>) -> io::Result<()> {
+            let mut bytes = format!("{}\n", header_of::<T>()).into_bytes();
+            bytes.extend(csv_bytes(&rows, false)?);
+            write_atomic(&dir.join(name), &bytes)
+        }
+        let dir = &self.dir;
+        file(dir, "summary.csv", cells.iter().map(|c| &c.summary).collect())?;
+        file(dir, "latency.csv", cells.iter().flat_map(|c| &c.latency).collect())?;
+        file(dir, "throughput.csv", cells.iter().flat_map(|c| &c.throughput).collect())?;
+        file(dir, "timeseries.csv", cells.iter().flat_map(|c| &c.series).collect())?;
+        file(dir, "details.csv", cells.iter().flat_map(|c| &c.details).collect())?;
+        file(dir, "heapmap.csv", cells.iter().flat_map(|c| &c.heapmap).collect())
     }
 
     /// Rewrite `meta.json`.

@@ -29,6 +29,7 @@ pub struct ReportArgs {
 
 /// Write the report of a results directory.
 pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    super::run::repair_if_killed(&args.results)?;
     let results = Results::read(&args.results)?;
     let name = results.meta.run_name.clone();
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(name));

@@ -11,11 +11,18 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use heaplab::registry;
-use heaplab::run::{self, Executor, InProcess, Interleaved, Progress, RunContext, RunPlan, Spawning, TakingTurns};
+use heaplab::run::journal::{self, Records};
+use heaplab::run::{
+    self, Done, Executor, InProcess, Interleaved, Journal, JournalError, Outcome, Progress, RunContext, RunPlan,
+    Spawning, TakingTurns,
+};
 use heaplab::table;
 use heaplab::timing::{CLOCK_NAME, Calibration};
 use heaplab_core::spec::parse_size;
-use heaplab_results::{Meta, ResultsDir, RunSettings, RunStatus, SCHEMA_VERSION, SETTINGS_VERSION, TimerInfo, Touch};
+use heaplab_results::{
+    CellRows, Meta, ResultsDir, Resumed, RunSettings, RunStatus, SCHEMA_VERSION, SETTINGS_VERSION, SummaryRow,
+    TimerInfo, Touch,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Arguments of `heaplab run`.
@@ -37,6 +44,12 @@ pub struct RunArgs {
     /// change what is measured are refused).
     #[arg(long, value_name = "META_JSON", conflicts_with = MEASURE)]
     from: Option<PathBuf>,
+
+    /// Go on with the interrupted, killed or failed run OUT/NAME: run only
+    /// what its journal does not hold, then write its files again. Needs the
+    /// heaplab build that started it.
+    #[arg(long, value_name = "NAME", conflicts_with_all = [MEASURE, "from", "name", "against", "take_turns"])]
+    resume: Option<String>,
 
     /// Time this build against another heaplab executable (say, the main
     /// branch's build), taking turns: the other build's timing processes
@@ -277,7 +290,17 @@ pub enum Ended {
 pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
     let started = Instant::now();
     let now = SystemTime::now();
-    let settings = settings(args)?;
+    let resumed = match &args.resume {
+        Some(name) => match resumable(&args.out.join(name))? {
+            Some(resumed) => Some(resumed),
+            None => return Ok(Ended::Complete),
+        },
+        None => None,
+    };
+    let settings = match &resumed {
+        Some((meta, ..)) => meta.settings.clone(),
+        None => settings(args)?,
+    };
     if let Some(exe) = &args.against {
         if settings.metrics_only {
             bail!("--against compares timings, and a metrics-only run has none");
@@ -300,34 +323,67 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
     let matrix = plan.prepare()?;
     let settings = &matrix.settings;
     let calibration = settings.latency.then(Calibration::measure);
-    let name = args.name.clone().unwrap_or_else(|| default_name(now));
-    let mut meta = Meta {
-        schema_version: SCHEMA_VERSION,
-        heaplab_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_revision: env!("HEAPLAB_GIT_REVISION").to_string(),
-        rustc: env!("HEAPLAB_RUSTC").to_string(),
-        cpu_model: cpu_model(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        date_utc: humantime::format_rfc3339_seconds(now).to_string(),
-        command_line: std::env::args().collect(),
-        run_name: name.clone(),
-        settings: settings.clone(),
-        timer: calibration.map(|c| TimerInfo {
-            clock: CLOCK_NAME.to_string(),
-            ns_per_tick: c.ns_per_tick,
-            overhead_ns: c.overhead_ns(),
-        }),
-        status: RunStatus::Running,
-        cells_total: matrix.cells.len(),
-        cells_finished: 0,
-        elapsed_seconds: 0.0,
+    let timer = calibration.map(|c| TimerInfo {
+        clock: CLOCK_NAME.to_string(),
+        ns_per_tick: c.ns_per_tick,
+        overhead_ns: c.overhead_ns(),
+    });
+    let (mut meta, results, journal, mut done) = match resumed {
+        Some((mut meta, journal, records)) => {
+            let done = Done::from_records(journal.path(), records, matrix.cells.len(), Some(&matrix))?;
+            eprintln!(
+                "resuming {}: its journal holds {}",
+                journal.path().parent().unwrap_or(Path::new(".")).display(),
+                Outcome::of(&done, settings, false).counts()
+            );
+            meta.resumed.push(Resumed {
+                date_utc: humantime::format_rfc3339_seconds(now).to_string(),
+                command_line: std::env::args().collect(),
+            });
+            meta.timer = meta.timer.or(timer);
+            let results = ResultsDir::open(&args.out.join(args.resume.as_deref().unwrap_or_default()));
+            (meta, results, journal, done)
+        }
+        None => {
+            let name = args.name.clone().unwrap_or_else(|| default_name(now));
+            let meta = Meta {
+                schema_version: SCHEMA_VERSION,
+                heaplab_version: env!("CARGO_PKG_VERSION").to_string(),
+                git_revision: env!("HEAPLAB_GIT_REVISION").to_string(),
+                rustc: env!("HEAPLAB_RUSTC").to_string(),
+                cpu_model: cpu_model(),
+                cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                date_utc: humantime::format_rfc3339_seconds(now).to_string(),
+                command_line: std::env::args().collect(),
+                run_name: name.clone(),
+                settings: settings.clone(),
+                timer,
+                status: RunStatus::Running,
+                cells_total: matrix.cells.len(),
+                cells_finished: 0,
+                reps_total: 0,
+                reps_finished: 0,
+                latency_total: 0,
+                latency_finished: 0,
+                elapsed_seconds: 0.0,
+                resumed: Vec::new(),
+            };
+            let dir = args.out.join(&name);
+            let other_dir = args.out.join(format!("{name}-base"));
+            if args.against.is_some()
+                && (other_dir.join("summary.csv").exists() || other_dir.join("meta.json").exists())
+            {
+                bail!("{} already holds results; choose another --name or remove it", other_dir.display());
+            }
+            let results = ResultsDir::create(&dir, &meta).with_context(|| format!("creating {}", dir.display()))?;
+            let journal = Journal::create(&dir)?;
+            (meta, results, journal, Done::new(matrix.cells.len()))
+        }
     };
-    let dir = args.out.join(&name);
-    let other_dir = args.out.join(format!("{name}-base"));
-    if args.against.is_some() && (other_dir.join("summary.csv").exists() || other_dir.join("meta.json").exists()) {
-        bail!("{} already holds results; choose another --name or remove it", other_dir.display());
-    }
-    let mut results = ResultsDir::create(&dir, &meta).with_context(|| format!("creating {}", dir.display()))?;
+    let name = args.resume.clone().unwrap_or_else(|| meta.run_name.clone());
+    let earlier_seconds = meta.elapsed_seconds;
+    meta.status = RunStatus::Running;
+    results.write_meta(&meta)?;
 
     let stop = run::interrupt_flag();
     stop_on_ctrl_c(&stop);
@@ -340,40 +396,146 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
         turns.insert(TakingTurns::new(inner, &stop, io::stdin().lock(), io::stdout()))
     } else if let Some(exe) = &args.against {
         let other = format!("{name}-base");
-        interleaved.insert(Interleaved::spawn(exe, &dir.join("meta.json"), &other, &args.out, inner, &stop)?)
+        let meta_path = results.dir().join("meta.json");
+        interleaved.insert(Interleaved::spawn(exe, &meta_path, &other, &args.out, inner, &stop)?)
     } else {
         inner
     };
-    let context = RunContext { matrix: &matrix, calibration, stop: &stop, progress: &Bar(bar.clone()) };
-    let outcome = context.run(executor, &mut |cell| {
-        results.add(cell.rows())?;
-        meta.cells_finished += 1;
-        meta.elapsed_seconds = started.elapsed().as_secs_f64();
-        results.write_meta(&meta)?;
-        Ok(())
-    })?;
+    let context =
+        RunContext { matrix: &matrix, calibration, stop: &stop, progress: &Bar(bar.clone()), journal: Some(&journal) };
+    let outcome = context.run(executor, &mut done);
     bar.finish_and_clear();
-    let interrupted = outcome.interrupted || stop.load(Ordering::SeqCst);
-    meta.status = if interrupted { RunStatus::Interrupted } else { RunStatus::Complete };
-    meta.cells_finished = outcome.finished;
-    meta.elapsed_seconds = started.elapsed().as_secs_f64();
-    results.write_meta(&meta)?;
+    // Whatever happened, the files hold what finished.
+    let interrupted = stop.load(Ordering::SeqCst);
+    let counted = Outcome::of(&done, settings, interrupted);
+    meta.status = match &outcome {
+        Err(_) => RunStatus::Failed,
+        Ok(outcome) if outcome.complete() => RunStatus::Complete,
+        Ok(_) => RunStatus::Interrupted,
+    };
+    meta.elapsed_seconds = earlier_seconds + started.elapsed().as_secs_f64();
+    let cells: Vec<CellRows> = done.results().iter().map(|cell| cell.rows()).collect();
+    write_results(&results, &mut meta, &counted, &cells)?;
+    if meta.status == RunStatus::Complete {
+        // The files hold everything now; the journal would only double them.
+        std::fs::remove_file(journal.path()).with_context(|| {
+            format!("removing {}, which the finished run no longer needs", journal.path().display())
+        })?;
+    }
+    let outcome = outcome?;
     if let Some(other) = interleaved {
         other.finish(interrupted)?;
     }
     if !args.quiet {
-        print!("{}", table::render(results.summary()));
+        let summary: Vec<SummaryRow> = cells.into_iter().map(|c| c.summary).collect();
+        print!("{}", table::render(&summary));
     }
-    report_location(results.dir(), outcome.finished, matrix.cells.len(), meta.elapsed_seconds, calibration);
+    if let Some(calibration) = calibration {
+        eprintln!(
+            "timer: {CLOCK_NAME}, {:.1} ns per read pair subtracted from every sample",
+            calibration.overhead_ns()
+        );
+    }
+    let dir = results.dir();
+    if meta.status == RunStatus::Complete {
+        eprintln!("{} cells in {:.1} s; results in {}", matrix.cells.len(), meta.elapsed_seconds, dir.display());
+    } else {
+        eprintln!(
+            "interrupted after {:.1} s: {}; results so far in {}\nto complete it: heaplab run --resume {name} --out {}",
+            meta.elapsed_seconds,
+            outcome.counts(),
+            dir.display(),
+            args.out.display()
+        );
+    }
     if args.against.is_some() {
+        let other_dir = args.out.join(format!("{name}-base"));
         eprintln!(
             "the other build's results, timed in turns with these: {}\ncompare them: heaplab compare {} {}",
             other_dir.display(),
             other_dir.display(),
-            results.dir().display()
+            dir.display()
         );
     }
-    Ok(if interrupted { Ended::Interrupted } else { Ended::Complete })
+    Ok(if meta.status == RunStatus::Complete { Ended::Complete } else { Ended::Interrupted })
+}
+
+/// Write the CSV files of `cells`, then `meta.json` with the counts of
+/// `outcome`.
+fn write_results(results: &ResultsDir, meta: &mut Meta, outcome: &Outcome, cells: &[CellRows]) -> anyhow::Result<()> {
+    results.write(cells).with_context(|| format!("writing results in {}", results.dir().display()))?;
+    (meta.cells_finished, meta.reps_finished, meta.latency_finished) =
+        (outcome.metrics.0, outcome.reps.0, outcome.latency.0);
+    (meta.reps_total, meta.latency_total) = (outcome.reps.1, outcome.latency.1);
+    results.write_meta(meta).with_context(|| format!("writing {}", results.dir().join("meta.json").display()))
+}
+
+/// The run in `dir`, ready to go on with: its meta.json, its journal
+/// (locked) and the records it holds; `None` when it is already complete.
+fn resumable(dir: &Path) -> anyhow::Result<Option<(Meta, Journal, Records)>> {
+    let meta_path = dir.join("meta.json");
+    if !meta_path.exists() {
+        bail!("{}: no run to resume (expected a meta.json written by heaplab run)", dir.display());
+    }
+    let meta = Meta::read_settings(&meta_path)?;
+    let (version, revision) = (env!("CARGO_PKG_VERSION"), env!("HEAPLAB_GIT_REVISION"));
+    if meta.heaplab_version != version || meta.git_revision != revision {
+        bail!(
+            "{}: made by heaplab {} ({}), and this is heaplab {version} ({revision}): a resumed run must be measured by \
+             the build that started it; resume it with that build, or start a new run with --from",
+            meta_path.display(),
+            meta.heaplab_version,
+            meta.git_revision
+        );
+    }
+    if meta.status == RunStatus::Complete {
+        eprintln!("{} is complete: nothing to resume", dir.display());
+        return Ok(None);
+    }
+    let (journal, records) = Journal::resume(dir)?;
+    Ok(Some((meta, journal, records)))
+}
+
+/// A run whose process is gone while its meta.json still says `running`
+/// (killed, or its machine lost): write its files from the journal and
+/// mark it interrupted. Said on stderr; nothing happens to a run that is
+/// still going, finished, or has no journal.
+pub fn repair_if_killed(dir: &Path) -> anyhow::Result<()> {
+    let meta_path = dir.join("meta.json");
+    let Ok(text) = std::fs::read_to_string(&meta_path) else {
+        return Ok(());
+    };
+    let Ok(mut meta) = serde_json::from_str::<Meta>(&text) else {
+        return Ok(());
+    };
+    if meta.status != RunStatus::Running {
+        return Ok(());
+    }
+    let records = match journal::read_idle(dir) {
+        Ok(Some(records)) => records,
+        Ok(None) => return Ok(()),
+        Err(JournalError::Busy { .. }) => {
+            eprintln!("note: {} is still running: this shows what its files hold so far", dir.display());
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let path = dir.join(journal::FILE);
+    let done = Done::from_records(&path, records, meta.cells_total, None)?;
+    let outcome = Outcome::of(&done, &meta.settings, true);
+    meta.status = RunStatus::Interrupted;
+    let cells: Vec<CellRows> = done.results().iter().map(|cell| cell.rows()).collect();
+    write_results(&ResultsDir::open(dir), &mut meta, &outcome, &cells)?;
+    let out = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    eprintln!(
+        "note: {} was stopped before it finished and its process is gone: its files were written from its \
+         journal and it is marked interrupted ({}); to complete it: heaplab run --resume {} --out {}",
+        dir.display(),
+        outcome.counts(),
+        meta.run_name,
+        out.display()
+    );
+    Ok(())
 }
 
 /// Ctrl-C sets `stop`; a second one kills as usual.
@@ -384,21 +546,6 @@ fn stop_on_ctrl_c(stop: &std::sync::Arc<AtomicBool>) {
             std::process::exit(crate::EXIT_INTERRUPTED.into());
         }
     });
-}
-
-fn report_location(dir: &Path, finished: usize, total: usize, seconds: f64, calibration: Option<Calibration>) {
-    if let Some(calibration) = calibration {
-        eprintln!(
-            "timer: {CLOCK_NAME}, {:.1} ns per read pair subtracted from every sample",
-            calibration.overhead_ns()
-        );
-    }
-    let state = if finished < total {
-        format!("interrupted after {finished} of {total} cells")
-    } else {
-        format!("{total} cells")
-    };
-    eprintln!("{state} in {seconds:.1} s; results in {}", dir.display());
 }
 
 /// `heaplab timing-process`: run one timing plan read from stdin (see

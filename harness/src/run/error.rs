@@ -52,6 +52,9 @@ pub enum RunError {
     /// The other build of `--against` failed or does not take turns.
     #[error("{0}")]
     OtherBuild(String),
+    /// The journal cannot be read, or is not this run's.
+    #[error(transparent)]
+    Journal(#[from] super::JournalError),
     /// Writing results, or talking to a child process, failed.
     #[error("writing results: {0}")]
     Io(#[from] std::io::Error),

@@ -5,11 +5,13 @@
 //!   (matrix.rs: specs parsed; then every workload generated or read, and
 //!    one Cell per allocator × prepared workload)
 //!
-//! Matrix ──RunContext::run──▶ CellResult per cell ──export──▶ rows
+//! Matrix ──RunContext::run──▶ Done ──Done::results──▶ CellResult ──export──▶ rows
 //!   1. metrics pass    (passes.rs, here, cells in parallel, untimed)
 //!   2. timed passes    (passes.rs, through an Executor: executor.rs;
 //!                       one TimingPlan per timing process: protocol.rs)
 //!   3. latency pass    (passes.rs, here)
+//!   each pass, as it finishes, into Done and the journal (journal.rs),
+//!   from which `--resume` goes on and a killed run is repaired
 //! ```
 //!
 //! A *cell* is one (allocator, workload, seed). For each cell:
@@ -32,14 +34,14 @@
 //!
 //! Timed passes run one cell at a time unless `jobs` says otherwise. On
 //! Ctrl-C (which reaches the timing processes too) the run stops after the
-//! current cell, starts no further timing process, and hands over every
-//! cell with at least one timed repetition (the `reps` column says how
-//! many). All workloads are prepared (generated, read, validated) before
+//! current cell and starts no further timing process; every finished pass
+//! stands (the `reps` column says how many repetitions a cell has). All workloads are prepared (generated, read, validated) before
 //! anything runs, so a bad trace stops the run before any result file
 //! exists.
 
 mod error;
 pub mod executor;
+pub mod journal;
 pub mod matrix;
 pub mod passes;
 pub mod protocol;
@@ -56,8 +58,11 @@ pub use matrix::{Cell, DEFAULT_ARENA_BYTES, Matrix, PreparedWorkload, RunPlan, d
 pub use protocol::{CellTimes, TimingPlan, rounds_per_process};
 use rayon::prelude::*;
 
-use crate::export::CellResult;
-use crate::metrics::Metrics;
+use heaplab_results::RunSettings;
+pub use journal::{Done, Journal, JournalError};
+use journal::{MetricsDone, Record, RowsText, TimingDone};
+
+use crate::export::{CellName, MetricsRows};
 use crate::timing::Calibration;
 use passes::{MetricsPass, Stage, TimedCell, TimedStage};
 
@@ -75,17 +80,52 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(false))
 }
 
-/// How a run ended.
+/// How a run ended: what is finished, of what was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
-    /// Cells handed over.
-    pub finished: usize,
     /// Ctrl-C stopped it.
     pub interrupted: bool,
+    /// Cells whose metrics pass finished, and cells.
+    pub metrics: (usize, usize),
+    /// Timed repetitions done, and asked (cells × reps).
+    pub reps: (usize, usize),
+    /// Latency passes done, and asked.
+    pub latency: (usize, usize),
+}
+
+impl Outcome {
+    /// What `done` holds of the run `settings` ask for.
+    pub fn of(done: &Done, settings: &RunSettings, interrupted: bool) -> Outcome {
+        let cells = done.metrics.len();
+        let timed = !settings.metrics_only;
+        Outcome {
+            interrupted,
+            metrics: (done.metrics.iter().flatten().count(), cells),
+            reps: (done.reps(), if timed { cells * settings.reps } else { 0 }),
+            latency: (done.latency.iter().flatten().count(), if settings.latency { cells } else { 0 }),
+        }
+    }
+
+    /// Is everything asked for done?
+    pub fn complete(&self) -> bool {
+        !self.interrupted && [self.metrics, self.reps, self.latency].iter().all(|(done, asked)| done >= asked)
+    }
+
+    /// `84 of 84 metrics passes, 120 of 588 timed repetitions, …`.
+    pub fn counts(&self) -> String {
+        let mut parts = vec![format!("{} of {} metrics passes", self.metrics.0, self.metrics.1)];
+        if self.reps.1 > 0 {
+            parts.push(format!("{} of {} timed repetitions", self.reps.0, self.reps.1));
+        }
+        if self.latency.1 > 0 {
+            parts.push(format!("{} of {} latency passes", self.latency.0, self.latency.1));
+        }
+        parts.join(", ")
+    }
 }
 
 /// What a run needs besides the executor: the matrix, the timer for the
-/// latency pass, Ctrl-C, and somewhere to report progress.
+/// latency pass, Ctrl-C, somewhere to report progress, and the journal.
 pub struct RunContext<'a> {
     /// The matrix.
     pub matrix: &'a Matrix,
@@ -95,6 +135,9 @@ pub struct RunContext<'a> {
     pub stop: &'a AtomicBool,
     /// Told of every step.
     pub progress: &'a dyn Progress,
+    /// Where each finished pass is recorded as it finishes (`None`: kept
+    /// in memory only).
+    pub journal: Option<&'a Journal>,
 }
 
 impl std::fmt::Debug for RunContext<'_> {
@@ -111,84 +154,69 @@ impl RunContext<'_> {
         self.stop.load(Ordering::SeqCst)
     }
 
-    /// Run the matrix: the metrics pass here, the timed repetitions through
-    /// `executor` (one plan per timing process), the latency pass here.
-    /// `finished` receives every cell as its passes complete, in matrix
-    /// order.
-    pub fn run(
-        &self,
-        executor: &mut dyn Executor,
-        finished: &mut dyn FnMut(CellResult) -> Result<(), RunError>,
-    ) -> Result<Outcome, RunError> {
+    fn journal(&self, record: Record) -> Result<(), RunError> {
+        match self.journal {
+            Some(journal) => journal.append(&record).map_err(RunError::Io),
+            None => Ok(()),
+        }
+    }
+
+    /// Run what `done` does not hold yet: the metrics passes here, the
+    /// timed repetitions through `executor` (one plan per timing process),
+    /// the latency passes here. Each finished pass goes into `done` (and
+    /// the journal) as it finishes; the results files are made from `done`
+    /// ([`Done::results`]).
+    pub fn run(&self, executor: &mut dyn Executor, done: &mut Done) -> Result<Outcome, RunError> {
         let settings = &self.matrix.settings;
         let cells = &self.matrix.cells;
         let timed = !settings.metrics_only;
         let rounds = rounds_per_process(settings);
-        let total = cells.len() * if timed { 2 + rounds.len() + settings.reps } else { 1 };
-        let done = AtomicUsize::new(0);
+        let processes_left = rounds.len().saturating_sub(done.complete_processes());
+        let reps_left: usize = rounds.iter().skip(done.complete_processes()).sum();
+        let latency_left = if settings.latency { done.latency.iter().filter(|l| l.is_none()).count() } else { 0 };
+        let total = done.metrics.iter().filter(|m| m.is_none()).count()
+            + if timed { cells.len() * (processes_left + reps_left) + latency_left } else { 0 };
+        let finished = AtomicUsize::new(0);
         let tick = |what: &str| {
-            let count = done.fetch_add(1, Ordering::Relaxed) + 1;
+            let count = finished.fetch_add(1, Ordering::Relaxed) + 1;
             self.progress.update(count, total, what);
         };
-        let Some(metrics) = self.metrics_pass(&tick)? else {
-            return Ok(Outcome { finished: 0, interrupted: true });
-        };
-        let mut states: Vec<TimedCell> = cells
-            .iter()
-            .zip(&metrics)
-            .map(|(cell, (metrics, _))| {
-                TimedCell::new(cell, &self.matrix.workload(cell).prepared, metrics.peak_footprint_bytes as usize)
-            })
-            .collect();
-        if timed {
-            self.timed_passes(executor, &rounds, &mut states, &tick)?;
+        self.metrics_pass(done, &tick)?;
+        if timed && !self.interrupted() {
+            let mut states: Vec<TimedCell> = cells
+                .iter()
+                .zip(&done.metrics)
+                .map(|(cell, metrics)| {
+                    let prefault = metrics.as_ref().expect("every metrics pass finished").prefault_bytes;
+                    TimedCell::new(cell, &self.matrix.workload(cell).prepared, prefault)
+                })
+                .collect();
+            self.timed_passes(executor, &rounds, &mut states, done, &tick)?;
             // Interrupted: the repetitions done so far stand (their count is
             // in the `reps` column); no latency pass.
             executor.after_timing()?;
-            let calibration = if settings.latency && !self.interrupted() { self.calibration } else { None };
-            self.latency_pass(calibration, &mut states, &tick)?;
-        }
-        let mut count = 0;
-        for ((cell, (metrics, metrics_seconds)), state) in cells.iter().zip(metrics).zip(states) {
-            if timed && state.result.is_none() {
-                continue;
+            if let Some(calibration) = self.calibration.filter(|_| settings.latency && !self.interrupted()) {
+                self.latency_pass(calibration, &mut states, done, &tick)?;
             }
-            let workload = self.matrix.workload(cell);
-            let (throughput, latency) = match state.result {
-                Some((throughput, latency)) => (Some(throughput), latency),
-                None => (None, None),
-            };
-            finished(CellResult {
-                allocator: cell.allocator.spec(),
-                workload: workload.name.clone(),
-                seed: workload.seed,
-                arena_bytes: cell.arena_bytes,
-                counts: workload.prepared.counts,
-                metrics,
-                metrics_seconds,
-                throughput,
-                latency,
-            })?;
-            count += 1;
         }
-        Ok(Outcome { finished: count, interrupted: self.interrupted() })
+        Ok(Outcome::of(done, settings, self.interrupted()))
     }
 
-    /// 1. The metrics pass of every cell, in parallel, with its wall time;
-    ///    `None` when interrupted.
-    fn metrics_pass(&self, tick: Tick) -> Result<Option<Vec<(Metrics, f64)>>, RunError> {
+    /// 1. The metrics pass of every cell not yet done, in parallel, each
+    ///    journaled as it ends.
+    fn metrics_pass(&self, done: &mut Done, tick: Tick) -> Result<(), RunError> {
         let settings = &self.matrix.settings;
-        let metrics: Result<Vec<(Metrics, f64)>, RunError> = self
-            .matrix
-            .cells
+        let todo: Vec<usize> = (0..self.matrix.cells.len()).filter(|&i| done.metrics[i].is_none()).collect();
+        let finished: Vec<Result<Option<(usize, MetricsDone)>, RunError>> = todo
             .par_iter()
-            .map(|cell| {
+            .map(|&index| {
                 if self.interrupted() {
-                    return Err(RunError::Interrupted);
+                    return Ok(None);
                 }
+                let cell = &self.matrix.cells[index];
                 let workload = self.matrix.workload(cell);
                 let started = Instant::now();
-                let result = cell
+                let metrics = cell
                     .allocator
                     .visit(MetricsPass { prepared: &workload.prepared, arena_bytes: cell.arena_bytes, settings })
                     .map_err(|error| match error {
@@ -196,25 +224,51 @@ impl RunContext<'_> {
                             RunError::Verify { allocator, workload: workload.name.clone(), error }
                         }
                         other => other,
-                    });
-                tick(&format!("metrics: {} on {}", cell.allocator.spec(), workload.name));
-                result.map(|metrics| (metrics, started.elapsed().as_secs_f64()))
+                    })?;
+                let spec = cell.allocator.spec();
+                let name = CellName {
+                    allocator: &spec,
+                    workload: &workload.name,
+                    seed: workload.seed,
+                    arena_bytes: cell.arena_bytes,
+                    counts: workload.prepared.counts,
+                };
+                let metrics_done = MetricsDone {
+                    rows: MetricsRows::new(name, &metrics, started.elapsed().as_secs_f64()),
+                    prefault_bytes: metrics.peak_footprint_bytes as usize,
+                    steps: workload.prepared.steps.len(),
+                };
+                self.journal(Record::Metrics {
+                    cell: index,
+                    prefault_bytes: metrics_done.prefault_bytes,
+                    steps: metrics_done.steps,
+                    rows: RowsText::new(&metrics_done.rows),
+                })?;
+                tick(&format!("metrics: {spec} on {}", workload.name));
+                Ok(Some((index, metrics_done)))
             })
             .collect();
-        match metrics {
-            Ok(metrics) => Ok(Some(metrics)),
-            Err(_) if self.interrupted() => Ok(None),
-            Err(error) => Err(error),
+        // What finished stands, even when another cell failed.
+        let mut failure = None;
+        for result in finished {
+            match result {
+                Ok(Some((index, metrics))) => done.metrics[index] = Some(metrics),
+                Ok(None) => {}
+                Err(error) => failure = failure.or(Some(error)),
+            }
         }
+        failure.map_or(Ok(()), Err)
     }
 
     /// 2. The repetitions, process by process; the first fixes the replays
     ///    per repetition and the warm-up of each cell for the others.
+    ///    Processes `done` holds are not run again.
     fn timed_passes(
         &self,
         executor: &mut dyn Executor,
         rounds: &[usize],
         states: &mut [TimedCell],
+        done: &mut Done,
         tick: Tick,
     ) -> Result<(), RunError> {
         let cells = &self.matrix.cells;
@@ -227,20 +281,29 @@ impl RunContext<'_> {
             first_rep: 0,
         };
         for (process, &reps) in rounds.iter().enumerate() {
-            if self.interrupted() {
-                break;
-            }
-            plan.reps = reps;
-            let times = executor.execute(&plan, process, tick)?;
-            if times.is_empty() && self.interrupted() {
-                break;
-            }
-            if times.len() != cells.len() {
-                return Err(RunError::Protocol {
-                    process,
-                    what: format!("returned {} cells of {}", times.len(), cells.len()),
-                });
-            }
+            let times = match done.timing.get(process) {
+                Some(finished) => finished.cells.clone(),
+                None => {
+                    if self.interrupted() {
+                        break;
+                    }
+                    plan.reps = reps;
+                    let times = executor.execute(&plan, process, tick)?;
+                    if times.is_empty() && self.interrupted() {
+                        break;
+                    }
+                    if times.len() != cells.len() {
+                        return Err(RunError::Protocol {
+                            process,
+                            what: format!("returned {} cells of {}", times.len(), cells.len()),
+                        });
+                    }
+                    let complete = times.iter().all(|t| t.seconds.len() == reps);
+                    self.journal(Record::Timing { process, complete, cells: times.clone() })?;
+                    done.timing.push(TimingDone { complete, cells: times.clone() });
+                    times
+                }
+            };
             for (state, measured) in states.iter_mut().zip(times) {
                 state.passes = measured.passes;
                 state.processes.extend(std::iter::repeat_n(process, measured.seconds.len()));
@@ -261,22 +324,30 @@ impl RunContext<'_> {
         Ok(())
     }
 
-    /// 3. The latency pass (when calibrated) and the throughput summary of
-    ///    every cell with at least one repetition.
+    /// 3. The latency pass of every cell with a repetition and no latency
+    ///    pass yet, each journaled as it ends.
     fn latency_pass(
         &self,
-        calibration: Option<Calibration>,
+        calibration: Calibration,
         states: &mut [TimedCell],
+        done: &mut Done,
         tick: Tick,
     ) -> Result<(), RunError> {
         let settings = &self.matrix.settings;
-        for (cell, state) in self.matrix.cells.iter().zip(states.iter_mut()) {
-            if !state.seconds.is_empty() {
-                let workload = self.matrix.workload(cell);
-                let stage = Stage::Finish { calibration };
-                cell.allocator.visit(TimedStage { prepared: &workload.prepared, settings, state, stage })?;
-                tick(&format!("latency: {} on {}", cell.allocator.spec(), workload.name));
+        for (index, (cell, state)) in self.matrix.cells.iter().zip(states.iter_mut()).enumerate() {
+            if state.seconds.is_empty() || done.latency[index].is_some() {
+                continue;
             }
+            if self.interrupted() {
+                break;
+            }
+            let workload = self.matrix.workload(cell);
+            let stage = Stage::Latency { calibration };
+            cell.allocator.visit(TimedStage { prepared: &workload.prepared, settings, state, stage })?;
+            let latency = state.latency.take().expect("the latency pass sets it");
+            self.journal(Record::latency(index, &latency))?;
+            done.latency[index] = Some(latency);
+            tick(&format!("latency: {} on {}", cell.allocator.spec(), workload.name));
         }
         Ok(())
     }

@@ -17,16 +17,14 @@ use rayon::prelude::*;
 use super::matrix::{Cell, Matrix, arena};
 use super::protocol::{CellTimes, TimingPlan};
 use super::{RunError, Tick};
-use crate::export::{Latency, Throughput};
+use crate::export::Latency;
 use crate::heapmap::HeapMapRecorder;
 use crate::metrics::{Metrics, MetricsProbe};
 use crate::prepare::{Prepared, Step};
 use crate::registry::Visitor;
 use crate::replay::{Nothing, Probe, Slot, Slots, Touch, replay};
-use crate::timing::{self, Calibration, median, median_interval};
+use crate::timing::{self, Calibration};
 
-/// Coverage asked of the throughput interval.
-const INTERVAL_LEVEL: f64 = 0.95;
 /// A timed repetition lasts at least this long (it replays the trace
 /// several times if one replay is shorter).
 pub const MIN_REP_SECONDS: f64 = 0.02;
@@ -93,9 +91,6 @@ impl<A: Allocator> Probe<A> for LatencyProbe {
     }
 }
 
-/// What the timed passes of one cell measured.
-pub type Timed = (Throughput, Option<Latency>);
-
 /// The state of one cell's timed passes between rounds.
 #[derive(Debug)]
 pub struct TimedCell {
@@ -116,8 +111,8 @@ pub struct TimedCell {
     pub(super) seconds: Vec<f64>,
     /// The timing process of each of `seconds`.
     pub(super) processes: Vec<usize>,
-    /// Set by the last stage.
-    pub(super) result: Option<Timed>,
+    /// Set by the latency pass.
+    pub(super) latency: Option<Latency>,
 }
 
 impl TimedCell {
@@ -134,7 +129,7 @@ impl TimedCell {
             first_rep: 0,
             seconds: Vec::new(),
             processes: Vec::new(),
-            result: None,
+            latency: None,
         }
     }
 
@@ -191,10 +186,10 @@ pub enum Stage {
     WarmUp,
     /// One timed repetition.
     Repetition,
-    /// The latency pass (if calibrated) and the throughput summary.
-    Finish {
-        /// The timer, for a latency pass; `None`: none.
-        calibration: Option<Calibration>,
+    /// The latency pass.
+    Latency {
+        /// The timer.
+        calibration: Calibration,
     },
 }
 
@@ -245,36 +240,13 @@ impl Visitor for TimedStage<'_> {
                 state.seconds.push((total / state.passes as f64).max(1e-9));
                 state.arena = None;
             }
-            Stage::Finish { calibration } => {
-                let throughput = summarise(state, steps.len());
-                let latency = match calibration {
-                    Some(calibration) => Some(latency_pass(config, state, steps, touch, calibration)?),
-                    None => None,
-                };
+            Stage::Latency { calibration } => {
+                state.latency = Some(latency_pass(config, state, steps, touch, calibration)?);
                 state.arena = None;
                 state.slots = Slots::new(0);
-                state.result = Some((throughput, latency));
             }
         }
         Ok(())
-    }
-}
-
-/// The throughput of a cell's repetitions: the median rate with its
-/// interval, the repetitions themselves handed over.
-fn summarise(state: &mut TimedCell, ops: usize) -> Throughput {
-    let mut rates: Vec<f64> = state.seconds.iter().map(|s| ops as f64 / s).collect();
-    let (low, high, coverage) = median_interval(&rates, INTERVAL_LEVEL);
-    Throughput {
-        passes: state.passes,
-        median: median(&mut rates),
-        low,
-        high,
-        level_pct: 100.0 * coverage,
-        min: rates.first().copied().unwrap_or(f64::NAN),
-        max: rates.last().copied().unwrap_or(f64::NAN),
-        seconds: std::mem::take(&mut state.seconds),
-        processes: std::mem::take(&mut state.processes),
     }
 }
 

@@ -43,15 +43,16 @@ fn matrix(settings: RunSettings) -> Matrix {
     RunPlan::new(settings).unwrap().prepare().unwrap()
 }
 
-/// Run `matrix` through `executor`; every cell's rows.
+/// Run `matrix` through `executor`; the rows of every cell that has any.
 fn run(matrix: &Matrix, stop: &AtomicBool, executor: &mut dyn Executor) -> (Result<Outcome, RunError>, Vec<CellRows>) {
-    let context = RunContext { matrix, calibration: None, stop, progress: &Silent };
-    let mut rows = Vec::new();
-    let outcome = context.run(executor, &mut |cell| {
-        rows.push(cell.rows());
-        Ok(())
-    });
-    (outcome, rows)
+    let context = RunContext { matrix, calibration: None, stop, progress: &Silent, journal: None };
+    let mut done = Done::new(matrix.cells.len());
+    let outcome = context.run(executor, &mut done);
+    (outcome, done.results().iter().map(|cell| cell.rows()).collect())
+}
+
+fn outcome(interrupted: bool, metrics: usize, reps: (usize, usize)) -> Outcome {
+    Outcome { interrupted, metrics: (metrics, 4), reps, latency: (0, 0) }
 }
 
 fn mock<'a>(side: &'static str, log: &'a Mutex<Vec<String>>, stop: &'a AtomicBool, script: Script) -> Mock<'a> {
@@ -65,7 +66,7 @@ fn the_pipeline_turns_fake_timings_into_rows_in_matrix_order() {
     let (stop, log) = (AtomicBool::new(false), Mutex::new(Vec::new()));
     let mut executor = mock("A", &log, &stop, Script::default());
     let (outcome, rows) = run(&matrix, &stop, &mut executor);
-    assert_eq!(outcome.unwrap(), Outcome { finished: 4, interrupted: false });
+    assert_eq!(outcome.unwrap(), self::outcome(false, 4, (20, 20)));
     assert_eq!(*log.lock().unwrap(), ["A0", "A1"], "5 repetitions over 2 processes");
     // The first process chooses the replays per repetition; the second is
     // told them, and where its repetitions start.
@@ -114,23 +115,23 @@ fn an_interrupted_run_hands_over_the_repetitions_done_and_starts_no_process() {
     let (stop, log) = (AtomicBool::new(false), Mutex::new(Vec::new()));
     let script = Script { interrupt_at: Some(1), ..Script::default() };
     let (outcome, rows) = run(&matrix, &stop, &mut mock("A", &log, &stop, script));
-    assert_eq!(outcome.unwrap(), Outcome { finished: 4, interrupted: true });
+    assert_eq!(outcome.unwrap(), self::outcome(true, 4, (12, 24)));
     assert_eq!(*log.lock().unwrap(), ["A0", "A1"], "no third process after Ctrl-C");
     for rows in &rows {
         assert_eq!(rows.summary.reps, Some(3), "process 0's two rounds and process 1's first");
         assert_eq!(rows.throughput.iter().map(|t| t.process).collect::<Vec<_>>(), [0, 0, 1]);
     }
-    // Interrupted before any repetition: no cell has a timing to hand over.
+    // Interrupted before anything ran: nothing to hand over.
     let (stop, log) = (AtomicBool::new(false), Mutex::new(Vec::new()));
     let mut executor = mock("A", &log, &stop, Script::default());
     stop.store(true, Ordering::SeqCst);
     let (outcome, rows) = run(&matrix, &stop, &mut executor);
-    assert_eq!(outcome.unwrap(), Outcome { finished: 0, interrupted: true });
+    assert_eq!(outcome.unwrap(), self::outcome(true, 0, (0, 24)));
     assert!(rows.is_empty() && log.lock().unwrap().is_empty());
 }
 
 #[test]
-fn a_failing_timing_process_fails_the_run_and_hands_over_nothing() {
+fn a_failing_timing_process_fails_the_run_and_what_finished_stands() {
     let matrix = matrix(settings(4, 2));
     let (stop, log) = (AtomicBool::new(false), Mutex::new(Vec::new()));
     let script = Script { fail_at: Some(1), ..Script::default() };
@@ -138,7 +139,10 @@ fn a_failing_timing_process_fails_the_run_and_hands_over_nothing() {
     let error = outcome.unwrap_err();
     assert!(matches!(error, RunError::Protocol { process: 1, .. }), "{error}");
     assert!(error.to_string().starts_with("timing process 1: exited with"), "{error}");
-    assert!(rows.is_empty(), "no cell is handed over from a failed run");
+    for rows in &rows {
+        assert_eq!(rows.summary.reps, Some(2), "process 0's repetitions stand");
+    }
+    assert_eq!(rows.len(), 4, "every metrics pass stands");
 }
 
 #[test]
@@ -169,26 +173,21 @@ fn against_another_build_the_turns_go_abba_and_the_other_build_finishes_first() 
         scope.spawn(move || {
             let mut inner = mock("B", log, theirs_stop, Script::default());
             let mut turns = TakingTurns::new(&mut inner, theirs_stop, BufReader::new(child_in), child_out);
-            let context = RunContext { matrix, calibration: None, stop: theirs_stop, progress: &Silent };
-            let outcome = context.run(&mut turns, &mut |_| {
-                log.lock().unwrap().push("B done".into());
-                Ok(())
-            });
-            assert_eq!(outcome.unwrap().finished, 4);
+            let context = RunContext { matrix, calibration: None, stop: theirs_stop, progress: &Silent, journal: None };
+            let outcome = context.run(&mut turns, &mut Done::new(matrix.cells.len()));
+            log.lock().unwrap().push("B done".into());
+            assert!(outcome.unwrap().complete());
         });
         let mut inner = mock("A", log, &ours_stop, Script::default());
         let mut interleaved = Interleaved::over(BufReader::new(from_child), to_child, "B", &mut inner, &ours_stop);
-        let context = RunContext { matrix, calibration: None, stop: &ours_stop, progress: &Silent };
-        let outcome = context.run(&mut interleaved, &mut |_| {
-            log.lock().unwrap().push("A done".into());
-            Ok(())
-        });
-        assert_eq!(outcome.unwrap().finished, 4);
+        let context = RunContext { matrix, calibration: None, stop: &ours_stop, progress: &Silent, journal: None };
+        let outcome = context.run(&mut interleaved, &mut Done::new(matrix.cells.len()));
+        log.lock().unwrap().push("A done".into());
+        assert!(outcome.unwrap().complete());
         interleaved.finish(false).unwrap();
     });
     let mut want: Vec<String> = ["B0", "A0", "A1", "B1", "B2", "A2", "A3", "B3"].map(String::from).to_vec();
-    want.extend(std::iter::repeat_n("B done".to_string(), 4));
-    want.extend(std::iter::repeat_n("A done".to_string(), 4));
+    want.extend(["B done".to_string(), "A done".to_string()]);
     assert_eq!(*log.lock().unwrap(), want);
 }
 
@@ -202,7 +201,8 @@ fn against_a_build_that_does_not_take_turns_the_run_fails() {
     let (outcome, rows) = run(&matrix, &stop, &mut interleaved);
     let error = outcome.unwrap_err().to_string();
     assert!(error.contains("old-heaplab does not take turns (it said `hello`)"), "{error}");
-    assert!(rows.is_empty() && log.lock().unwrap().is_empty());
+    assert!(log.lock().unwrap().is_empty(), "nothing was timed");
+    assert!(rows.iter().all(|r| r.summary.reps.is_none()), "only the metrics passes stand");
 }
 
 /// The parent's end of the protocol against real processes: one that
