@@ -61,6 +61,13 @@ enum Command {
     /// With `--ours A --peer B` (repeatable) and one run: the time per op of
     /// A over B on every workload of the run, with its interval.
     Compare(commands::compare::CompareArgs),
+    /// Join the shards of one run (`heaplab run --shard K/N`) into one results directory.
+    ///
+    /// Checks everything before it writes: every shard present once and
+    /// complete, one build, one set of settings, one N, and each shard
+    /// holding exactly its own cells. The merged deterministic files are
+    /// those of the unsharded run; `compare` and `report` take it.
+    Merge(commands::merge::MergeArgs),
     /// Record a real program's allocations into a trace.
     ///
     /// Runs the command with heaplab's preload library, which logs every
@@ -103,6 +110,7 @@ fn main() -> ExitCode {
         }),
         Command::Compare(args) => commands::compare::run(args)
             .map(|failed| if failed { ExitCode::from(EXIT_REGRESSION) } else { ExitCode::SUCCESS }),
+        Command::Merge(args) => commands::merge::merge(args).map(|()| ExitCode::SUCCESS),
         Command::Record(args) => commands::record::record(args),
         Command::Report(args) => commands::report::report(args).map(|()| ExitCode::SUCCESS),
         Command::Heapmap(args) => commands::report::heapmap(args).map(|()| ExitCode::SUCCESS),

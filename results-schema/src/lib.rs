@@ -26,7 +26,9 @@ mod read;
 mod rows;
 mod write;
 
-pub use meta::{Meta, Resumed, RunSettings, RunStatus, SETTINGS_VERSION, SettingsError, TimerInfo, Touch};
+pub use meta::{
+    MergedShard, Meta, Resumed, RunSettings, RunStatus, SETTINGS_VERSION, SettingsError, Shard, TimerInfo, Touch,
+};
 pub use read::{ReadError, Results, read_rows};
 pub use rows::{DETERMINISTIC, DetailRow, HeapMapRow, KEY, LatencyRow, SeriesRow, SummaryRow, ThroughputRow};
 pub use write::{CellRows, ResultsDir, write_atomic};

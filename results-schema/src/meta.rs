@@ -6,9 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::SCHEMA_VERSION;
 
-/// The settings a run can be repeated from (`heaplab run --from`); bumped
-/// with every setting added, so that an older build refuses the settings of
-/// a newer one instead of quietly measuring something else.
+/// The version of the settings a run can be repeated from (`heaplab run
+/// --from`), bumped when a setting changes meaning, so that an older build
+/// refuses the settings of a newer one instead of quietly measuring
+/// something else. A setting added is written only when it is not its
+/// default (as `shard`): a build that does not know it then refuses it by
+/// name where it is used, and still repeats every run that does not use it
+/// (so `run --against` an older build keeps working).
 pub const SETTINGS_VERSION: u32 = 1;
 
 /// What to write into each block the allocator returns, so that memory
@@ -80,6 +84,47 @@ pub struct RunSettings {
     /// before there were several).
     #[serde(default = "one_usize")]
     pub processes: usize,
+    /// The one shard of the run these settings measure (`None`: all of it).
+    /// Written only when set, so that a build that does not know shards
+    /// still repeats every unsharded run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// Shard `index` of `count` (from 1, as `heaplab run --shard K/N` counts):
+/// the (workload, seed) groups whose rank in name order is `index − 1`
+/// modulo `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// Which, from 1.
+    pub index: usize,
+    /// Of how many.
+    pub count: usize,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Where a merged run's shards came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    /// The shard.
+    pub shard: Shard,
+    /// Its results directory, as `heaplab merge` was given it.
+    pub dir: String,
+    /// The machine that ran it.
+    pub hostname: String,
+    /// Its CPU.
+    pub cpu_model: String,
+    /// Its cores.
+    pub cores: usize,
+    /// When it started.
+    pub date_utc: String,
+    /// Its wall time, seconds.
+    pub elapsed_seconds: f64,
 }
 
 fn one_u32() -> u32 {
@@ -136,6 +181,9 @@ pub struct Meta {
     pub rustc: String,
     pub cpu_model: String,
     pub cores: usize,
+    /// The machine's name (empty in results from before it was written).
+    #[serde(default)]
+    pub hostname: String,
     pub date_utc: String,
     pub command_line: Vec<String>,
     pub run_name: String,
@@ -159,6 +207,9 @@ pub struct Meta {
     /// Each `heaplab run --resume` that went on with the run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed: Vec<Resumed>,
+    /// The shards `heaplab merge` joined into this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<MergedShard>,
 }
 
 /// One `heaplab run --resume` of a run.

@@ -151,6 +151,7 @@ mod tests {
             rustc: "r".into(),
             cpu_model: "c".into(),
             cores: 1,
+            hostname: "h".into(),
             date_utc: "d".into(),
             command_line: vec!["heaplab".into()],
             run_name: "r".into(),
@@ -171,6 +172,7 @@ mod tests {
                 frames: 0,
                 jobs: 1,
                 processes: 1,
+                shard: None,
             },
             timer: None,
             status: RunStatus::Running,
@@ -182,6 +184,7 @@ mod tests {
             latency_finished: 0,
             elapsed_seconds: 0.0,
             resumed: Vec::new(),
+            merged: Vec::new(),
         }
     }
 

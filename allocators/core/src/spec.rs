@@ -362,3 +362,127 @@ mod tests {
         assert_eq!(format_size(1000), "1000");
     }
 }
+
+/// The most specs one sweep expands to.
+pub const MAX_EXPANSION: usize = 100_000;
+
+/// A sweep that cannot be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{spec}`: {message}")]
+pub struct SweepError {
+    /// The spec as written.
+    pub spec: String,
+    /// What was expected, and what was found.
+    pub message: String,
+}
+
+/// The integers of a range as `--seeds` writes them: `7`, `1..=5` (5
+/// included) or `1..5` (5 excluded).
+pub fn int_range(text: &str) -> Option<Vec<u64>> {
+    let text = text.trim();
+    let (start, end) = if let Some((start, end)) = text.split_once("..=") {
+        (start.parse::<u64>().ok()?, end.parse::<u64>().ok()?)
+    } else if let Some((start, end)) = text.split_once("..") {
+        (start.parse::<u64>().ok()?, end.parse::<u64>().ok()?.checked_sub(1)?)
+    } else {
+        let value = text.parse::<u64>().ok()?;
+        (value, value)
+    };
+    if start > end || end - start >= MAX_EXPANSION as u64 {
+        return None;
+    }
+    Some((start..=end).collect())
+}
+
+/// Every spec a sweep names, in order: in `family:key=value,…`, a value may
+/// list alternatives (`min=16|32|64`) and ranges of integers (`sl=1..=5`,
+/// `sl=1..6`, as `--seeds` writes them), and the spec stands for every
+/// combination, the last key varying fastest. A spec without either (a
+/// plain spec, a `*` pattern, a file name) is itself.
+pub fn expand(spec: &str) -> Result<Vec<String>, SweepError> {
+    let error = |message: String| SweepError { spec: spec.to_string(), message };
+    let Some((family, params)) = spec.split_once(':') else {
+        return Ok(vec![spec.to_string()]);
+    };
+    if !params.contains(['|']) && !params.contains("..") {
+        return Ok(vec![spec.to_string()]);
+    }
+    let mut combinations: Vec<Vec<String>> = vec![Vec::new()];
+    for param in params.split(',') {
+        let values: Vec<String> = match param.split_once('=') {
+            Some((key, value)) if value.contains('|') || value.contains("..") => {
+                let mut values = Vec::new();
+                for alternative in value.split('|') {
+                    if alternative.contains("..") {
+                        let range = int_range(alternative).ok_or_else(|| {
+                            error(format!(
+                                "`{alternative}` in `{key}`: expected a range of integers such as 1..=5 or 1..6, of at most {MAX_EXPANSION}"
+                            ))
+                        })?;
+                        values.extend(range.into_iter().map(|v| format!("{key}={v}")));
+                    } else if alternative.is_empty() {
+                        return Err(error(format!("an empty alternative in `{key}={value}`")));
+                    } else {
+                        values.push(format!("{key}={alternative}"));
+                    }
+                }
+                values
+            }
+            _ => vec![param.to_string()],
+        };
+        if combinations.len().saturating_mul(values.len()) > MAX_EXPANSION {
+            return Err(error(format!("expands to more than {MAX_EXPANSION} specs")));
+        }
+        combinations = combinations
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |value| {
+                    let mut next = prefix.clone();
+                    next.push(value.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    Ok(combinations.into_iter().map(|params| format!("{family}:{}", params.join(","))).collect())
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn sweeps_expand_to_every_combination_in_order() {
+        assert_eq!(expand("buddy").unwrap(), ["buddy"]);
+        assert_eq!(expand("freelist:*").unwrap(), ["freelist:*"]);
+        assert_eq!(
+            expand("segregated:kind=tlsf,sl=1..=3").unwrap(),
+            ["segregated:kind=tlsf,sl=1", "segregated:kind=tlsf,sl=2", "segregated:kind=tlsf,sl=3"]
+        );
+        assert_eq!(
+            expand("buddy:min=16|64,max_order=5..7").unwrap(),
+            [
+                "buddy:min=16,max_order=5",
+                "buddy:min=16,max_order=6",
+                "buddy:min=64,max_order=5",
+                "buddy:min=64,max_order=6"
+            ]
+        );
+        assert_eq!(expand("ramp:live=1M|8M").unwrap(), ["ramp:live=1M", "ramp:live=8M"]);
+        assert_eq!(expand("x:a=1|3..=4").unwrap(), ["x:a=1", "x:a=3", "x:a=4"]);
+        assert!(expand("x:a=1..x").unwrap_err().to_string().contains("expected a range of integers"));
+        assert!(expand("x:a=5..=1").is_err());
+        assert!(expand("x:a=1||2").unwrap_err().to_string().contains("empty alternative"));
+        let error = expand("x:a=0..1000,b=0..1000").unwrap_err();
+        assert!(error.to_string().contains("more than 100000 specs"), "{error}");
+    }
+
+    #[test]
+    fn ranges_are_the_seeds_syntax() {
+        assert_eq!(int_range("7"), Some(vec![7]));
+        assert_eq!(int_range("1..=3"), Some(vec![1, 2, 3]));
+        assert_eq!(int_range("1..3"), Some(vec![1, 2]));
+        assert_eq!(int_range("3..3"), None);
+        assert_eq!(int_range("0..=200000"), None);
+    }
+}

@@ -7,7 +7,8 @@ use heaplab::registry::{self, AllocatorSpec};
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Specs to validate, or shell-style patterns to filter by.
+    /// Specs to validate, shell-style patterns to filter by, or sweeps to
+    /// expand (`segregated:kind=tlsf,sl=1..=5`, `buddy:min=16|32`).
     #[arg(value_name = "SPEC|PATTERN")]
     selections: Vec<String>,
 
@@ -23,7 +24,9 @@ pub fn run(args: &ListArgs) -> anyhow::Result<()> {
         selected = registry::listed_specs();
     } else {
         for selection in &args.selections {
-            selected.extend(registry::select(selection)?);
+            for expanded in heaplab_core::spec::expand(selection)? {
+                selected.extend(registry::select(&expanded)?);
+            }
         }
     }
     let mut out = io::stdout().lock();

@@ -6,6 +6,7 @@
 
 pub mod compare;
 pub mod list;
+pub mod merge;
 pub mod record;
 pub mod report;
 pub mod run;

@@ -12,13 +12,14 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use heaplab::registry;
 use heaplab::run::journal::{self, Records};
+use heaplab::run::shard::{self, ShardArg};
 use heaplab::run::{
     self, Done, Executor, InProcess, Interleaved, Journal, JournalError, Outcome, Progress, RunContext, RunPlan,
     Spawning, TakingTurns,
 };
 use heaplab::table;
 use heaplab::timing::{CLOCK_NAME, Calibration};
-use heaplab_core::spec::parse_size;
+use heaplab_core::spec::{self, parse_size};
 use heaplab_results::{
     CellRows, Meta, ResultsDir, Resumed, RunSettings, RunStatus, SCHEMA_VERSION, SETTINGS_VERSION, SummaryRow,
     TimerInfo, Touch,
@@ -68,6 +69,16 @@ pub struct RunArgs {
     /// Do not print the summary table.
     #[arg(long)]
     quiet: bool,
+
+    /// Print the matrix the options expand to (allocators, workloads, seeds,
+    /// cells, and the shard of each group with --shard) and stop.
+    #[arg(long)]
+    plan: bool,
+
+    /// Refuse a run of more cells than this (a sweep that expanded further
+    /// than meant).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_cells: usize,
 }
 
 /// The group of every option that changes what a run measures.
@@ -78,17 +89,21 @@ const MEASURE: &str = "MeasureArgs";
 #[derive(Debug, Args)]
 #[group(id = MEASURE, multiple = true)]
 struct MeasureArgs {
-    /// Allocator spec or pattern (`freelist:*`), repeatable. Default: a
+    /// Allocator spec, pattern (`freelist:*`) or sweep (`buddy:min=16|64`,
+    /// `segregated:kind=tlsf,sl=1..=5`: every combination; a sweep expands
+    /// first, and what it gives may be a pattern), repeatable. Default: a
     /// representative configuration of every family.
     #[arg(long = "alloc", value_name = "SPEC|PATTERN")]
     allocators: Vec<String>,
 
-    /// Workload: a synthetic spec (`ramp`, `lognormal:median=64`) or a trace
-    /// file, repeatable. Default: every preset.
+    /// Workload: a synthetic spec (`ramp`, `lognormal:median=64`), a sweep
+    /// of one (`ramp:live=1M|8M|64M`) or a trace file, repeatable. Default:
+    /// the default suite's presets and bundled traces.
     #[arg(long = "workload", value_name = "NAME|FILE")]
     workloads: Vec<String>,
 
-    /// Seeds for synthetic workloads: `1`, `1,2,3` or `1..=5`.
+    /// Seeds for synthetic workloads: `1`, `1,2,3`, `1..=5` (5 included) or
+    /// `1..5` (5 excluded); at most 10,001.
     #[arg(long, default_value = "1", value_parser = parse_seeds)]
     seeds: Seeds,
 
@@ -147,6 +162,13 @@ struct MeasureArgs {
     /// Timed cells to run at once (they disturb each other; 1 is the honest default).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     jobs: u64,
+
+    /// Run one shard of the run: K/N (from 1), or auto/N to take K from a
+    /// Slurm job array (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX). Every allocator of a (workload, seed) group
+    /// lands in the same shard; `heaplab merge` joins the shards.
+    #[arg(long, value_name = "K/N|auto/N", value_parser = shard::parse_shard)]
+    shard: Option<ShardArg>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,23 +182,24 @@ enum TouchArg {
 struct Seeds(Vec<u64>);
 
 fn parse_seeds(text: &str) -> Result<Seeds, String> {
-    let expected = || format!("expected seeds such as 1, 1,2,3 or 1..=5, found `{text}`");
+    let expected = || {
+        format!(
+            "expected seeds such as 1, 1,2,3, 1..=5 (5 included) or 1..5 (5 excluded), at most {MAX_SEEDS}, found `{text}`"
+        )
+    };
     let mut seeds = Vec::new();
     for part in text.split(',') {
-        if let Some((start, end)) = part.split_once("..=") {
-            let (start, end): (u64, u64) =
-                (start.parse().map_err(|_| expected())?, end.parse().map_err(|_| expected())?);
-            if start > end || end - start > 10_000 {
-                return Err(expected());
-            }
-            seeds.extend(start..=end);
-        } else {
-            seeds.push(part.trim().parse().map_err(|_| expected())?);
+        seeds.extend(spec::int_range(part).ok_or_else(expected)?);
+        if seeds.len() > MAX_SEEDS {
+            return Err(expected());
         }
     }
     seeds.dedup();
     Ok(Seeds(seeds))
 }
+
+/// The most seeds a run takes.
+const MAX_SEEDS: usize = 10_001;
 
 fn parse_arena(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text).map_err(|e| e.to_string())?;
@@ -210,17 +233,27 @@ fn measured(args: &MeasureArgs) -> anyhow::Result<RunSettings> {
         args.allocators.clone()
     };
     for selection in &selections {
-        for spec in registry::select(selection)? {
-            let spec = spec.spec();
-            if !allocators.contains(&spec) {
-                allocators.push(spec);
+        for expanded in spec::expand(selection)? {
+            for spec in registry::select(&expanded)? {
+                let spec = spec.spec();
+                if !allocators.contains(&spec) {
+                    allocators.push(spec);
+                }
             }
         }
     }
     let workloads = if args.workloads.is_empty() {
         run::default_workloads(args.quick.then_some(20_000))
     } else {
-        args.workloads.clone()
+        let mut workloads = Vec::new();
+        for workload in &args.workloads {
+            for expanded in spec::expand(workload)? {
+                if !workloads.contains(&expanded) {
+                    workloads.push(expanded);
+                }
+            }
+        }
+        workloads
     };
     let (reps, warmup, points) =
         if args.quick { (3, 1, 100) } else { (args.reps as usize, args.warmup as usize, args.points) };
@@ -245,6 +278,10 @@ fn measured(args: &MeasureArgs) -> anyhow::Result<RunSettings> {
         frames: args.frames,
         jobs: args.jobs as usize,
         processes: args.processes as usize,
+        shard: match args.shard {
+            Some(arg) => Some(shard::resolve(arg, |name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?),
+            None => None,
+        },
     })
 }
 
@@ -268,6 +305,16 @@ fn cpu_model() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// This machine's name, for `meta.json` (and a merged run's rows).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn default_name(now: SystemTime) -> String {
@@ -308,6 +355,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
         check_heaplab(exe)?;
     }
     let plan = RunPlan::new(settings)?;
+    let groups = plan.groups(plan.settings.shard.map_or(1, |s| s.count));
+    let cells = plan.allocators.len() * groups.len();
+    if args.plan {
+        print_plan(&plan, &groups);
+        return Ok(Ended::Complete);
+    }
+    if cells > args.max_cells && args.resume.is_none() {
+        bail!(
+            "this run has {cells} cells ({} allocators × {} (workload, seed) groups), more than --max-cells {}; \
+             check the sweep with --plan, or raise --max-cells",
+            plan.allocators.len(),
+            groups.len(),
+            args.max_cells
+        );
+    }
     let terminal = io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
         None,
@@ -320,6 +382,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
     bar.set_message("preparing workloads");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
 
+    let plan_groups = groups.len();
     let matrix = plan.prepare()?;
     let settings = &matrix.settings;
     let calibration = settings.latency.then(Calibration::measure);
@@ -345,7 +408,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
             (meta, results, journal, done)
         }
         None => {
-            let name = args.name.clone().unwrap_or_else(|| default_name(now));
+            let name = args.name.clone().unwrap_or_else(|| match settings.shard {
+                Some(shard) => format!("{}-shard-{}-of-{}", default_name(now), shard.index, shard.count),
+                None => default_name(now),
+            });
             let meta = Meta {
                 schema_version: SCHEMA_VERSION,
                 heaplab_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -353,6 +419,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
                 rustc: env!("HEAPLAB_RUSTC").to_string(),
                 cpu_model: cpu_model(),
                 cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                hostname: hostname(),
                 date_utc: humantime::format_rfc3339_seconds(now).to_string(),
                 command_line: std::env::args().collect(),
                 run_name: name.clone(),
@@ -367,6 +434,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
                 latency_finished: 0,
                 elapsed_seconds: 0.0,
                 resumed: Vec::new(),
+                merged: Vec::new(),
             };
             let dir = args.out.join(&name);
             let other_dir = args.out.join(format!("{name}-base"));
@@ -437,7 +505,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
         );
     }
     let dir = results.dir();
-    if meta.status == RunStatus::Complete {
+    if let (Some(shard), true) = (settings.shard, matrix.cells.is_empty()) {
+        eprintln!(
+            "shard {shard} holds no cells (the run has {} (workload, seed) groups for {} shards); results in {}",
+            plan_groups,
+            shard.count,
+            dir.display()
+        );
+    } else if meta.status == RunStatus::Complete {
         eprintln!("{} cells in {:.1} s; results in {}", matrix.cells.len(), meta.elapsed_seconds, dir.display());
     } else {
         eprintln!(
@@ -458,6 +533,32 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
         );
     }
     Ok(if meta.status == RunStatus::Complete { Ended::Complete } else { Ended::Interrupted })
+}
+
+/// `--plan`: the matrix, without running it.
+fn print_plan(plan: &RunPlan, groups: &[((String, Option<u64>), usize)]) {
+    let settings = &plan.settings;
+    println!("{} allocators:", settings.allocators.len());
+    for allocator in &settings.allocators {
+        println!("  {allocator}");
+    }
+    println!("{} workloads, seeds {:?}:", settings.workloads.len(), settings.seeds);
+    for workload in &plan.workloads {
+        println!("  {}", workload.name());
+    }
+    let mine = |shard: usize| settings.shard.is_none_or(|s| s.index == shard);
+    let kept = groups.iter().filter(|(_, shard)| mine(*shard)).count();
+    match settings.shard {
+        Some(shard) => {
+            println!("{} (workload, seed) groups, {kept} of them in shard {shard}:", groups.len());
+            for ((workload, seed), index) in groups {
+                let seed = seed.map_or("-".to_string(), |s| s.to_string());
+                println!("  shard {index}/{}  seed {seed:>5}  {workload}", shard.count);
+            }
+        }
+        None => println!("{} (workload, seed) groups", groups.len()),
+    }
+    println!("{} cells", kept * settings.allocators.len());
 }
 
 /// Write the CSV files of `cells`, then `meta.json` with the counts of
@@ -585,7 +686,7 @@ mod tests {
         let command = RunArgs::augment_args(Command::new("run"));
         let measure = MeasureArgs::augment_args(Command::new("measure"));
         let options: Vec<&clap::Arg> = measure.get_arguments().collect();
-        assert_eq!(options.len(), 16, "every measurement option");
+        assert_eq!(options.len(), 17, "every measurement option");
         for option in options {
             let long = format!("--{}", option.get_long().expect("measurement options are long"));
             let value = match option.get_default_values().first() {
@@ -595,6 +696,7 @@ mod tests {
                         "allocators" => "bump",
                         "workloads" => "ramp",
                         "arena" => "64K",
+                        "shard" => "1/2",
                         other => panic!("give --{other} a value here"),
                     }
                     .to_string(),

@@ -6,7 +6,7 @@ use heaplab_results::RunSettings;
 use heaplab_workloads::{TraceError, Workload};
 use rayon::prelude::*;
 
-use super::RunError;
+use super::{RunError, shard};
 use crate::prepare::{Prepared, prepare};
 use crate::registry::AllocatorSpec;
 
@@ -33,9 +33,21 @@ impl RunPlan {
         Ok(RunPlan { settings, allocators, workloads })
     }
 
-    /// Generate, read and validate every workload, and lay out the cells.
+    /// The (workload, seed) groups of the whole run (every shard), in
+    /// matrix order, with the shard of each when split into `count`.
+    pub fn groups(&self, count: usize) -> Vec<((String, Option<u64>), usize)> {
+        let groups = shard::groups(&self.workloads, &self.settings.seeds);
+        let shards = shard::assign(&groups, count);
+        groups.into_iter().zip(shards).collect()
+    }
+
+    /// Generate, read and validate every workload (of this shard), and lay
+    /// out the cells.
     pub fn prepare(self) -> Result<Matrix, RunError> {
-        let workloads = prepare_workloads(&self.workloads, &self.settings.seeds, self.settings.align)?;
+        let count = self.settings.shard.map_or(1, |s| s.count);
+        let shards: Vec<usize> = self.groups(count).into_iter().map(|(_, shard)| shard).collect();
+        let mine = |group: usize| self.settings.shard.is_none_or(|s| shards[group] == s.index);
+        let workloads = prepare_workloads(&self.workloads, &self.settings.seeds, self.settings.align, mine)?;
         let cells = cells(&self.allocators, &workloads, self.settings.arena_bytes);
         Ok(Matrix { settings: self.settings, workloads, cells })
     }
@@ -86,11 +98,13 @@ pub struct Cell {
     pub arena_bytes: u64,
 }
 
-/// Generate, read and validate every workload for every seed it needs.
+/// Generate, read and validate every workload for every seed it needs, of
+/// the groups (numbered in matrix order) that `keep`.
 pub fn prepare_workloads(
     workloads: &[Workload],
     seeds: &[u64],
     align: u64,
+    keep: impl Fn(usize) -> bool,
 ) -> Result<Vec<PreparedWorkload>, TraceError> {
     let mut jobs = Vec::new();
     for workload in workloads {
@@ -100,6 +114,7 @@ pub fn prepare_workloads(
             jobs.push((workload, None));
         }
     }
+    let jobs: Vec<_> = jobs.into_iter().enumerate().filter(|(group, _)| keep(*group)).map(|(_, job)| job).collect();
     jobs.into_par_iter()
         .map(|(workload, seed)| {
             let name = workload.name();

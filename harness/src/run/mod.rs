@@ -45,6 +45,7 @@ pub mod journal;
 pub mod matrix;
 pub mod passes;
 pub mod protocol;
+pub mod shard;
 #[cfg(test)]
 mod tests;
 
@@ -169,6 +170,10 @@ impl RunContext<'_> {
     pub fn run(&self, executor: &mut dyn Executor, done: &mut Done) -> Result<Outcome, RunError> {
         let settings = &self.matrix.settings;
         let cells = &self.matrix.cells;
+        if cells.is_empty() {
+            // An empty shard: nothing to measure, and no process to start.
+            return Ok(Outcome::of(done, settings, false));
+        }
         let timed = !settings.metrics_only;
         let rounds = rounds_per_process(settings);
         let processes_left = rounds.len().saturating_sub(done.complete_processes());

@@ -36,6 +36,7 @@ fn settings(reps: usize, processes: usize) -> RunSettings {
         frames: 0,
         jobs: 1,
         processes,
+        shard: None,
     }
 }
 
