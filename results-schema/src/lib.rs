@@ -31,7 +31,7 @@ pub use meta::{
 };
 pub use read::{ReadError, Results, read_rows};
 pub use rows::{DETERMINISTIC, DetailRow, HeapMapRow, KEY, LatencyRow, SeriesRow, SummaryRow, ThroughputRow};
-pub use write::{CellRows, ResultsDir, write_atomic};
+pub use write::{CellRows, CellText, ResultsDir, write_atomic};
 
 /// The results schema; bumped when a column changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -27,6 +27,40 @@ pub struct CellRows {
     pub throughput: Vec<ThroughputRow>,
 }
 
+/// One cell's rows as the files take them: the small files' rows, and the
+/// time series, details and heap maps as CSV text without a header line
+/// (as a run's journal keeps them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellText {
+    /// Its `summary.csv` row.
+    pub summary: SummaryRow,
+    /// Its `latency.csv` rows.
+    pub latency: Vec<LatencyRow>,
+    /// Its `throughput.csv` rows.
+    pub throughput: Vec<ThroughputRow>,
+    /// Its `timeseries.csv` lines.
+    pub series: String,
+    /// Its `details.csv` lines.
+    pub details: String,
+    /// Its `heapmap.csv` lines.
+    pub heapmap: String,
+}
+
+impl CellText {
+    /// The text of `cell`.
+    pub fn of(cell: &CellRows) -> io::Result<CellText> {
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(io::Error::other);
+        Ok(CellText {
+            summary: cell.summary.clone(),
+            latency: cell.latency.clone(),
+            throughput: cell.throughput.clone(),
+            series: text(csv_bytes(&cell.series, false)?)?,
+            details: text(csv_bytes(&cell.details, false)?)?,
+            heapmap: text(csv_bytes(&cell.heapmap, false)?)?,
+        })
+    }
+}
+
 /// Write `bytes` to `path` through a temporary file in the same directory,
 /// synced before it is renamed into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -96,18 +130,55 @@ impl ResultsDir {
 
     /// Write every CSV file from `cells`, in their order.
     pub fn write(&self, cells: &[CellRows]) -> io::Result<()> {
-        fn file<T: Serialize + Default>(dir: &Path, name: &str, rows: Vec<&T>) -> io::Result<()> {
-            let mut bytes = format!("{}\n", header_of::<T>()).into_bytes();
-            bytes.extend(csv_bytes(&rows, false)?);
-            write_atomic(&dir.join(name), &bytes)
+        self.write_cells(cells.iter().map(CellText::of))
+    }
+
+    /// Write every CSV file from `cells`, in their order, one cell at a
+    /// time: a run of any size is written in the memory of one cell. Each
+    /// file goes to a temporary file renamed into place once all are
+    /// written, so that no file is ever half-written.
+    pub fn write_cells(&self, cells: impl IntoIterator<Item = io::Result<CellText>>) -> io::Result<()> {
+        let names = ["summary.csv", "latency.csv", "throughput.csv", "timeseries.csv", "details.csv", "heapmap.csv"];
+        let headers = [
+            header_of::<SummaryRow>(),
+            header_of::<LatencyRow>(),
+            header_of::<ThroughputRow>(),
+            header_of::<SeriesRow>(),
+            header_of::<DetailRow>(),
+            header_of::<HeapMapRow>(),
+        ];
+        let mut files = Vec::new();
+        for header in &headers {
+            let temporary = tempfile::Builder::new().prefix(".heaplab-").suffix(".tmp").tempfile_in(&self.dir)?;
+            let mut writer = io::BufWriter::new(temporary);
+            writer.write_all(header.as_bytes())?;
+            writer.write_all(b"\n")?;
+            files.push(writer);
         }
-        let dir = &self.dir;
-        file(dir, "summary.csv", cells.iter().map(|c| &c.summary).collect())?;
-        file(dir, "latency.csv", cells.iter().flat_map(|c| &c.latency).collect())?;
-        file(dir, "throughput.csv", cells.iter().flat_map(|c| &c.throughput).collect())?;
-        file(dir, "timeseries.csv", cells.iter().flat_map(|c| &c.series).collect())?;
-        file(dir, "details.csv", cells.iter().flat_map(|c| &c.details).collect())?;
-        file(dir, "heapmap.csv", cells.iter().flat_map(|c| &c.heapmap).collect())
+        for cell in cells {
+            let cell = cell?;
+            files[0].write_all(&csv_bytes(std::slice::from_ref(&cell.summary), false)?)?;
+            files[1].write_all(&csv_bytes(&cell.latency, false)?)?;
+            files[2].write_all(&csv_bytes(&cell.throughput, false)?)?;
+            files[3].write_all(cell.series.as_bytes())?;
+            files[4].write_all(cell.details.as_bytes())?;
+            files[5].write_all(cell.heapmap.as_bytes())?;
+        }
+        let mut finished = Vec::new();
+        for writer in files {
+            let temporary = writer.into_inner().map_err(|e| e.into_error())?;
+            temporary.as_file().sync_data()?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                temporary.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+            }
+            finished.push(temporary);
+        }
+        for (temporary, name) in finished.into_iter().zip(names) {
+            temporary.persist(self.dir.join(name)).map_err(|e| e.error)?;
+        }
+        Ok(())
     }
 
     /// Rewrite `meta.json`.

@@ -21,8 +21,7 @@ use heaplab::table;
 use heaplab::timing::{CLOCK_NAME, Calibration};
 use heaplab_core::spec::{self, parse_size};
 use heaplab_results::{
-    CellRows, Meta, ResultsDir, Resumed, RunSettings, RunStatus, SCHEMA_VERSION, SETTINGS_VERSION, SummaryRow,
-    TimerInfo, Touch,
+    Meta, ResultsDir, Resumed, RunSettings, RunStatus, SCHEMA_VERSION, SETTINGS_VERSION, SummaryRow, TimerInfo, Touch,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -482,8 +481,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
         Ok(_) => RunStatus::Interrupted,
     };
     meta.elapsed_seconds = earlier_seconds + started.elapsed().as_secs_f64();
-    let cells: Vec<CellRows> = done.results().iter().map(|cell| cell.rows()).collect();
-    write_results(&results, &mut meta, &counted, &cells)?;
+    write_results(&results, &mut meta, &counted, &done, journal.path())?;
     if meta.status == RunStatus::Complete {
         // The files hold everything now; the journal would only double them.
         std::fs::remove_file(journal.path()).with_context(|| {
@@ -495,7 +493,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
         other.finish(interrupted)?;
     }
     if !args.quiet {
-        let summary: Vec<SummaryRow> = cells.into_iter().map(|c| c.summary).collect();
+        let summary: Vec<SummaryRow> = done.results().iter().map(|cell| cell.summary()).collect();
         print!("{}", table::render(&summary));
     }
     if let Some(calibration) = calibration {
@@ -561,10 +559,16 @@ fn print_plan(plan: &RunPlan, groups: &[((String, Option<u64>), usize)]) {
     println!("{} cells", kept * settings.allocators.len());
 }
 
-/// Write the CSV files of `cells`, then `meta.json` with the counts of
+/// Write the CSV files of `done`, then `meta.json` with the counts of
 /// `outcome`.
-fn write_results(results: &ResultsDir, meta: &mut Meta, outcome: &Outcome, cells: &[CellRows]) -> anyhow::Result<()> {
-    results.write(cells).with_context(|| format!("writing results in {}", results.dir().display()))?;
+fn write_results(
+    results: &ResultsDir,
+    meta: &mut Meta,
+    outcome: &Outcome,
+    done: &Done,
+    journal: &Path,
+) -> anyhow::Result<()> {
+    done.write(results, Some(journal)).with_context(|| format!("writing results in {}", results.dir().display()))?;
     (meta.cells_finished, meta.reps_finished, meta.latency_finished) =
         (outcome.metrics.0, outcome.reps.0, outcome.latency.0);
     (meta.reps_total, meta.latency_total) = (outcome.reps.1, outcome.latency.1);
@@ -625,8 +629,7 @@ pub fn repair_if_killed(dir: &Path) -> anyhow::Result<()> {
     let done = Done::from_records(&path, records, meta.cells_total, None)?;
     let outcome = Outcome::of(&done, &meta.settings, true);
     meta.status = RunStatus::Interrupted;
-    let cells: Vec<CellRows> = done.results().iter().map(|cell| cell.rows()).collect();
-    write_results(&ResultsDir::open(dir), &mut meta, &outcome, &cells)?;
+    write_results(&ResultsDir::open(dir), &mut meta, &outcome, &done, &path)?;
     let out = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     eprintln!(
         "note: {} was stopped before it finished and its process is gone: its files were written from its \

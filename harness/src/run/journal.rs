@@ -27,13 +27,13 @@
 //! journal is removed: the files then hold all it held.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use heaplab_core::PerKind;
-use heaplab_results::{DetailRow, HeapMapRow, SeriesRow, SummaryRow};
+use heaplab_results::{CellText, DetailRow, HeapMapRow, ResultsDir, SeriesRow, SummaryRow};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -83,8 +83,11 @@ pub enum Record {
     },
 }
 
-/// Records with the line each was read from (from 1).
-pub type Records = Vec<(usize, Record)>;
+/// Records with the line (from 1) and the byte offset each was read from;
+/// a metrics record's time series, details and heap maps are left in the
+/// file (read again with [`metrics_text_at`] when the files are written), so
+/// that a journal of any length is read in bounded memory.
+pub type Records = Vec<(usize, u64, Record)>;
 
 /// A cell's metrics rows as CSV text, exactly as the results files hold
 /// them (floats round-trip through their shortest decimal form).
@@ -160,6 +163,11 @@ impl RowsText {
             details: csv_text(&rows.details),
             heapmap: csv_text(&rows.heapmap),
         }
+    }
+
+    /// Drop the time series, details and heap maps (they stay in the file).
+    fn leave_out_the_heavy_text(&mut self) {
+        (self.series, self.details, self.heapmap) = (String::new(), String::new(), String::new());
     }
 
     /// The rows again.
@@ -243,19 +251,21 @@ impl Journal {
 
     /// Append `record`, synced: once this returns, the record survives a
     /// kill.
-    pub fn append(&self, record: &Record) -> io::Result<()> {
+    pub fn append(&self, record: &Record) -> io::Result<u64> {
         let json = serde_json::to_string(record).map_err(io::Error::other)?;
         let line = format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
-        {
+        let offset = {
             let mut file = self.file.lock().expect("the journal's lock is not poisoned");
+            let offset = file.seek(SeekFrom::End(0))?;
             file.write_all(line.as_bytes())?;
             file.sync_data()?;
-        }
+            offset
+        };
         let written = self.written.fetch_add(1, Ordering::SeqCst) + 1;
         if self.kill_after == Some(written) {
             kill_self();
         }
-        Ok(())
+        Ok(offset)
     }
 }
 
@@ -285,30 +295,48 @@ pub fn read_idle(dir: &Path) -> Result<Option<Records>, JournalError> {
     Ok(Some(read_records(&path, &mut file)?.0))
 }
 
-/// Every whole record with its line number, and the length of the file they
-/// fill (a torn last record left out).
+/// Every whole record with its line number and offset (the heavy text of
+/// metrics records left out: see [`Records`]), and the length of the file
+/// they fill (a torn last record left out). Read a line at a time.
 fn read_records(path: &Path, file: &mut File) -> Result<(Records, u64), JournalError> {
     let shown = path.display().to_string();
-    let mut bytes = Vec::new();
-    file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_to_end(&mut bytes))
-        .map_err(|source| JournalError::Io { path: shown.clone(), source })?;
+    let io = |source| JournalError::Io { path: shown.clone(), source };
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut reader = BufReader::new(file);
     let mut records = Vec::new();
     let mut valid = 0;
-    let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
-    for (index, line) in lines.iter().enumerate() {
-        let last = index + 1 == lines.len();
-        match parse_line(line) {
-            Ok(record) => {
-                records.push((index + 1, record));
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
+            break;
+        }
+        match parse_line(&line) {
+            Ok(mut record) => {
+                if let Record::Metrics { rows, .. } = &mut record {
+                    rows.leave_out_the_heavy_text();
+                }
+                records.push((number, valid, record));
                 valid += line.len() as u64;
             }
             // A kill tears only the last write.
-            Err(_) if last => break,
-            Err(what) => return Err(JournalError::Damaged { path: shown, line: index + 1, what }),
+            Err(_) if reader.fill_buf().map_err(io)?.is_empty() => break,
+            Err(what) => return Err(JournalError::Damaged { path: shown, line: number, what }),
         }
     }
     Ok((records, valid))
+}
+
+/// The rows text of the metrics record at `offset` of the journal `file`.
+pub fn metrics_text_at(file: &mut BufReader<File>, offset: u64) -> io::Result<RowsText> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut line = Vec::new();
+    file.read_until(b'\n', &mut line)?;
+    match parse_line(&line) {
+        Ok(Record::Metrics { rows, .. }) => Ok(rows),
+        Ok(_) => Err(io::Error::other(format!("byte {offset} of the journal is not a metrics record"))),
+        Err(what) => Err(io::Error::other(format!("byte {offset} of the journal: {what}"))),
+    }
 }
 
 fn parse_line(line: &[u8]) -> Result<Record, String> {
@@ -327,8 +355,12 @@ fn parse_line(line: &[u8]) -> Result<Record, String> {
 /// What a cell's metrics pass left.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsDone {
-    /// Its rows.
+    /// Its rows; with `journal_at`, only its summary row (the rest is in
+    /// the journal).
     pub rows: MetricsRows,
+    /// Where its record starts in the journal, when its time series,
+    /// details and heap maps were left there.
+    pub journal_at: Option<u64>,
     /// Bytes its timed arenas pre-fault.
     pub prefault_bytes: usize,
     /// Steps of its workload.
@@ -375,7 +407,7 @@ impl Done {
         let mismatch =
             |line: usize, what: String| JournalError::Mismatch { path: path.display().to_string(), line, what };
         let mut done = Done::new(cells);
-        for (line, record) in records {
+        for (line, offset, record) in records {
             match record {
                 Record::Metrics { cell, prefault_bytes, steps, rows } => {
                     let rows = rows.rows().map_err(|what| mismatch(line, what))?;
@@ -403,7 +435,7 @@ impl Done {
                             ));
                         }
                     }
-                    *slot = Some(MetricsDone { rows, prefault_bytes, steps });
+                    *slot = Some(MetricsDone { rows, journal_at: Some(offset), prefault_bytes, steps });
                 }
                 Record::Timing { process, complete, cells: times } => {
                     if times.len() != cells {
@@ -442,25 +474,60 @@ impl Done {
 
     /// Every cell whose metrics pass finished, in matrix order, with what
     /// its timed passes measured.
+    ///
+    /// A cell whose time series, details and heap maps were left in the
+    /// journal has them empty here; [`Done::write`] reads them back.
     pub fn results(&self) -> Vec<CellResult> {
-        self.metrics
-            .iter()
-            .enumerate()
-            .filter_map(|(index, metrics)| {
-                let metrics = metrics.as_ref()?;
-                let (mut seconds, mut processes, mut passes) = (Vec::new(), Vec::new(), 0);
-                for (process, timing) in self.timing.iter().enumerate() {
-                    let times = &timing.cells[index];
-                    passes = times.passes;
-                    processes.extend(std::iter::repeat_n(process, times.seconds.len()));
-                    seconds.extend(&times.seconds);
-                }
-                let throughput =
-                    (!seconds.is_empty()).then(|| Throughput::new(passes, seconds, processes, metrics.steps));
-                Some(CellResult { metrics: metrics.rows.clone(), throughput, latency: self.latency[index].clone() })
-            })
-            .collect()
+        (0..self.metrics.len()).filter_map(|index| self.result(index)).collect()
     }
+
+    fn result(&self, index: usize) -> Option<CellResult> {
+        let metrics = self.metrics[index].as_ref()?;
+        let (mut seconds, mut processes, mut passes) = (Vec::new(), Vec::new(), 0);
+        for (process, timing) in self.timing.iter().enumerate() {
+            let times = &timing.cells[index];
+            passes = times.passes;
+            processes.extend(std::iter::repeat_n(process, times.seconds.len()));
+            seconds.extend(&times.seconds);
+        }
+        let throughput = (!seconds.is_empty()).then(|| Throughput::new(passes, seconds, processes, metrics.steps));
+        Some(CellResult { metrics: metrics.rows.clone(), throughput, latency: self.latency[index].clone() })
+    }
+
+    /// Write the results files of every cell whose metrics pass finished,
+    /// one cell at a time: what was left in the journal (at `journal`) is
+    /// read back from it, so that the files of a run of any size are
+    /// written in the memory of one cell. The cells written.
+    pub fn write(&self, results: &ResultsDir, journal: Option<&Path>) -> io::Result<usize> {
+        let spilled = self.metrics.iter().flatten().any(|m| m.journal_at.is_some());
+        let mut reader = match (journal, spilled) {
+            (Some(path), true) => Some(BufReader::new(File::open(path)?)),
+            (None, true) => return Err(io::Error::other("rows left in a journal, and no journal to read them from")),
+            _ => None,
+        };
+        let mut count = 0;
+        let cells = (0..self.metrics.len()).filter_map(|index| {
+            let metrics = self.metrics[index].as_ref()?;
+            let cell = self.result(index)?;
+            count += 1;
+            Some((metrics.journal_at, cell))
+        });
+        results.write_cells(cells.map(|(journal_at, cell)| {
+            let mut text = CellText::of(&cell.rows())?;
+            if let (Some(offset), Some(reader)) = (journal_at, reader.as_mut()) {
+                let stored = metrics_text_at(reader, offset)?;
+                (text.series, text.details, text.heapmap) =
+                    (body(&stored.series), body(&stored.details), body(&stored.heapmap));
+            }
+            Ok(text)
+        }))?;
+        Ok(count)
+    }
+}
+
+/// CSV text without its header line.
+fn body(text: &str) -> String {
+    text.split_once('\n').map_or(String::new(), |(_, rows)| rows.to_string())
 }
 
 #[cfg(test)]
@@ -485,7 +552,7 @@ mod tests {
         torn.extend_from_slice(&whole[..20]);
         std::fs::write(&path, &torn).unwrap();
         let (journal, records) = Journal::resume(dir.path()).unwrap();
-        assert_eq!(records.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), [timing(0), timing(1)]);
+        assert_eq!(records.into_iter().map(|(_, _, r)| r).collect::<Vec<_>>(), [timing(0), timing(1)]);
         drop(journal);
         assert_eq!(std::fs::read(&path).unwrap(), whole, "the torn record is cut off");
         // A whole last line with a wrong checksum is torn too (its bytes
@@ -512,7 +579,7 @@ mod tests {
     #[test]
     fn only_whole_timing_processes_in_order_are_kept() {
         let partial = Record::Timing { process: 1, complete: false, cells: vec![CellTimes::default()] };
-        let records = vec![(1, timing(0)), (2, partial), (3, timing(2)), (4, timing(1))];
+        let records = vec![(1, 0, timing(0)), (2, 0, partial), (3, 0, timing(2)), (4, 0, timing(1))];
         let done = Done::from_records(Path::new("j"), records, 1, None).unwrap();
         assert_eq!(done.timing.len(), 2);
         assert_eq!(done.reps(), 4);

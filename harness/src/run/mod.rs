@@ -155,10 +155,11 @@ impl RunContext<'_> {
         self.stop.load(Ordering::SeqCst)
     }
 
-    fn journal(&self, record: Record) -> Result<(), RunError> {
+    /// Journal `record`; where it starts in the journal, if there is one.
+    fn journal(&self, record: Record) -> Result<Option<u64>, RunError> {
         match self.journal {
-            Some(journal) => journal.append(&record).map_err(RunError::Io),
-            None => Ok(()),
+            Some(journal) => journal.append(&record).map(Some).map_err(RunError::Io),
+            None => Ok(None),
         }
     }
 
@@ -238,17 +239,25 @@ impl RunContext<'_> {
                     arena_bytes: cell.arena_bytes,
                     counts: workload.prepared.counts,
                 };
-                let metrics_done = MetricsDone {
+                let mut metrics_done = MetricsDone {
                     rows: MetricsRows::new(name, &metrics, started.elapsed().as_secs_f64()),
+                    journal_at: None,
                     prefault_bytes: metrics.peak_footprint_bytes as usize,
                     steps: workload.prepared.steps.len(),
                 };
-                self.journal(Record::Metrics {
+                drop(metrics);
+                metrics_done.journal_at = self.journal(Record::Metrics {
                     cell: index,
                     prefault_bytes: metrics_done.prefault_bytes,
                     steps: metrics_done.steps,
                     rows: RowsText::new(&metrics_done.rows),
                 })?;
+                if metrics_done.journal_at.is_some() {
+                    // The journal holds them now: a sweep of any size keeps
+                    // only its summary rows in memory.
+                    let rows = &mut metrics_done.rows;
+                    (rows.series, rows.details, rows.heapmap) = (Vec::new(), Vec::new(), Vec::new());
+                }
                 tick(&format!("metrics: {spec} on {}", workload.name));
                 Ok(Some((index, metrics_done)))
             })
