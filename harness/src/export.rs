@@ -292,6 +292,7 @@ impl CellResult {
                 process: throughput.processes.get(rep).copied().unwrap_or(0) as u64,
                 seconds,
                 ops_per_sec: ops / seconds,
+                host: None,
             })
         });
         CellRows {

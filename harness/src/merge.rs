@@ -188,7 +188,15 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, MergeError> {
         for ((workload, seed), _) in groups.iter().filter(|(_, k)| *k == shard.index) {
             expected.extend(allocators.iter().map(|a| (a.clone(), workload.clone(), *seed)));
         }
+        let host = results.meta.hostname.clone();
         let mut held = cell_rows(results);
+        // Each row names the machine that measured it.
+        for cell in held.values_mut() {
+            cell.summary.host = Some(host.clone());
+            for row in &mut cell.throughput {
+                row.host = Some(host.clone());
+            }
+        }
         for key in &expected {
             let cell = held.remove(key).ok_or_else(|| {
                 cells_error(format!("lacks the cell {} on {} (seed {})", key.0, key.1, seed_text(key.2)))

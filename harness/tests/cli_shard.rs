@@ -184,3 +184,39 @@ fn auto_takes_the_shard_from_a_slurm_array_or_refuses() {
         .stderr(predicate::str::contains("the Slurm array has 4 tasks"));
     assert!(!out.join("t4").exists());
 }
+
+#[test]
+fn timed_rows_of_another_machine_are_marked_and_not_judged_unless_asked() {
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path();
+    let timed =
+        ["run", "--quiet", "--no-latency", "--reps", "2", "--processes", "1", "--alloc", "bump", "--alloc", "buddy"];
+    let timed: Vec<&str> = timed.iter().copied().chain(["--workload", "ramp:ops=2000", "--seeds", "1..=2"]).collect();
+    run(out, &timed, "whole");
+    for k in 1..=2 {
+        let shard = format!("{k}/2");
+        run(out, &[&timed[..], &["--shard", &shard]].concat(), &format!("s{k}"));
+    }
+    // Shard 2 ran on another machine.
+    let meta_path = out.join("s2/meta.json");
+    let mut meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    meta["hostname"] = serde_json::json!("node-b");
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    merge(out, &["s1", "s2"], "merged").success().stderr(predicate::str::contains("from 2 hosts"));
+    let hosts: Vec<String> = {
+        let mut reader = csv::Reader::from_path(out.join("merged/throughput.csv")).unwrap();
+        let index = reader.headers().unwrap().iter().position(|h| h == "host").unwrap();
+        reader.records().map(|r| r.unwrap()[index].to_string()).collect()
+    };
+    assert_eq!(hosts.iter().filter(|h| *h == "node-b").count(), 4, "shard 2's 2 cells × 2 repetitions: {hosts:?}");
+    let compare = |extra: &[&str]| {
+        heaplab().arg("compare").arg(out.join("whole")).arg(out.join("merged")).args(extra).output().unwrap()
+    };
+    let output = compare(&[]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.matches("other host").count(), 2, "{text}");
+    assert!(text.contains("2 throughput rows were timed on different machines"), "{text}");
+    let output = compare(&["--across-hosts"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("other host"), "{text}");
+}

@@ -74,6 +74,10 @@ pub struct SummaryRow {
     pub realloc_p999_ns: Option<u64>,
     pub realloc_max_ns: Option<u64>,
     pub timer_overhead_ns: Option<f64>,
+    /// The machine that measured the row, in a run merged from shards
+    /// (`heaplab merge`); empty otherwise (meta.json names the machine).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// The columns that identify a summary row.
@@ -175,6 +179,10 @@ pub struct ThroughputRow {
     pub process: u64,
     pub seconds: f64,
     pub ops_per_sec: f64,
+    /// The machine that timed the repetition, in a run merged from shards;
+    /// empty otherwise.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// One row of `details.csv`: one figure of an allocator-specific table.

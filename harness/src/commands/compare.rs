@@ -38,6 +38,11 @@ pub struct CompareArgs {
     /// (the median ratio over all rows).
     #[arg(long)]
     no_drift_correction: bool,
+    /// Judge throughput rows timed on different machines too (rows of runs
+    /// merged from shards name their machine); by default they are listed
+    /// as `other host` and not judged.
+    #[arg(long)]
+    across_hosts: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,7 +85,12 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<bool> {
     };
     let base = ResultSet::read(&args.base)?;
     let new = ResultSet::read(new_path)?;
-    let comparison = compare::compare(&base, &new, args.threshold, !args.no_drift_correction);
+    let judging = compare::Judging {
+        threshold: args.threshold,
+        correct_drift: !args.no_drift_correction,
+        across_hosts: args.across_hosts,
+    };
+    let comparison = compare::compare(&base, &new, judging);
     print!("{}", compare::render(&comparison, args.threshold, style, args.all));
     Ok(comparison.findings.iter().any(|f| f.verdict.fails()))
 }

@@ -63,6 +63,8 @@ pub use read::{CompareError, Key, Repetitions, ResultSet};
 pub use render::{Style, render};
 use stats::{ratio_interval, sample_units};
 
+use std::collections::BTreeMap;
+
 use crate::timing::median;
 
 /// Family-wise error of the intervals: all the intervals of a comparison
@@ -86,6 +88,9 @@ pub enum Verdict {
     Improvement,
     /// Too few samples for a 95 % interval.
     TooFew,
+    /// Timed on different machines (rows of merged shards): not judged
+    /// unless asked (`--across-hosts`).
+    OtherHost,
     /// Within noise or the threshold.
     Unchanged,
     /// Only in NEW.
@@ -106,6 +111,7 @@ impl Verdict {
             Verdict::Missing => "MISSING",
             Verdict::Improvement => "improvement",
             Verdict::TooFew => "too few",
+            Verdict::OtherHost => "other host",
             Verdict::Unchanged => "unchanged",
             Verdict::Added => "added",
         }
@@ -143,11 +149,32 @@ pub struct Comparison {
     pub processes: Option<(usize, usize)>,
     /// Throughput rows compared: the family the intervals hold over together.
     pub timed_rows: usize,
+    /// With rows timed on several pairs of machines, the drift divided out
+    /// of each pair's rows: (BASE's host, NEW's host, drift).
+    pub host_drifts: Vec<(String, String, f64)>,
 }
 
-/// Compare two result sets; `correct_drift` divides the median throughput
-/// ratio out of every ratio.
-pub fn compare(base: &ResultSet, new: &ResultSet, threshold: f64, correct_drift: bool) -> Comparison {
+/// How a comparison judges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judging {
+    /// Smallest relative slowdown that counts.
+    pub threshold: f64,
+    /// Divide the median throughput ratio out of every ratio (per pair of
+    /// machines).
+    pub correct_drift: bool,
+    /// Judge throughput rows timed on different machines too.
+    pub across_hosts: bool,
+}
+
+/// Compare two result sets.
+///
+/// A throughput row whose two sides were timed on different machines (as
+/// the rows of runs merged from shards can be) is not judged unless
+/// `across_hosts`: a machine's speed would pass for the allocator's. Machine
+/// drift is estimated and divided out within each pair of machines, never
+/// across them.
+pub fn compare(base: &ResultSet, new: &ResultSet, judging: Judging) -> Comparison {
+    let Judging { threshold, correct_drift, across_hosts } = judging;
     let mut findings = Vec::new();
     let mut timed = Vec::new();
     // The fewest timing processes behind any timed row, per side.
@@ -188,27 +215,53 @@ pub fn compare(base: &ResultSet, new: &ResultSet, threshold: f64, correct_drift:
             && !n.is_empty()
         {
             let pooled = |groups: &Vec<Vec<f64>>| median(&mut groups.concat());
+            let hosts = (base.hosts.get(k).cloned().unwrap_or_default(), new.hosts.get(k).cloned().unwrap_or_default());
+            if !across_hosts && !hosts.0.is_empty() && !hosts.1.is_empty() && hosts.0 != hosts.1 {
+                findings.push(Finding {
+                    key: k.clone(),
+                    metric: "ops_per_sec".into(),
+                    base: format!("{:.3e} on {}", pooled(b), hosts.0),
+                    new: format!("{:.3e} on {}", pooled(n), hosts.1),
+                    change: None,
+                    interval: None,
+                    verdict: Verdict::OtherHost,
+                });
+                continue;
+            }
             processes[0] = processes[0].min(b.len());
             processes[1] = processes[1].min(n.len());
-            timed.push((k.clone(), pooled(b), pooled(n), sample_units(b), sample_units(n)));
+            timed.push((k.clone(), hosts, pooled(b), pooled(n), sample_units(b), sample_units(n)));
         }
     }
     // Simultaneous intervals (Bonferroni): each row at 1 − ALPHA / rows.
     let alpha = ALPHA / timed.len().max(1) as f64;
     let timed: Vec<_> = timed
         .into_iter()
-        .map(|(k, base_median, new_median, base_units, new_units)| {
+        .map(|(k, hosts, base_median, new_median, base_units, new_units)| {
             let (ratio, interval) = ratio_interval(&base_units, &new_units, alpha);
-            (k, base_median, new_median, ratio, interval)
+            (k, hosts, base_median, new_median, ratio, interval)
         })
         .collect();
-    let drift = if correct_drift && timed.len() >= MIN_ROWS_FOR_DRIFT {
-        median(&mut timed.iter().map(|t| t.3).collect::<Vec<_>>())
-    } else {
-        1.0
+    // The drift of each pair of machines, from its own rows.
+    let mut pairs: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    for (_, hosts, _, _, ratio, _) in &timed {
+        pairs.entry(hosts.clone()).or_default().push(*ratio);
+    }
+    let drifts: BTreeMap<(String, String), f64> = pairs
+        .into_iter()
+        .map(|(hosts, mut ratios)| {
+            let drift = if correct_drift && ratios.len() >= MIN_ROWS_FOR_DRIFT { median(&mut ratios) } else { 1.0 };
+            (hosts, drift)
+        })
+        .collect();
+    let (drift, host_drifts) = match drifts.len() {
+        0 => (1.0, Vec::new()),
+        1 => (*drifts.values().next().expect("one pair"), Vec::new()),
+        _ => (1.0, drifts.iter().map(|((b, n), d)| (b.clone(), n.clone(), *d)).collect()),
     };
     let timed_rows = timed.len();
-    for (k, base_median, new_median, ratio, interval) in timed {
+    for (k, hosts, base_median, new_median, ratio, interval) in timed {
+        let drift = drifts[&hosts];
         let ratio = ratio / drift;
         let interval = interval.map(|(low, high)| (low / drift, high / drift));
         let verdict = match interval {
@@ -242,5 +295,5 @@ pub fn compare(base: &ResultSet, new: &ResultSet, threshold: f64, correct_drift:
         a.verdict.cmp(&b.verdict).then_with(|| a.key.cmp(&b.key)).then_with(|| a.metric.cmp(&b.metric))
     });
     let processes = (processes[0] != usize::MAX).then_some((processes[0], processes[1]));
-    Comparison { findings, drift, processes, timed_rows }
+    Comparison { findings, drift, processes, timed_rows, host_drifts }
 }

@@ -203,7 +203,13 @@ mod tests {
             .into_iter()
             .map(|(allocator, workload, reps)| ((allocator.to_string(), workload.to_string(), None), reps))
             .collect();
-        ResultSet { path: "run".into(), rows: BTreeMap::new(), samples: BTreeMap::new(), repetitions }
+        ResultSet {
+            path: "run".into(),
+            rows: BTreeMap::new(),
+            samples: BTreeMap::new(),
+            repetitions,
+            hosts: BTreeMap::new(),
+        }
     }
 
     #[test]

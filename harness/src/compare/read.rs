@@ -25,6 +25,9 @@ pub struct ResultSet {
     /// Every repetition by key and repetition number (the round it ran
     /// in): its timing process and ops/s.
     pub repetitions: BTreeMap<Key, Repetitions>,
+    /// The machine that measured each row, where known: the row's own
+    /// `host` (a merged run), else the one of meta.json.
+    pub hosts: BTreeMap<Key, String>,
 }
 
 /// Something wrong with an input.
@@ -108,6 +111,14 @@ impl ResultSet {
             grouped.entry(k).or_default().entry(row.process).or_default().push(row.ops_per_sec);
         }
         let samples = grouped.into_iter().map(|(k, by_process)| (k, by_process.into_values().collect())).collect();
-        Ok(ResultSet { path: dir, rows, samples, repetitions })
+        let machine = heaplab_results::Results::read_meta(&dir).ok().map(|meta| meta.hostname).unwrap_or_default();
+        let hosts = rows
+            .iter()
+            .filter_map(|(k, row)| {
+                let host = row.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| machine.clone());
+                (!host.is_empty()).then(|| (k.clone(), host))
+            })
+            .collect();
+        Ok(ResultSet { path: dir, rows, samples, repetitions, hosts })
     }
 }

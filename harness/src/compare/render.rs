@@ -34,7 +34,21 @@ pub fn render(comparison: &Comparison, threshold: f64, style: Style, all: bool) 
         100.0 * threshold,
         comparison.timed_rows
     );
-    let headline = if comparison.drift == 1.0 {
+    let headline = match count(Verdict::OtherHost) {
+        0 => headline,
+        n => format!(
+            "{headline}\nnote: {n} throughput rows were timed on different machines in BASE and NEW and are not judged \
+             (a machine's speed would pass for the allocator's); --across-hosts judges them"
+        ),
+    };
+    let headline = if !comparison.host_drifts.is_empty() {
+        let drifts: Vec<String> = comparison
+            .host_drifts
+            .iter()
+            .map(|(base, new, drift)| format!("{base} → {new} {:+.1}%", 100.0 * (drift - 1.0)))
+            .collect();
+        format!("{headline}; machine drift divided out per pair of machines: {}", drifts.join(", "))
+    } else if comparison.drift == 1.0 {
         headline
     } else {
         format!(
