@@ -100,3 +100,40 @@ fn heapmap_draws_the_fragmenter_holes_block_by_block() {
         .stderr(predicate::str::contains("--at must be from 1 to 100"));
     heaplab().args(["report", "nowhere"]).assert().code(2).stderr(predicate::str::contains("nowhere/meta.json"));
 }
+
+/// A workload run with several seeds gets its figures across seeds: the
+/// mean, the sample standard deviation and the t interval of each, and
+/// bars with the interval; past 8 seeds, per-seed sections stop.
+#[test]
+fn figures_across_seeds_are_the_mean_with_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    heaplab()
+        .args(["run", "--metrics-only", "--quiet", "--name", "seeds", "--out"])
+        .arg(dir.path())
+        .args(["--alloc", "buddy", "--alloc", "freelist", "--workload", "ramp:ops=2000", "--seeds", "1..=10"])
+        .assert()
+        .success();
+    let out = dir.path().join("report");
+    heaplab().arg("report").arg(dir.path().join("seeds")).arg("--out").arg(&out).assert().success();
+    // The buddy system's utilization over the ten seeds, from summary.csv.
+    let mut reader = csv::Reader::from_path(dir.path().join("seeds/summary.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (allocator, utilization) = (column("allocator"), column("utilization_pct"));
+    let values: Vec<f64> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| r[allocator].starts_with("buddy"))
+        .map(|r| r[utilization].parse().unwrap())
+        .collect();
+    assert_eq!(values.len(), 10);
+    let mean = values.iter().sum::<f64>() / 10.0;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 9.0).sqrt();
+    let half = 2.262 * sd / 10f64.sqrt();
+    let cell = format!("{mean:.2} ± {sd:.2} [{:.2}, {:.2}]", mean - half, mean + half);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("across 10 seeds") && html.contains(&cell), "{cell} not in the report");
+    assert!(html.contains("Student&#x27;s t") || html.contains("Student's t"));
+    assert_eq!(html.matches("<h2 id=").count(), 1 + 8, "the across-seeds section and 8 per-seed sections");
+    assert_svg(&out.join("charts/seeds-01-ramp-ops-2000-utilization.svg"), &["utilization across seeds", "buddy"]);
+}

@@ -21,6 +21,7 @@
 
 pub mod charts;
 mod figures;
+pub mod seeds;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -92,6 +93,20 @@ fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// One section of the report: a heading, a line under it, a table and
+/// figures.
+pub(crate) struct Section {
+    heading: String,
+    note: String,
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    figures: Vec<Figure>,
+}
+
+/// Per-seed sections shown per workload; past them, the figures across
+/// seeds stand for the rest.
+const MAX_SEED_SECTIONS: usize = 8;
+
 /// One chart of the report: where it went and what it says.
 pub(crate) struct Figure {
     title: String,
@@ -147,8 +162,14 @@ impl Writer<'_> {
 pub fn write_report(results: &Results, out: &Path, labels: &Labels<'_>) -> Result<Written, ReportError> {
     std::fs::create_dir_all(out.join("charts")).map_err(io_error(out))?;
     let mut writer = Writer { dir: out.to_path_buf(), written: Vec::new(), labels };
-    let mut sections = Vec::new();
+    let mut sections = across_seeds(results, labels, &mut writer)?;
+    let mut shown: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (index, (workload, seed)) in results.groups().into_iter().enumerate() {
+        let count = shown.entry(workload.clone()).or_default();
+        *count += 1;
+        if *count > MAX_SEED_SECTIONS {
+            continue;
+        }
         let label = (labels.workload)(&workload);
         let heading = match seed {
             Some(seed) => format!("{label} (seed {seed})"),
@@ -156,12 +177,19 @@ pub fn write_report(results: &Results, out: &Path, labels: &Labels<'_>) -> Resul
         };
         let stem = format!("{:02}-{}", index + 1, slug(&heading));
         let figures = figures::group_figures(results, &workload, seed, &stem, &mut writer)?;
-        sections.push((heading, workload, seed, figures));
+        let (header, rows) = table_rows(results, &workload, seed, labels);
+        sections.push(Section {
+            heading,
+            note: workload,
+            header: header.into_iter().map(String::from).collect(),
+            rows,
+            figures,
+        });
     }
     let html = out.join("index.html");
-    std::fs::write(&html, render_html(results, &sections, labels)).map_err(io_error(&html))?;
+    std::fs::write(&html, render_html(results, &sections)).map_err(io_error(&html))?;
     let markdown = out.join("report.md");
-    std::fs::write(&markdown, render_markdown(results, &sections, labels)).map_err(io_error(&markdown))?;
+    std::fs::write(&markdown, render_markdown(results, &sections)).map_err(io_error(&markdown))?;
     Ok(Written { html, markdown, charts: writer.written })
 }
 
@@ -170,6 +198,86 @@ const NOT_AVAILABLE: &str = "n/a";
 
 fn one(value: Option<f64>) -> String {
     value.map_or(NOT_AVAILABLE.into(), |v| format!("{v:.1}"))
+}
+
+/// A section per workload run with several seeds: each deterministic
+/// figure over its seeds, per allocator ([`seeds`]), and the utilization
+/// and internal fragmentation as bars with their 95 % intervals.
+fn across_seeds(results: &Results, labels: &Labels<'_>, writer: &mut Writer<'_>) -> Result<Vec<Section>, ReportError> {
+    let mut workloads: Vec<(String, Vec<u64>)> = Vec::new();
+    for (workload, seed) in results.groups() {
+        let Some(seed) = seed else { continue };
+        match workloads.iter_mut().find(|(w, _)| *w == workload) {
+            Some((_, seeds)) => seeds.push(seed),
+            None => workloads.push((workload, vec![seed])),
+        }
+    }
+    let allocators = results.allocators();
+    let mut sections = Vec::new();
+    for (index, (workload, seeds)) in workloads.into_iter().filter(|(_, seeds)| seeds.len() >= 2).enumerate() {
+        let label = (labels.workload)(&workload);
+        let rows_of = |allocator: &str| -> Vec<&heaplab_results::SummaryRow> {
+            results.summary.iter().filter(|r| r.allocator == allocator && r.workload == workload).collect()
+        };
+        let mut header = vec!["allocator".to_string(), "seeds".to_string()];
+        header.extend(seeds::FIGURES.iter().map(|(name, _)| name.to_string()));
+        let mut rows = Vec::new();
+        let mut bars: [Vec<charts::Bar>; 2] = [Vec::new(), Vec::new()];
+        for allocator in &allocators {
+            let cells = rows_of(allocator);
+            if cells.is_empty() {
+                continue;
+            }
+            let mut row = vec![(labels.allocator)(allocator), cells.len().to_string()];
+            for (name, get) in &seeds::FIGURES {
+                let values: Vec<f64> = cells.iter().filter_map(|r| get(r)).filter(|v| v.is_finite()).collect();
+                row.push(match seeds::spread(&values) {
+                    Some(s) => format!("{:.2} ± {:.2} [{:.2}, {:.2}]", s.mean, s.sd, s.low, s.high),
+                    None => NOT_AVAILABLE.to_string(),
+                });
+                let chart = match *name {
+                    "util %" => Some(0),
+                    "int frag at peak %" => Some(1),
+                    _ => None,
+                };
+                if let (Some(chart), Some(s)) = (chart, seeds::spread(&values)) {
+                    bars[chart].push(((labels.allocator)(allocator), s.mean, Some((s.low, s.high))));
+                }
+            }
+            rows.push(row);
+        }
+        let heading = format!("{label} across {} seeds", seeds.len());
+        let stem = format!("seeds-{:02}-{}", index + 1, slug(&label));
+        let mut figures = Vec::new();
+        for (bars, (name, y_label, file)) in bars.into_iter().zip([
+            ("utilization across seeds", "max R / max H (%)", "utilization"),
+            ("internal fragmentation at peak across seeds", "(G − R)/G at peak R (%)", "internal-frag"),
+        ]) {
+            if bars.is_empty() {
+                continue;
+            }
+            let chart = charts::Bars { title: format!("{label}: {name}"), y_label: y_label.to_string(), bars };
+            let caption = format!(
+                "{name}, per allocator: the mean over {} seeds with its 95 % confidence interval as the error bar ({}), from summary.csv.",
+                seeds.len(),
+                seeds::METHOD
+            );
+            figures.push(writer.figure(&format!("{stem}-{file}"), name, &caption, &chart, false)?);
+        }
+        let shown = if seeds.len() > MAX_SEED_SECTIONS {
+            format!("; per-seed sections below for the first {MAX_SEED_SECTIONS} seeds")
+        } else {
+            String::new()
+        };
+        sections.push(Section {
+            heading,
+            note: format!("{workload}. Each cell: {}{shown}.", seeds::METHOD),
+            header,
+            rows,
+            figures,
+        });
+    }
+    Ok(sections)
 }
 
 /// The summary table columns: (title, value).
@@ -267,11 +375,7 @@ fn reproduce_command(results: &Results) -> String {
     format!("heaplab run --from {}/meta.json", results.dir.display())
 }
 
-fn render_html(
-    results: &Results,
-    sections: &[(String, String, Option<u64>, Vec<Figure>)],
-    labels: &Labels<'_>,
-) -> String {
+fn render_html(results: &Results, sections: &[Section]) -> String {
     let mut html = String::new();
     let run = meta_str(&results.meta, "run_name");
     let run = run.as_str();
@@ -322,23 +426,23 @@ svg,img{{max-width:100%;height:auto}}</style></head><body>\n<h1>heaplab report: 
     );
     let _ = writeln!(html, "<p><small>{}</small></p>", html_escape(DEFINITIONS));
     let _ = writeln!(html, "<nav>");
-    for (index, (heading, ..)) in sections.iter().enumerate() {
-        let _ = write!(html, "<a href=\"#w{index}\">{}</a>", html_escape(heading));
+    for (index, section) in sections.iter().enumerate() {
+        let _ = write!(html, "<a href=\"#w{index}\">{}</a>", html_escape(&section.heading));
     }
     let _ = writeln!(html, "</nav>");
-    for (index, (heading, workload, seed, figures)) in sections.iter().enumerate() {
+    for (index, section) in sections.iter().enumerate() {
+        let Section { heading, note, header, rows, figures } = section;
         let _ = writeln!(html, "<h2 id=\"w{index}\">{}</h2>", html_escape(heading));
-        let _ = writeln!(html, "<p><small>{}</small></p>", html_escape(workload));
-        let (header, rows) = table_rows(results, workload, *seed, labels);
+        let _ = writeln!(html, "<p><small>{}</small></p>", html_escape(note));
         let _ = write!(html, "<table><tr>");
-        for h in &header {
+        for h in header {
             let _ = write!(html, "<th>{}</th>", html_escape(h));
         }
         let _ = writeln!(html, "</tr>");
         for row in rows {
             let _ = write!(html, "<tr>");
             for cell in row {
-                let _ = write!(html, "<td>{}</td>", html_escape(&cell));
+                let _ = write!(html, "<td>{}</td>", html_escape(cell));
             }
             let _ = writeln!(html, "</tr>");
         }
@@ -359,11 +463,7 @@ svg,img{{max-width:100%;height:auto}}</style></head><body>\n<h1>heaplab report: 
     html
 }
 
-fn render_markdown(
-    results: &Results,
-    sections: &[(String, String, Option<u64>, Vec<Figure>)],
-    labels: &Labels<'_>,
-) -> String {
+fn render_markdown(results: &Results, sections: &[Section]) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# heaplab report: {}\n", meta_str(&results.meta, "run_name"));
     let _ = writeln!(
@@ -379,9 +479,8 @@ fn render_markdown(
     if let Some(note) = incomplete(results) {
         let _ = writeln!(md, "> **{note}**\n");
     }
-    for (heading, workload, seed, figures) in sections {
-        let _ = writeln!(md, "## {heading}\n\n`{workload}`\n");
-        let (header, rows) = table_rows(results, workload, *seed, labels);
+    for Section { heading, note, header, rows, figures } in sections {
+        let _ = writeln!(md, "## {heading}\n\n`{note}`\n");
         let _ = writeln!(md, "| {} |", header.join(" | "));
         let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
         for row in rows {
