@@ -19,8 +19,9 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// A trace file if `text` names an existing file or has a trace
-    /// extension, else a synthetic spec.
+    /// A trace file if `text` has a trace extension or a `/`, a synthetic
+    /// spec if it is one (a preset wins over a file of the same name in the
+    /// working directory: `./ramp` names the file), else an existing file.
     pub fn parse(text: &str) -> Result<Workload, TraceError> {
         if let Some(name) = text.strip_prefix("trace:") {
             return match crate::bundled::BUNDLED.iter().find(|(n, _, _)| *n == name) {
@@ -36,7 +37,16 @@ impl Workload {
             };
         }
         let path = Path::new(text);
-        if path.is_file() || Format::from_path(path).is_some() || text.contains('/') {
+        if path.is_dir() {
+            return Err(TraceError::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::IsADirectory,
+                    "is a directory; expected a trace file (.rep, mtrace, .hlt, each optionally .zst) or a synthetic spec",
+                ),
+            ));
+        }
+        if Format::from_path(path).is_some() || text.contains('/') {
             if !path.is_file() {
                 return Err(TraceError::io(
                     path,
@@ -45,7 +55,11 @@ impl Workload {
             }
             return Ok(Workload::File(path.to_path_buf()));
         }
-        SyntheticSpec::parse(text).map(Workload::Synthetic)
+        match SyntheticSpec::parse(text) {
+            Ok(spec) => Ok(Workload::Synthetic(spec)),
+            Err(_) if path.is_file() => Ok(Workload::File(path.to_path_buf())),
+            Err(error) => Err(error),
+        }
     }
 
     /// The name results carry: the canonical spec, or the file's path.

@@ -149,13 +149,13 @@ struct MeasureArgs {
     #[arg(long)]
     quick: bool,
 
-    /// Time-series samples per (allocator, workload, seed).
-    #[arg(long, default_value_t = 200)]
+    /// Time-series samples per (allocator, workload, seed), 1 to 100,000.
+    #[arg(long, default_value_t = 200, value_parser = bounded::<1, 100_000>)]
     points: usize,
 
     /// Heap-map frames recorded per (allocator, workload, seed), for the
-    /// report's address × time pictures (0: none).
-    #[arg(long, default_value_t = 64)]
+    /// report's address × time pictures (0: none; at most 10,000).
+    #[arg(long, default_value_t = 64, value_parser = bounded::<0, 10_000>)]
     frames: usize,
 
     /// Timed cells to run at once (they disturb each other; 1 is the honest default).
@@ -199,6 +199,14 @@ fn parse_seeds(text: &str) -> Result<Seeds, String> {
 
 /// The most seeds a run takes.
 const MAX_SEEDS: usize = 10_001;
+
+/// A count from `MIN` to `MAX`: memory grows with it, so it has a cap.
+fn bounded<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(value) if (MIN..=MAX).contains(&value) => Ok(value),
+        _ => Err(format!("expected a whole number from {MIN} to {MAX}, found `{text}`")),
+    }
+}
 
 fn parse_arena(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text).map_err(|e| e.to_string())?;

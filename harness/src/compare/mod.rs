@@ -210,6 +210,19 @@ pub fn compare(base: &ResultSet, new: &ResultSet, judging: Judging) -> Compariso
                 });
             }
         }
+        let has_timings = |set: &ResultSet| set.samples.get(k).is_some_and(|s| !s.is_empty());
+        if has_timings(base) && !has_timings(new) {
+            // BASE was timed and NEW not: a lost measurement, not a pass.
+            findings.push(Finding {
+                key: k.clone(),
+                metric: "ops_per_sec".into(),
+                base: "timed".into(),
+                new: "no repetitions (throughput.csv missing or without this row)".into(),
+                change: None,
+                interval: None,
+                verdict: Verdict::Missing,
+            });
+        }
         if let (Some(b), Some(n)) = (base.samples.get(k), new.samples.get(k))
             && !b.is_empty()
             && !n.is_empty()

@@ -39,6 +39,12 @@ pub enum CompareError {
         /// What was given.
         path: String,
     },
+    /// A summary.csv without rows: nothing to compare, which must not pass.
+    #[error("{path}: no rows (an empty or header-only summary.csv); there is nothing to compare")]
+    Empty {
+        /// The file.
+        path: String,
+    },
     /// A results file that cannot be read.
     #[error(transparent)]
     Read(#[from] ReadError),
@@ -94,6 +100,9 @@ impl ResultSet {
                 let (allocator, workload, _) = k;
                 return Err(CompareError::Duplicate { path: summary.display().to_string(), allocator, workload });
             }
+        }
+        if rows.is_empty() {
+            return Err(CompareError::Empty { path: summary.display().to_string() });
         }
         let mut grouped: BTreeMap<Key, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
         let mut repetitions: BTreeMap<Key, Repetitions> = BTreeMap::new();

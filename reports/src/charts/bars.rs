@@ -23,8 +23,16 @@ pub struct Bars {
 impl Chart for Bars {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), ReportError> {
         let n = self.bars.len().max(1);
-        let top =
-            self.bars.iter().map(|(_, v, e)| e.map_or(*v, |(_, h)| h.max(*v))).fold(0.0f64, f64::max).max(1e-9) * 1.12;
+        // Values that are not finite numbers are not drawn (and do not
+        // stretch the axis).
+        let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+        let top = self
+            .bars
+            .iter()
+            .map(|(_, v, e)| e.map_or(finite(*v), |(_, h)| finite(h).max(finite(*v))))
+            .fold(0.0f64, f64::max)
+            .max(1e-9)
+            * 1.12;
         let labels: Vec<String> = self.bars.iter().map(|(l, _, _)| l.clone()).collect();
         let mut chart = ChartBuilder::on(area)
             .caption(&self.title, (FONT, 20))
@@ -55,6 +63,10 @@ impl Chart for Bars {
             .draw()
             .map_err(error)?;
         for (index, (_, value, range)) in self.bars.iter().enumerate() {
+            if !value.is_finite() {
+                continue;
+            }
+            let range = range.filter(|(low, high)| low.is_finite() && high.is_finite());
             let color = PALETTE[index % PALETTE.len()];
             let x = index as f64;
             chart
@@ -62,7 +74,7 @@ impl Chart for Bars {
                 .map_err(error)?;
             if let Some((low, high)) = range {
                 chart
-                    .draw_series([ErrorBar::new_vertical(x + 0.5, *low, *value, *high, BLACK.stroke_width(2), 12)])
+                    .draw_series([ErrorBar::new_vertical(x + 0.5, low, *value, high, BLACK.stroke_width(2), 12)])
                     .map_err(error)?;
             }
         }

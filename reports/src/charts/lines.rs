@@ -36,7 +36,9 @@ impl Chart for Lines {
         let points = self.series.iter().flat_map(|(_, p)| p.iter());
         let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
         for &(x, y) in points {
-            if self.log_y && y <= 0.0 {
+            // A value that is not a number (or infinite) cannot be placed;
+            // it is left out, not allowed to stretch the axes forever.
+            if !x.is_finite() || !y.is_finite() || (self.log_y && y <= 0.0) {
                 continue;
             }
             x0 = x0.min(x);
@@ -75,8 +77,11 @@ impl Chart for Lines {
                     }
                     let thin = self.thin.get(index).copied().unwrap_or(false);
                     let style = colors(index).stroke_width(if thin { 1 } else { 2 });
-                    let points: Vec<(f64, f64)> =
-                        points.iter().copied().filter(|&(_, y)| !self.log_y || y > 0.0).collect();
+                    let points: Vec<(f64, f64)> = points
+                        .iter()
+                        .copied()
+                        .filter(|&(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0))
+                        .collect();
                     // The palette's second round is dashed, so that no two
                     // series look alike.
                     if index < PALETTE.len() {
