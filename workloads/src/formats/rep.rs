@@ -50,6 +50,9 @@ impl RepHeader {
     }
 }
 
+/// The longest line a `.rep` reader takes.
+pub const MAX_LINE: usize = 4096;
+
 /// A streaming `.rep` reader.
 #[derive(Debug)]
 pub struct RepReader<R> {
@@ -96,17 +99,39 @@ impl<R: BufRead> RepReader<R> {
         })
     }
 
-    /// Read the next line into the buffer; false at the end.
+    /// Read the next line into the buffer; false at the end. A line longer
+    /// than [`MAX_LINE`] is an error, read no further than that.
     fn next_line(&mut self) -> Result<bool, TraceError> {
         self.buffer.clear();
-        let read = self
-            .input
+        let read = io::Read::take(&mut self.input, MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut self.buffer)
             .map_err(|error| TraceError::Io { path: self.path.clone(), error })?;
         if read == 0 {
             return Ok(false);
         }
         self.line += 1;
+        if self.buffer.len() > MAX_LINE {
+            return Err(TraceError::Syntax {
+                path: self.path.clone(),
+                line: self.line,
+                expected: format!("a line of at most {MAX_LINE} bytes (an op is a few tokens)"),
+                found: "a longer line".to_string(),
+            });
+        }
+        if self.line == 1 && self.buffer.starts_with(b"\xEF\xBB\xBF") {
+            // A UTF-8 byte-order mark, as some editors write.
+            self.buffer.drain(..3);
+        }
+        let body = self.buffer.strip_suffix(b"\n").unwrap_or(&self.buffer);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        if body.contains(&b'\r') {
+            return Err(TraceError::Syntax {
+                path: self.path.clone(),
+                line: self.line,
+                expected: "lines ending in \\n or \\r\\n".to_string(),
+                found: "a carriage return inside the line (CR-only line endings?); convert them to \\n".to_string(),
+            });
+        }
         Ok(true)
     }
 
@@ -189,7 +214,12 @@ impl<R: BufRead> RepReader<R> {
             (b"r", Some(id), Some(size), false) => {
                 let id = parse_u32(id).ok_or_else(|| bad(self))?;
                 let size = parse_u64(size).ok_or_else(|| bad(self))?;
-                if self.allocated.get(id) {
+                if size == 0 && self.allocated.get(id) {
+                    // `realloc(p, 0)` frees the block, as the malloc-lab
+                    // handout and glibc have it.
+                    self.allocated.set(id, false);
+                    Op::Free { id }
+                } else if self.allocated.get(id) {
                     Op::Realloc { id, size }
                 } else {
                     self.allocated.set(id, true);
@@ -353,6 +383,22 @@ mod tests {
         }
         let message = read("20000\n1\n1\n1\nx 0 5\n").unwrap_err().to_string();
         assert_eq!(message, "t.rep:5: expected an op line (`a ID SIZE`, `f ID` or `r ID SIZE`), found `x 0 5`");
+    }
+
+    #[test]
+    fn hostile_lines_are_refused_where_they_are_and_mdriver_s_realloc_to_zero_frees() {
+        // A 10 MB line is not read whole.
+        let long = format!("20000\n1\n1\n1\n{}\n", " ".repeat(10 << 20));
+        let message = read(&long).unwrap_err().to_string();
+        assert!(message.starts_with("t.rep:5: expected a line of at most 4096 bytes"), "{message}");
+        // CR-only line endings glue the lines: said, not misread.
+        let message = read("20000\r1\r1\r1\ra 0 5\r").unwrap_err().to_string();
+        assert!(message.contains("CR-only line endings"), "{message}");
+        // A byte-order mark before the header is not a bad integer.
+        assert_eq!(read("\u{feff}20000\n1\n1\n1\na 0 5\n").unwrap(), [alloc(0, 5)]);
+        // `r ID 0` frees a live block; the id can then be allocated again.
+        let ops = read("20000\n1\n3\n1\na 0 5\nr 0 0\na 0 7\n").unwrap();
+        assert_eq!(ops, [alloc(0, 5), Op::Free { id: 0 }, alloc(0, 7)]);
     }
 
     #[test]
