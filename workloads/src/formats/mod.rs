@@ -143,7 +143,7 @@ impl TraceReader {
         let mut buffered: Input = Box::new(BufReader::with_capacity(BUFFER_BYTES, input));
         if buffered.fill_buf().map_err(io_error)?.starts_with(&ZSTD_MAGIC) {
             let decoder = zstd::stream::read::Decoder::with_buffer(buffered).map_err(io_error)?;
-            buffered = Box::new(BufReader::with_capacity(BUFFER_BYTES, decoder));
+            buffered = Box::new(BufReader::with_capacity(BUFFER_BYTES, Zstd(decoder)));
         }
         let head = buffered.fill_buf().map_err(io_error)?;
         let format = if head.starts_with(&native::MAGIC) {
@@ -184,6 +184,15 @@ impl Iterator for TraceReader {
             Inner::Mtrace(reader) => reader.next(),
             Inner::Native(reader) => reader.next(),
         }
+    }
+}
+
+/// A zstd decoder whose errors say that they are the compression's.
+struct Zstd<R>(R);
+
+impl<R: Read> Read for Zstd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|error| io::Error::new(error.kind(), format!("decompressing zstd: {error}")))
     }
 }
 
@@ -302,6 +311,17 @@ fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_zstd_file_says_zstd() {
+        let mut bytes = ZSTD_MAGIC.to_vec();
+        bytes.extend_from_slice(&[0xff; 64]);
+        let error = TraceReader::from_reader(std::io::Cursor::new(bytes), "t.rep.zst", None)
+            .and_then(|reader| reader.collect::<Result<Vec<_>, _>>())
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("t.rep.zst: decompressing zstd: "), "{error}");
+    }
     use crate::op::Align;
 
     fn sample() -> Vec<Op> {
