@@ -108,3 +108,24 @@ fn a_directory_is_not_a_workload_and_a_preset_wins_over_a_file_of_its_name() {
         .success()
         .stdout(predicate::str::contains("./ramp"));
 }
+
+#[test]
+fn writing_a_trace_goes_through_links_and_never_replaces_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.rep");
+    std::fs::write(&target, "old\n").unwrap();
+    let link = dir.path().join("link.rep");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    heaplab().args(["trace", "gen", "ramp:ops=100", "-o"]).arg(&link).assert().success();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    assert_ne!(std::fs::read(&target).unwrap(), b"old\n", "the link's target is written");
+    heaplab().args(["trace", "info"]).arg(&target).assert().success().stdout(predicate::str::contains("100"));
+    // A device is written to, not replaced, and its error is said.
+    heaplab()
+        .args(["trace", "gen", "ramp:ops=100000", "-o", "/dev/full", "--format", "rep"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/dev/full"));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/full").unwrap().file_type().is_char_device(), "/dev/full is still a device");
+}

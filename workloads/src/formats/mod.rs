@@ -18,7 +18,7 @@ pub mod rep;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::TraceError;
 use crate::op::Op;
@@ -235,12 +235,29 @@ pub fn write(
         out.flush().map_err(io_error)?;
         return Ok(count);
     }
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
+    let (target, direct) = output_target(path).map_err(io_error)?;
+    if direct {
+        // A device or a FIFO: written to as it is (never replaced by a
+        // file), its errors reported.
+        let file = std::fs::OpenOptions::new().write(true).open(&target).map_err(io_error)?;
+        let mut out = BufWriter::with_capacity(BUFFER_BYTES, file);
+        let count = if is_compressed_name(path) {
+            let mut encoder = zstd::stream::write::Encoder::new(&mut out, 9).map_err(io_error)?;
+            let count = encode(&mut encoder, format, ops, meta, path)?;
+            encoder.finish().map_err(io_error)?;
+            count
+        } else {
+            encode(&mut out, format, ops, meta, path)?
+        };
+        out.flush().map_err(io_error)?;
+        return Ok(count);
+    }
+    let directory = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
     };
     let temporary =
-        tempfile::Builder::new().prefix(".heaplab-").suffix(".tmp").tempfile_in(directory).map_err(io_error)?;
+        tempfile::Builder::new().prefix(".heaplab-").suffix(".tmp").tempfile_in(&directory).map_err(io_error)?;
     let count = {
         let mut out = BufWriter::with_capacity(BUFFER_BYTES, temporary.as_file());
         let count = if is_compressed_name(path) {
@@ -260,8 +277,30 @@ pub fn write(
         use std::os::unix::fs::PermissionsExt;
         temporary.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io_error)?;
     }
-    temporary.persist(path).map_err(|error| io_error(error.error))?;
+    temporary.persist(&target).map_err(|error| io_error(error.error))?;
     Ok(count)
+}
+
+/// Where writing `path` goes: through a symbolic link to its target (the
+/// link stays), and whether that is something other than a regular file
+/// (a device, a FIFO), to be written directly rather than replaced.
+fn output_target(path: &Path) -> io::Result<(PathBuf, bool)> {
+    let mut target = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&target) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = std::fs::read_link(&target)?;
+                target = match target.parent() {
+                    Some(parent) if link.is_relative() => parent.join(link),
+                    _ => link,
+                };
+            }
+            Ok(meta) => return Ok((target, !meta.is_file())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok((target, false)),
+            Err(error) => return Err(error),
+        }
+    }
+    Err(io::Error::other("too many levels of symbolic links"))
 }
 
 fn encode(
