@@ -129,3 +129,16 @@ fn writing_a_trace_goes_through_links_and_never_replaces_a_device() {
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::metadata("/dev/full").unwrap().file_type().is_char_device(), "/dev/full is still a device");
 }
+
+#[test]
+fn an_allocator_that_cannot_be_built_stops_the_run_before_its_directory_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    heaplab()
+        .args(["run", "--metrics-only", "--alloc", "segregated:kind=simple,page=1G", "--workload", "ramp:ops=100"])
+        .args(["--name", "failed", "--out"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot hold one 1073741824-byte block"));
+    assert!(!dir.path().join("failed").exists(), "the name stays free");
+}

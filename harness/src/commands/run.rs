@@ -391,6 +391,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
 
     let plan_groups = groups.len();
     let matrix = plan.prepare()?;
+    if args.resume.is_none() {
+        matrix.check_builds()?;
+    }
     let settings = &matrix.settings;
     let calibration = settings.latency.then(Calibration::measure);
     let timer = calibration.map(|c| TimerInfo {
@@ -490,6 +493,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
     };
     meta.elapsed_seconds = earlier_seconds + started.elapsed().as_secs_f64();
     write_results(&results, &mut meta, &counted, &done, journal.path())?;
+    if outcome.is_err() {
+        eprintln!(
+            "note: what finished is in {} (marked failed); go on with it with heaplab run --resume {name} --out {}, \
+             or remove the directory to use the name again",
+            results.dir().display(),
+            args.out.display()
+        );
+    }
     if meta.status == RunStatus::Complete {
         // The files hold everything now; the journal would only double them.
         std::fs::remove_file(journal.path()).with_context(|| {

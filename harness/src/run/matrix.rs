@@ -65,6 +65,22 @@ pub struct Matrix {
 }
 
 impl Matrix {
+    /// Can every allocator be built on its cells' arenas? Asked before a run
+    /// writes anything, so that an arena the system cannot give or an
+    /// allocator that cannot fit in it stops the run before its directory
+    /// exists.
+    pub fn check_builds(&self) -> Result<(), RunError> {
+        let mut checked: Vec<(String, u64)> = Vec::new();
+        for cell in &self.cells {
+            let key = (cell.allocator.spec(), cell.arena_bytes);
+            if !checked.contains(&key) {
+                cell.allocator.visit(super::passes::BuildCheck { arena_bytes: cell.arena_bytes })?;
+                checked.push(key);
+            }
+        }
+        Ok(())
+    }
+
     /// The prepared workload of `cell`.
     pub fn workload(&self, cell: &Cell) -> &PreparedWorkload {
         &self.workloads[cell.workload]

@@ -69,6 +69,23 @@ impl Visitor for MetricsPass<'_> {
     }
 }
 
+/// Build the allocator once on a fresh arena and drop it: what a run checks
+/// for every (allocator, arena) before it creates its directory.
+#[derive(Debug)]
+pub struct BuildCheck {
+    /// The arena's size.
+    pub arena_bytes: u64,
+}
+
+impl Visitor for BuildCheck {
+    type Output = Result<(), RunError>;
+
+    fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
+        config.build(arena(self.arena_bytes)?)?;
+        Ok(())
+    }
+}
+
 /// The latency probe: time every allocator call, one histogram per kind.
 struct LatencyProbe {
     calibration: Calibration,
