@@ -88,6 +88,7 @@ pub fn prepare(
             what,
         })?;
         counts[op.kind()] += 1;
+        let overflow = || TraceError::LiveBytesOverflow { path: name.to_string(), index: index as u64 };
         let step = match op {
             Op::Alloc { id, size, align } => {
                 let slot = u32::try_from(sizes.len()).map_err(|_| TraceError::TooManyAllocations {
@@ -97,7 +98,7 @@ pub fn prepare(
                 })?;
                 slot_of.set(id, slot);
                 sizes.push(size);
-                live += size;
+                live = live.checked_add(size).ok_or_else(overflow)?;
                 let align = align.bytes_or(default_align);
                 let fits = usize::try_from(size)
                     .is_ok_and(|size| std::alloc::Layout::from_size_align(size, align as usize).is_ok());
@@ -114,7 +115,7 @@ pub fn prepare(
             }
             Op::Realloc { id, size } => {
                 let slot = slot_of.get(id);
-                live = live - sizes[slot as usize] + size;
+                live = (live - sizes[slot as usize]).checked_add(size).ok_or_else(overflow)?;
                 sizes[slot as usize] = size;
                 Step::Realloc { slot, size }
             }

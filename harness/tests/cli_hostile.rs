@@ -142,3 +142,24 @@ fn an_allocator_that_cannot_be_built_stops_the_run_before_its_directory_exists()
         .stderr(predicate::str::contains("cannot hold one 1073741824-byte block"));
     assert!(!dir.path().join("failed").exists(), "the name stays free");
 }
+
+#[test]
+fn live_bytes_past_64_bits_are_an_error_not_a_wrapped_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("huge.rep");
+    std::fs::write(&trace, "0\n2\n2\n1\na 0 9223372036854775808\na 1 9223372036854775808\n").unwrap();
+    heaplab()
+        .args(["trace", "info"])
+        .arg(&trace)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("op 1: the live blocks' sizes add up past 2^64 bytes"));
+    heaplab()
+        .args(["run", "--metrics-only", "--alloc", "buddy", "--workload"])
+        .arg(&trace)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("add up past 2^64 bytes"));
+}

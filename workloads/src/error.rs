@@ -57,6 +57,14 @@ pub enum TraceError {
         /// The most there can be.
         limit: u64,
     },
+    /// Live bytes past what 64 bits count: no heap holds them.
+    #[error("{path}: op {index}: the live blocks' sizes add up past 2^64 bytes; expected sizes a heap can hold")]
+    LiveBytesOverflow {
+        /// The file, or the workload's name.
+        path: String,
+        /// 0-based op index.
+        index: u64,
+    },
     /// A workload spec or generator parameter that is wrong.
     #[error("bad workload `{workload}`: {message}")]
     Workload {

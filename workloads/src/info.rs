@@ -74,10 +74,11 @@ pub fn analyze(ops: impl IntoIterator<Item = Result<Op, TraceError>>, name: &str
         let index = index as u64;
         validator.check(&op).map_err(|what| TraceError::Invalid { path: name.to_string(), index, what })?;
         info.counts[op.kind() as usize] += 1;
+        let overflow = || TraceError::LiveBytesOverflow { path: name.to_string(), index };
         match op {
             Op::Alloc { id, size, align } => {
                 live.set(id, (size, index));
-                live_bytes += size;
+                live_bytes = live_bytes.checked_add(size).ok_or_else(overflow)?;
                 live_blocks += 1;
                 info.blocks += 1;
                 record_size(&mut info, size);
@@ -92,7 +93,7 @@ pub fn analyze(ops: impl IntoIterator<Item = Result<Op, TraceError>>, name: &str
             Op::Realloc { id, size } => {
                 let (old, birth) = live.get(id);
                 live.set(id, (size, birth));
-                live_bytes = live_bytes - old + size;
+                live_bytes = (live_bytes - old).checked_add(size).ok_or_else(overflow)?;
                 record_size(&mut info, size);
             }
         }
