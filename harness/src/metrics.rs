@@ -54,9 +54,11 @@ pub struct Sample {
 pub struct Metrics {
     /// Ops replayed.
     pub ops: u64,
-    /// Allocations refused while F ≥ the request.
+    /// Allocations refused while F ≥ the request (at an alignment the arena
+    /// can have).
     pub fragmentation_failures: u64,
-    /// Allocations refused while F < the request.
+    /// Allocations refused while F < the request, or at an alignment larger
+    /// than the arena (unsupported, however much is free).
     pub out_of_memory_failures: u64,
     /// Allocations refused by an allocator that does not report F.
     pub unclassified_failures: u64,
@@ -329,8 +331,14 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
         }
     }
 
-    fn refused(&mut self, allocator: &A, kind: OpKind, size: u64) {
+    fn refused(&mut self, allocator: &A, kind: OpKind, size: u64, align: u64) {
         let reports = self.metrics.reports;
+        if kind == OpKind::Alloc && align > allocator.stats().arena_bytes as u64 {
+            // An alignment no place in the arena can have: unsupported, not
+            // fragmentation, however much is free.
+            self.metrics.out_of_memory_failures += 1;
+            return;
+        }
         if kind == OpKind::Alloc {
             let free_bytes = if reports.free_bytes {
                 allocator.stats().free_bytes

@@ -123,9 +123,10 @@ pub trait Probe<A: Allocator> {
     /// A block is about to be freed (or reallocated).
     #[inline(always)]
     fn freeing(&mut self, _allocator: &A, _ptr: NonNull<u8>, _layout: Layout) {}
-    /// An allocation or realloc to `layout` was refused.
+    /// An allocation or realloc of `size` bytes at alignment `align` was
+    /// refused (`align` is `u64::MAX` for a request no layout can express).
     #[inline(always)]
-    fn refused(&mut self, _allocator: &A, _kind: OpKind, _size: u64) {}
+    fn refused(&mut self, _allocator: &A, _kind: OpKind, _size: u64, _align: u64) {}
     /// Step `index` is done.
     #[inline(always)]
     fn stepped(&mut self, _allocator: &A, _index: usize) -> Result<(), Self::Error> {
@@ -180,13 +181,13 @@ pub fn replay<A: Allocator, P: Probe<A>>(
                     }
                     Err(_) => {
                         outcome.failed_allocs += 1;
-                        probe.refused(allocator, OpKind::Alloc, size);
+                        probe.refused(allocator, OpKind::Alloc, size, layout.align() as u64);
                     }
                 }
             }
             Step::AllocImpossible { size, .. } => {
                 outcome.failed_allocs += 1;
-                probe.refused(allocator, OpKind::Alloc, size);
+                probe.refused(allocator, OpKind::Alloc, size, u64::MAX);
             }
             Step::Free { slot } => {
                 let Slot { ptr, layout } = std::mem::replace(&mut slots[slot as usize], Slot::EMPTY);
@@ -209,7 +210,7 @@ pub fn replay<A: Allocator, P: Probe<A>>(
                         outcome.skipped += 1;
                     } else {
                         outcome.failed_reallocs += 1;
-                        probe.refused(allocator, OpKind::Realloc, size);
+                        probe.refused(allocator, OpKind::Realloc, size, layout.align() as u64);
                     }
                     probe.stepped(allocator, index)?;
                     continue;
@@ -231,7 +232,7 @@ pub fn replay<A: Allocator, P: Probe<A>>(
                     Err(_) => {
                         outcome.failed_reallocs += 1;
                         probe.allocated(allocator, ptr, layout);
-                        probe.refused(allocator, OpKind::Realloc, size);
+                        probe.refused(allocator, OpKind::Realloc, size, layout.align() as u64);
                     }
                 }
             }

@@ -163,3 +163,20 @@ fn live_bytes_past_64_bits_are_an_error_not_a_wrapped_figure() {
         .code(2)
         .stderr(predicate::str::contains("add up past 2^64 bytes"));
 }
+
+#[test]
+fn an_alignment_larger_than_the_arena_is_not_fragmentation() {
+    let dir = tempfile::tempdir().unwrap();
+    heaplab()
+        .args(["run", "--metrics-only", "--quiet", "--alloc", "buddy", "--arena", "1M"])
+        .args(["--workload", "ramp:ops=200,align=1099511627776", "--name", "a", "--out"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let mut reader = csv::Reader::from_path(dir.path().join("a/summary.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let row = reader.records().next().unwrap().unwrap();
+    let value = |name: &str| row[headers.iter().position(|h| h == name).unwrap()].to_string();
+    assert_eq!(value("failed_allocs"), "100");
+    assert_eq!((value("fragmentation_failures").as_str(), value("out_of_memory_failures").as_str()), ("0", "100"));
+}
