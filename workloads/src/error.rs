@@ -47,6 +47,18 @@ pub enum TraceError {
         /// What is wrong.
         what: crate::validate::Misuse,
     },
+    /// A well-formed op that makes no sense where it is, at a known line.
+    #[error("{path}:{line}: op {index}: {what}")]
+    InvalidLine {
+        /// The file.
+        path: String,
+        /// The line, from 1.
+        line: u64,
+        /// 0-based op index.
+        index: u64,
+        /// What is wrong.
+        what: crate::validate::Misuse,
+    },
     /// More allocations than a replay can number.
     #[error("{path}: op {index}: more than {limit} allocations; a replay numbers at most that many")]
     TooManyAllocations {

@@ -24,6 +24,7 @@ use std::io::{self, BufRead, Write};
 use crate::error::TraceError;
 use crate::idmap::IdMap;
 use crate::op::{Align, Op};
+use crate::validate::Validator;
 
 /// The header's four integers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,8 @@ pub struct RepReader<R> {
     header_line: u64,
     op_lines: u64,
     allocated: IdMap<bool>,
+    validator: Validator,
+    ops: u64,
     finished: bool,
 }
 
@@ -79,6 +82,8 @@ impl<R: BufRead> RepReader<R> {
             header_line: 0,
             op_lines: 0,
             allocated: IdMap::new(),
+            validator: Validator::new(),
+            ops: 0,
             finished: false,
         }
     }
@@ -228,6 +233,16 @@ impl<R: BufRead> RepReader<R> {
             }
             _ => return Err(bad(self)),
         };
+        // A misuse (double free, free of an unknown id, …) is named with its
+        // line here, where the line is known.
+        let index = self.ops;
+        self.ops += 1;
+        self.validator.check(&op).map_err(|what| TraceError::InvalidLine {
+            path: self.path.clone(),
+            line: self.line,
+            index,
+            what,
+        })?;
         Ok(Some(op))
     }
 }
@@ -399,6 +414,15 @@ mod tests {
         // `r ID 0` frees a live block; the id can then be allocated again.
         let ops = read("20000\n1\n3\n1\na 0 5\nr 0 0\na 0 7\n").unwrap();
         assert_eq!(ops, [alloc(0, 5), Op::Free { id: 0 }, alloc(0, 7)]);
+    }
+
+    #[test]
+    fn a_misuse_names_its_line_and_op() {
+        let message = read("20000\n1\n3\n1\n# a comment\na 0 5\nf 0\nf 0\n").unwrap_err().to_string();
+        assert!(message.starts_with("t.rep:8: op 2: "), "{message}");
+        assert!(message.contains("free"), "{message}");
+        let message = read("20000\n1\n1\n1\nf 3\n").unwrap_err().to_string();
+        assert!(message.starts_with("t.rep:5: op 0: "), "{message}");
     }
 
     #[test]
