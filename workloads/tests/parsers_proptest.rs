@@ -110,3 +110,119 @@ proptest! {
         prop_assert_eq!(encode(&through_native, Format::Rep), rep);
     }
 }
+
+/// One edit of a valid file, as damage, a bad editor or a hostile user
+/// makes it.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(prop::sample::Index, u8),
+    Delete(prop::sample::Index, usize),
+    Insert(prop::sample::Index, Vec<u8>),
+    DuplicateLine(prop::sample::Index),
+    SwapLines(prop::sample::Index, prop::sample::Index),
+    Truncate(prop::sample::Index),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<prop::sample::Index>(), 1u8..=255).prop_map(|(i, m)| Mutation::Flip(i, m)),
+        (any::<prop::sample::Index>(), 1usize..64).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        (any::<prop::sample::Index>(), prop::collection::vec(any::<u8>(), 1..32))
+            .prop_map(|(i, b)| Mutation::Insert(i, b)),
+        any::<prop::sample::Index>().prop_map(Mutation::DuplicateLine),
+        (any::<prop::sample::Index>(), any::<prop::sample::Index>()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
+        any::<prop::sample::Index>().prop_map(Mutation::Truncate),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
+    if bytes.is_empty() {
+        return;
+    }
+    match mutation {
+        Mutation::Flip(at, mask) => {
+            let at = at.index(bytes.len());
+            bytes[at] ^= mask;
+        }
+        Mutation::Delete(at, count) => {
+            let at = at.index(bytes.len());
+            let end = (at + count).min(bytes.len());
+            bytes.drain(at..end);
+        }
+        Mutation::Insert(at, inserted) => {
+            let at = at.index(bytes.len() + 1);
+            bytes.splice(at..at, inserted.iter().copied());
+        }
+        Mutation::DuplicateLine(at) => {
+            let mut lines: Vec<Vec<u8>> = bytes.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+            let at = at.index(lines.len());
+            lines.insert(at, lines[at].clone());
+            *bytes = lines.concat();
+        }
+        Mutation::SwapLines(a, b) => {
+            let mut lines: Vec<Vec<u8>> = bytes.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+            let (a, b) = (a.index(lines.len()), b.index(lines.len()));
+            lines.swap(a, b);
+            *bytes = lines.concat();
+        }
+        Mutation::Truncate(at) => {
+            let at = at.index(bytes.len());
+            bytes.truncate(at);
+        }
+    }
+}
+
+/// A valid trace in `format`, maybe zstd-compressed before or after the
+/// damage, then damaged: reading it must not panic, and an error must name
+/// the file.
+fn read_mutated(ops: &[Op], format: Format, compress: u8, mutations: &[Mutation]) -> Result<(), TestCaseError> {
+    let mut bytes = encode(ops, format);
+    if compress == 1 {
+        bytes = zstd::encode_all(bytes.as_slice(), 3).unwrap();
+    }
+    for mutation in mutations {
+        apply(&mut bytes, mutation);
+    }
+    if compress == 2 {
+        bytes = zstd::encode_all(bytes.as_slice(), 3).unwrap();
+    }
+    if let Err(error) = read(bytes, format) {
+        prop_assert!(error.starts_with("prop"), "an error that does not name the file: {error}");
+    }
+    Ok(())
+}
+
+fn any_format() -> impl Strategy<Value = Format> {
+    prop::sample::select(Format::ALL.to_vec())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// A few thousand damaged traces in every test run.
+    #[test]
+    fn mutated_valid_traces_never_panic_and_their_errors_name_the_file(
+        ops in valid_ops(120, false),
+        format in any_format(),
+        compress in 0u8..3,
+        mutations in prop::collection::vec(mutation(), 1..6),
+    ) {
+        read_mutated(&ops, format, compress, &mutations)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200_000, ..ProptestConfig::default() })]
+
+    /// The long run: `cargo test -p heaplab-workloads --test parsers_proptest -- --ignored`.
+    #[test]
+    #[ignore = "200,000 damaged traces; run with --ignored"]
+    fn many_mutated_valid_traces_never_panic(
+        ops in valid_ops(400, true),
+        format in any_format(),
+        compress in 0u8..3,
+        mutations in prop::collection::vec(mutation(), 1..12),
+    ) {
+        read_mutated(&ops, format, compress, &mutations)?;
+    }
+}
