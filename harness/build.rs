@@ -1,6 +1,6 @@
 //! Record what built this binary, for the `meta.json` of every run: the git
-//! revision of the source (with `-dirty` for uncommitted changes) and the
-//! compiler's version.
+//! revision of the source (with `-dirty` for uncommitted changes), the
+//! compiler's version and the digest of Cargo.lock.
 
 use std::process::Command;
 
@@ -17,6 +17,14 @@ fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
     let version = output(&rustc, &["--version"]).unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=HEAPLAB_RUSTC={version}");
+    // The digest of the Cargo.lock the binary was built with: every crate
+    // version behind its figures.
+    use sha2::Digest as _;
+    let lock = std::fs::read("../Cargo.lock").unwrap_or_default();
+    let digest: String = sha2::Sha256::digest(&lock).iter().map(|b| format!("{b:02x}")).collect();
+    println!("cargo:rustc-env=HEAPLAB_CARGO_LOCK_SHA256={digest}");
+    println!("cargo:rustc-env=HEAPLAB_DIRTY={dirty}");
+    println!("cargo:rerun-if-changed=../Cargo.lock");
     // Rebuild when the checked-out commit changes, not on every edit.
     for path in ["../.git/HEAD", "../.git/index"] {
         println!("cargo:rerun-if-changed={path}");

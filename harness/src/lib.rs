@@ -8,6 +8,7 @@
 pub mod compare;
 pub mod export;
 pub mod heapmap;
+pub mod inputs;
 pub mod merge;
 pub mod metrics;
 pub mod prepare;

@@ -373,3 +373,52 @@ fn a_run_against_a_stranger_is_refused() {
         .code(2)
         .stderr(predicate::str::contains("cannot be used with"));
 }
+
+#[test]
+fn a_run_pins_its_traces_and_from_refuses_one_that_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = |seed: &str| {
+        heaplab()
+            .current_dir(dir.path())
+            .args(["trace", "gen", "ramp:ops=500", "--seed", seed, "-o", "t.rep"])
+            .assert()
+            .success();
+    };
+    generate("1");
+    heaplab()
+        .current_dir(dir.path())
+        .args(["run", "--metrics-only", "--quiet", "--alloc", "buddy", "--workload", "t.rep", "--workload", "trace:jq"])
+        .args(["--name", "a", "--out", "results"])
+        .assert()
+        .success();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/a/meta.json")).unwrap()).unwrap();
+    let inputs = meta["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 2, "the trace file and the bundled trace: {inputs:?}");
+    assert_eq!(inputs[0]["workload"], "t.rep");
+    assert_eq!(inputs[0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(!meta["system"]["kernel"].as_str().unwrap().is_empty());
+    assert_eq!(meta["build"]["cargo_lock_sha256"].as_str().unwrap().len(), 64);
+    // Moved beside its meta.json and repeated from elsewhere: found there.
+    let archive = dir.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    std::fs::copy(dir.path().join("results/a/meta.json"), archive.join("meta.json")).unwrap();
+    std::fs::copy(dir.path().join("t.rep"), archive.join("t.rep")).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    heaplab()
+        .current_dir(elsewhere.path())
+        .args(["run", "--quiet", "--name", "again", "--out"])
+        .arg(elsewhere.path())
+        .arg("--from")
+        .arg(archive.join("meta.json"))
+        .assert()
+        .success();
+    // The trace changed since: refused, naming it.
+    generate("2");
+    heaplab()
+        .current_dir(dir.path())
+        .args(["run", "--quiet", "--name", "b", "--out", "results", "--from", "results/a/meta.json"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the workload `t.rep` (t.rep) is not the one the run read"));
+}

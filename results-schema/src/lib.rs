@@ -27,7 +27,8 @@ mod rows;
 mod write;
 
 pub use meta::{
-    MergedShard, Meta, Resumed, RunSettings, RunStatus, SETTINGS_VERSION, SettingsError, Shard, TimerInfo, Touch,
+    BuildFacts, InputDigest, MergedShard, Meta, Resumed, RunSettings, RunStatus, SETTINGS_VERSION, SettingsError,
+    Shard, SystemFacts, TimerInfo, Touch,
 };
 pub use read::{ReadError, Results, read_rows};
 pub use rows::{DETERMINISTIC, DetailRow, HeapMapRow, KEY, LatencyRow, SeriesRow, SummaryRow, ThroughputRow};

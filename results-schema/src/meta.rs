@@ -210,6 +210,49 @@ pub struct Meta {
     /// The shards `heaplab merge` joined into this run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged: Vec<MergedShard>,
+    /// The content of every input read from a file (traces, bundled
+    /// traces), so that `--from` repeats the run on the same bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputDigest>,
+    /// The machine's settings that move figures (empty in older results).
+    #[serde(default)]
+    pub system: SystemFacts,
+    /// What the binary was built from (empty in older results).
+    #[serde(default)]
+    pub build: BuildFacts,
+}
+
+/// One input of a run and the SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputDigest {
+    /// The workload as the settings name it.
+    pub workload: String,
+    /// Hex SHA-256 of the file's bytes (of the bundled bytes for `trace:NAME`).
+    pub sha256: String,
+}
+
+/// Settings of the machine a run ran on that move its figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SystemFacts {
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// Transparent huge pages (`/sys/kernel/mm/transparent_hugepage/enabled`).
+    pub transparent_hugepages: String,
+    /// CPU frequency governor of CPU 0, where the machine exposes one.
+    pub cpu_governor: String,
+    /// The CPU's feature flags (`/proc/cpuinfo`).
+    pub cpu_flags: String,
+}
+
+/// What built the binary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BuildFacts {
+    /// Hex SHA-256 of the Cargo.lock it was built with.
+    pub cargo_lock_sha256: String,
+    /// Built from a working tree with uncommitted changes.
+    pub dirty: bool,
 }
 
 /// One `heaplab run --resume` of a run.

@@ -185,6 +185,9 @@ mod tests {
             elapsed_seconds: 0.0,
             resumed: Vec::new(),
             merged: Vec::new(),
+            inputs: Vec::new(),
+            system: Default::default(),
+            build: Default::default(),
         }
     }
 

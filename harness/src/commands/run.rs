@@ -10,7 +10,6 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use heaplab::registry;
 use heaplab::run::journal::{self, Records};
 use heaplab::run::shard::{self, ShardArg};
 use heaplab::run::{
@@ -19,9 +18,11 @@ use heaplab::run::{
 };
 use heaplab::table;
 use heaplab::timing::{CLOCK_NAME, Calibration};
+use heaplab::{inputs, registry};
 use heaplab_core::spec::{self, parse_size};
 use heaplab_results::{
-    Meta, ResultsDir, Resumed, RunSettings, RunStatus, SCHEMA_VERSION, SETTINGS_VERSION, SummaryRow, TimerInfo, Touch,
+    BuildFacts, Meta, ResultsDir, Resumed, RunSettings, RunStatus, SCHEMA_VERSION, SETTINGS_VERSION, SummaryRow,
+    TimerInfo, Touch,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -226,9 +227,36 @@ fn parse_align(text: &str) -> Result<u64, String> {
 /// The run's settings from the arguments (or the meta.json they point to).
 fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
     match &args.from {
-        Some(path) => Ok(Meta::read_settings(path)?.settings),
+        Some(path) => repeated(path),
         None => measured(&args.measure),
     }
+}
+
+/// The settings of the run `meta.json` at `path` describes, its traces
+/// found as given or beside the meta.json, each checked against the digest
+/// the run recorded: a trace that changed since is refused.
+fn repeated(path: &Path) -> anyhow::Result<RunSettings> {
+    let meta = Meta::read_settings(path)?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut settings = meta.settings;
+    for workload in &mut settings.workloads {
+        let resolved = inputs::resolve(workload, dir);
+        if let Some(recorded) = meta.inputs.iter().find(|input| input.workload == *workload) {
+            let parsed = heaplab_workloads::Workload::parse(&resolved)?;
+            let now = inputs::digest(&parsed).with_context(|| format!("reading {resolved}"))?;
+            if now.as_deref() != Some(recorded.sha256.as_str()) {
+                bail!(
+                    "{}: the workload `{workload}` ({resolved}) is not the one the run read: its SHA-256 was {} and is now {}; \
+                     repeating the run would measure something else",
+                    path.display(),
+                    recorded.sha256,
+                    now.as_deref().unwrap_or("none")
+                );
+            }
+        }
+        *workload = resolved;
+    }
+    Ok(settings)
 }
 
 /// The settings the measurement options say.
@@ -390,6 +418,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
 
     let plan_groups = groups.len();
+    let input_workloads = plan.workloads.clone();
     let matrix = plan.prepare()?;
     if args.resume.is_none() {
         matrix.check_builds()?;
@@ -445,6 +474,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
                 elapsed_seconds: 0.0,
                 resumed: Vec::new(),
                 merged: Vec::new(),
+                inputs: inputs::digests(&input_workloads, &settings.workloads)
+                    .context("reading the traces for their digests")?,
+                system: inputs::system_facts(),
+                build: BuildFacts {
+                    cargo_lock_sha256: env!("HEAPLAB_CARGO_LOCK_SHA256").to_string(),
+                    dirty: env!("HEAPLAB_DIRTY") == "true",
+                },
             };
             let dir = args.out.join(&name);
             let other_dir = args.out.join(format!("{name}-base"));

@@ -1,0 +1,67 @@
+//! What a run read, pinned: the SHA-256 of every trace it replayed (a file,
+//! or a bundled trace's bytes), and the machine's settings that move its
+//! figures. `run --from` checks the digests, so that a trace swapped since
+//! cannot pass for the one measured.
+
+use std::path::{Path, PathBuf};
+
+use heaplab_results::{InputDigest, SystemFacts};
+use heaplab_workloads::Workload;
+use sha2::{Digest as _, Sha256};
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The digest of one workload's input, if it is read from bytes.
+pub fn digest(workload: &Workload) -> std::io::Result<Option<String>> {
+    match workload {
+        Workload::File(path) => Ok(Some(hex(&std::fs::read(path)?))),
+        Workload::Bundled(name) => {
+            Ok(heaplab_workloads::bundled::BUNDLED.iter().find(|(n, _, _)| n == name).map(|(_, _, bytes)| hex(bytes)))
+        }
+        Workload::Synthetic(_) => Ok(None),
+    }
+}
+
+/// The digests of every input of `workloads`, named as `names` (the
+/// settings' spelling) names them.
+pub fn digests(workloads: &[Workload], names: &[String]) -> std::io::Result<Vec<InputDigest>> {
+    let mut inputs = Vec::new();
+    for (workload, name) in workloads.iter().zip(names) {
+        if let Some(sha256) = digest(workload)? {
+            inputs.push(InputDigest { workload: name.clone(), sha256 });
+        }
+    }
+    Ok(inputs)
+}
+
+/// A trace path of a meta.json's settings, found as given or, failing that,
+/// relative to the meta.json's directory.
+pub fn resolve(workload: &str, meta_dir: &Path) -> String {
+    let given = Path::new(workload);
+    if given.exists() || workload.starts_with("trace:") || given.is_absolute() {
+        return workload.to_string();
+    }
+    let beside: PathBuf = meta_dir.join(given);
+    if beside.is_file() { beside.display().to_string() } else { workload.to_string() }
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path).map(|text| text.trim().to_string()).unwrap_or_default()
+}
+
+/// This machine's settings that move figures.
+pub fn system_facts() -> SystemFacts {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    SystemFacts {
+        kernel: read_trimmed("/proc/sys/kernel/osrelease"),
+        transparent_hugepages: read_trimmed("/sys/kernel/mm/transparent_hugepage/enabled"),
+        cpu_governor: read_trimmed("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        cpu_flags: cpuinfo
+            .lines()
+            .find(|line| line.starts_with("flags"))
+            .and_then(|line| line.split_once(':'))
+            .map_or(String::new(), |(_, flags)| flags.trim().to_string()),
+    }
+}
