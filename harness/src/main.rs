@@ -15,7 +15,7 @@ mod commands;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use heaplab::registry;
 use heaplab::run::RunError;
 use heaplab_core::SpecError;
@@ -96,6 +96,13 @@ enum Command {
     /// Generate, inspect, convert and validate allocation traces.
     #[command(subcommand)]
     Trace(commands::trace::TraceCommand),
+    /// Print a shell completion script: `heaplab completions bash > /etc/bash_completion.d/heaplab`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `heaplab man | man -l -`.
+    Man,
     /// Internal: run one timing plan for `heaplab run` (read from stdin).
     #[command(hide = true)]
     TimingProcess,
@@ -117,6 +124,14 @@ fn main() -> ExitCode {
         Command::List(args) => commands::list::run(args).map(|()| ExitCode::SUCCESS),
         Command::Trace(command) => commands::trace::run(command).map(|()| ExitCode::SUCCESS),
         Command::TimingProcess => commands::run::timing_process().map(|()| ExitCode::SUCCESS),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "heaplab", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => code,

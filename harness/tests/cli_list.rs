@@ -70,3 +70,19 @@ fn help_explains_each_command() {
 fn an_unknown_command_exits_2() {
     heaplab().arg("frobnicate").assert().code(2).stderr(predicate::str::contains("unrecognized subcommand"));
 }
+
+#[test]
+fn completions_and_the_man_page_name_every_subcommand() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let output = heaplab().args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}");
+        let text = String::from_utf8(output.stdout).unwrap();
+        for subcommand in ["run", "compare", "merge", "report", "trace"] {
+            assert!(text.contains(subcommand), "{shell} completions lack `{subcommand}`");
+        }
+    }
+    let output = heaplab().arg("man").output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains(".TH heaplab 1") && text.contains("merge"), "{}", &text[..200.min(text.len())]);
+    heaplab().args(["completions", "tcsh"]).assert().code(2);
+}
