@@ -148,16 +148,19 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
 }
 
-/// Print an error chain; a bad spec also gets the list of valid ones.
+/// Print an error chain; a bad spec also gets one line of hint: where its
+/// family's configurations are listed.
 fn report(error: &anyhow::Error) {
     let mut stderr = io::stderr().lock();
     let _ = writeln!(stderr, "heaplab: error: {error:#}");
-    let bad_spec = error.downcast_ref::<SpecError>().is_some()
-        || matches!(error.downcast_ref::<RunError>(), Some(RunError::Spec(_)));
-    if bad_spec {
-        let _ = writeln!(stderr, "\nvalid specs (parameters may be omitted for their defaults):");
-        for spec in registry::listed_specs() {
-            let _ = writeln!(stderr, "  {}", spec.spec());
+    let spec = error.downcast_ref::<SpecError>().or(match error.downcast_ref::<RunError>() {
+        Some(RunError::Spec(spec)) => Some(spec),
+        _ => None,
+    });
+    if let Some(spec) = spec {
+        let family = spec.spec.split(':').next().unwrap_or_default();
+        if registry::families().iter().any(|f| f.name == family) {
+            let _ = writeln!(stderr, "hint: `heaplab list '{family}:*'` shows its configurations");
         }
     }
 }

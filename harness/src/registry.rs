@@ -43,8 +43,9 @@ macro_rules! registry {
                     }
                 )*
                 Err(spec.error(format!(
-                    "unknown allocator family `{}`; the families are {} (`heaplab list` shows every configuration)",
+                    "unknown allocator family `{}`{}; the families are {} (`heaplab list` shows every configuration)",
                     spec.family(),
+                    heaplab_core::spec::did_you_mean(spec.family(), &family_names()),
                     family_names().join(", ")
                 )))
             }

@@ -201,7 +201,7 @@ fn a_malformed_trace_stops_the_run_before_any_result_is_written() {
         .arg(&out)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("valid specs"));
+        .stderr(predicate::str::contains("the families are freelist, segregated, buddy"));
     heaplab().args(["run", "--workload", "ramp:sigma=x"]).arg("--out").arg(&out).assert().code(2);
     heaplab()
         .args(["run", "--arena", "12"])

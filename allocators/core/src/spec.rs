@@ -363,6 +363,17 @@ mod tests {
     }
 }
 
+/// ` (did you mean `x`?)` for the known name most like `given`, if one is
+/// close (Jaro–Winkler similarity 0.8 or more), else nothing.
+pub fn did_you_mean(given: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|name| (strsim::jaro_winkler(given, name), *name))
+        .filter(|(similarity, _)| *similarity >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or(String::new(), |(_, name)| format!(" (did you mean `{name}`?)"))
+}
+
 /// The most specs one sweep expands to.
 pub const MAX_EXPANSION: usize = 100_000;
 

@@ -177,8 +177,9 @@ impl SyntheticSpec {
         let name = spec.family().to_string();
         if !SyntheticSpec::is_known(&name) {
             let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            let closest = heaplab_core::spec::did_you_mean(&name, &names);
             return Err(error(format!(
-                "unknown workload `{name}`; the synthetic ones are {}, and a trace file works too",
+                "unknown workload `{name}`{closest}; the synthetic ones are {}, and a trace file works too",
                 names.join(", ")
             )));
         }
@@ -444,6 +445,7 @@ mod tests {
     fn bad_workloads_say_what_was_expected() {
         for (text, message) in [
             ("nosuch", "unknown workload `nosuch`"),
+            ("rmap", "unknown workload `rmap` (did you mean `ramp`?)"),
             ("lognormal:sigma=-1", "sigma must be a positive number"),
             ("lognormal:colour=red", "unknown parameter `colour`"),
             ("uniform:min=10,max=5", "must not exceed"),
