@@ -125,3 +125,15 @@ fn a_truncated_native_trace_is_refused() {
     std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
     heaplab().args(["trace", "validate"]).arg(&path).assert().code(2).stderr(predicate::str::contains("truncated"));
 }
+
+#[test]
+fn trace_info_reads_standard_input_as_gen_writes_standard_output() {
+    let generated = heaplab().args(["trace", "gen", "ramp:ops=100", "--format", "rep", "-o", "-"]).output().unwrap();
+    assert!(generated.status.success());
+    heaplab()
+        .args(["trace", "info", "-"])
+        .write_stdin(generated.stdout)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("100: 50 alloc, 50 free"));
+}

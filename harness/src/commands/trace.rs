@@ -141,7 +141,8 @@ fn generate(args: &GenArgs) -> anyhow::Result<()> {
 fn inform(args: &InfoArgs) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     for (index, text) in args.traces.iter().enumerate() {
-        let workload = Workload::parse(text)?;
+        // `-` is standard input, as `trace gen -o -` writes standard output.
+        let workload = if text == "-" { Workload::File(PathBuf::from("-")) } else { Workload::parse(text)? };
         let (info, skipped, meta) = match &workload {
             Workload::File(path) => {
                 let mut reader = formats::open(path)?;
