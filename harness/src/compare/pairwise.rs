@@ -63,15 +63,7 @@ fn signed_rank_cdf(n: usize) -> Vec<f64> {
             counts[t] += counts[t - rank];
         }
     }
-    let total = 2f64.powi(n as i32);
-    let mut cumulative = 0.0;
-    counts
-        .iter()
-        .map(|c| {
-            cumulative += c;
-            cumulative / total
-        })
-        .collect()
+    super::stats::cumulative(&counts, 2f64.powi(n as i32))
 }
 
 /// The Hodges–Lehmann estimate of the centre of `d` (the median of the

@@ -36,13 +36,18 @@ fn mann_whitney_cdf(n: usize, m: usize) -> Vec<f64> {
         row = next;
     }
     let counts = &row[m];
-    let total: f64 = counts.iter().sum();
-    let mut cumulative = 0.0;
+    cumulative(counts, counts.iter().sum())
+}
+
+/// The running sums of `counts` over `total`: a distribution function
+/// from the counts of each value.
+pub(super) fn cumulative(counts: &[f64], total: f64) -> Vec<f64> {
+    let mut sum = 0.0;
     counts
         .iter()
         .map(|c| {
-            cumulative += c;
-            cumulative / total
+            sum += c;
+            sum / total
         })
         .collect()
 }

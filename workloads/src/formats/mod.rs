@@ -240,17 +240,7 @@ pub fn write(
         // A device or a FIFO: written to as it is (never replaced by a
         // file), its errors reported.
         let file = std::fs::OpenOptions::new().write(true).open(&target).map_err(io_error)?;
-        let mut out = BufWriter::with_capacity(BUFFER_BYTES, file);
-        let count = if is_compressed_name(path) {
-            let mut encoder = zstd::stream::write::Encoder::new(&mut out, 9).map_err(io_error)?;
-            let count = encode(&mut encoder, format, ops, meta, path)?;
-            encoder.finish().map_err(io_error)?;
-            count
-        } else {
-            encode(&mut out, format, ops, meta, path)?
-        };
-        out.flush().map_err(io_error)?;
-        return Ok(count);
+        return encode_file(file, format, ops, meta, path);
     }
     let directory = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -258,19 +248,7 @@ pub fn write(
     };
     let temporary =
         tempfile::Builder::new().prefix(".heaplab-").suffix(".tmp").tempfile_in(&directory).map_err(io_error)?;
-    let count = {
-        let mut out = BufWriter::with_capacity(BUFFER_BYTES, temporary.as_file());
-        let count = if is_compressed_name(path) {
-            let mut encoder = zstd::stream::write::Encoder::new(&mut out, 9).map_err(io_error)?;
-            let count = encode(&mut encoder, format, ops, meta, path)?;
-            encoder.finish().map_err(io_error)?;
-            count
-        } else {
-            encode(&mut out, format, ops, meta, path)?
-        };
-        out.flush().map_err(io_error)?;
-        count
-    };
+    let count = encode_file(temporary.as_file(), format, ops, meta, path)?;
     // Temporary files are private; traces are for sharing.
     #[cfg(unix)]
     {
@@ -278,6 +256,28 @@ pub fn write(
         temporary.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io_error)?;
     }
     temporary.persist(&target).map_err(|error| io_error(error.error))?;
+    Ok(count)
+}
+
+/// Encode `ops` into `file`, zstd-compressed if `path` ends in `.zst`.
+fn encode_file(
+    file: impl Write,
+    format: Format,
+    ops: impl IntoIterator<Item = Result<Op, TraceError>>,
+    meta: &str,
+    path: &Path,
+) -> Result<u64, TraceError> {
+    let io_error = |error| TraceError::io(path, error);
+    let mut out = BufWriter::with_capacity(BUFFER_BYTES, file);
+    let count = if is_compressed_name(path) {
+        let mut encoder = zstd::stream::write::Encoder::new(&mut out, 9).map_err(io_error)?;
+        let count = encode(&mut encoder, format, ops, meta, path)?;
+        encoder.finish().map_err(io_error)?;
+        count
+    } else {
+        encode(&mut out, format, ops, meta, path)?
+    };
+    out.flush().map_err(io_error)?;
     Ok(count)
 }
 
