@@ -258,9 +258,8 @@ fn across_seeds(results: &Results, labels: &Labels<'_>, writer: &mut Writer<'_>)
             }
             let chart = charts::Bars { title: format!("{label}: {name}"), y_label: y_label.to_string(), bars };
             let caption = format!(
-                "{name}, per allocator: the mean over {} seeds with its 95 % confidence interval as the error bar ({}), from summary.csv.",
-                seeds.len(),
-                seeds::METHOD
+                "{name}, per allocator: the mean over {} seeds with its 95 % confidence interval as the error bar (the method is under the section's heading), from summary.csv.",
+                seeds.len()
             );
             figures.push(writer.figure(&format!("{stem}-{file}"), name, &caption, &chart, false)?);
         }
