@@ -310,11 +310,22 @@ fn parse_u32(token: &[u8]) -> Option<u32> {
 
 /// Write `ops` as a `.rep` trace: the header (suggested heap size = peak live
 /// requested bytes, ids = largest id + 1, the op count, weight 1), then one
-/// line per op. Alignments are not representable and are dropped.
+/// line per op. Alignments are not representable and are dropped. A resize
+/// to 0 bytes is refused: mdriver reads `r ID 0` as a free, so it has no
+/// spelling that reads back as a live block.
 pub fn write_rep(out: &mut dyn Write, ops: &[Op]) -> io::Result<()> {
     let (mut live, mut peak, mut ids) = (0u64, 0u64, 0u64);
     let mut sizes: IdMap<u64> = IdMap::new();
-    for op in ops {
+    for (index, op) in ops.iter().enumerate() {
+        if let Op::Realloc { id, size: 0 } = *op {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "op {index}: a realloc of id {id} to 0 bytes keeps the block live, but .rep reads `r {id} 0` \
+                     as a free; write native or mtrace instead"
+                ),
+            ));
+        }
         ids = ids.max(u64::from(op.id()) + 1);
         match *op {
             Op::Alloc { id, size, .. } => {
@@ -433,5 +444,13 @@ mod tests {
         write_rep(&mut text, &ops).unwrap();
         assert_eq!(String::from_utf8(text.clone()).unwrap(), "350\n2\n5\n1\na 0 100\na 1 50\nr 0 300\nf 1\nf 0\n");
         assert_eq!(read(std::str::from_utf8(&text).unwrap()).unwrap(), ops);
+    }
+
+    #[test]
+    fn a_resize_to_zero_bytes_is_refused_not_written_as_a_free() {
+        let ops = [alloc(0, 100), Op::Realloc { id: 0, size: 0 }, Op::Free { id: 0 }];
+        let error = write_rep(&mut Vec::new(), &ops).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        assert!(error.to_string().starts_with("op 1: "), "{error}");
     }
 }
