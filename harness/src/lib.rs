@@ -6,6 +6,7 @@
 //! library.
 
 pub mod compare;
+pub mod exec;
 pub mod export;
 pub mod heapmap;
 pub mod inputs;

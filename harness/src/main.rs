@@ -75,6 +75,16 @@ enum Command {
     /// valloc and pvalloc of every process; then writes one trace per
     /// process. The command's output and exit status are passed through.
     Record(commands::record::RecordArgs),
+    /// Run a real program on heaplab's allocators, and measure it.
+    ///
+    /// Serves the program's malloc, calloc, realloc, free, memalign,
+    /// posix_memalign, aligned_alloc, valloc, pvalloc and malloc_usable_size
+    /// from each allocator through heaplab's preload library (or glibc,
+    /// mimalloc, jemalloc as the peers), runs it --reps times, and records
+    /// wall, user and system time, peak RSS, page faults, and the
+    /// allocator's own figures. `--program NAME` runs the command that
+    /// recorded `trace:NAME`. The program's output passes through.
+    Exec(commands::exec::ExecArgs),
     /// Write the charts and the HTML and Markdown reports of a results directory.
     ///
     /// Reads only the files `heaplab run` wrote; writes reports/<run>/index.html
@@ -119,6 +129,7 @@ fn main() -> ExitCode {
             .map(|failed| if failed { ExitCode::from(EXIT_REGRESSION) } else { ExitCode::SUCCESS }),
         Command::Merge(args) => commands::merge::merge(args).map(|()| ExitCode::SUCCESS),
         Command::Record(args) => commands::record::record(args),
+        Command::Exec(args) => commands::exec::exec(args),
         Command::Report(args) => commands::report::report(args).map(|()| ExitCode::SUCCESS),
         Command::Heapmap(args) => commands::report::heapmap(args).map(|()| ExitCode::SUCCESS),
         Command::List(args) => commands::list::run(args).map(|()| ExitCode::SUCCESS),

@@ -12,6 +12,7 @@
 //! | `timeseries.csv` | [`SeriesRow`] | long format: one row per sample and metric |
 //! | `latency.csv` | [`LatencyRow`] | the latency percentile spectrum per op kind |
 //! | `throughput.csv` | [`ThroughputRow`] | every timed repetition, with its timing process |
+//! | `exec.csv` | [`ExecRow`] | `heaplab exec` only: every run of the program, with its resource use |
 //! | `details.csv` | [`DetailRow`] | allocator-specific tables (buddyinfo, slabinfo) and the free-block histogram |
 //! | `heapmap.csv` | [`HeapMapRow`] | heap-map frames, one string of block states per frame |
 //! | `meta.json` | [`Meta`] | what produced the results and how to repeat them ([`RunSettings`]) |
@@ -27,11 +28,11 @@ mod rows;
 mod write;
 
 pub use meta::{
-    BuildFacts, InputDigest, MergedShard, Meta, Resumed, RunSettings, RunStatus, SETTINGS_VERSION, SettingsError,
-    Shard, SystemFacts, TimerInfo, Touch,
+    BuildFacts, ExecSettings, InputDigest, MergedShard, Meta, ProgramVersion, Resumed, RunSettings, RunStatus,
+    SETTINGS_VERSION, SettingsError, Shard, SystemFacts, TimerInfo, Touch,
 };
 pub use read::{ReadError, Results, read_rows};
-pub use rows::{DETERMINISTIC, DetailRow, HeapMapRow, KEY, LatencyRow, SeriesRow, SummaryRow, ThroughputRow};
+pub use rows::{DETERMINISTIC, DetailRow, ExecRow, HeapMapRow, KEY, LatencyRow, SeriesRow, SummaryRow, ThroughputRow};
 pub use write::{CellRows, CellText, ResultsDir, write_atomic};
 
 /// The results schema; bumped when a column changes meaning or disappears.

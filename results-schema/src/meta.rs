@@ -89,6 +89,35 @@ pub struct RunSettings {
     /// still repeats every unsharded run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// Set by `heaplab exec`, whose results these are: the command. `run
+    /// --from` refuses them. Written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecSettings>,
+}
+
+/// What `heaplab exec` ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSettings {
+    /// Each workload's command line, in workload order.
+    pub commands: Vec<Vec<String>>,
+    /// The file each run read as its standard input, if any.
+    pub input: Option<String>,
+    /// The versions of the programs and preloaded libraries, as they
+    /// reported them.
+    pub versions: Vec<ProgramVersion>,
+}
+
+/// A program or library and its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramVersion {
+    /// What: `python3`, `peer:mimalloc`, …
+    pub name: String,
+    /// Its version, as it says it.
+    pub version: String,
+    /// The version the bundled trace of the same program was recorded
+    /// with, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
 }
 
 /// Shard `index` of `count` (from 1, as `heaplab run --shard K/N` counts):

@@ -173,6 +173,7 @@ mod tests {
                 jobs: 1,
                 processes: 1,
                 shard: None,
+                exec: None,
             },
             timer: None,
             status: RunStatus::Running,

@@ -78,6 +78,30 @@ pub struct SummaryRow {
     /// (`heaplab merge`); empty otherwise (meta.json names the machine).
     #[serde(default)]
     pub host: Option<String>,
+    /// `heaplab exec` rows only (empty otherwise): medians over the
+    /// repetitions of the program's wall, user and system time, peak
+    /// resident set and page faults, as `wait4` reports them for the
+    /// command and the descendants it waited for.
+    #[serde(default)]
+    pub wall_seconds: Option<f64>,
+    #[serde(default)]
+    pub user_seconds: Option<f64>,
+    #[serde(default)]
+    pub sys_seconds: Option<f64>,
+    #[serde(default)]
+    pub peak_rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub minor_faults: Option<u64>,
+    #[serde(default)]
+    pub major_faults: Option<u64>,
+    /// `heaplab exec` rows only: processes other than the command's own
+    /// that allocated through heaplab, and their figures summed.
+    #[serde(default)]
+    pub child_processes: Option<u64>,
+    #[serde(default)]
+    pub children_peak_requested_bytes: Option<u64>,
+    #[serde(default)]
+    pub children_peak_footprint_bytes: Option<u64>,
 }
 
 /// The columns that identify a summary row.
@@ -183,6 +207,27 @@ pub struct ThroughputRow {
     /// empty otherwise.
     #[serde(default)]
     pub host: Option<String>,
+}
+
+/// One row of `exec.csv` (`heaplab exec` only): one run of the program.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecRow {
+    pub allocator: String,
+    pub workload: String,
+    /// The repetition, which is also the round it ran in; the metrics run
+    /// (the allocator with its ledger, untimed for comparison) is `metrics`
+    /// in `pass`.
+    pub rep: u64,
+    /// `timed` or `metrics`.
+    pub pass: String,
+    pub wall_seconds: f64,
+    pub user_seconds: f64,
+    pub sys_seconds: f64,
+    pub max_rss_bytes: u64,
+    pub minor_faults: u64,
+    pub major_faults: u64,
+    /// The exit code, or 128 + the signal that ended it.
+    pub status: i32,
 }
 
 /// One row of `details.csv`: one figure of an allocator-specific table.

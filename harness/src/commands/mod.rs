@@ -5,6 +5,7 @@
 //! itself is in the `heaplab` library; the exit codes are in `main`.
 
 pub mod compare;
+pub mod exec;
 pub mod list;
 pub mod merge;
 pub mod record;

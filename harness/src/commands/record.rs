@@ -37,8 +37,14 @@ pub struct RecordArgs {
 
 /// Where the preload library is.
 fn find_library(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = given.map(Path::to_path_buf).or_else(|| std::env::var_os("HEAPLAB_RECORDER").map(PathBuf::from))
-    {
+    find_preload(LIBRARY, "HEAPLAB_RECORDER", given)
+}
+
+/// Where a preload library named `file` is: `given`, else the file the
+/// environment variable `variable` names, else beside this executable
+/// (where `cargo build -p heaplab` puts it).
+pub fn find_preload(file: &str, variable: &str, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given.map(Path::to_path_buf).or_else(|| std::env::var_os(variable).map(PathBuf::from)) {
         if path.is_file() {
             return Ok(std::fs::canonicalize(&path).unwrap_or(path));
         }
@@ -46,13 +52,13 @@ fn find_library(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
     let exe = std::env::current_exe().context("finding heaplab's own executable")?;
     let dir = exe.parent().unwrap_or(Path::new("."));
-    for candidate in [dir.join(LIBRARY), dir.join("deps").join(LIBRARY)] {
+    for candidate in [dir.join(file), dir.join("deps").join(file)] {
         if candidate.is_file() {
             return Ok(candidate);
         }
     }
     bail!(
-        "cannot find {LIBRARY} beside {} (build it with `cargo build --release -p heaplab`, or name it with --library or HEAPLAB_RECORDER)",
+        "cannot find {file} beside {} (build it with `cargo build --release -p heaplab`, or name it with --library or {variable})",
         exe.display()
     )
 }

@@ -209,7 +209,8 @@ fn bounded<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, Stri
     }
 }
 
-fn parse_arena(text: &str) -> Result<u64, String> {
+/// An arena size of at least 4 KiB.
+pub fn parse_arena(text: &str) -> Result<u64, String> {
     let bytes = parse_size(text).map_err(|e| e.to_string())?;
     if bytes < 4096 {
         return Err(format!("an arena of {bytes} bytes is too small to run anything (at least 4K)"));
@@ -237,6 +238,13 @@ fn settings(args: &RunArgs) -> anyhow::Result<RunSettings> {
 /// the run recorded: a trace that changed since is refused.
 fn repeated(path: &Path) -> anyhow::Result<RunSettings> {
     let meta = Meta::read_settings(path)?;
+    if meta.settings.exec.is_some() {
+        bail!(
+            "{}: these are results of heaplab exec, which `run --from` does not repeat; repeat them with their command line: {}",
+            path.display(),
+            meta.command_line.join(" ")
+        );
+    }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut settings = meta.settings;
     for workload in &mut settings.workloads {
@@ -317,6 +325,7 @@ fn measured(args: &MeasureArgs) -> anyhow::Result<RunSettings> {
             Some(arg) => Some(shard::resolve(arg, |name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?),
             None => None,
         },
+        exec: None,
     })
 }
 
@@ -330,7 +339,8 @@ impl Progress for Bar {
     }
 }
 
-fn cpu_model() -> String {
+/// The CPU's model name, for `meta.json`.
+pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {
@@ -352,7 +362,8 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-fn default_name(now: SystemTime) -> String {
+/// `run-YYYYMMDD-HHMMSS`, the name of a run not given one.
+pub fn default_name(now: SystemTime) -> String {
     // 2026-11-27T00:31:02Z → run-20261127-003102
     let stamp = humantime::format_rfc3339_seconds(now).to_string();
     let digits: String = stamp.chars().filter(|c| c.is_ascii_digit()).collect();

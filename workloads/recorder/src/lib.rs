@@ -36,9 +36,11 @@
 
 #![allow(clippy::missing_safety_doc)] // The exported functions have C's contracts.
 
-use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use heaplab_interpose::glibc::{__libc_calloc, __libc_free, __libc_malloc, __libc_memalign, __libc_realloc};
+use heaplab_interpose::{Interposer, OwnedLock, StackLine, write_all};
 
 /// Record kinds.
 pub mod kind {
@@ -61,14 +63,6 @@ pub const RECORD_BYTES: usize = 32;
 /// The environment variable naming the output prefix.
 pub const PREFIX_VARIABLE: &str = "HEAPLAB_RECORD_PREFIX";
 
-unsafe extern "C" {
-    fn __libc_malloc(size: usize) -> *mut c_void;
-    fn __libc_calloc(nmemb: usize, size: usize) -> *mut c_void;
-    fn __libc_realloc(pointer: *mut c_void, size: usize) -> *mut c_void;
-    fn __libc_free(pointer: *mut c_void);
-    fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
-}
-
 const BUFFER_BYTES: usize = 1 << 20;
 
 /// The shared state, all behind `LOCK`.
@@ -82,53 +76,24 @@ struct State {
     registered: bool,
 }
 
-static LOCK: AtomicBool = AtomicBool::new(false);
+static LOCK: OwnedLock = OwnedLock::new();
 static mut STATE: State = State { buffer: [0; BUFFER_BYTES], used: 0, pid: 0, fd: -1, registered: false };
 /// Set when a process has no prefix: forward everything, record nothing.
 static DISABLED: AtomicBool = AtomicBool::new(false);
 
-thread_local! {
-    /// Is this thread inside the recorder? (No destructor, so no allocation
-    /// on first use.)
-    static BUSY: Cell<bool> = const { Cell::new(false) };
-}
-
-fn lock() {
-    while LOCK.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        std::hint::spin_loop();
-    }
-}
-
-fn unlock() {
-    LOCK.store(false, Ordering::Release);
-}
-
-/// Run `call` and log what it did, unless this thread is already recording.
+/// Run `call` and log what it did, unless this thread is already inside
+/// the recorder (its own calls, as `atexit` registering the handler).
 #[inline]
 fn recorded<T>(call: impl FnOnce() -> T, record: impl FnOnce(&T) -> [u64; 4]) -> T {
-    if DISABLED.load(Ordering::Relaxed) || BUSY.with(|busy| busy.replace(true)) {
+    if DISABLED.load(Ordering::Relaxed) || !LOCK.lock() {
         return call();
     }
-    lock();
     let result = call();
     let fields = record(&result);
     // SAFETY: LOCK is held, so this thread alone touches STATE.
     unsafe { append(&raw mut STATE, fields) };
-    unlock();
-    BUSY.with(|busy| busy.set(false));
+    LOCK.unlock();
     result
-}
-
-/// Write `bytes` to `fd` whole, retrying short writes.
-unsafe fn write_all(fd: i32, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: `bytes` is a valid slice for its length.
-        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if written <= 0 {
-            return;
-        }
-        bytes = &bytes[written as usize..];
-    }
 }
 
 /// Open this process's file, once; returns false if not recording.
@@ -154,32 +119,21 @@ unsafe fn open_output(state: *mut State) -> bool {
         return false;
     }
     // PREFIX.PID.raw, built on the stack.
-    let mut path = [0u8; 4096];
-    let mut length = 0;
     // SAFETY: getenv returned a NUL-terminated string.
     let prefix = unsafe { std::ffi::CStr::from_ptr(prefix) }.to_bytes();
-    let mut digits = [0u8; 12];
-    let mut n = pid as u32;
-    let mut count = 0;
-    loop {
-        digits[count] = b'0' + (n % 10) as u8;
-        count += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if prefix.len() + count + 6 >= path.len() {
+    let mut path = StackLine::<4096>::default();
+    path.text(prefix).text(b".").decimal(pid as u64).text(b".raw\0");
+    if path.is_cut() {
         DISABLED.store(true, Ordering::Relaxed);
         return false;
     }
-    for &byte in prefix.iter().chain(b".").chain(digits[..count].iter().rev()).chain(b".raw") {
-        path[length] = byte;
-        length += 1;
-    }
-    // SAFETY: `path` is NUL-terminated (zeroed beyond `length`).
+    // SAFETY: `path` is NUL-terminated.
     let fd = unsafe {
-        libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644)
+        libc::open(
+            path.as_bytes().as_ptr().cast(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        )
     };
     if fd < 0 {
         DISABLED.store(true, Ordering::Relaxed);
@@ -188,13 +142,12 @@ unsafe fn open_output(state: *mut State) -> bool {
     let mut header = [0u8; 16];
     header[..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&(pid as u32).to_le_bytes());
-    // SAFETY: `fd` is open.
-    unsafe { write_all(fd, &header) };
+    write_all(fd, &header);
     state.fd = fd;
     if !state.registered {
         state.registered = true;
         // SAFETY: registering plain functions. atexit may allocate: this
-        // thread is BUSY, so that allocation is forwarded unrecorded.
+        // thread holds LOCK, so that allocation is forwarded unrecorded.
         unsafe {
             libc::atexit(flush_at_exit);
             libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child));
@@ -215,8 +168,7 @@ unsafe fn append(state: *mut State, [kind_and_align, pointer, result, size]: [u6
     // SAFETY: the caller holds LOCK.
     let state = unsafe { &mut *state };
     if state.used + RECORD_BYTES > BUFFER_BYTES {
-        // SAFETY: `fd` is open.
-        unsafe { write_all(state.fd, &state.buffer[..state.used]) };
+        write_all(state.fd, &state.buffer[..state.used]);
         state.used = 0;
     }
     let record = &mut state.buffer[state.used..state.used + RECORD_BYTES];
@@ -233,17 +185,18 @@ fn flush_locked() {
     // SAFETY: the caller holds LOCK, so this is the only reference.
     let state = unsafe { &mut *state };
     if state.fd >= 0 && state.used > 0 {
-        // SAFETY: `fd` is open.
-        unsafe { write_all(state.fd, &state.buffer[..state.used]) };
+        write_all(state.fd, &state.buffer[..state.used]);
         state.used = 0;
     }
 }
 
 /// Write out what is buffered.
 fn flush() {
-    lock();
+    let taken = LOCK.lock();
     flush_locked();
-    unlock();
+    if taken {
+        LOCK.unlock();
+    }
 }
 
 extern "C" fn flush_at_exit() {
@@ -251,14 +204,14 @@ extern "C" fn flush_at_exit() {
 }
 
 extern "C" fn before_fork() {
-    lock();
+    LOCK.lock();
     // The parent may end with _exit after the fork: what it logged so far
     // is safe on disk first.
     flush_locked();
 }
 
 extern "C" fn after_fork_parent() {
-    unlock();
+    LOCK.unlock();
 }
 
 extern "C" fn after_fork_child() {
@@ -273,7 +226,7 @@ extern "C" fn after_fork_child() {
     }
     state.fd = -1;
     state.used = 0;
-    unlock();
+    LOCK.unlock();
 }
 
 /// Flush once more when the library is unloaded (after the atexit handlers,
@@ -281,27 +234,6 @@ extern "C" fn after_fork_child() {
 #[used]
 #[unsafe(link_section = ".fini_array")]
 static FINAL_FLUSH: extern "C" fn() = flush_at_exit;
-
-/// `_exit`, which skips atexit handlers and destructors: flush first.
-#[unsafe(no_mangle)]
-pub extern "C" fn _exit(status: i32) -> ! {
-    flush();
-    // SAFETY: exit_group ends the process; it takes the status.
-    unsafe { libc::syscall(libc::SYS_exit_group, status) };
-    unreachable_exit()
-}
-
-/// `_Exit`, the same as `_exit`.
-#[unsafe(no_mangle)]
-pub extern "C" fn _Exit(status: i32) -> ! {
-    _exit(status)
-}
-
-fn unreachable_exit() -> ! {
-    loop {
-        std::hint::spin_loop();
-    }
-}
 
 #[inline]
 fn word(kind: u32, align: usize) -> u64 {
@@ -315,88 +247,50 @@ pub extern "C" fn heaplab_recorder_version() -> u32 {
     1
 }
 
-/// `malloc`, recorded.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    // SAFETY: C's contract, forwarded.
-    recorded(|| unsafe { __libc_malloc(size) }, |&p| [word(kind::MALLOC, 0), 0, p as u64, size as u64])
-}
+/// The recorder's calls: glibc's own, logged.
+#[derive(Debug)]
+pub struct Recorder;
 
-/// `calloc`, recorded with size `nmemb × size` (saturating; an overflow fails
-/// in glibc and is logged as a failed call).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn calloc(nmemb: usize, size: usize) -> *mut c_void {
-    // SAFETY: C's contract, forwarded.
-    recorded(
-        || unsafe { __libc_calloc(nmemb, size) },
-        |&p| [word(kind::CALLOC, 0), 0, p as u64, nmemb.saturating_mul(size) as u64],
-    )
-}
-
-/// `realloc`, recorded.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn realloc(pointer: *mut c_void, size: usize) -> *mut c_void {
-    // SAFETY: C's contract, forwarded.
-    recorded(
-        || unsafe { __libc_realloc(pointer, size) },
-        |&p| [word(kind::REALLOC, 0), pointer as u64, p as u64, size as u64],
-    )
-}
-
-/// `free`, recorded.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn free(pointer: *mut c_void) {
-    // SAFETY: C's contract, forwarded.
-    recorded(|| unsafe { __libc_free(pointer) }, |_| [word(kind::FREE, 0), pointer as u64, 0, 0])
-}
-
-fn aligned(align: usize, size: usize) -> *mut c_void {
-    // SAFETY: C's contract, forwarded.
-    recorded(|| unsafe { __libc_memalign(align, size) }, |&p| [word(kind::ALIGNED, align), 0, p as u64, size as u64])
-}
-
-/// `memalign`, recorded.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-    aligned(align, size)
-}
-
-/// `aligned_alloc`, recorded.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    aligned(align, size)
-}
-
-/// `posix_memalign`, recorded.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
-    if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<*mut c_void>()) {
-        return libc::EINVAL;
+impl Interposer for Recorder {
+    unsafe fn malloc(size: usize) -> *mut c_void {
+        // SAFETY: C's contract, forwarded.
+        recorded(|| unsafe { __libc_malloc(size) }, |&p| [word(kind::MALLOC, 0), 0, p as u64, size as u64])
     }
-    let p = aligned(align, size);
-    if p.is_null() && size != 0 {
-        return libc::ENOMEM;
+
+    /// Recorded with size `nmemb × size` (saturating; an overflow fails in
+    /// glibc and is logged as a failed call).
+    unsafe fn calloc(nmemb: usize, size: usize) -> *mut c_void {
+        // SAFETY: C's contract, forwarded.
+        recorded(
+            || unsafe { __libc_calloc(nmemb, size) },
+            |&p| [word(kind::CALLOC, 0), 0, p as u64, nmemb.saturating_mul(size) as u64],
+        )
     }
-    // SAFETY: C's contract: `out` is writable.
-    unsafe { *out = p };
-    0
+
+    unsafe fn realloc(pointer: *mut c_void, size: usize) -> *mut c_void {
+        // SAFETY: C's contract, forwarded.
+        recorded(
+            || unsafe { __libc_realloc(pointer, size) },
+            |&p| [word(kind::REALLOC, 0), pointer as u64, p as u64, size as u64],
+        )
+    }
+
+    unsafe fn free(pointer: *mut c_void) {
+        // SAFETY: C's contract, forwarded.
+        recorded(|| unsafe { __libc_free(pointer) }, |_| [word(kind::FREE, 0), pointer as u64, 0, 0])
+    }
+
+    unsafe fn aligned(align: usize, size: usize) -> *mut c_void {
+        // SAFETY: C's contract, forwarded.
+        recorded(
+            || unsafe { __libc_memalign(align, size) },
+            |&p| [word(kind::ALIGNED, align), 0, p as u64, size as u64],
+        )
+    }
+
+    fn before_exit() {
+        flush();
+    }
 }
 
-/// `valloc`, recorded (page-aligned).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
-    aligned(page_size(), size)
-}
-
-/// `pvalloc`, recorded (page-aligned, size rounded up to pages).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    let page = page_size();
-    aligned(page, size.div_ceil(page).max(1) * page)
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 { size as usize } else { 4096 }
-}
+heaplab_interpose::interpose!(Recorder);

@@ -1,0 +1,554 @@
+//! `heaplab exec --alloc SPEC… -- COMMAND`: run a real program on each
+//! allocator, and measure it.
+//!
+//! Each allocator runs the program `--reps` times, in rounds (every
+//! allocator once per round, so that drift of the machine falls on all
+//! alike), after `--warmup` untimed rounds. For heaplab's families one more
+//! run, before the timed ones, uses the allocator with its ledger (the
+//! metrics run): its figures are the allocator's own (peak requested and
+//! granted bytes, footprint, internal fragmentation), as the metrics pass of
+//! `heaplab run` keeps them apart from the timing.
+//!
+//! Results go to `OUT/NAME/` as for `heaplab run`: `summary.csv` (one row
+//! per allocator and program, workload `exec:NAME`), `throughput.csv` (one
+//! row per timed run: an op of an exec workload is one run of the program,
+//! so `compare` pairs wall times), `exec.csv` (every run with its resource
+//! use) and `meta.json`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use heaplab::exec::{self, Launch, PROGRAMS, ProcessReport, Provider, Usage};
+use heaplab::registry;
+use heaplab::{inputs, timing, units};
+use heaplab_results::{
+    BuildFacts, CellRows, ExecRow, ExecSettings, Meta, ProgramVersion, ResultsDir, RunSettings, RunStatus,
+    SCHEMA_VERSION, SETTINGS_VERSION, SummaryRow, ThroughputRow, Touch, write_atomic,
+};
+
+use super::run::{cpu_model, default_name, hostname, parse_arena};
+
+/// The preload library's file name.
+const LIBRARY: &str = "libheaplab_preload.so";
+
+/// Arguments of `heaplab exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Allocator to run the program on (repeatable): a spec of the
+    /// freelist, segregated, buddy or slab family, or peer:glibc,
+    /// peer:mimalloc or peer:jemalloc; a pattern (`segregated:*`) picks the
+    /// listed ones it matches.
+    #[arg(short, long = "alloc", value_name = "SPEC", required = true)]
+    allocs: Vec<String>,
+    /// Run a bundled program, the command that recorded `trace:NAME`
+    /// (python, sqlite, gcc, jq, perl, or all); repeatable. Instead of a
+    /// command after `--`.
+    #[arg(long, value_name = "NAME")]
+    program: Vec<String>,
+    /// The workload name of a command given after `--` (default: the
+    /// program's file name): results say `exec:LABEL`.
+    #[arg(long)]
+    label: Option<String>,
+    /// A file each run reads as its standard input (default: heaplab's own
+    /// standard input when the program runs once, else none).
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// The arena each process of the program gets (reserved, not touched).
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_arena)]
+    arena: u64,
+    /// Timed runs per allocator and program.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    reps: u64,
+    /// Untimed rounds first.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// Skip the metrics run (the allocator with its ledger).
+    #[arg(long)]
+    no_metrics: bool,
+    /// Go on when the program fails (by default the first failing run
+    /// stops heaplab, which exits with the program's status).
+    #[arg(long)]
+    ignore_failure: bool,
+    /// Name of the results directory (default: run-YYYYMMDD-HHMMSS).
+    #[arg(long)]
+    name: Option<String>,
+    /// Where results directories go.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// The preload library (default: $HEAPLAB_PRELOAD, or beside this
+    /// executable, where `cargo build -p heaplab` puts it).
+    #[arg(long)]
+    library: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+/// Where the `heaplab-spawn` helper is: beside this executable.
+fn find_helper() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding heaplab's own executable")?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let helper = dir.join("heaplab-spawn");
+    if helper.is_file() {
+        return Ok(helper);
+    }
+    bail!("cannot find heaplab-spawn beside {} (`cargo build --release -p heaplab` builds both)", exe.display())
+}
+
+/// One program to run: its workload name, command and input.
+struct Job {
+    workload: String,
+    command: Vec<OsString>,
+    input: Option<PathBuf>,
+}
+
+/// One allocator: its canonical spec and provider.
+struct Server {
+    spec: String,
+    provider: Provider,
+}
+
+/// What the runs of one (allocator, program) gave.
+#[derive(Default)]
+struct Cell {
+    timed: Vec<Usage>,
+    metrics: Option<(Usage, Option<ProcessReport>, Vec<ProcessReport>)>,
+}
+
+/// Run; returns heaplab's exit code (the program's, if a run failed).
+pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
+    let mut servers: Vec<Server> = Vec::new();
+    for selection in &args.allocs {
+        for spec in registry::select(selection)? {
+            let provider = exec::provider(&spec)?;
+            let spec = spec.spec();
+            if !servers.iter().any(|s| s.spec == spec) {
+                servers.push(Server { spec, provider });
+            }
+        }
+    }
+    let library = if servers.iter().any(|s| matches!(s.provider, Provider::Heaplab(_))) {
+        super::record::find_preload(LIBRARY, "HEAPLAB_PRELOAD", args.library.as_deref())?
+    } else {
+        PathBuf::new()
+    };
+    let helper = find_helper()?;
+    let scratch = tempfile::Builder::new().prefix("heaplab-exec-").tempdir().context("creating a scratch directory")?;
+    let mut versions: Vec<ProgramVersion> = Vec::new();
+    let jobs = jobs(args, scratch.path(), &mut versions)?;
+    for server in &servers {
+        if let Some(version) = exec::provider_version(&server.provider) {
+            versions.push(ProgramVersion { name: server.spec.clone(), version, recorded: None });
+        }
+    }
+    for version in &versions {
+        if let Some(recorded) = &version.recorded
+            && !exec::same_version(&version.version, recorded)
+        {
+            eprintln!(
+                "heaplab exec: warning: {} is {}, but its bundled trace was recorded with {recorded}: replay and this run measure different programs",
+                version.name, version.version
+            );
+        }
+    }
+
+    let now = SystemTime::now();
+    let name = args.name.clone().unwrap_or_else(|| default_name(now));
+    let settings = RunSettings {
+        settings_version: SETTINGS_VERSION,
+        allocators: servers.iter().map(|s| s.spec.clone()).collect(),
+        workloads: jobs.iter().map(|j| j.workload.clone()).collect(),
+        seeds: Vec::new(),
+        reps: args.reps as usize,
+        warmup: args.warmup as usize,
+        arena_bytes: Some(args.arena),
+        align: 16,
+        touch: Touch::None,
+        latency: false,
+        metrics_only: false,
+        verify: false,
+        points: 0,
+        frames: 0,
+        jobs: 1,
+        processes: args.reps as usize,
+        shard: None,
+        exec: Some(ExecSettings {
+            commands: jobs
+                .iter()
+                .map(|j| j.command.iter().map(|a| a.to_string_lossy().into_owned()).collect())
+                .collect(),
+            input: args.input.as_ref().map(|p| p.display().to_string()),
+            versions,
+        }),
+    };
+    let mut meta = Meta {
+        schema_version: SCHEMA_VERSION,
+        heaplab_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_revision: env!("HEAPLAB_GIT_REVISION").to_string(),
+        rustc: env!("HEAPLAB_RUSTC").to_string(),
+        cpu_model: cpu_model(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        hostname: hostname(),
+        date_utc: humantime::format_rfc3339_seconds(now).to_string(),
+        command_line: std::env::args().collect(),
+        run_name: name.clone(),
+        settings,
+        timer: None,
+        status: RunStatus::Running,
+        cells_total: servers.len() * jobs.len(),
+        cells_finished: 0,
+        reps_total: servers.len() * jobs.len() * args.reps as usize,
+        reps_finished: 0,
+        latency_total: 0,
+        latency_finished: 0,
+        elapsed_seconds: 0.0,
+        resumed: Vec::new(),
+        merged: Vec::new(),
+        inputs: Vec::new(),
+        system: inputs::system_facts(),
+        build: BuildFacts {
+            cargo_lock_sha256: env!("HEAPLAB_CARGO_LOCK_SHA256").to_string(),
+            dirty: env!("HEAPLAB_DIRTY") == "true",
+        },
+    };
+    let dir = args.out.join(&name);
+    let results = ResultsDir::create(&dir, &meta).with_context(|| format!("creating {}", dir.display()))?;
+
+    let runs_each = args.reps + args.warmup + u64::from(!args.no_metrics);
+    let inherit_stdin = args.input.is_none() && servers.len() == 1 && jobs.len() == 1 && runs_each == 1;
+    let mut cells: Vec<Vec<Cell>> = jobs.iter().map(|_| servers.iter().map(|_| Cell::default()).collect()).collect();
+    let mut exec_rows: Vec<ExecRow> = Vec::new();
+    let mut failure: Option<(String, Usage)> = None;
+    let mut warned_silent = vec![false; jobs.len()];
+    let started = std::time::Instant::now();
+    let mut measure = || -> anyhow::Result<()> {
+        for (j, job) in jobs.iter().enumerate() {
+            let prefix = scratch.path().join(format!("report-{j}"));
+            let report_name = format!("report-{j}.");
+            // The metrics runs first, then the rounds.
+            let mut plan: Vec<(usize, Option<u64>)> = Vec::new();
+            if !args.no_metrics {
+                plan.extend(
+                    servers
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| matches!(s.provider, Provider::Heaplab(_)))
+                        .map(|(s, _)| (s, None)),
+                );
+            }
+            for round in 0..args.warmup + args.reps {
+                plan.extend((0..servers.len()).map(|s| (s, Some(round))));
+            }
+            for (s, round) in plan {
+                let server = &servers[s];
+                let usage = exec::run_once(
+                    &Launch {
+                        command: &job.command,
+                        provider: &server.provider,
+                        library: &library,
+                        arena_bytes: args.arena,
+                        metrics: round.is_none(),
+                        report_prefix: &prefix,
+                        input: job.input.as_deref().or(args.input.as_deref()),
+                        inherit_stdin,
+                    },
+                    &helper,
+                )?;
+                let (own, others) = exec::read_reports(scratch.path(), &report_name, usage.pid)?;
+                let pass = match round {
+                    None => "metrics",
+                    Some(r) if r < args.warmup => "warmup",
+                    Some(_) => "timed",
+                };
+                if !args.quiet {
+                    eprintln!(
+                        "{:<14} {:<40} {:<7} {:>8.3} s  {:>10} peak RSS{}",
+                        job.workload,
+                        server.spec,
+                        match round {
+                            Some(r) if r >= args.warmup => format!("{}/{}", r - args.warmup + 1, args.reps),
+                            _ => pass.to_string(),
+                        },
+                        usage.wall_seconds,
+                        units::bytes(usage.max_rss_bytes),
+                        if usage.status == 0 { String::new() } else { format!("  exit status {}", usage.status) }
+                    );
+                }
+                exec_rows.push(ExecRow {
+                    allocator: server.spec.clone(),
+                    workload: job.workload.clone(),
+                    rep: round.map_or(0, |r| r.saturating_sub(args.warmup)),
+                    pass: pass.to_string(),
+                    wall_seconds: usage.wall_seconds,
+                    user_seconds: usage.user_seconds,
+                    sys_seconds: usage.sys_seconds,
+                    max_rss_bytes: usage.max_rss_bytes,
+                    minor_faults: usage.minor_faults,
+                    major_faults: usage.major_faults,
+                    status: usage.status,
+                });
+                if matches!(server.provider, Provider::Heaplab(_)) && own.is_none() && !warned_silent[j] {
+                    warned_silent[j] = true;
+                    eprintln!(
+                        "heaplab exec: warning: `{}` made no allocation through heaplab's preload library (statically linked, \
+                     setuid, or allocation-free?): its allocator figures stay empty",
+                        job.command[0].to_string_lossy()
+                    );
+                }
+                let cell = &mut cells[j][s];
+                match round {
+                    None => cell.metrics = Some((usage, own, others)),
+                    Some(r) if r >= args.warmup => cell.timed.push(usage),
+                    Some(_) => {}
+                }
+                if usage.status != 0 && !args.ignore_failure {
+                    failure = Some((format!("{} on {}", job.workload, server.spec), usage));
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    };
+    let outcome = measure();
+
+    let mut rows: Vec<CellRows> = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (s, server) in servers.iter().enumerate() {
+            let cell = &cells[j][s];
+            if cell.timed.is_empty() && cell.metrics.is_none() {
+                continue;
+            }
+            rows.push(cell_rows(&server.spec, &job.workload, cell, args.arena));
+        }
+    }
+    meta.cells_finished = rows.iter().filter(|r| r.summary.reps == Some(args.reps)).count();
+    meta.reps_finished = rows.iter().map(|r| r.throughput.len()).sum();
+    meta.elapsed_seconds = started.elapsed().as_secs_f64();
+    meta.status = if failure.is_some() || outcome.is_err() { RunStatus::Failed } else { RunStatus::Complete };
+    results.write(&rows).with_context(|| format!("writing results into {}", dir.display()))?;
+    write_atomic(&dir.join("exec.csv"), &exec_csv(&exec_rows)?).context("writing exec.csv")?;
+    results.write_meta(&meta)?;
+    // What finished is written; the error that stopped the rest is said.
+    outcome?;
+    if !args.quiet {
+        print!("{}", table(&rows));
+    }
+    eprintln!("{} runs in {:.1} s; results in {}", exec_rows.len(), meta.elapsed_seconds, dir.display());
+    if let Some((what, usage)) = failure {
+        eprintln!(
+            "heaplab exec: the program failed ({what}: {}); the runs before it are in the results (--ignore-failure goes on)",
+            match usage.signal {
+                Some(signal) => format!("killed by signal {signal}"),
+                None => format!("exit status {}", usage.status),
+            }
+        );
+        return Ok(ExitCode::from(usage.status.clamp(1, 255) as u8));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The programs to run, from `--program` or the command.
+fn jobs(args: &ExecArgs, scratch: &Path, versions: &mut Vec<ProgramVersion>) -> anyhow::Result<Vec<Job>> {
+    if args.program.is_empty() == args.command.is_empty() {
+        bail!("give a command after `--` or --program NAME (python, sqlite, gcc, jq, perl, all), not both");
+    }
+    if !args.command.is_empty() {
+        let label = args.label.clone().unwrap_or_else(|| {
+            Path::new(&args.command[0])
+                .file_name()
+                .map_or_else(|| "command".into(), |n| n.to_string_lossy().into_owned())
+        });
+        return Ok(vec![Job { workload: format!("exec:{label}"), command: args.command.clone(), input: None }]);
+    }
+    if args.label.is_some() {
+        bail!("--label names a command given after `--`; a bundled program is named after its trace");
+    }
+    let mut picked: Vec<&exec::Program> = Vec::new();
+    for name in &args.program {
+        if name == "all" {
+            picked.extend(PROGRAMS.iter());
+            continue;
+        }
+        let Some(program) = PROGRAMS.iter().find(|p| p.name == name) else {
+            let names: Vec<&str> = PROGRAMS.iter().map(|p| p.name).collect();
+            bail!(
+                "no bundled program `{name}`{}; they are {}, or all",
+                heaplab_core::spec::did_you_mean(name, &names),
+                names.join(", ")
+            );
+        };
+        picked.push(program);
+    }
+    let mut jobs = Vec::new();
+    for program in picked {
+        if jobs.iter().any(|j: &Job| j.workload == format!("exec:{}", program.name)) {
+            continue;
+        }
+        let dir = scratch.join(program.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let (command, input) = exec::program_command(program, &dir)?;
+        versions.push(ProgramVersion {
+            name: program.name.to_string(),
+            version: exec::program_version(program).unwrap_or_else(|| "unknown".to_string()),
+            recorded: Some(program.recorded_version.to_string()),
+        });
+        jobs.push(Job { workload: format!("exec:{}", program.name), command, input });
+    }
+    Ok(jobs)
+}
+
+/// The summary and throughput rows of one (allocator, program).
+fn cell_rows(spec: &str, workload: &str, cell: &Cell, arena: u64) -> CellRows {
+    let median = |f: fn(&Usage) -> f64| -> Option<f64> {
+        (!cell.timed.is_empty()).then(|| timing::median(&mut cell.timed.iter().map(f).collect::<Vec<_>>()))
+    };
+    let rates: Vec<f64> = cell.timed.iter().map(|u| 1.0 / u.wall_seconds).collect();
+    let (low, high, level) = timing::median_interval(&rates, 0.95);
+    let mut summary = SummaryRow {
+        allocator: spec.to_string(),
+        workload: workload.to_string(),
+        seed: None,
+        arena_bytes: arena,
+        ops: 1,
+        reps: Some(cell.timed.len() as u64),
+        passes_per_rep: Some(1),
+        replay_seconds: median(|u| u.wall_seconds),
+        ops_per_sec: (!rates.is_empty()).then(|| timing::median(&mut rates.clone())),
+        ops_per_sec_ci_low: (rates.len() > 1).then_some(low),
+        ops_per_sec_ci_high: (rates.len() > 1).then_some(high),
+        ops_per_sec_ci_level_pct: (rates.len() > 1).then_some(level * 100.0),
+        ops_per_sec_min: rates.iter().copied().reduce(f64::min),
+        ops_per_sec_max: rates.iter().copied().reduce(f64::max),
+        wall_seconds: median(|u| u.wall_seconds),
+        user_seconds: median(|u| u.user_seconds),
+        sys_seconds: median(|u| u.sys_seconds),
+        peak_rss_bytes: median(|u| u.max_rss_bytes as f64).map(|v| v as u64),
+        minor_faults: median(|u| u.minor_faults as f64).map(|v| v as u64),
+        major_faults: median(|u| u.major_faults as f64).map(|v| v as u64),
+        ..SummaryRow::default()
+    };
+    if let Some((_, own, others)) = &cell.metrics {
+        if let Some(own) = own {
+            let get = |key: &str| own.get(key).unwrap_or(0);
+            let (requested, granted, footprint) =
+                (get("peak_requested_bytes"), get("granted_at_peak_bytes"), get("footprint_at_peak_bytes"));
+            summary.allocs = get("allocs");
+            summary.frees = get("frees");
+            summary.reallocs = get("reallocs");
+            summary.failed_allocs = get("failed");
+            summary.out_of_memory_failures = Some(get("failed"));
+            summary.peak_requested_bytes = requested;
+            summary.granted_at_peak_bytes = Some(granted);
+            summary.footprint_at_peak_bytes = Some(footprint);
+            summary.peak_granted_bytes = own.get("peak_granted_bytes");
+            summary.peak_footprint_bytes = own.get("peak_footprint_bytes");
+            summary.side_metadata_bytes = get("table_resident_bytes");
+            if granted > 0 {
+                summary.internal_frag_at_peak_pct =
+                    Some((granted - requested.min(granted)) as f64 / granted as f64 * 100.0);
+            }
+            let peak_footprint = get("peak_footprint_bytes");
+            if peak_footprint > 0 && requested > 0 {
+                summary.utilization_pct = Some(requested as f64 / peak_footprint as f64 * 100.0);
+                summary.jw4_pct = Some((peak_footprint as f64 / requested as f64 - 1.0) * 100.0);
+            }
+        }
+        summary.child_processes = Some(others.len() as u64);
+        summary.children_peak_requested_bytes =
+            Some(others.iter().map(|r| r.get("peak_requested_bytes").unwrap_or(0)).sum());
+        summary.children_peak_footprint_bytes =
+            Some(others.iter().map(|r| r.get("peak_footprint_bytes").unwrap_or(0)).sum());
+    }
+    let throughput = cell
+        .timed
+        .iter()
+        .enumerate()
+        .map(|(rep, usage)| ThroughputRow {
+            allocator: spec.to_string(),
+            workload: workload.to_string(),
+            seed: None,
+            rep: rep as u64,
+            process: rep as u64,
+            seconds: usage.wall_seconds,
+            ops_per_sec: 1.0 / usage.wall_seconds,
+            host: None,
+        })
+        .collect();
+    CellRows { summary, series: Vec::new(), details: Vec::new(), heapmap: Vec::new(), latency: Vec::new(), throughput }
+}
+
+fn exec_csv(rows: &[ExecRow]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        writer.serialize(ExecRow::default())?;
+        let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let header = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        return Ok([header, b"\n"].concat());
+    }
+    for row in rows {
+        writer.serialize(row)?;
+    }
+    writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// One table per program: wall time, CPU, peak RSS, and the allocator's
+/// figures.
+fn table(rows: &[CellRows]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut workloads: Vec<&str> = rows.iter().map(|r| r.summary.workload.as_str()).collect();
+    workloads.dedup();
+    for workload in workloads {
+        let _ = writeln!(
+            out,
+            "\n{workload}\n{:<40} {:>9} {:>17} {:>8} {:>8} {:>10} {:>9} {:>7}",
+            "allocator", "wall s", "interval", "user s", "sys s", "peak RSS", "int frag", "util"
+        );
+        for row in rows.iter().filter(|r| r.summary.workload == workload) {
+            let s = &row.summary;
+            let interval = match (s.ops_per_sec_ci_low, s.ops_per_sec_ci_high) {
+                (Some(low), Some(high)) => format!("[{:.3}, {:.3}]", 1.0 / high, 1.0 / low),
+                _ => "-".to_string(),
+            };
+            let seconds = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+            let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}%"));
+            let _ = writeln!(
+                out,
+                "{:<40} {:>9} {:>17} {:>8} {:>8} {:>10} {:>9} {:>7}",
+                s.allocator,
+                seconds(s.wall_seconds),
+                interval,
+                seconds(s.user_seconds),
+                seconds(s.sys_seconds),
+                s.peak_rss_bytes.map_or_else(|| "-".to_string(), units::bytes),
+                pct(s.internal_frag_at_peak_pct),
+                pct(s.utilization_pct)
+            );
+        }
+    }
+    out.push_str(
+        "\nmedians over the timed runs; the median's interval from order statistics (95 % where there are 6 runs or more, \
+         else the range); peak RSS as wait4 reports it (at least the helper's, about 2 MiB); \
+         fragmentation and utilization from the metrics run of heaplab's families (peers: -)\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_exec_csv_still_names_its_columns() {
+        let text = String::from_utf8(exec_csv(&[]).unwrap()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.starts_with("allocator,workload,rep,pass,wall_seconds,"), "{text}");
+    }
+}
