@@ -362,6 +362,41 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
+/// The `meta.json` of a run starting `now`: this build and machine, the
+/// command line, `settings`, and nothing done yet.
+pub fn new_meta(name: String, settings: RunSettings, now: SystemTime, cells_total: usize) -> Meta {
+    Meta {
+        schema_version: SCHEMA_VERSION,
+        heaplab_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_revision: env!("HEAPLAB_GIT_REVISION").to_string(),
+        rustc: env!("HEAPLAB_RUSTC").to_string(),
+        cpu_model: cpu_model(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        hostname: hostname(),
+        date_utc: humantime::format_rfc3339_seconds(now).to_string(),
+        command_line: std::env::args().collect(),
+        run_name: name,
+        settings,
+        timer: None,
+        status: RunStatus::Running,
+        cells_total,
+        cells_finished: 0,
+        reps_total: 0,
+        reps_finished: 0,
+        latency_total: 0,
+        latency_finished: 0,
+        elapsed_seconds: 0.0,
+        resumed: Vec::new(),
+        merged: Vec::new(),
+        inputs: Vec::new(),
+        system: inputs::system_facts(),
+        build: BuildFacts {
+            cargo_lock_sha256: env!("HEAPLAB_CARGO_LOCK_SHA256").to_string(),
+            dirty: env!("HEAPLAB_DIRTY") == "true",
+        },
+    }
+}
+
 /// `run-YYYYMMDD-HHMMSS`, the name of a run not given one.
 pub fn default_name(now: SystemTime) -> String {
     // 2026-11-27T00:31:02Z → run-20261127-003102
@@ -462,37 +497,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
                 Some(shard) => format!("{}-shard-{}-of-{}", default_name(now), shard.index, shard.count),
                 None => default_name(now),
             });
-            let meta = Meta {
-                schema_version: SCHEMA_VERSION,
-                heaplab_version: env!("CARGO_PKG_VERSION").to_string(),
-                git_revision: env!("HEAPLAB_GIT_REVISION").to_string(),
-                rustc: env!("HEAPLAB_RUSTC").to_string(),
-                cpu_model: cpu_model(),
-                cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                hostname: hostname(),
-                date_utc: humantime::format_rfc3339_seconds(now).to_string(),
-                command_line: std::env::args().collect(),
-                run_name: name.clone(),
-                settings: settings.clone(),
-                timer,
-                status: RunStatus::Running,
-                cells_total: matrix.cells.len(),
-                cells_finished: 0,
-                reps_total: 0,
-                reps_finished: 0,
-                latency_total: 0,
-                latency_finished: 0,
-                elapsed_seconds: 0.0,
-                resumed: Vec::new(),
-                merged: Vec::new(),
-                inputs: inputs::digests(&input_workloads, &settings.workloads)
-                    .context("reading the traces for their digests")?,
-                system: inputs::system_facts(),
-                build: BuildFacts {
-                    cargo_lock_sha256: env!("HEAPLAB_CARGO_LOCK_SHA256").to_string(),
-                    dirty: env!("HEAPLAB_DIRTY") == "true",
-                },
-            };
+            let mut meta = new_meta(name.clone(), settings.clone(), now, matrix.cells.len());
+            meta.timer = timer;
+            meta.inputs = inputs::digests(&input_workloads, &settings.workloads)
+                .context("reading the traces for their digests")?;
             let dir = args.out.join(&name);
             let other_dir = args.out.join(format!("{name}-base"));
             if args.against.is_some()
