@@ -353,29 +353,6 @@ pub fn read_reports(
     Ok((own, others))
 }
 
-/// Kendall's τ-b between two rankings of the same items (scores, lower is
-/// better in both); `None` with fewer than two items or no untied pair.
-pub fn kendall_tau(a: &[f64], b: &[f64]) -> Option<f64> {
-    assert_eq!(a.len(), b.len());
-    let (mut concordant, mut discordant, mut ties_a, mut ties_b) = (0i64, 0i64, 0i64, 0i64);
-    for i in 0..a.len() {
-        for j in i + 1..a.len() {
-            // Not f64::signum, which calls 0 positive.
-            let (x, y) = (a[i].total_cmp(&a[j]), b[i].total_cmp(&b[j]));
-            match (x.is_eq(), y.is_eq()) {
-                (true, true) => {}
-                (true, false) => ties_a += 1,
-                (false, true) => ties_b += 1,
-                (false, false) if x == y => concordant += 1,
-                (false, false) => discordant += 1,
-            }
-        }
-    }
-    let denominator =
-        (((concordant + discordant + ties_a) as f64) * ((concordant + discordant + ties_b) as f64)).sqrt();
-    (denominator > 0.0).then(|| (concordant - discordant) as f64 / denominator)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,17 +377,6 @@ mod tests {
         assert_eq!(parse_usage("41 0 0 0.5 0.25 0.125 1 1 1").unwrap().signal, None);
         assert!(parse_usage("41 0 0").is_err());
         assert!(parse_usage("x 0 0 0.5 0.25 0.125 1 1 1").is_err());
-    }
-
-    #[test]
-    fn kendall_tau_of_known_rankings() {
-        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), Some(1.0));
-        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[30.0, 20.0, 10.0]), Some(-1.0));
-        // One swapped pair of three: (2 − 1) / 3.
-        let tau = kendall_tau(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0]).unwrap();
-        assert!((tau - 1.0 / 3.0).abs() < 1e-12);
-        assert_eq!(kendall_tau(&[1.0], &[1.0]), None);
-        assert_eq!(kendall_tau(&[1.0, 1.0], &[2.0, 3.0]), None);
     }
 
     #[test]

@@ -330,3 +330,32 @@ fn the_bundled_programs_run_as_they_were_recorded() {
     let meta = std::fs::read_to_string(out.path().join("bundled/meta.json")).unwrap();
     assert!(meta.contains("\"recorded\": \"3.40.1\""), "{meta}");
 }
+
+#[test]
+fn replay_is_set_beside_reality_in_the_results_and_the_report() {
+    let out = tempfile::tempdir().unwrap();
+    heaplab()
+        .args(["exec", "--alloc", "segregated:kind=tlsf", "--alloc", "buddy", "--alloc", "peer:glibc"])
+        .args(["--program", "jq", "--reps", "1", "--replay", "--quiet", "--out"])
+        .arg(out.path())
+        .args(["--name", "rr"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("jq: τ time (replay ns/op vs wall) ").and(predicate::str::contains(" over 3;")),
+        );
+    let rows: Vec<heaplab_results::ReplayRow> = read_rows(&out.path().join("rr/replay.csv"), true).unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert_eq!(row.program, "jq");
+        assert!(row.exec_wall_seconds.is_some() && row.replay_ns_per_op.is_some(), "{row:?}");
+        // The system allocator has no footprint of its own in a replay.
+        assert_eq!(row.replay_peak_footprint_bytes.is_some(), row.allocator != "peer:glibc", "{row:?}");
+    }
+    assert!(out.path().join("rr-replay/summary.csv").is_file());
+    heaplab().arg("report").arg(out.path().join("rr")).arg("--out").arg(out.path().join("report")).assert().success();
+    let markdown = std::fs::read_to_string(out.path().join("report/report.md")).unwrap();
+    assert!(markdown.contains("## Replay versus reality"), "{markdown}");
+    assert!(markdown.contains("| allocator | wall s | user s | sys s | peak RSS MiB |"), "{markdown}");
+    assert!(!markdown.contains("heaplab run --from"), "an exec run is repeated by its command line");
+}

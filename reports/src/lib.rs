@@ -21,6 +21,7 @@
 
 pub mod charts;
 mod figures;
+pub mod replay;
 pub mod seeds;
 
 use std::fmt::Write as _;
@@ -186,11 +187,57 @@ pub fn write_report(results: &Results, out: &Path, labels: &Labels<'_>) -> Resul
             figures,
         });
     }
+    if !results.replay.is_empty() {
+        sections.push(replay_section(results, labels));
+    }
     let html = out.join("index.html");
     std::fs::write(&html, render_html(results, &sections)).map_err(io_error(&html))?;
     let markdown = out.join("report.md");
     std::fs::write(&markdown, render_markdown(results, &sections)).map_err(io_error(&markdown))?;
     Ok(Written { html, markdown, charts: writer.written })
+}
+
+/// `heaplab exec --replay`: each program run for real beside its trace
+/// replayed, and whether replay ranks the allocators as reality does.
+fn replay_section(results: &Results, labels: &Labels<'_>) -> Section {
+    let mut note = String::from(
+        "Kendall's τ-b between the rankings of the allocators, per program (1: replay orders them as the program \
+         does; 0: replay says nothing of the order; −1: reversed). Only heaplab's families have a replay footprint. ",
+    );
+    note.push_str(&replay::verdicts(&results.replay).join(". "));
+    note.push('.');
+    let rows = results
+        .replay
+        .iter()
+        .map(|r| {
+            vec![
+                r.program.clone(),
+                (labels.allocator)(&r.allocator),
+                r.exec_wall_seconds.map_or(NOT_AVAILABLE.into(), |v| format!("{v:.3}")),
+                one(r.replay_ns_per_op),
+                r.exec_peak_rss_bytes.map_or(NOT_AVAILABLE.into(), |v| format!("{:.1}", v as f64 / 1048576.0)),
+                r.replay_peak_footprint_bytes.map_or(NOT_AVAILABLE.into(), |v| format!("{:.1}", v as f64 / 1048576.0)),
+                one(r.replay_utilization_pct),
+            ]
+        })
+        .collect();
+    Section {
+        heading: "Replay versus reality".to_string(),
+        note,
+        header: [
+            "program",
+            "allocator",
+            "exec wall s",
+            "replay ns/op",
+            "exec peak RSS MiB",
+            "replay footprint MiB",
+            "replay util %",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+        figures: Vec::new(),
+    }
 }
 
 /// What a table shows for a figure the allocator cannot report.
@@ -286,6 +333,9 @@ fn table_rows(
     seed: Option<u64>,
     labels: &Labels<'_>,
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    if results.rows(workload, seed).iter().any(|r| r.wall_seconds.is_some()) {
+        return exec_table_rows(results, workload, labels);
+    }
     let header = vec![
         "allocator",
         "Mops/s",
@@ -322,6 +372,47 @@ fn table_rows(
                     r.failed_allocs,
                     r.fragmentation_failures.map_or(NOT_AVAILABLE.into(), |f| f.to_string())
                 ),
+            ]
+        })
+        .collect();
+    (header, rows)
+}
+
+/// The summary table of a `heaplab exec` program.
+fn exec_table_rows(results: &Results, workload: &str, labels: &Labels<'_>) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = vec![
+        "allocator",
+        "wall s",
+        "user s",
+        "sys s",
+        "peak RSS MiB",
+        "minor faults",
+        "allocs",
+        "int frag %",
+        "util %",
+        "child processes",
+        "failed",
+    ];
+    let seconds = |v: Option<f64>| v.map_or(NOT_AVAILABLE.into(), |v| format!("{v:.3}"));
+    let count = |v: Option<u64>| v.map_or(NOT_AVAILABLE.into(), |v| v.to_string());
+    let rows = results
+        .rows(workload, None)
+        .into_iter()
+        .map(|r| {
+            // Peers report no figures of their own: no metrics run.
+            let measured = r.granted_at_peak_bytes.is_some();
+            vec![
+                (labels.allocator)(&r.allocator),
+                seconds(r.wall_seconds),
+                seconds(r.user_seconds),
+                seconds(r.sys_seconds),
+                r.peak_rss_bytes.map_or(NOT_AVAILABLE.into(), |v| format!("{:.1}", v as f64 / 1048576.0)),
+                count(r.minor_faults),
+                count(measured.then_some(r.allocs)),
+                one(r.internal_frag_at_peak_pct),
+                one(r.utilization_pct),
+                count(r.child_processes),
+                count(measured.then_some(r.failed_allocs)),
             ]
         })
         .collect();
@@ -371,6 +462,10 @@ fn incomplete(results: &Results) -> Option<String> {
 }
 
 fn reproduce_command(results: &Results) -> String {
+    // `run --from` does not repeat an exec run: its command line does.
+    if results.meta.settings.exec.is_some() {
+        return results.meta.command_line.join(" ");
+    }
     format!("heaplab run --from {}/meta.json", results.dir.display())
 }
 

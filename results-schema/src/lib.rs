@@ -13,6 +13,7 @@
 //! | `latency.csv` | [`LatencyRow`] | the latency percentile spectrum per op kind |
 //! | `throughput.csv` | [`ThroughputRow`] | every timed repetition, with its timing process |
 //! | `exec.csv` | [`ExecRow`] | `heaplab exec` only: every run of the program, with its resource use |
+//! | `replay.csv` | [`ReplayRow`] | `heaplab exec --replay` only: each allocator on each bundled program, for real and replayed |
 //! | `details.csv` | [`DetailRow`] | allocator-specific tables (buddyinfo, slabinfo) and the free-block histogram |
 //! | `heapmap.csv` | [`HeapMapRow`] | heap-map frames, one string of block states per frame |
 //! | `meta.json` | [`Meta`] | what produced the results and how to repeat them ([`RunSettings`]) |
@@ -32,7 +33,9 @@ pub use meta::{
     SETTINGS_VERSION, SettingsError, Shard, SystemFacts, TimerInfo, Touch,
 };
 pub use read::{ReadError, Results, read_rows};
-pub use rows::{DETERMINISTIC, DetailRow, ExecRow, HeapMapRow, KEY, LatencyRow, SeriesRow, SummaryRow, ThroughputRow};
+pub use rows::{
+    DETERMINISTIC, DetailRow, ExecRow, HeapMapRow, KEY, LatencyRow, ReplayRow, SeriesRow, SummaryRow, ThroughputRow,
+};
 pub use write::{CellRows, CellText, ResultsDir, write_atomic};
 
 /// The results schema; bumped when a column changes meaning or disappears.

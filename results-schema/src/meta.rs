@@ -105,6 +105,10 @@ pub struct ExecSettings {
     /// The versions of the programs and preloaded libraries, as they
     /// reported them.
     pub versions: Vec<ProgramVersion>,
+    /// With `--replay`: the name of the `heaplab run` beside these results
+    /// that replayed the programs' traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_run: Option<String>,
 }
 
 /// A program or library and its version.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::{DetailRow, HeapMapRow, LatencyRow, Meta, SeriesRow, SummaryRow, ThroughputRow};
+use crate::{DetailRow, HeapMapRow, LatencyRow, Meta, ReplayRow, SeriesRow, SummaryRow, ThroughputRow};
 
 /// A results file that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +76,8 @@ pub struct Results {
     pub details: Vec<DetailRow>,
     /// `heapmap.csv` (may be absent).
     pub heapmap: Vec<HeapMapRow>,
+    /// `replay.csv` (`heaplab exec --replay` only).
+    pub replay: Vec<ReplayRow>,
 }
 
 impl Results {
@@ -105,6 +107,7 @@ impl Results {
             throughput: read_rows(&dir.join("throughput.csv"), false)?,
             details: read_rows(&dir.join("details.csv"), false)?,
             heapmap: read_rows(&dir.join("heapmap.csv"), false)?,
+            replay: read_rows(&dir.join("replay.csv"), false)?,
         })
     }
 

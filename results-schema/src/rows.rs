@@ -230,6 +230,26 @@ pub struct ExecRow {
     pub status: i32,
 }
 
+/// One row of `replay.csv` (`heaplab exec --replay` only): one allocator
+/// on one bundled program, run for real and replayed from its trace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplayRow {
+    /// The program (`python`, …): workload `exec:NAME` here, `trace:NAME`
+    /// in the replay run.
+    pub program: String,
+    pub allocator: String,
+    /// The program's median wall time on the allocator.
+    pub exec_wall_seconds: Option<f64>,
+    /// The median time per op of the trace's timed replay.
+    pub replay_ns_per_op: Option<f64>,
+    /// The program's median peak RSS on the allocator.
+    pub exec_peak_rss_bytes: Option<u64>,
+    /// The replay's footprint high-water mark (heaplab's families only).
+    pub replay_peak_footprint_bytes: Option<u64>,
+    /// The replay's utilization (max R / max H).
+    pub replay_utilization_pct: Option<f64>,
+}
+
 /// One row of `details.csv`: one figure of an allocator-specific table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DetailRow {

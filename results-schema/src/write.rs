@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::{DetailRow, HeapMapRow, LatencyRow, Meta, SeriesRow, SummaryRow, ThroughputRow};
+use crate::{DetailRow, ExecRow, HeapMapRow, LatencyRow, Meta, ReplayRow, SeriesRow, SummaryRow, ThroughputRow};
 
 /// Everything one finished cell adds to the files.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,10 +181,41 @@ impl ResultsDir {
         Ok(())
     }
 
+    /// Write `exec.csv` (`heaplab exec`'s runs), through a temporary file.
+    pub fn write_exec(&self, rows: &[ExecRow]) -> io::Result<()> {
+        self.write_whole("exec.csv", rows)
+    }
+
+    /// Write `replay.csv` (`heaplab exec --replay`), through a temporary file.
+    pub fn write_replay(&self, rows: &[ReplayRow]) -> io::Result<()> {
+        self.write_whole("replay.csv", rows)
+    }
+
+    fn write_whole<T: Serialize + Default>(&self, name: &str, rows: &[T]) -> io::Result<()> {
+        let mut bytes = header_of::<T>().into_bytes();
+        bytes.push(b'\n');
+        bytes.extend(csv_bytes(rows, false)?);
+        write_atomic(&self.dir.join(name), &bytes)
+    }
+
     /// Rewrite `meta.json`.
     pub fn write_meta(&self, meta: &Meta) -> io::Result<()> {
         let mut json = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
         json.push(b'\n');
         write_atomic(&self.dir.join("meta.json"), &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_exec_csv_still_names_its_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        ResultsDir::open(dir.path()).write_exec(&[]).unwrap();
+        let text = fs::read_to_string(dir.path().join("exec.csv")).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.starts_with("allocator,workload,rep,pass,wall_seconds,"), "{text}");
     }
 }

@@ -24,13 +24,13 @@ use anyhow::{Context, bail};
 use clap::Args;
 use heaplab::exec::{self, Launch, PROGRAMS, ProcessReport, Provider, Usage};
 use heaplab::registry;
-use heaplab::{inputs, timing, units};
+use heaplab::{timing, units};
 use heaplab_results::{
-    BuildFacts, CellRows, ExecRow, ExecSettings, Meta, ProgramVersion, ResultsDir, RunSettings, RunStatus,
-    SCHEMA_VERSION, SETTINGS_VERSION, SummaryRow, ThroughputRow, Touch, write_atomic,
+    CellRows, ExecRow, ExecSettings, ProgramVersion, ReplayRow, ResultsDir, RunSettings, RunStatus, SETTINGS_VERSION,
+    SummaryRow, ThroughputRow, Touch,
 };
 
-use super::run::{cpu_model, default_name, hostname, parse_arena};
+use super::run::{default_name, new_meta, parse_arena};
 
 /// The preload library's file name.
 const LIBRARY: &str = "libheaplab_preload.so";
@@ -66,6 +66,12 @@ pub struct ExecArgs {
     /// Untimed rounds first.
     #[arg(long, default_value_t = 0)]
     warmup: u64,
+    /// Also replay each bundled program's trace (`trace:NAME`) on the same
+    /// allocators with `heaplab run` (results in NAME-replay beside these),
+    /// and set replay beside reality: `replay.csv`, and Kendall's τ per
+    /// program between the two rankings. Needs --program.
+    #[arg(long, requires = "program")]
+    replay: bool,
     /// Skip the metrics run (the allocator with its ledger).
     #[arg(long)]
     no_metrics: bool,
@@ -104,6 +110,8 @@ fn find_helper() -> anyhow::Result<PathBuf> {
 
 /// One program to run: its workload name, command and input.
 struct Job {
+    /// The bundled program, if it is one.
+    program: Option<&'static str>,
     workload: String,
     command: Vec<OsString>,
     input: Option<PathBuf>,
@@ -186,38 +194,12 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
                 .collect(),
             input: args.input.as_ref().map(|p| p.display().to_string()),
             versions,
+            replay_run: args.replay.then(|| format!("{name}-replay")),
         }),
     };
-    let mut meta = Meta {
-        schema_version: SCHEMA_VERSION,
-        heaplab_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_revision: env!("HEAPLAB_GIT_REVISION").to_string(),
-        rustc: env!("HEAPLAB_RUSTC").to_string(),
-        cpu_model: cpu_model(),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        hostname: hostname(),
-        date_utc: humantime::format_rfc3339_seconds(now).to_string(),
-        command_line: std::env::args().collect(),
-        run_name: name.clone(),
-        settings,
-        timer: None,
-        status: RunStatus::Running,
-        cells_total: servers.len() * jobs.len(),
-        cells_finished: 0,
-        reps_total: servers.len() * jobs.len() * args.reps as usize,
-        reps_finished: 0,
-        latency_total: 0,
-        latency_finished: 0,
-        elapsed_seconds: 0.0,
-        resumed: Vec::new(),
-        merged: Vec::new(),
-        inputs: Vec::new(),
-        system: inputs::system_facts(),
-        build: BuildFacts {
-            cargo_lock_sha256: env!("HEAPLAB_CARGO_LOCK_SHA256").to_string(),
-            dirty: env!("HEAPLAB_DIRTY") == "true",
-        },
-    };
+    let cells_total = servers.len() * jobs.len();
+    let mut meta = new_meta(name.clone(), settings, now, cells_total);
+    meta.reps_total = cells_total * args.reps as usize;
     let dir = args.out.join(&name);
     let results = ResultsDir::create(&dir, &meta).with_context(|| format!("creating {}", dir.display()))?;
 
@@ -333,7 +315,7 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
     meta.elapsed_seconds = started.elapsed().as_secs_f64();
     meta.status = if failure.is_some() || outcome.is_err() { RunStatus::Failed } else { RunStatus::Complete };
     results.write(&rows).with_context(|| format!("writing results into {}", dir.display()))?;
-    write_atomic(&dir.join("exec.csv"), &exec_csv(&exec_rows)?).context("writing exec.csv")?;
+    results.write_exec(&exec_rows).context("writing exec.csv")?;
     results.write_meta(&meta)?;
     // What finished is written; the error that stopped the rest is said.
     outcome?;
@@ -341,6 +323,13 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
         print!("{}", table(&rows));
     }
     eprintln!("{} runs in {:.1} s; results in {}", exec_rows.len(), meta.elapsed_seconds, dir.display());
+    if args.replay && failure.is_none() {
+        let replay = replay(args, &name, &servers, &jobs, &rows)?;
+        results.write_replay(&replay).context("writing replay.csv")?;
+        for line in heaplab_reports::replay::verdicts(&replay) {
+            println!("{line}");
+        }
+    }
     if let Some((what, usage)) = failure {
         eprintln!(
             "heaplab exec: the program failed ({what}: {}); the runs before it are in the results (--ignore-failure goes on)",
@@ -354,6 +343,66 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Replay the bundled programs' traces on the same allocators with
+/// `heaplab run` (this executable), and pair its rows with the exec rows.
+fn replay(
+    args: &ExecArgs,
+    name: &str,
+    servers: &[Server],
+    jobs: &[Job],
+    rows: &[CellRows],
+) -> anyhow::Result<Vec<ReplayRow>> {
+    let replay_name = format!("{name}-replay");
+    let exe = std::env::current_exe().context("finding heaplab's own executable")?;
+    let mut command = std::process::Command::new(exe);
+    command.arg("run");
+    for server in servers {
+        command.args(["--alloc", &server.spec]);
+    }
+    let programs: Vec<&str> = jobs.iter().filter_map(|j| j.program).collect();
+    for program in &programs {
+        command.args(["--workload", &format!("trace:{program}")]);
+    }
+    let reps = args.reps.max(2).to_string();
+    command.args(["--reps", &reps, "--processes", &reps, "--no-latency", "--quiet", "--name", &replay_name]);
+    command.arg("--out").arg(&args.out);
+    if !args.quiet {
+        eprintln!("heaplab exec: replaying the traces of {} with heaplab run ({replay_name})", programs.join(", "));
+    }
+    if servers.iter().any(|s| matches!(s.provider, Provider::Library { .. })) {
+        eprintln!(
+            "heaplab exec: note: the replay's peer:mimalloc and peer:jemalloc are the versions linked into heaplab, \
+             the program's are Debian's libraries (meta.json names both)"
+        );
+    }
+    let status = command.status().context("running heaplab run for the replay")?;
+    if !status.success() {
+        bail!("the replay run failed ({status}); the exec results stand");
+    }
+    let replayed: Vec<SummaryRow> = heaplab_results::read_rows(&args.out.join(&replay_name).join("summary.csv"), true)?;
+    let mut paired = Vec::new();
+    for program in programs {
+        for server in servers {
+            let real = rows
+                .iter()
+                .map(|r| &r.summary)
+                .find(|r| r.allocator == server.spec && r.workload == format!("exec:{program}"));
+            let replay =
+                replayed.iter().find(|r| r.allocator == server.spec && r.workload == format!("trace:{program}"));
+            paired.push(ReplayRow {
+                program: program.to_string(),
+                allocator: server.spec.clone(),
+                exec_wall_seconds: real.and_then(|r| r.wall_seconds),
+                replay_ns_per_op: replay.and_then(|r| r.ops_per_sec).map(|v| 1e9 / v),
+                exec_peak_rss_bytes: real.and_then(|r| r.peak_rss_bytes),
+                replay_peak_footprint_bytes: replay.and_then(|r| r.peak_footprint_bytes),
+                replay_utilization_pct: replay.and_then(|r| r.utilization_pct),
+            });
+        }
+    }
+    Ok(paired)
+}
+
 /// The programs to run, from `--program` or the command.
 fn jobs(args: &ExecArgs, scratch: &Path, versions: &mut Vec<ProgramVersion>) -> anyhow::Result<Vec<Job>> {
     if args.program.is_empty() == args.command.is_empty() {
@@ -365,7 +414,12 @@ fn jobs(args: &ExecArgs, scratch: &Path, versions: &mut Vec<ProgramVersion>) -> 
                 .file_name()
                 .map_or_else(|| "command".into(), |n| n.to_string_lossy().into_owned())
         });
-        return Ok(vec![Job { workload: format!("exec:{label}"), command: args.command.clone(), input: None }]);
+        return Ok(vec![Job {
+            program: None,
+            workload: format!("exec:{label}"),
+            command: args.command.clone(),
+            input: None,
+        }]);
     }
     if args.label.is_some() {
         bail!("--label names a command given after `--`; a bundled program is named after its trace");
@@ -399,7 +453,7 @@ fn jobs(args: &ExecArgs, scratch: &Path, versions: &mut Vec<ProgramVersion>) -> 
             version: exec::program_version(program).unwrap_or_else(|| "unknown".to_string()),
             recorded: Some(program.recorded_version.to_string()),
         });
-        jobs.push(Job { workload: format!("exec:{}", program.name), command, input });
+        jobs.push(Job { program: Some(program.name), workload: format!("exec:{}", program.name), command, input });
     }
     Ok(jobs)
 }
@@ -484,20 +538,6 @@ fn cell_rows(spec: &str, workload: &str, cell: &Cell, arena: u64) -> CellRows {
     CellRows { summary, series: Vec::new(), details: Vec::new(), heapmap: Vec::new(), latency: Vec::new(), throughput }
 }
 
-fn exec_csv(rows: &[ExecRow]) -> anyhow::Result<Vec<u8>> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    if rows.is_empty() {
-        writer.serialize(ExecRow::default())?;
-        let bytes = writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let header = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-        return Ok([header, b"\n"].concat());
-    }
-    for row in rows {
-        writer.serialize(row)?;
-    }
-    writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
-}
-
 /// One table per program: wall time, CPU, peak RSS, and the allocator's
 /// figures.
 fn table(rows: &[CellRows]) -> String {
@@ -539,16 +579,4 @@ fn table(rows: &[CellRows]) -> String {
          fragmentation and utilization from the metrics run of heaplab's families (peers: -)\n",
     );
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_empty_exec_csv_still_names_its_columns() {
-        let text = String::from_utf8(exec_csv(&[]).unwrap()).unwrap();
-        assert_eq!(text.lines().count(), 1);
-        assert!(text.starts_with("allocator,workload,rep,pass,wall_seconds,"), "{text}");
-    }
 }

@@ -6,6 +6,7 @@
 //! Adding a figure: a module here with a `figure` function of the type
 //! [`MakeFigure`], and its place in [`FIGURES`].
 
+mod exec;
 mod fragmentation;
 mod free_blocks;
 mod heapmaps;
@@ -77,8 +78,10 @@ impl Group<'_> {
 pub(crate) type MakeFigure = fn(&Group<'_>, &mut Writer<'_>) -> Result<Option<Figure>, ReportError>;
 
 /// Every figure, in report order.
-pub(crate) const FIGURES: [MakeFigure; 7] = [
+pub(crate) const FIGURES: [MakeFigure; 9] = [
     throughput::figure,
+    exec::wall,
+    exec::rss,
     latency::figure,
     memory::figure,
     fragmentation::figure,

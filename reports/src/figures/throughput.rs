@@ -5,7 +5,8 @@ use crate::charts::Bars;
 use crate::{Figure, ReportError, Writer};
 
 pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Option<Figure>, ReportError> {
-    if !group.rows.iter().any(|r| r.ops_per_sec.is_some()) {
+    // An exec row's op is a run of the program: its wall time is drawn instead.
+    if !group.rows.iter().any(|r| r.ops_per_sec.is_some() && r.wall_seconds.is_none()) {
         return Ok(None);
     }
     let bars = Bars {
