@@ -175,7 +175,8 @@ unsafe fn own_realloc(pointer: *mut c_void, size: usize) -> *mut c_void {
 
 // ---- the server ------------------------------------------------------------
 
-/// A process's figures, as its report line gives them.
+/// A process's figures, as its report line gives them: kept by the metrics
+/// run only (all zero in a timed run's report).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Figures {
     /// `malloc` calls (and `calloc`, and the aligned functions).
@@ -201,8 +202,10 @@ pub struct Figures {
     pub peak_footprint_bytes: u64,
 }
 
-/// One allocator serving C calls, with the table of block layouts.
-struct Server<A> {
+/// One allocator serving C calls, with the table of block layouts. `M`:
+/// the metrics run, which keeps [`Figures`]; the timed runs keep none, as
+/// the timed passes of `heaplab run` keep no ledger.
+struct Server<A, const M: bool> {
     allocator: A,
     base: usize,
     len: usize,
@@ -212,7 +215,6 @@ struct Server<A> {
     /// Per granule: log2 of the alignment of a block with [`ALIGNED`].
     aligns: Vec<u8>,
     figures: Figures,
-    metrics: bool,
 }
 
 const ALIGNED: u32 = 1 << 31;
@@ -224,8 +226,8 @@ enum Foreign {
     NotLive,
 }
 
-impl<A: Allocator> Server<A> {
-    fn new(allocator: A, metrics: bool) -> Server<A> {
+impl<A: Allocator, const M: bool> Server<A, M> {
+    fn new(allocator: A) -> Server<A, M> {
         let (base, len) = (allocator.arena().base().as_ptr() as usize, allocator.arena().len());
         let granules = len.div_ceil(MALLOC_ALIGN);
         // Zeroed and a megabyte or more: mapped, so untouched pages cost nothing.
@@ -236,7 +238,6 @@ impl<A: Allocator> Server<A> {
             sizes: vec![0; granules],
             aligns: vec![0; granules],
             figures: Figures::default(),
-            metrics,
         }
     }
 
@@ -273,11 +274,10 @@ impl<A: Allocator> Server<A> {
     /// After a change: the peaks, from the ledger's O(1) counters.
     #[inline]
     fn changed(&mut self) {
-        let figures = &mut self.figures;
-        if !self.metrics {
-            figures.peak_requested_bytes = figures.peak_requested_bytes.max(figures.requested_bytes);
+        if !M {
             return;
         }
+        let figures = &mut self.figures;
         let stats = self.allocator.stats();
         if figures.requested_bytes > figures.peak_requested_bytes {
             figures.peak_requested_bytes = figures.requested_bytes;
@@ -289,7 +289,9 @@ impl<A: Allocator> Server<A> {
     }
 
     fn alloc(&mut self, size: usize, align: usize) -> *mut c_void {
-        self.figures.allocs += 1;
+        if M {
+            self.figures.allocs += 1;
+        }
         let layout = match Layout::from_size_align(size, align.max(MALLOC_ALIGN)) {
             Ok(layout) if size <= MAX_BLOCK => layout,
             _ => return self.failed(),
@@ -297,8 +299,10 @@ impl<A: Allocator> Server<A> {
         match self.allocator.alloc(layout) {
             Ok(pointer) => {
                 self.remember(pointer, layout);
-                self.figures.requested_bytes += size as u64;
-                self.changed();
+                if M {
+                    self.figures.requested_bytes += size as u64;
+                    self.changed();
+                }
                 pointer.as_ptr().cast()
             }
             Err(_) => self.failed(),
@@ -306,7 +310,9 @@ impl<A: Allocator> Server<A> {
     }
 
     fn failed(&mut self) -> *mut c_void {
-        self.figures.failed += 1;
+        if M {
+            self.figures.failed += 1;
+        }
         // SAFETY: errno is this thread's.
         unsafe { *libc::__errno_location() = libc::ENOMEM };
         ptr::null_mut()
@@ -317,18 +323,22 @@ impl<A: Allocator> Server<A> {
     unsafe fn free(&mut self, pointer: *mut c_void) {
         let (granule, layout) = self.lookup(pointer).unwrap_or_else(|why| foreign("free", pointer, why));
         self.sizes[granule] = 0;
-        self.figures.frees += 1;
-        self.figures.requested_bytes -= layout.size() as u64;
         // SAFETY: the table holds exactly the live blocks and their layouts.
         unsafe { self.allocator.free(NonNull::new_unchecked(pointer.cast()), layout) };
-        self.changed();
+        if M {
+            self.figures.frees += 1;
+            self.figures.requested_bytes -= layout.size() as u64;
+            self.changed();
+        }
     }
 
     /// # Safety
     /// As for [`Server::free`].
     unsafe fn realloc(&mut self, pointer: *mut c_void, size: usize) -> *mut c_void {
         let (granule, old) = self.lookup(pointer).unwrap_or_else(|why| foreign("realloc", pointer, why));
-        self.figures.reallocs += 1;
+        if M {
+            self.figures.reallocs += 1;
+        }
         if size > MAX_BLOCK {
             return self.failed();
         }
@@ -339,8 +349,10 @@ impl<A: Allocator> Server<A> {
                 self.sizes[granule] = 0;
                 let layout = Layout::from_size_align(size, old.align()).expect("the old alignment is valid");
                 self.remember(new, layout);
-                self.figures.requested_bytes = self.figures.requested_bytes - old.size() as u64 + size as u64;
-                self.changed();
+                if M {
+                    self.figures.requested_bytes = self.figures.requested_bytes - old.size() as u64 + size as u64;
+                    self.changed();
+                }
                 new.as_ptr().cast()
             }
             // The old block is untouched and still live.
@@ -421,35 +433,35 @@ struct Erased {
     arena_bytes: usize,
 }
 
-fn erase<A: Allocator>(server: Server<A>) -> Erased {
-    // Each takes `data` from `Box::into_raw` below, of this `Server<A>`.
-    unsafe fn alloc<A: Allocator>(data: *mut (), size: usize, align: usize) -> *mut c_void {
+fn erase<A: Allocator, const M: bool>(server: Server<A, M>) -> Erased {
+    // Each takes `data` from `Box::into_raw` below, of this `Server<A, M>`.
+    unsafe fn alloc<A: Allocator, const M: bool>(data: *mut (), size: usize, align: usize) -> *mut c_void {
         // SAFETY: `data` is the boxed server, used under LOCK only.
-        unsafe { (*data.cast::<Server<A>>()).alloc(size, align) }
+        unsafe { (*data.cast::<Server<A, M>>()).alloc(size, align) }
     }
-    unsafe fn free<A: Allocator>(data: *mut (), pointer: *mut c_void) {
+    unsafe fn free<A: Allocator, const M: bool>(data: *mut (), pointer: *mut c_void) {
         // SAFETY: as above; the pointer's contract is C's.
-        unsafe { (*data.cast::<Server<A>>()).free(pointer) }
+        unsafe { (*data.cast::<Server<A, M>>()).free(pointer) }
     }
-    unsafe fn realloc<A: Allocator>(data: *mut (), pointer: *mut c_void, size: usize) -> *mut c_void {
+    unsafe fn realloc<A: Allocator, const M: bool>(data: *mut (), pointer: *mut c_void, size: usize) -> *mut c_void {
         // SAFETY: as above; the pointer's contract is C's.
-        unsafe { (*data.cast::<Server<A>>()).realloc(pointer, size) }
+        unsafe { (*data.cast::<Server<A, M>>()).realloc(pointer, size) }
     }
-    unsafe fn usable<A: Allocator>(data: *mut (), pointer: *mut c_void) -> usize {
+    unsafe fn usable<A: Allocator, const M: bool>(data: *mut (), pointer: *mut c_void) -> usize {
         // SAFETY: as above.
-        unsafe { (*data.cast::<Server<A>>()).usable(pointer) }
+        unsafe { (*data.cast::<Server<A, M>>()).usable(pointer) }
     }
-    unsafe fn figures<A: Allocator>(data: *mut ()) -> Figures {
+    unsafe fn figures<A: Allocator, const M: bool>(data: *mut ()) -> Figures {
         // SAFETY: as above.
-        unsafe { (*data.cast::<Server<A>>()).figures }
+        unsafe { (*data.cast::<Server<A, M>>()).figures }
     }
-    unsafe fn table_resident_bytes<A: Allocator>(data: *mut ()) -> u64 {
+    unsafe fn table_resident_bytes<A: Allocator, const M: bool>(data: *mut ()) -> u64 {
         // SAFETY: as above.
-        unsafe { (*data.cast::<Server<A>>()).table_resident_bytes() }
+        unsafe { (*data.cast::<Server<A, M>>()).table_resident_bytes() }
     }
-    unsafe fn forked<A: Allocator>(data: *mut ()) {
+    unsafe fn forked<A: Allocator, const M: bool>(data: *mut ()) {
         // SAFETY: as above.
-        let server = unsafe { &mut *data.cast::<Server<A>>() };
+        let server = unsafe { &mut *data.cast::<Server<A, M>>() };
         // A child's figures count from the fork; its heap is the copy.
         let live = server.figures.requested_bytes;
         server.figures = Figures { requested_bytes: live, peak_requested_bytes: live, ..Figures::default() };
@@ -458,13 +470,13 @@ fn erase<A: Allocator>(server: Server<A>) -> Erased {
     let arena_bytes = server.len;
     Erased {
         data: Box::into_raw(Box::new(server)).cast(),
-        alloc: alloc::<A>,
-        free: free::<A>,
-        realloc: realloc::<A>,
-        usable: usable::<A>,
-        figures: figures::<A>,
-        table_resident_bytes: table_resident_bytes::<A>,
-        forked: forked::<A>,
+        alloc: alloc::<A, M>,
+        free: free::<A, M>,
+        realloc: realloc::<A, M>,
+        usable: usable::<A, M>,
+        figures: figures::<A, M>,
+        table_resident_bytes: table_resident_bytes::<A, M>,
+        forked: forked::<A, M>,
         arena_bytes,
     }
 }
@@ -481,10 +493,10 @@ impl Visitor for Build {
     fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
         if self.metrics {
             let allocator = config.build(self.arena).map_err(|e| e.to_string())?;
-            Ok(erase(Server::new(allocator, true)))
+            Ok(erase(Server::<_, true>::new(allocator)))
         } else {
             let allocator = config.build_timed(self.arena).map_err(|e| e.to_string())?;
-            Ok(erase(Server::new(allocator, false)))
+            Ok(erase(Server::<_, false>::new(allocator)))
         }
     }
 }
@@ -795,7 +807,7 @@ mod tests {
     fn a_server_keeps_layouts_and_peaks() {
         let config = heaplab_segregated::Config::from_spec(&"segregated:kind=tlsf".parse().unwrap()).unwrap();
         let allocator = config.build(Arena::natural(1 << 20).unwrap()).unwrap();
-        let mut server = Server::new(allocator, true);
+        let mut server = Server::<_, true>::new(allocator);
         let a = server.alloc(100, MALLOC_ALIGN);
         let b = server.alloc(40, 256);
         assert!(!a.is_null() && !b.is_null());
