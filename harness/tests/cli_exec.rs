@@ -359,3 +359,23 @@ fn replay_is_set_beside_reality_in_the_results_and_the_report() {
     assert!(markdown.contains("| allocator | wall s | user s | sys s | peak RSS MiB |"), "{markdown}");
     assert!(!markdown.contains("heaplab run --from"), "an exec run is repeated by its command line");
 }
+
+#[test]
+fn python_threads_run_on_a_lock() {
+    // Debian's python3 (`.ci/run` installs it), with its allocations sent
+    // to malloc rather than to CPython's own pools.
+    let out = tempfile::tempdir().unwrap();
+    let script = "import threading\n\
+                  def work(n):\n    return [str(i) * (i % 7) for i in range(n)]\n\
+                  threads = [threading.Thread(target=work, args=(20000,)) for _ in range(4)]\n\
+                  [t.start() for t in threads]\n[t.join() for t in threads]\nprint('threads', len(threads))\n";
+    heaplab()
+        .args(["exec", "--alloc", "segregated:kind=tlsf", "--reps", "1", "--quiet", "--out"])
+        .arg(out.path())
+        .args(["--name", "py", "--", "env", "PYTHONMALLOC=malloc", "/usr/bin/python3", "-S", "-c", script])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("threads 4"));
+    let rows = summary(&out.path().join("py"));
+    assert!(rows[0].allocs > 50_000, "{:?}", rows[0]);
+}
