@@ -20,7 +20,7 @@ pub fn digest(workload: &Workload) -> std::io::Result<Option<String>> {
         Workload::Bundled(name) => {
             Ok(heaplab_workloads::bundled::BUNDLED.iter().find(|(n, _, _)| n == name).map(|(_, _, bytes)| hex(bytes)))
         }
-        Workload::Synthetic(_) => Ok(None),
+        Workload::Synthetic(_) | Workload::Threaded(_) => Ok(None),
     }
 }
 

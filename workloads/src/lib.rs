@@ -24,6 +24,7 @@ mod idmap;
 pub mod info;
 mod op;
 pub mod synth;
+pub mod threaded;
 mod validate;
 mod workload;
 

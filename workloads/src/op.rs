@@ -88,6 +88,16 @@ impl Op {
         }
     }
 
+    /// The same operation on block `id`.
+    #[inline]
+    pub fn with_id(self, id: u32) -> Op {
+        match self {
+            Op::Alloc { size, align, .. } => Op::Alloc { id, size, align },
+            Op::Free { .. } => Op::Free { id },
+            Op::Realloc { size, .. } => Op::Realloc { id, size },
+        }
+    }
+
     /// The kind, for counting.
     #[inline]
     pub fn kind(&self) -> OpKind {

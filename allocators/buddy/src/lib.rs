@@ -190,6 +190,10 @@ impl AllocatorConfig for Config {
             _ => visitor.visit(self),
         }
     }
+
+    fn as_send<V: heaplab_core::concurrent::SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(self))
+    }
 }
 
 /// A configuration whose minimum block is `1 << SHIFT` bytes, known when
@@ -236,6 +240,10 @@ impl<const SHIFT: u32> AllocatorConfig for Fixed<SHIFT> {
 
     fn build_timed(&self, arena: Arena) -> Result<Self::Timed, BuildError> {
         Buddy::new(arena, self.0).map_err(|reason| self.build_error(reason))
+    }
+
+    fn as_send<V: heaplab_core::concurrent::SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(self))
     }
 }
 

@@ -29,3 +29,9 @@ heaplab_core::conformance_suite!(
     heaplab_core::conformance::factory(heaplab_buddy::Fixed::<12>::from(Config::pages())),
     twin: heaplab_buddy::Fixed::<12>::from(Config::pages())
 );
+
+// The concurrent part: the layers over the byte-level buddy system.
+heaplab_core::concurrent_suite!(
+    layers_bytes,
+    config: Config { min_block: 16, max_order: None, split: Split::Lower }
+);

@@ -182,4 +182,8 @@ impl AllocatorConfig for BumpConfig {
     fn build_timed(&self, arena: Arena) -> Result<Bump<false>, BuildError> {
         Ok(Bump::new(arena))
     }
+
+    fn as_send<V: crate::concurrent::SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(self))
+    }
 }

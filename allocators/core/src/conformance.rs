@@ -1091,6 +1091,265 @@ pub fn expect(outcome: Outcome<Summary>) -> Summary {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The concurrent part
+
+/// A plan for [`concurrent_ops`].
+#[derive(Debug, Clone, Copy)]
+pub struct ConcurrentOps {
+    /// Threads calling at once.
+    pub threads: usize,
+    /// Operations per thread.
+    pub ops_per_thread: usize,
+    /// Arena size.
+    pub arena_bytes: usize,
+    /// Largest request.
+    pub max_size: usize,
+    /// Percent of a thread's frees that go to the exchange, to be freed by
+    /// another thread.
+    pub handoff_pct: u32,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl ConcurrentOps {
+    /// Four threads, 20,000 ops each, a third of frees handed to another
+    /// thread, sizes mostly small (the cached classes) with some large.
+    pub fn standard() -> ConcurrentOps {
+        ConcurrentOps {
+            threads: 4,
+            ops_per_thread: 20_000,
+            arena_bytes: 16 << 20,
+            max_size: 8 << 10,
+            handoff_pct: 35,
+            seed: 0x5448_5245,
+        }
+    }
+}
+
+/// A block handed between threads, with its pattern's tag.
+#[derive(Debug, Clone, Copy)]
+struct Handed {
+    ptr: NonNull<u8>,
+    layout: Layout,
+    tag: u64,
+}
+
+// SAFETY: a handed block belongs to whoever holds the record; the pointer
+// is only dereferenced by that thread.
+unsafe impl Send for Handed {}
+
+struct Shadow {
+    /// Live spans: start offset -> (end, tag).
+    spans: std::sync::Mutex<BTreeMap<usize, (usize, u64)>>,
+    /// Blocks waiting for another thread to free them.
+    exchange: std::sync::Mutex<Vec<Handed>>,
+    base: usize,
+    len: usize,
+    failure: std::sync::Mutex<Option<Failure>>,
+}
+
+impl Shadow {
+    fn fail(&self, check: Check, op_index: usize, message: String) -> Outcome {
+        let failure = Failure { check, op_index, message };
+        self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(failure.clone());
+        Err(failure)
+    }
+
+    fn admit(&self, ptr: NonNull<u8>, layout: Layout, tag: u64, op: usize) -> Outcome {
+        let address = ptr.as_ptr() as usize;
+        if !address.is_multiple_of(layout.align()) {
+            return self.fail(Check::Alignment, op, format!("{layout:?} got {address:#x}"));
+        }
+        let Some(offset) = address.checked_sub(self.base).filter(|o| o + layout.size() <= self.len) else {
+            return self.fail(Check::Bounds, op, format!("{layout:?} got {address:#x}, outside the arena"));
+        };
+        let end = offset + layout.size().max(1);
+        let mut spans = self.spans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((&start, &(other_end, _))) = spans.range(..end).next_back()
+            && other_end > offset
+        {
+            drop(spans);
+            return self.fail(
+                Check::Overlap,
+                op,
+                format!("{offset}..{end} overlaps live block {start}..{other_end}, maybe another thread's"),
+            );
+        }
+        spans.insert(offset, (end, tag));
+        drop(spans);
+        for i in 0..layout.size() {
+            // SAFETY: the block is ours, `layout.size()` bytes long.
+            unsafe { ptr.as_ptr().add(i).write(pattern_byte(tag, i)) };
+        }
+        Ok(())
+    }
+
+    fn release(&self, block: Handed, op: usize) -> Outcome {
+        for i in 0..block.layout.size() {
+            // SAFETY: the block is live and ours.
+            let byte = unsafe { block.ptr.as_ptr().add(i).read() };
+            if byte != pattern_byte(block.tag, i) {
+                return self.fail(Check::Payload, op, format!("byte {i} of a {:?} block changed", block.layout));
+            }
+        }
+        let offset = block.ptr.as_ptr() as usize - self.base;
+        self.spans.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&offset);
+        Ok(())
+    }
+}
+
+/// Many threads at once on a layer: random allocs and frees, a share of the
+/// frees made by another thread than the one that allocated (through an
+/// exchange), every block checked for alignment, bounds, overlap with any
+/// thread's live block and payload integrity against a shadow oracle.
+/// Afterwards every block is freed, every thread retired, the caches
+/// flushed, and the allocator beneath must be back as it was built: a lost
+/// remote free, a block cached twice or a leak fails here.
+pub fn concurrent_ops<L: crate::concurrent::Layer>(
+    make: impl Fn(Arena, usize) -> L,
+    plan: &ConcurrentOps,
+) -> Outcome<Summary>
+where
+    L::Inner: Allocator,
+{
+    let mut layer = make(Arena::new(plan.arena_bytes).expect("arena"), plan.threads);
+    let (initial_stats, initial_free) = {
+        let inner = layer.inner_mut();
+        let mut extents = Vec::new();
+        inner.for_each_free(&mut |o, l| extents.push((o, l)));
+        extents.sort_unstable();
+        (inner.stats(), extents)
+    };
+    let (base, len) = {
+        let arena = layer.inner_mut().arena();
+        (arena.base().as_ptr() as usize, arena.len())
+    };
+    let shadow =
+        Shadow { spans: Default::default(), exchange: Default::default(), base, len, failure: Default::default() };
+    let totals = std::sync::Mutex::new(Summary { bounded: true, ..Summary::default() });
+    std::thread::scope(|scope| {
+        for thread in 0..plan.threads {
+            let (layer, shadow, totals) = (&layer, &shadow, &totals);
+            scope.spawn(move || -> Outcome {
+                let mut local = layer.local(thread);
+                let mut rng = ChaCha8Rng::seed_from_u64(plan.seed ^ (thread as u64 * 0x9e37));
+                let mut mine: Vec<Handed> = Vec::new();
+                let mut summary = Summary::default();
+                let mut tag = (thread as u64) << 40;
+                let result = (|| -> Outcome {
+                    for op in 0..plan.ops_per_thread {
+                        if shadow.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
+                            return Ok(());
+                        }
+                        summary.ops += 1;
+                        let roll = rng.random_range(0..100);
+                        if mine.is_empty() || roll < 50 {
+                            let size = random_size(&mut rng, plan.max_size);
+                            let align = if rng.random_bool(0.9) { 16 } else { 1 << rng.random_range(0..=8) };
+                            let layout = Layout::from_size_align(size, align).expect("valid");
+                            match layer.alloc(&mut local, layout) {
+                                Ok(ptr) => {
+                                    tag += 1;
+                                    shadow.admit(ptr, layout, tag, op)?;
+                                    mine.push(Handed { ptr, layout, tag });
+                                    summary.allocs += 1;
+                                }
+                                Err(_) => summary.failed_allocs += 1,
+                            }
+                        } else if roll < 50 + plan.handoff_pct {
+                            let index = rng.random_range(0..mine.len());
+                            let block = mine.swap_remove(index);
+                            shadow.exchange.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(block);
+                        } else {
+                            // Free a block of another thread's if one waits, else one of ours.
+                            let handed =
+                                shadow.exchange.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+                            let block = match handed {
+                                Some(block) => block,
+                                None => mine.swap_remove(rng.random_range(0..mine.len())),
+                            };
+                            shadow.release(block, op)?;
+                            // SAFETY: the block is live in this layer with this
+                            // layout and was removed from every list.
+                            unsafe { layer.free(&mut local, block.ptr, block.layout) };
+                            summary.frees += 1;
+                        }
+                        summary.peak_live_blocks = summary.peak_live_blocks.max(mine.len());
+                    }
+                    for block in mine.drain(..) {
+                        shadow.release(block, plan.ops_per_thread)?;
+                        // SAFETY: as above.
+                        unsafe { layer.free(&mut local, block.ptr, block.layout) };
+                        summary.frees += 1;
+                    }
+                    Ok(())
+                })();
+                layer.retire(local);
+                let mut totals = totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                totals.ops += summary.ops;
+                totals.allocs += summary.allocs;
+                totals.failed_allocs += summary.failed_allocs;
+                totals.frees += summary.frees;
+                totals.peak_live_blocks = totals.peak_live_blocks.max(summary.peak_live_blocks);
+                result
+            });
+        }
+    });
+    if let Some(failure) = shadow.failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        return Err(failure);
+    }
+    let mut summary = totals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // What the exchange still holds, freed by a fresh thread 0.
+    let left = shadow.exchange.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut local = layer.local(0);
+    for block in left {
+        let offset = block.ptr.as_ptr() as usize - base;
+        shadow.spans.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&offset);
+        // SAFETY: live, this layout, held by nobody else.
+        unsafe { layer.free(&mut local, block.ptr, block.layout) };
+        summary.frees += 1;
+    }
+    layer.retire(local);
+    let fail = |check, message: String| Err(Failure { check, op_index: summary.ops, message });
+    layer.flush(&mut []);
+    let inner = layer.inner_mut();
+    inner.trim();
+    if let Err(violation) = inner.check() {
+        return fail(Check::Invariant, violation.to_string());
+    }
+    let stats = inner.stats();
+    if (stats.live_blocks, stats.free_bytes, stats.free_blocks)
+        != (initial_stats.live_blocks, initial_stats.free_bytes, initial_stats.free_blocks)
+    {
+        return fail(
+            Check::Recovery,
+            format!(
+                "after every thread freed everything the heap beneath has {} live blocks and {} free bytes in {} blocks; built, it had {}, {} in {}",
+                stats.live_blocks,
+                stats.free_bytes,
+                stats.free_blocks,
+                initial_stats.live_blocks,
+                initial_stats.free_bytes,
+                initial_stats.free_blocks
+            ),
+        );
+    }
+    let mut extents = Vec::new();
+    inner.for_each_free(&mut |o, l| extents.push((o, l)));
+    extents.sort_unstable();
+    if extents != initial_free {
+        return fail(
+            Check::Recovery,
+            format!("free space {} differs from the fresh heap's {}", abbreviate(&extents), abbreviate(&initial_free)),
+        );
+    }
+    if summary.allocs < plan.threads * plan.ops_per_thread / 4 {
+        return fail(Check::Stats, format!("too few allocations succeeded to test anything: {summary:?}"));
+    }
+    Ok(summary)
+}
+
 /// Instantiate the whole conformance suite for one allocator configuration.
 ///
 /// ```
@@ -1163,6 +1422,77 @@ macro_rules! conformance_suite {
             #[test]
             fn free_orders() {
                 suite::expect(suite::free_orders($factory));
+            }
+        }
+    };
+}
+
+/// Build `kind` over `config`'s measured allocator: a factory for
+/// [`concurrent_ops`].
+pub fn layer_factory<C: AllocatorConfig>(
+    kind: crate::concurrent::LayerKind,
+    config: C,
+) -> impl Fn(Arena, usize) -> crate::concurrent::AnyLayer<C::Allocator>
+where
+    C::Allocator: Send,
+{
+    move |arena, threads| {
+        kind.build(config.build(arena).expect("the configuration builds"), threads).expect("the layer builds")
+    }
+}
+
+/// The concurrent part of the suite for one configuration: each layer
+/// (`locked`, `cached` with default and with tiny magazines, so that the
+/// depot and the bounds are exercised) over it, on 2 and 4 threads, and the
+/// single-threaded suite on each layered configuration.
+#[macro_export]
+macro_rules! concurrent_suite {
+    ($name:ident, config: $config:expr) => {
+        #[cfg(test)]
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::concurrent::{CacheParams, LayerKind, Layered};
+            use $crate::conformance as suite;
+
+            fn layers() -> [LayerKind; 3] {
+                [
+                    LayerKind::Locked,
+                    LayerKind::Cached(CacheParams::default()),
+                    LayerKind::Cached(CacheParams { magazine: 3, depot: 1, max_size: 256 }),
+                ]
+            }
+
+            #[test]
+            fn many_threads() {
+                for kind in layers() {
+                    for threads in [2, 4] {
+                        let plan = suite::ConcurrentOps { threads, ..suite::ConcurrentOps::standard() };
+                        let result = suite::concurrent_ops(suite::layer_factory(kind, $config), &plan);
+                        if let Err(failure) = result {
+                            panic!("{} on {threads} threads: {failure}", kind.spec());
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn each_layer_single_threaded() {
+                for kind in layers() {
+                    let config = Layered { kind, inner: $config };
+                    let plan = suite::RandomOps { ops: 20_000, ..suite::RandomOps::long() };
+                    for result in [
+                        suite::random_ops(suite::factory(config.clone()), &plan),
+                        suite::random_ops(suite::factory(config.clone()), &suite::RandomOps::cramped()),
+                        suite::exhaustion(suite::factory(config.clone())),
+                        suite::realloc_chains(suite::factory(config.clone())),
+                        suite::timed_twin(config.clone(), &plan),
+                    ] {
+                        if let Err(failure) = result {
+                            panic!("{}: {failure}", $crate::AllocatorConfig::spec(&config));
+                        }
+                    }
+                }
             }
         }
     };

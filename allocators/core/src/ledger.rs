@@ -230,6 +230,7 @@ impl<const ON: bool> Ledger<ON> {
             free_blocks: self.free_blocks,
             side_metadata_bytes,
             footprint_bytes: self.footprint_bytes,
+            cached_bytes: 0,
             counters: Counters {
                 blocks_inspected: counter(kept.blocks_inspected, self.blocks_inspected),
                 splits: counter(kept.splits, self.splits),

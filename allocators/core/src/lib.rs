@@ -74,6 +74,7 @@
 
 mod arena;
 pub mod bump;
+pub mod concurrent;
 mod error;
 pub mod ledger;
 pub mod spec;
@@ -256,6 +257,11 @@ pub trait Allocator {
     /// Give back memory held for reuse (cached empty slabs and the like), as
     /// `kmem_cache_shrink` does. The default has nothing to give back.
     fn trim(&mut self) {}
+
+    /// The calls that follow run as thread `thread` of an interleaved
+    /// multithreaded replay (see [`concurrent::Interleaved`]). Allocators
+    /// without per-thread state ignore it, as the default does.
+    fn set_thread(&mut self, _thread: usize) {}
 }
 
 /// A table an allocator keeps outside its arena (bitmaps, list heads, page

@@ -269,6 +269,35 @@ pub trait AllocatorConfig: Sized + Clone + fmt::Debug + Send + Sync + 'static {
     /// Set the timed build up on `arena`.
     fn build_timed(&self, arena: Arena) -> Result<Self::Timed, BuildError>;
 
+    /// Set the allocator up on `arena` for a replay of `threads` threads
+    /// interleaved on one (the metrics pass of a multithreaded workload).
+    /// The default ignores the threads: an allocator without per-thread
+    /// state replays an interleaving as any other trace.
+    fn build_threads(&self, arena: Arena, _threads: usize) -> Result<Self::Allocator, BuildError> {
+        self.build(arena)
+    }
+
+    /// Run `visitor` with this configuration's thread-safe build; `None`
+    /// for a configuration that is not thread-safe (layer it: `locked/SPEC`).
+    fn visit_shared<V: crate::concurrent::SharedVisitor>(&self, _visitor: V) -> Option<V::Output> {
+        None
+    }
+
+    /// Run `visitor` with the configuration [`AllocatorConfig::accept`]
+    /// visits, if its allocators may move between threads, so that a layer
+    /// can make them thread-safe; `None` if they may not (an allocator with
+    /// memory of its own, bound to a thread).
+    fn accept_send<V: crate::concurrent::SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+        self.accept(crate::concurrent::SendBridge(visitor))
+    }
+
+    /// Run `visitor` with exactly this configuration if its allocators may
+    /// move between threads. Configuration types whose allocators are
+    /// `Send` override it with `Some(visitor.visit(self))`.
+    fn as_send<V: crate::concurrent::SendVisitor>(&self, _visitor: V) -> Option<V::Output> {
+        None
+    }
+
     /// Run `visitor` with this configuration. A family whose members are
     /// different types (the peers) overrides it to visit the member's own
     /// configuration, so that each is run as its own type.

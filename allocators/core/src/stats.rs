@@ -36,6 +36,10 @@ pub struct HeapStats {
     /// High-water mark of the arena offsets ever occupied by a granted block
     /// or by metadata that grows with use (H): a brk-style footprint, monotone.
     pub footprint_bytes: usize,
+    /// Bytes in blocks a thread-caching layer holds for reuse (size-class
+    /// bytes): neither live nor free in the allocator beneath, so outside
+    /// `granted + metadata + free`. Zero without such a layer.
+    pub cached_bytes: usize,
     /// Counters that explain an allocator's speed, where it keeps them.
     pub counters: Counters,
 }

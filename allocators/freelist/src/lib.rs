@@ -178,6 +178,10 @@ impl AllocatorConfig for Config {
     fn build_timed(&self, arena: Arena) -> Result<FreeList<false>, BuildError> {
         FreeList::new(arena, *self).map_err(|reason| self.build_error(reason))
     }
+
+    fn as_send<V: heaplab_core::concurrent::SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(self))
+    }
 }
 
 /// The one free list, with its order and the next-fit rover: the part of

@@ -20,3 +20,7 @@ suite!(best_address, Best, Address);
 suite!(worst_lifo, Worst, Lifo);
 suite!(worst_fifo, Worst, Fifo);
 suite!(worst_address, Worst, Address);
+
+// The concurrent part: the layers over two of the fits.
+heaplab_core::concurrent_suite!(layers_first_address, config: Config { fit: Fit::First, order: Order::Address });
+heaplab_core::concurrent_suite!(layers_best_lifo, config: Config { fit: Fit::Best, order: Order::Lifo });

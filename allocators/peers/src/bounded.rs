@@ -45,6 +45,8 @@ pub struct Talc<const C: bool = true> {
 }
 
 impl<const C: bool> Adapter for Talc<C> {
+    crate::layerable!();
+
     type Timed = Talc<false>;
     const NAME: &'static str = "talc";
     const ABOUT: &'static str = "talc 5.1: binned free lists with a bitmap, boundary tags, 32-byte chunks";
@@ -188,6 +190,8 @@ pub struct Rlsf<const C: bool = true> {
 }
 
 impl<const C: bool> Adapter for Rlsf<C> {
+    crate::layerable!();
+
     type Timed = Rlsf<false>;
     const NAME: &'static str = "rlsf";
     const ABOUT: &'static str = "rlsf 0.2: two-level segregated fit (TLSF), O(1) good fit, boundary tags";
@@ -335,6 +339,8 @@ impl<const C: bool> BuddySystem<C> {
 }
 
 impl<const C: bool> Adapter for BuddySystem<C> {
+    crate::layerable!();
+
     type Timed = BuddySystem<false>;
     const NAME: &'static str = "buddy-system";
     const ABOUT: &'static str = "buddy_system_allocator 0.13: binary buddy, linked free lists per order";
@@ -432,6 +438,8 @@ impl<const C: bool> LinkedList<C> {
 }
 
 impl<const C: bool> Adapter for LinkedList<C> {
+    crate::layerable!();
+
     type Timed = LinkedList<false>;
     const NAME: &'static str = "linked-list";
     const ABOUT: &'static str = "linked_list_allocator 0.10: first fit, address-ordered holes, coalescing";
@@ -577,6 +585,8 @@ macro_rules! debug_without_core {
 debug_without_core!(LinkedList, Dlmalloc, BuddySlab);
 
 impl<const C: bool> Adapter for Dlmalloc<C> {
+    crate::layerable!();
+
     type Timed = Dlmalloc<false>;
     const NAME: &'static str = "dlmalloc";
     const ABOUT: &'static str = "dlmalloc 0.2 (Doug Lea's malloc 2.8): exact small bins, tree bins, boundary tags";
@@ -723,6 +733,8 @@ impl<const C: bool> BuddySlab<C> {
 }
 
 impl<const C: bool> Adapter for BuddySlab<C> {
+    crate::layerable!();
+
     type Timed = BuddySlab<false>;
     const NAME: &'static str = "buddy-slab";
     const ABOUT: &'static str = "buddy-slab-allocator 0.6: page buddy with slab caches of 8 B to 2 KiB (ArceOS)";

@@ -59,6 +59,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
+use heaplab_core::concurrent::{SendVisitor, SharedVisitor};
 use heaplab_core::{
     AllocError, Allocator, AllocatorConfig, Arena, BuildError, Detail, FreeShape, HeapStats, InvariantViolation,
     Reports, SetupError, Spec, SpecError, Visitor, Waste,
@@ -74,7 +75,30 @@ pub trait Adapter: Allocator + Sized + 'static {
     type Timed: Adapter;
     /// Set the allocator up on `arena`.
     fn build(arena: Arena) -> Result<Self, SetupError>;
+
+    /// Visit [`Only<Self>`] as a configuration a layer can go over; `None`
+    /// (the default) for adapters bound to a thread or with memory of their
+    /// own. Bounded peers in the arena override it.
+    fn as_send<V: SendVisitor>(_visitor: V) -> Option<V::Output> {
+        None
+    }
+
+    /// Visit the peer's own thread-safe path; `None` (the default) for
+    /// peers without one (the bounded peers: layer them, `locked/peer:talc`).
+    fn visit_shared<V: SharedVisitor>(_visitor: V) -> Option<V::Output> {
+        None
+    }
 }
+
+/// The [`Adapter::as_send`] of a bounded peer.
+macro_rules! layerable {
+    () => {
+        fn as_send<V: heaplab_core::concurrent::SendVisitor>(visitor: V) -> Option<V::Output> {
+            Some(visitor.visit(&crate::Only::<Self>::new()))
+        }
+    };
+}
+pub(crate) use layerable;
 
 /// The configuration of one peer as its own type, so that the harness
 /// compiles its replay loop for that peer alone.
@@ -139,6 +163,14 @@ impl<P: Adapter> AllocatorConfig for Only<P> {
 
     fn build_timed(&self, arena: Arena) -> Result<P::Timed, BuildError> {
         P::Timed::build(arena).map_err(|reason| self.build_error(reason))
+    }
+
+    fn as_send<V: SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+        P::as_send(visitor)
+    }
+
+    fn visit_shared<V: SharedVisitor>(&self, visitor: V) -> Option<V::Output> {
+        P::visit_shared(visitor)
     }
 }
 

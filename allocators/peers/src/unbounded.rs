@@ -59,6 +59,10 @@ pub struct Glibc<const C: bool = true> {
 }
 
 impl<const C: bool> Adapter for Glibc<C> {
+    fn visit_shared<V: heaplab_core::concurrent::SharedVisitor>(visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(&shared::Build { library: shared::Library::Glibc, spec: "peer:glibc" }))
+    }
+
     type Timed = Glibc<false>;
     const NAME: &'static str = "glibc";
     const ABOUT: &'static str = "the system allocator (glibc malloc), unbounded: throughput and latency only";
@@ -161,6 +165,10 @@ pub struct Mimalloc<const C: bool = true> {
 
 #[cfg(feature = "c-refs")]
 impl<const C: bool> Adapter for Mimalloc<C> {
+    fn visit_shared<V: heaplab_core::concurrent::SharedVisitor>(visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(&shared::Build { library: shared::Library::Mimalloc, spec: "peer:mimalloc" }))
+    }
+
     type Timed = Mimalloc<false>;
     const NAME: &'static str = "mimalloc";
     const ABOUT: &'static str = "mimalloc 3 on a private heap, unbounded: throughput and latency only";
@@ -270,6 +278,10 @@ impl<const C: bool> Jemalloc<C> {
 
 #[cfg(feature = "c-refs")]
 impl<const C: bool> Adapter for Jemalloc<C> {
+    fn visit_shared<V: heaplab_core::concurrent::SharedVisitor>(visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(&shared::Build { library: shared::Library::Jemalloc, spec: "peer:jemalloc" }))
+    }
+
     type Timed = Jemalloc<false>;
     const NAME: &'static str = "jemalloc";
     const ABOUT: &'static str = "jemalloc 5.3 with its thread cache, unbounded: throughput and latency only";
@@ -366,5 +378,139 @@ fn set_no_timed_purge() -> Result<(), SetupError> {
     match unsafe { tikv_jemalloc_ctl::raw::read::<isize>(b"arenas.dirty_decay_ms\0") } {
         Ok(-1) => Ok(()),
         other => Err(SetupError::Peer(format!("jemalloc's dirty decay is {other:?} after setting it to -1"))),
+    }
+}
+
+/// The unbounded references on their own thread-safe paths, for replays on
+/// several threads: glibc's `malloc` (per-thread arenas and tcache),
+/// mimalloc's default heaps (`mi_malloc_aligned`, one heap per thread, not
+/// the private heap of the single-threaded adapter), and jemalloc's
+/// `mallocx` (thread caches and arenas). Each thread's state is the
+/// library's own thread-local storage, so `Local` is `()`.
+pub mod shared {
+    use std::alloc::Layout;
+    use std::ptr::NonNull;
+
+    use heaplab_core::concurrent::{SharedAllocator, SharedBuild};
+    use heaplab_core::{AllocError, Arena, BuildError, SetupError};
+
+    use super::MALLOC_ALIGN;
+
+    /// Which library.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Library {
+        /// glibc malloc.
+        Glibc,
+        /// mimalloc's default heaps.
+        #[cfg(feature = "c-refs")]
+        Mimalloc,
+        /// jemalloc.
+        #[cfg(feature = "c-refs")]
+        Jemalloc,
+    }
+
+    /// A thread-safe build of one library.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Build {
+        /// The library.
+        pub library: Library,
+        /// Its spec, `peer:NAME`.
+        pub spec: &'static str,
+    }
+
+    /// One type for the three libraries, chosen when built.
+    #[derive(Debug)]
+    pub struct SharedLibrary {
+        library: Library,
+        arena: Arena,
+    }
+
+    // SAFETY: the arena is only held to be given back; the libraries are
+    // thread-safe.
+    unsafe impl Sync for SharedLibrary {}
+
+    impl SharedBuild for Build {
+        type Shared = SharedLibrary;
+
+        fn shared_spec(&self) -> String {
+            self.spec.to_string()
+        }
+
+        fn build_shared(&self, arena: Arena, _threads: usize) -> Result<SharedLibrary, BuildError> {
+            #[cfg(feature = "c-refs")]
+            if self.library != Library::Glibc {
+                super::set_no_timed_purge()
+                    .map_err(|reason: SetupError| BuildError { spec: self.spec.to_string(), reason })?;
+            }
+            Ok(SharedLibrary { library: self.library, arena })
+        }
+    }
+
+    impl SharedAllocator for SharedLibrary {
+        type Local = ();
+
+        fn local(&self, _thread: usize) {}
+
+        #[inline]
+        fn alloc(&self, _local: &mut (), layout: Layout) -> Result<NonNull<u8>, AllocError> {
+            let ptr = match self.library {
+                Library::Glibc if layout.align() <= MALLOC_ALIGN => {
+                    // SAFETY: any size may be asked for; null means no memory.
+                    unsafe { libc::malloc(layout.size()) }
+                }
+                Library::Glibc => {
+                    let mut ptr = std::ptr::null_mut();
+                    // SAFETY: a power-of-two alignment, at least the pointer size.
+                    match unsafe { libc::posix_memalign(&mut ptr, layout.align(), layout.size()) } {
+                        0 => ptr,
+                        _ => std::ptr::null_mut(),
+                    }
+                }
+                #[cfg(feature = "c-refs")]
+                Library::Mimalloc => {
+                    // SAFETY: any size and power-of-two alignment may be asked for.
+                    unsafe { libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()) }
+                }
+                #[cfg(feature = "c-refs")]
+                Library::Jemalloc => {
+                    // SAFETY: a nonzero size and a power-of-two alignment flag.
+                    unsafe {
+                        tikv_jemalloc_sys::mallocx(
+                            layout.size().max(1),
+                            tikv_jemalloc_sys::MALLOCX_ALIGN(layout.align()),
+                        )
+                    }
+                }
+            };
+            NonNull::new(ptr.cast::<u8>()).ok_or(AllocError::OutOfMemory)
+        }
+
+        #[inline]
+        unsafe fn free(&self, _local: &mut (), ptr: NonNull<u8>, layout: Layout) {
+            match self.library {
+                // SAFETY: the caller guarantees `ptr` is live, from malloc or
+                // posix_memalign.
+                Library::Glibc => unsafe { libc::free(ptr.as_ptr().cast()) },
+                // SAFETY: live, from mi_malloc_aligned with this alignment.
+                #[cfg(feature = "c-refs")]
+                Library::Mimalloc => unsafe { libmimalloc_sys::mi_free(ptr.as_ptr().cast()) },
+                // SAFETY: live, with the size and flags it was allocated with.
+                #[cfg(feature = "c-refs")]
+                Library::Jemalloc => unsafe {
+                    tikv_jemalloc_sys::sdallocx(
+                        ptr.as_ptr().cast(),
+                        layout.size().max(1),
+                        tikv_jemalloc_sys::MALLOCX_ALIGN(layout.align()),
+                    )
+                },
+            }
+            let _ = layout;
+        }
+
+        fn retire(&self, _local: ()) {}
+
+        fn into_arena(self) -> Arena {
+            self.arena
+        }
     }
 }

@@ -13,6 +13,11 @@ heaplab_core::conformance_suite!(dlmalloc, config: Only::<Dlmalloc>::new());
 heaplab_core::conformance_suite!(buddy_slab, config: Only::<BuddySlab>::new());
 heaplab_core::conformance_suite!(glibc, config: Only::<Glibc>::new());
 
+// The concurrent part: bounded peers as they are used on threads, behind a
+// lock (and the caching layer over them).
+heaplab_core::concurrent_suite!(layers_rlsf, config: Only::<Rlsf>::new());
+heaplab_core::concurrent_suite!(layers_talc, config: Only::<Talc>::new());
+
 #[cfg(feature = "c-refs")]
 mod c_refs {
     use super::*;

@@ -191,6 +191,10 @@ impl AllocatorConfig for Config {
             Config::Simple { classes, page } => visitor.visit(&Variant::<SimpleKind>::new(*self, (classes, page))),
         }
     }
+
+    fn as_send<V: heaplab_core::concurrent::SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(self))
+    }
 }
 
 impl Config {
@@ -222,7 +226,7 @@ pub trait Kind: 'static {
     /// What the kind's allocator is built from.
     type Params: Copy + std::fmt::Debug + Send + Sync + 'static;
     /// The allocator, with or without its ledger.
-    type Allocator<const C: bool>: Allocator;
+    type Allocator<const C: bool>: Allocator + Send;
     /// Build it.
     fn build<const C: bool>(params: Self::Params, arena: Arena) -> Result<Self::Allocator<C>, SetupError>;
 }
@@ -318,6 +322,10 @@ impl<K: Kind> AllocatorConfig for Variant<K> {
 
     fn build_timed(&self, arena: Arena) -> Result<Self::Timed, BuildError> {
         K::build(self.params, arena).map_err(|reason| self.build_error(reason))
+    }
+
+    fn as_send<V: heaplab_core::concurrent::SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(self))
     }
 }
 

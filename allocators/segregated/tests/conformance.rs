@@ -13,3 +13,7 @@ heaplab_core::conformance_suite!(
     simple_pow2mid,
     config: Config::Simple { classes: Scheme::WithMidpoints, page: 4096 }
 );
+
+// The concurrent part: the layers over TLSF and dlmalloc-style fits.
+heaplab_core::concurrent_suite!(layers_tlsf_sl5, config: Config::Tlsf { sl_bits: 5 });
+heaplab_core::concurrent_suite!(layers_fits_dl, config: Config::Fits { classes: Scheme::Dlmalloc });

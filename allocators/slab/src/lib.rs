@@ -199,6 +199,10 @@ impl AllocatorConfig for Config {
     fn build_timed(&self, arena: Arena) -> Result<Slab<false>, BuildError> {
         Slab::new(arena, self.clone()).map_err(|reason| self.build_error(reason))
     }
+
+    fn as_send<V: heaplab_core::concurrent::SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+        Some(visitor.visit(self))
+    }
 }
 
 impl Config {

@@ -10,3 +10,6 @@ heaplab_core::conformance_suite!(
     config: Config { classes: Classes::List(vec![24, 40, 72, 136, 264, 1000, 3000]), ..Config::default() }
 );
 heaplab_core::conformance_suite!(keep_none, config: Config { keep: Some(0), min_objects: 4, ..Config::default() });
+
+// The concurrent part: the layers over buddy+slab.
+heaplab_core::concurrent_suite!(layers_kmalloc, config: Config::default());

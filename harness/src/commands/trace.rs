@@ -149,7 +149,7 @@ fn inform(args: &InfoArgs) -> anyhow::Result<()> {
                 let info = info::analyze(reader.by_ref(), &path.display().to_string())?;
                 (info, reader.skipped(), reader.meta().map(str::to_string))
             }
-            Workload::Synthetic(_) | Workload::Bundled(_) => {
+            Workload::Synthetic(_) | Workload::Bundled(_) | Workload::Threaded(_) => {
                 (info::analyze(workload.ops(args.seed)?, &workload.name())?, 0, None)
             }
         };
