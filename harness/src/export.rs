@@ -35,6 +35,11 @@ pub struct CellName<'a> {
     pub workload: &'a str,
     /// The seed, for synthetic workloads.
     pub seed: Option<u64>,
+    /// Threads the cell runs on.
+    pub threads: u32,
+    /// Frees of another thread's block, percent of frees (cells on the
+    /// threads pipeline).
+    pub remote_free_pct: Option<f64>,
     /// Arena size.
     pub arena_bytes: u64,
     /// Ops by kind in the workload.
@@ -127,6 +132,7 @@ impl MetricsRows {
             allocator: cell.allocator.to_string(),
             workload: cell.workload.to_string(),
             seed: cell.seed,
+            threads: cell.threads,
             arena_bytes: cell.arena_bytes,
             ops: m.ops,
             allocs: cell.counts.alloc,
@@ -160,10 +166,13 @@ impl MetricsRows {
             blocks_inspected: counters.blocks_inspected,
             splits: counters.splits,
             coalesces: counters.coalesces,
+            remote_free_pct: cell.remote_free_pct,
+            peak_cached_bytes: m.cache_bound_bytes.map(|_| m.peak_cached_bytes),
+            cache_bound_bytes: m.cache_bound_bytes,
             metrics_pass_seconds: metrics_seconds,
             ..SummaryRow::default()
         };
-        let (allocator, workload, seed) = (cell.allocator, cell.workload, cell.seed);
+        let (allocator, workload, seed, threads) = (cell.allocator, cell.workload, cell.seed, cell.threads);
         // Series the allocator cannot report are left out.
         let r = m.reports;
         let series = m
@@ -179,6 +188,7 @@ impl MetricsRows {
                     ("metadata_bytes", sample.metadata_bytes as f64, r.footprint),
                     ("internal_frag_pct", sample.internal_frag_pct, r.granted),
                     ("external_frag_pct", sample.external_frag_pct, r.free_space),
+                    ("cached_bytes", sample.cached_bytes as f64, m.cache_bound_bytes.is_some()),
                 ]
                 .into_iter()
                 .filter(|(_, _, reported)| *reported)
@@ -186,6 +196,7 @@ impl MetricsRows {
                     allocator: allocator.to_string(),
                     workload: workload.to_string(),
                     seed,
+                    threads,
                     op: sample.op,
                     metric: metric.to_string(),
                     value,
@@ -199,6 +210,7 @@ impl MetricsRows {
                 allocator: allocator.to_string(),
                 workload: workload.to_string(),
                 seed,
+                threads,
                 op: m.details_op,
                 table: d.table.to_string(),
                 row: d.row.clone(),
@@ -214,6 +226,7 @@ impl MetricsRows {
                     allocator: allocator.to_string(),
                     workload: workload.to_string(),
                     seed,
+                    threads,
                     frame,
                     op: f.op,
                     footprint_bytes: f.footprint_bytes,
@@ -268,13 +281,14 @@ impl CellResult {
     pub fn rows(&self) -> CellRows {
         let metrics = &self.metrics;
         let row = &metrics.summary;
-        let (allocator, workload, seed) = (&row.allocator, &row.workload, row.seed);
+        let (allocator, workload, seed, threads) = (&row.allocator, &row.workload, row.seed, row.threads);
         let latency = self.latency.iter().flat_map(|latency| {
             latency.kinds.iter().flat_map(move |(kind, (samples, spectrum))| {
                 spectrum.iter().map(move |&(percentile, latency_ns)| LatencyRow {
                     allocator: allocator.clone(),
                     workload: workload.clone(),
                     seed,
+                    threads,
                     kind,
                     percentile,
                     latency_ns,
@@ -288,6 +302,7 @@ impl CellResult {
                 allocator: allocator.clone(),
                 workload: workload.clone(),
                 seed,
+                threads,
                 rep: rep as u64,
                 process: throughput.processes.get(rep).copied().unwrap_or(0) as u64,
                 seconds,
@@ -316,6 +331,8 @@ mod tests {
             allocator: "bump",
             workload: "ramp",
             seed: Some(1),
+            threads: 1,
+            remote_free_pct: None,
             arena_bytes: 4096,
             counts: PerKind { alloc: 3, free: 3, realloc: 0 },
         };

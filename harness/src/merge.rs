@@ -93,7 +93,7 @@ pub struct Merged {
     pub cells: Vec<CellRows>,
 }
 
-type Key = (String, String, Option<u64>);
+type Key = (String, String, Option<u64>, u32);
 
 /// The settings as JSON without the shard, for comparing.
 fn unsharded(settings: &RunSettings) -> serde_json::Value {
@@ -181,12 +181,19 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, MergeError> {
     let plan = RunPlan::new(whole.clone()).map_err(|e| MergeError::Read(format!("{}: {e}", shown(first_dir))))?;
     let allocators = &whole.allocators;
     let groups = plan.groups(count);
+    let thread_counts = plan.thread_counts();
+    let keys_of = |workload: &String, seed: Option<u64>| -> Vec<Key> {
+        thread_counts
+            .iter()
+            .flat_map(|&threads| allocators.iter().map(move |a| (a.clone(), workload.clone(), seed, threads)))
+            .collect()
+    };
     let mut rows: HashMap<Key, CellRows> = HashMap::new();
     for (dir, results, shard) in shards {
         let cells_error = |what: String| MergeError::Cells { dir: shown(&dir), shard: shard.to_string(), what };
         let mut expected: Vec<Key> = Vec::new();
         for ((workload, seed), _) in groups.iter().filter(|(_, k)| *k == shard.index) {
-            expected.extend(allocators.iter().map(|a| (a.clone(), workload.clone(), *seed)));
+            expected.extend(keys_of(workload, *seed));
         }
         let host = results.meta.hostname.clone();
         let mut held = cell_rows(results);
@@ -214,7 +221,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, MergeError> {
     }
     let cells: Vec<CellRows> = groups
         .iter()
-        .flat_map(|((workload, seed), _)| allocators.iter().map(move |a| (a.clone(), workload.clone(), *seed)))
+        .flat_map(|((workload, seed), _)| keys_of(workload, *seed))
         .map(|key| rows.remove(&key).expect("every cell was checked to be in one shard"))
         .collect();
 
@@ -237,7 +244,7 @@ fn seed_text(seed: Option<u64>) -> String {
 fn cell_rows(results: Results) -> HashMap<Key, CellRows> {
     let mut cells: HashMap<Key, CellRows> = HashMap::new();
     for summary in results.summary {
-        let key = (summary.allocator.clone(), summary.workload.clone(), summary.seed);
+        let key = (summary.allocator.clone(), summary.workload.clone(), summary.seed, summary.threads);
         cells.insert(
             key,
             CellRows {
@@ -253,7 +260,8 @@ fn cell_rows(results: Results) -> HashMap<Key, CellRows> {
     macro_rules! distribute {
         ($rows:expr, $field:ident) => {
             for row in $rows {
-                if let Some(cell) = cells.get_mut(&(row.allocator.clone(), row.workload.clone(), row.seed)) {
+                if let Some(cell) = cells.get_mut(&(row.allocator.clone(), row.workload.clone(), row.seed, row.threads))
+                {
                     cell.$field.push(row);
                 }
             }

@@ -47,6 +47,8 @@ pub struct Sample {
     pub internal_frag_pct: f64,
     /// 1 − L/F, percent.
     pub external_frag_pct: f64,
+    /// Bytes held in thread caches (a caching layer's; 0 otherwise).
+    pub cached_bytes: u64,
 }
 
 /// The figures of one metrics pass.
@@ -106,6 +108,10 @@ pub struct Metrics {
     pub jw4_pct: f64,
     /// max R / max H, percent.
     pub utilization_pct: f64,
+    /// Most bytes in a caching layer's caches after any op.
+    pub peak_cached_bytes: u64,
+    /// The bound its parameters put on them; `None` without such a layer.
+    pub cache_bound_bytes: Option<u64>,
     /// The allocator's counters at the end, and its side metadata.
     pub final_stats: HeapStats,
     /// The time series.
@@ -151,6 +157,8 @@ impl Default for Metrics {
             jw3_pct: 0.0,
             jw4_pct: 0.0,
             utilization_pct: 0.0,
+            peak_cached_bytes: 0,
+            cache_bound_bytes: None,
             final_stats: HeapStats::default(),
             samples: Vec::new(),
             details: Vec::new(),
@@ -223,6 +231,8 @@ pub struct MetricsProbe {
     /// R at the sample where details were last taken.
     details_requested: Option<u64>,
     heapmap: Option<HeapMapRecorder>,
+    /// The thread of each step, in an interleaved replay.
+    threads: Option<Vec<u16>>,
     internal_sum: f64,
     internal_count: u64,
     jw1_sum: f64,
@@ -254,6 +264,7 @@ impl MetricsProbe {
             allocated_now: false,
             details_requested: None,
             heapmap,
+            threads: None,
             internal_sum: 0.0,
             internal_count: 0,
             jw1_sum: 0.0,
@@ -266,6 +277,18 @@ impl MetricsProbe {
     /// Record what the allocator can report: the probe asks for nothing else.
     pub fn set_reports(&mut self, reports: Reports) {
         self.metrics.reports = reports;
+    }
+
+    /// Step `i` runs as thread `threads[i]` (an interleaved multithreaded
+    /// replay).
+    pub fn set_threads(&mut self, threads: Vec<u16>) {
+        self.threads = Some(threads);
+    }
+
+    /// The allocator caches blocks per thread, within `bound` bytes: read
+    /// its cached bytes after every op.
+    pub fn set_cache_bound(&mut self, bound: u64) {
+        self.metrics.cache_bound_bytes = Some(bound);
     }
 
     /// The figures, once the replay is done; `final_stats` are the
@@ -307,6 +330,10 @@ fn fraction_pct(part: u64, whole: u64) -> f64 {
 
 impl<A: Allocator> Probe<A> for MetricsProbe {
     type Error = VerifyError;
+
+    fn thread(&mut self, index: usize) -> Option<u16> {
+        self.threads.as_ref().map(|threads| threads[index])
+    }
 
     fn allocated(&mut self, allocator: &A, ptr: NonNull<u8>, layout: Layout) {
         let waste = allocator.waste(ptr, layout);
@@ -369,7 +396,9 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
             self.metadata = stats.metadata_bytes as u64;
         }
         let (r, g, h) = (self.requested, self.granted, self.footprint);
+        let cached = if self.metrics.cache_bound_bytes.is_some() { allocator.stats().cached_bytes as u64 } else { 0 };
         let m = &mut self.metrics;
+        m.peak_cached_bytes = m.peak_cached_bytes.max(cached);
         if r > m.peak_requested_bytes {
             m.peak_requested_bytes = r;
             m.peak_requested_op = Some(index as u64);
@@ -425,6 +454,7 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
                 metadata_bytes: self.metadata,
                 internal_frag_pct: fraction_pct(g - r, g),
                 external_frag_pct: external,
+                cached_bytes: cached,
             });
         }
         if self.verify

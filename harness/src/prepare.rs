@@ -64,6 +64,92 @@ pub struct Prepared {
     /// Peak requested bytes if every allocation succeeds (what `heaplab
     /// trace info` reports).
     pub peak_requested_bytes: u64,
+    /// For a cell on threads: which thread runs each step, and each
+    /// thread's own steps.
+    pub threaded: Option<Threaded>,
+}
+
+/// The threads of a prepared workload: `steps` is their seeded
+/// interleaving (the deterministic pass replays it), and each thread's
+/// steps keep their order in it, with the same slots.
+#[derive(Debug, Clone)]
+pub struct Threaded {
+    /// Threads.
+    pub threads: u32,
+    /// The thread of each of the interleaving's steps.
+    pub thread_of: Vec<u16>,
+    /// Each thread's steps, in its order.
+    pub programs: Vec<Vec<Step>>,
+    /// Frees of a block another thread allocated (or last reallocated).
+    pub remote_frees: u64,
+    /// Frees in all.
+    pub frees: u64,
+    /// Times each byte of a new block is written by its thread (the cache
+    /// benchmarks' work loop).
+    pub writes_per_alloc: u32,
+}
+
+impl Threaded {
+    /// Remote frees, percent of frees.
+    pub fn remote_free_pct(&self) -> f64 {
+        if self.frees == 0 { 0.0 } else { 100.0 * self.remote_frees as f64 / self.frees as f64 }
+    }
+}
+
+/// Prepare a workload on `threads` threads: its programs (a multithreaded
+/// workload's, or one copy per thread of any other), their interleaving for
+/// `seed`, and each thread's steps.
+pub fn prepare_threaded(
+    workload: &heaplab_workloads::Workload,
+    seed: u64,
+    threads: u32,
+    default_align: u64,
+) -> Result<Prepared, TraceError> {
+    let name = workload.name();
+    let programs = workload.programs(seed, threads as usize)?;
+    let order = heaplab_workloads::threaded::interleave(&programs.threads, seed)
+        .map_err(|message| TraceError::Workload { workload: name.clone(), message })?;
+    let mut prepared = prepare(order.iter().map(|s| Ok(s.op)), &name, default_align)?;
+    let thread_of: Vec<u16> = order.iter().map(|s| s.thread).collect();
+    let mut owner: Vec<u16> = vec![0; prepared.slots];
+    let mut split: Vec<Vec<Step>> = vec![Vec::new(); threads.max(1) as usize];
+    let (mut remote_frees, mut frees) = (0, 0);
+    let mut reallocated = vec![false; prepared.slots];
+    for (index, (step, &thread)) in prepared.steps.iter().zip(&thread_of).enumerate() {
+        if let Step::Free { slot } | Step::Realloc { slot, .. } = *step
+            && owner[slot as usize] != thread
+            && (reallocated[slot as usize] || matches!(step, Step::Realloc { .. }))
+        {
+            return Err(TraceError::Workload {
+                workload: name,
+                message: format!(
+                    "op {index}: a block reallocated on one thread is freed or reallocated on another; replay on threads keeps a reallocated block on its thread"
+                ),
+            });
+        }
+        if let Step::Realloc { slot, .. } = *step {
+            reallocated[slot as usize] = true;
+        }
+        match *step {
+            Step::Alloc { slot, .. } | Step::AllocImpossible { slot, .. } => owner[slot as usize] = thread,
+            Step::Free { slot } => {
+                frees += 1;
+                remote_frees += u64::from(owner[slot as usize] != thread);
+            }
+            // A realloc makes the block this thread's.
+            Step::Realloc { slot, .. } => owner[slot as usize] = thread,
+        }
+        split[thread as usize].push(*step);
+    }
+    prepared.threaded = Some(Threaded {
+        threads,
+        thread_of,
+        programs: split,
+        remote_frees,
+        frees,
+        writes_per_alloc: programs.writes_per_alloc,
+    });
+    Ok(prepared)
 }
 
 /// Validate and convert `ops`; `default_align` stands in for unspecified
@@ -123,7 +209,7 @@ pub fn prepare(
         peak = peak.max(live);
         steps.push(step);
     }
-    Ok(Prepared { steps, slots: sizes.len(), counts, peak_requested_bytes: peak })
+    Ok(Prepared { steps, slots: sizes.len(), counts, peak_requested_bytes: peak, threaded: None })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! its [`AllocatorConfig`] supplies parsing, listing, description and building.
 
 pub use heaplab_core::Visitor;
+use heaplab_core::concurrent::{LayerAs, LayerKind, LayerShared, SendVisitor, SharedBridge, SharedVisitor};
 use heaplab_core::{AllocatorConfig, Spec, SpecError};
 
 /// One family as `heaplab list` shows it.
@@ -31,12 +32,24 @@ macro_rules! registry {
                 #[doc = concat!("`", stringify!($variant), "` family.")]
                 $variant($config),
             )*
+            /// A thread-safe layer over a configuration: `LAYER/SPEC`.
+            Layered(LayerKind, Box<AllocatorSpec>),
         }
 
         impl AllocatorSpec {
             /// Parse and validate a spec string.
             pub fn parse(text: &str) -> Result<AllocatorSpec, SpecError> {
+                if let Some((layer, inner)) = text.split_once('/') {
+                    return AllocatorSpec::parse_layered(text, layer, inner);
+                }
                 let spec: Spec = text.parse()?;
+                if LayerKind::FAMILIES.contains(&spec.family()) {
+                    return Err(spec.error(format!(
+                        "a layer goes over an allocator: `{}/SPEC`, for example `{}/segregated:kind=tlsf,sl=5`",
+                        spec.as_str(),
+                        spec.as_str()
+                    )));
+                }
                 $(
                     if spec.family() == <$config as AllocatorConfig>::FAMILY {
                         return <$config as AllocatorConfig>::from_spec(&spec).map(AllocatorSpec::$variant);
@@ -50,10 +63,11 @@ macro_rules! registry {
                 )))
             }
 
-            /// The family name.
+            /// The family name (of the allocator beneath, for a layer).
             pub fn family(&self) -> &'static str {
                 match self {
                     $(AllocatorSpec::$variant(_) => <$config as AllocatorConfig>::FAMILY,)*
+                    AllocatorSpec::Layered(_, inner) => inner.family(),
                 }
             }
 
@@ -61,6 +75,7 @@ macro_rules! registry {
             pub fn spec(&self) -> String {
                 match self {
                     $(AllocatorSpec::$variant(config) => config.spec(),)*
+                    AllocatorSpec::Layered(kind, inner) => format!("{}/{}", kind.spec(), inner.spec()),
                 }
             }
 
@@ -68,6 +83,7 @@ macro_rules! registry {
             pub fn describe(&self) -> String {
                 match self {
                     $(AllocatorSpec::$variant(config) => config.describe(),)*
+                    AllocatorSpec::Layered(kind, inner) => format!("{}, over {}", kind.describe(), inner.spec()),
                 }
             }
 
@@ -75,7 +91,64 @@ macro_rules! registry {
             pub fn visit<V: Visitor>(&self, visitor: V) -> V::Output {
                 match self {
                     $(AllocatorSpec::$variant(config) => config.accept(visitor),)*
+                    AllocatorSpec::Layered(kind, inner) => inner
+                        .visit_send(LayerAs { kind: *kind, visitor })
+                        .expect("a layer's configuration was checked to be Send when parsed"),
                 }
+            }
+
+            /// Run `visitor` with this configuration if a layer can go over it.
+            fn visit_send<V: SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+                match self {
+                    $(AllocatorSpec::$variant(config) => config.accept_send(visitor),)*
+                    AllocatorSpec::Layered(..) => None,
+                }
+            }
+
+            /// Run `visitor` with this configuration's thread-safe build;
+            /// `None` if it has none (a single-threaded allocator: layer it).
+            pub fn visit_shared<V: SharedVisitor>(&self, visitor: V) -> Option<V::Output> {
+                match self {
+                    $(AllocatorSpec::$variant(config) => config.accept(SharedBridge(visitor)),)*
+                    AllocatorSpec::Layered(kind, inner) => inner.visit_send(LayerShared { kind: *kind, visitor }),
+                }
+            }
+
+            /// Is there a thread-safe build?
+            pub fn is_thread_safe(&self) -> bool {
+                struct Any;
+                impl SharedVisitor for Any {
+                    type Output = ();
+                    fn visit<B: heaplab_core::concurrent::SharedBuild>(self, _build: &B) {}
+                }
+                self.visit_shared(Any).is_some()
+            }
+
+            fn parse_layered(text: &str, layer: &str, inner: &str) -> Result<AllocatorSpec, SpecError> {
+                let whole = |message: String| SpecError { spec: text.to_string(), message };
+                let layer_spec: Spec = layer.parse().map_err(|e: SpecError| whole(e.message))?;
+                let kind = LayerKind::from_spec(&layer_spec).map_err(|e| whole(e.message))?;
+                if inner.contains('/') {
+                    return Err(whole("one layer at a time: `cached/SPEC` already locks the allocator beneath".into()));
+                }
+                let inner = AllocatorSpec::parse(inner).map_err(|e| whole(e.message))?;
+                struct Check;
+                impl SendVisitor for Check {
+                    type Output = ();
+                    fn visit<C: AllocatorConfig>(self, _config: &C)
+                    where
+                        C::Allocator: Send,
+                        C::Timed: Send,
+                    {
+                    }
+                }
+                if inner.visit_send(Check).is_none() {
+                    return Err(whole(format!(
+                        "`{}` cannot go under a layer: it is thread-safe on its own (use it as it is) or bound to one thread",
+                        inner.spec()
+                    )));
+                }
+                Ok(AllocatorSpec::Layered(kind, Box::new(inner)))
             }
         }
 

@@ -109,6 +109,12 @@ pub trait Probe<A: Allocator> {
     /// Error a probe can stop the replay with.
     type Error;
 
+    /// The thread step `index` runs as, in an interleaved multithreaded
+    /// replay (the metrics pass of a cell on threads); `None`: no change.
+    #[inline(always)]
+    fn thread(&mut self, _index: usize) -> Option<u16> {
+        None
+    }
     /// Read the clock before an allocator call (latency pass).
     #[inline(always)]
     fn start(&mut self) -> u64 {
@@ -165,6 +171,9 @@ pub fn replay<A: Allocator, P: Probe<A>>(
     let mut outcome = Outcome::default();
     let slots = slots.table();
     for (index, step) in steps.iter().enumerate() {
+        if let Some(thread) = probe.thread(index) {
+            allocator.set_thread(thread as usize);
+        }
         match *step {
             Step::Alloc { slot, align_log2, size } => {
                 // SAFETY: preparation checked that this size and alignment

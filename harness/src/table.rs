@@ -48,6 +48,12 @@ fn columns() -> Vec<Column> {
             format: |v| units::bytes(v as u64),
         },
         Column {
+            title: "cached",
+            better: Better::Lower,
+            value: |r| r.peak_cached_bytes.map(|v| v as f64),
+            format: |v| units::bytes(v as u64),
+        },
+        Column {
             title: "failed",
             better: Better::Lower,
             value: |r| Some(r.failed_allocs as f64),
@@ -94,17 +100,23 @@ fn spread_pct(row: &SummaryRow) -> Option<f64> {
 pub fn render(rows: &[SummaryRow]) -> String {
     let columns: Vec<Column> = columns().into_iter().filter(|c| rows.iter().any(|r| (c.value)(r).is_some())).collect();
     let mut text = String::new();
-    let mut groups: Vec<(&str, Option<u64>)> = Vec::new();
+    let mut groups: Vec<(&str, Option<u64>, u32)> = Vec::new();
     for row in rows {
-        let key = (row.workload.as_str(), row.seed);
+        let key = (row.workload.as_str(), row.seed, row.threads);
         if !groups.contains(&key) {
             groups.push(key);
         }
     }
-    for (workload, seed) in groups {
-        let members: Vec<&SummaryRow> = rows.iter().filter(|r| r.workload == workload && r.seed == seed).collect();
-        let seed = seed.map_or(String::new(), |s| format!(" (seed {s})"));
-        let _ = writeln!(text, "{}{seed}", short_workload(workload));
+    let threaded = rows.iter().any(|r| r.threads != 1);
+    for (workload, seed, threads) in groups {
+        let members: Vec<&SummaryRow> =
+            rows.iter().filter(|r| r.workload == workload && r.seed == seed && r.threads == threads).collect();
+        let mut notes: Vec<String> = seed.map(|s| format!("seed {s}")).into_iter().collect();
+        if threaded {
+            notes.push(format!("{threads} thread{}", if threads == 1 { "" } else { "s" }));
+        }
+        let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
+        let _ = writeln!(text, "{}{notes}", short_workload(workload));
         let mut cells: Vec<Vec<String>> = Vec::new();
         let mut header = vec!["allocator".to_string()];
         header.extend(columns.iter().map(|c| c.title.to_string()));
@@ -145,6 +157,15 @@ pub fn render(rows: &[SummaryRow]) -> String {
          p99: per-op latency; int frag: (G−R)/G at peak requested bytes; ext frag: mean 1−L/F;\n\
          util: max requested / max footprint; footprint: the arena's high-water mark; failed: refused allocations.\n",
     );
+    if rows.iter().any(|r| r.peak_cached_bytes.is_some()) {
+        text.push_str("cached: most bytes a caching layer's thread caches, depot and remote lists held at once.\n");
+    }
+    if threaded {
+        text.push_str(
+            "On threads, Mops/s counts every thread's ops over the wall time; the fragmentation figures come from one \
+             seeded interleaving of the threads replayed on one thread.\n",
+        );
+    }
     text
 }
 
@@ -157,6 +178,7 @@ mod tests {
             allocator: allocator.into(),
             workload: "w".into(),
             seed: Some(1),
+            threads: 1,
             reps: Some(1),
             ops_per_sec: Some(ops_per_sec),
             ops_per_sec_ci_low: Some(ops_per_sec),

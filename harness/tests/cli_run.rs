@@ -110,7 +110,7 @@ fn settings_this_build_does_not_know_are_refused() {
     // a newer settings version.
     let later = dir.path().join("later.json");
     for (key, value, error) in
-        [("threads", 4, "setting `threads`"), ("settings_version", 99, "settings version 99 is newer")]
+        [("numa_nodes", 4, "setting `numa_nodes`"), ("settings_version", 99, "settings version 99 is newer")]
     {
         meta["settings"][key] = serde_json::json!(value);
         std::fs::write(&later, serde_json::to_string(&meta).unwrap()).unwrap();

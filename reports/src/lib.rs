@@ -163,29 +163,46 @@ impl Writer<'_> {
 pub fn write_report(results: &Results, out: &Path, labels: &Labels<'_>) -> Result<Written, ReportError> {
     std::fs::create_dir_all(out.join("charts")).map_err(io_error(out))?;
     let mut writer = Writer { dir: out.to_path_buf(), written: Vec::new(), labels };
-    let mut sections = across_seeds(results, labels, &mut writer)?;
-    let mut shown: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (index, (workload, seed)) in results.groups().into_iter().enumerate() {
-        let count = shown.entry(workload.clone()).or_default();
-        *count += 1;
-        if *count > MAX_SEED_SECTIONS {
-            continue;
-        }
-        let label = (labels.workload)(&workload);
-        let heading = match seed {
-            Some(seed) => format!("{label} (seed {seed})"),
-            None => label.clone(),
+    let thread_counts = results.thread_counts();
+    let mut sections = figures::threads::scaling_sections(results, labels, &mut writer)?;
+    for &threads in &thread_counts {
+        // One thread count at a time: its sections read as a run of their own.
+        let at = if thread_counts.len() > 1 { results.at_threads(threads) } else { results.clone() };
+        let suffix = if thread_counts.len() > 1 || threads != 1 {
+            format!("{threads} thread{}", if threads == 1 { "" } else { "s" })
+        } else {
+            String::new()
         };
-        let stem = format!("{:02}-{}", index + 1, slug(&heading));
-        let figures = figures::group_figures(results, &workload, seed, &stem, &mut writer)?;
-        let (header, rows) = table_rows(results, &workload, seed, labels);
-        sections.push(Section {
-            heading,
-            note: workload,
-            header: header.into_iter().map(String::from).collect(),
-            rows,
-            figures,
-        });
+        sections.extend(across_seeds(&at, labels, &mut writer)?);
+        let mut shown: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (index, (workload, seed)) in at.groups().into_iter().enumerate() {
+            let count = shown.entry(workload.clone()).or_default();
+            *count += 1;
+            if *count > MAX_SEED_SECTIONS {
+                continue;
+            }
+            let label = (labels.workload)(&workload);
+            let notes: Vec<String> = seed
+                .map(|seed| format!("seed {seed}"))
+                .into_iter()
+                .chain((!suffix.is_empty()).then(|| suffix.clone()))
+                .collect();
+            let heading = if notes.is_empty() { label.clone() } else { format!("{label} ({})", notes.join(", ")) };
+            let stem = if suffix.is_empty() {
+                format!("{:02}-{}", index + 1, slug(&heading))
+            } else {
+                format!("t{threads}-{:02}-{}", index + 1, slug(&heading))
+            };
+            let figures = figures::group_figures(&at, &workload, seed, &stem, &mut writer)?;
+            let (header, rows) = table_rows(&at, &workload, seed, labels);
+            sections.push(Section {
+                heading,
+                note: workload,
+                header: header.into_iter().map(String::from).collect(),
+                rows,
+                figures,
+            });
+        }
     }
     if !results.replay.is_empty() {
         sections.push(replay_section(results, labels));

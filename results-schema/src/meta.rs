@@ -89,10 +89,28 @@ pub struct RunSettings {
     /// still repeats every unsharded run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// Thread counts each cell runs on (`run --threads`); empty: the
+    /// single-threaded pipeline. Written only when set, so that a build
+    /// that does not know threads refuses to repeat such a run instead of
+    /// measuring it on one thread.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<u32>,
     /// Set by `heaplab exec`, whose results these are: the command. `run
     /// --from` refuses them. Written only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecSettings>,
+}
+
+impl RunSettings {
+    /// A setting in `written` (the settings as some heaplab wrote them)
+    /// that these settings, read from it, do not have: a setting of a
+    /// newer build, which this one would ignore and so measure something
+    /// else.
+    pub fn unknown_in(&self, written: &serde_json::Value) -> Option<String> {
+        let known = serde_json::to_value(self).expect("settings serialise");
+        let (written, known) = (written.as_object()?, known.as_object()?);
+        written.keys().find(|key| !known.contains_key(*key)).cloned()
+    }
 }
 
 /// What `heaplab exec` ran.
@@ -364,13 +382,9 @@ impl Meta {
         if meta.settings.settings_version > SETTINGS_VERSION {
             return Err(SettingsError::Newer { path: shown, found: meta.settings.settings_version });
         }
-        // The settings as written, against those this build read from them.
         let written: serde_json::Value = serde_json::from_str(&text).expect("parsed once already");
-        let known = serde_json::to_value(&meta.settings).expect("settings serialise");
-        if let (Some(written), Some(known)) = (written["settings"].as_object(), known.as_object())
-            && let Some(setting) = written.keys().find(|key| !known.contains_key(*key))
-        {
-            return Err(SettingsError::Unknown { path: shown, setting: setting.clone() });
+        if let Some(setting) = meta.settings.unknown_in(&written["settings"]) {
+            return Err(SettingsError::Unknown { path: shown, setting });
         }
         Ok(meta)
     }
@@ -398,9 +412,9 @@ mod tests {
         std::fs::write(&path, meta_json("", 1)).unwrap();
         let meta = Meta::read_settings(&path).unwrap();
         assert_eq!((meta.status, meta.settings.settings_version), (RunStatus::Complete, 1));
-        std::fs::write(&path, meta_json(r#","threads":4"#, 1)).unwrap();
+        std::fs::write(&path, meta_json(r#","numa_nodes":4"#, 1)).unwrap();
         let error = Meta::read_settings(&path).unwrap_err().to_string();
-        assert!(error.contains("setting `threads` is not one this heaplab knows"), "{error}");
+        assert!(error.contains("setting `numa_nodes` is not one this heaplab knows"), "{error}");
         // Reading results is not repeating them: an unknown setting is ignored.
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(serde_json::from_str::<Meta>(&text).unwrap().settings.allocators, ["bump"]);

@@ -123,6 +123,29 @@ impl Results {
         groups
     }
 
+    /// The thread counts of the rows, ascending.
+    pub fn thread_counts(&self) -> Vec<u32> {
+        let mut counts: Vec<u32> = self.summary.iter().map(|r| r.threads).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        counts
+    }
+
+    /// The same results with only the rows of `threads` threads.
+    pub fn at_threads(&self, threads: u32) -> Results {
+        Results {
+            dir: self.dir.clone(),
+            meta: self.meta.clone(),
+            summary: self.summary.iter().filter(|r| r.threads == threads).cloned().collect(),
+            series: self.series.iter().filter(|r| r.threads == threads).cloned().collect(),
+            latency: self.latency.iter().filter(|r| r.threads == threads).cloned().collect(),
+            throughput: self.throughput.iter().filter(|r| r.threads == threads).cloned().collect(),
+            details: self.details.iter().filter(|r| r.threads == threads).cloned().collect(),
+            heapmap: self.heapmap.iter().filter(|r| r.threads == threads).cloned().collect(),
+            replay: self.replay.clone(),
+        }
+    }
+
     /// The allocators, in the order they first appear.
     pub fn allocators(&self) -> Vec<String> {
         let mut allocators: Vec<String> = Vec::new();
@@ -176,6 +199,7 @@ mod tests {
                 jobs: 1,
                 processes: 1,
                 shard: None,
+                threads: Vec::new(),
                 exec: None,
             },
             timer: None,

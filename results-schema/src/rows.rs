@@ -15,6 +15,9 @@ pub struct SummaryRow {
     pub allocator: String,
     pub workload: String,
     pub seed: Option<u64>,
+    /// Threads the cell ran on (1 in results from before threads).
+    #[serde(default = "one_thread")]
+    pub threads: u32,
     pub arena_bytes: u64,
     pub ops: u64,
     pub allocs: u64,
@@ -48,6 +51,16 @@ pub struct SummaryRow {
     pub blocks_inspected: Option<u64>,
     pub splits: Option<u64>,
     pub coalesces: Option<u64>,
+    /// Frees of a block another thread allocated, percent of frees (a
+    /// property of the workload's threads, the same for every allocator).
+    #[serde(default)]
+    pub remote_free_pct: Option<f64>,
+    /// Most bytes a thread-caching layer held in its caches at once, and
+    /// the bound its parameters put on them (size-class bytes).
+    #[serde(default)]
+    pub peak_cached_bytes: Option<u64>,
+    #[serde(default)]
+    pub cache_bound_bytes: Option<u64>,
     pub reps: Option<u64>,
     pub passes_per_rep: Option<u64>,
     pub replay_seconds: Option<f64>,
@@ -105,11 +118,11 @@ pub struct SummaryRow {
 }
 
 /// The columns that identify a summary row.
-pub const KEY: [&str; 3] = ["allocator", "workload", "seed"];
+pub const KEY: [&str; 4] = ["allocator", "workload", "seed", "threads"];
 
 /// The summary columns that do not depend on timing, by name: every
 /// fragmentation figure and count. Pinned against the header by a test.
-pub const DETERMINISTIC: [&str; 33] = [
+pub const DETERMINISTIC: [&str; 36] = [
     "arena_bytes",
     "ops",
     "allocs",
@@ -143,7 +156,14 @@ pub const DETERMINISTIC: [&str; 33] = [
     "blocks_inspected",
     "splits",
     "coalesces",
+    "remote_free_pct",
+    "peak_cached_bytes",
+    "cache_bound_bytes",
 ];
+
+fn one_thread() -> u32 {
+    1
+}
 
 impl SummaryRow {
     /// Every column as `(name, text)`, as `summary.csv` writes it.
@@ -169,6 +189,9 @@ pub struct SeriesRow {
     pub allocator: String,
     pub workload: String,
     pub seed: Option<u64>,
+    /// Threads the cell ran on (1 in results from before threads).
+    #[serde(default = "one_thread")]
+    pub threads: u32,
     /// Ops done when the sample was taken.
     pub op: u64,
     pub metric: String,
@@ -181,6 +204,9 @@ pub struct LatencyRow {
     pub allocator: String,
     pub workload: String,
     pub seed: Option<u64>,
+    /// Threads the cell ran on (1 in results from before threads).
+    #[serde(default = "one_thread")]
+    pub threads: u32,
     /// `alloc`, `free` or `realloc` in the file.
     #[serde(with = "op_kind")]
     pub kind: OpKind,
@@ -195,6 +221,9 @@ pub struct ThroughputRow {
     pub allocator: String,
     pub workload: String,
     pub seed: Option<u64>,
+    /// Threads the cell ran on (1 in results from before threads).
+    #[serde(default = "one_thread")]
+    pub threads: u32,
     /// The repetition's number, which is also the round it ran in.
     pub rep: u64,
     /// The timing process that ran the repetition (0 in results from
@@ -256,6 +285,9 @@ pub struct DetailRow {
     pub allocator: String,
     pub workload: String,
     pub seed: Option<u64>,
+    /// Threads the cell ran on (1 in results from before threads).
+    #[serde(default = "one_thread")]
+    pub threads: u32,
     /// The op after which the table was taken.
     pub op: Option<u64>,
     pub table: String,
@@ -271,6 +303,9 @@ pub struct HeapMapRow {
     pub allocator: String,
     pub workload: String,
     pub seed: Option<u64>,
+    /// Threads the cell ran on (1 in results from before threads).
+    #[serde(default = "one_thread")]
+    pub threads: u32,
     pub frame: usize,
     pub op: u64,
     pub footprint_bytes: u64,
@@ -307,10 +342,10 @@ mod tests {
         let columns: Vec<String> = example().columns().into_iter().map(|(name, _)| name).collect();
         // The header starts with the key, then exactly the deterministic
         // columns, in order; everything after them is a timing.
-        assert_eq!(&columns[..3], &KEY);
-        assert_eq!(&columns[3..3 + DETERMINISTIC.len()], &DETERMINISTIC);
-        assert_eq!(columns[3 + DETERMINISTIC.len()], "reps");
-        assert!(columns[3 + DETERMINISTIC.len()..].iter().all(|c| !DETERMINISTIC.contains(&c.as_str())));
+        assert_eq!(&columns[..4], &KEY);
+        assert_eq!(&columns[4..4 + DETERMINISTIC.len()], &DETERMINISTIC);
+        assert_eq!(columns[4 + DETERMINISTIC.len()], "reps");
+        assert!(columns[4 + DETERMINISTIC.len()..].iter().all(|c| !DETERMINISTIC.contains(&c.as_str())));
     }
 
     #[test]

@@ -150,6 +150,19 @@ impl<V: SendVisitor> Visitor for SendBridge<V> {
     }
 }
 
+/// A [`Visitor`] that reaches the configuration `accept` dispatches to and
+/// asks it for its thread-safe build ([`AllocatorConfig::visit_shared`]).
+#[derive(Debug)]
+pub struct SharedBridge<V>(pub V);
+
+impl<V: SharedVisitor> Visitor for SharedBridge<V> {
+    type Output = Option<V::Output>;
+
+    fn visit<C: AllocatorConfig>(self, config: &C) -> Option<V::Output> {
+        config.visit_shared(self.0)
+    }
+}
+
 /// A value behind a lock, readable without it by whoever owns the whole.
 ///
 /// `std::sync::Mutex` hands out its value only through a guard; the
@@ -420,8 +433,9 @@ unsafe impl Send for Depot {}
 ///   and an empty one comes back; a depot already holding `depot` full
 ///   magazines gets none, and that magazine is freed to the heap beneath.
 /// - **free** of another thread's block: pushed onto its owner's remote
-///   list (lock-free), which the owner takes back on its next miss. A list
-///   already holding a magazine's worth sends the block to the heap beneath.
+///   list (lock-free), which the owner takes back on its next miss. When
+///   the list already holds a magazine's worth, the freeing thread adopts
+///   the block into its own magazines instead.
 ///
 /// Block owners live in a table beside the arena (two bytes per 16), as
 /// mimalloc keeps them in its page headers. Magazines are vectors outside
@@ -446,8 +460,6 @@ impl<A> std::fmt::Debug for Cached<A> {
     }
 }
 
-const NO_OWNER: u16 = u16::MAX;
-
 impl<A: Allocator + Send> Cached<A> {
     /// The layer over `inner` for `threads` threads.
     pub fn new(inner: A, params: CacheParams, threads: usize) -> Result<Cached<A>, SetupError> {
@@ -471,8 +483,11 @@ impl<A: Allocator + Send> Cached<A> {
         let (base, len) = (inner.arena().base().as_ptr() as usize, inner.arena().len());
         let remote = (0..threads).map(|_| Remote { head: AtomicPtr::default(), count: AtomicUsize::new(0) }).collect();
         // A zeroed allocation is lazily mapped: pages of the table fault in
-        // as blocks are cached there, not all at once.
-        let owner = (0..len / 16).map(|_| AtomicU16::new(NO_OWNER)).collect();
+        // as blocks are cached there, not all at once (0: no owner yet).
+        let zeroed: Box<[u16]> = vec![0u16; len / 16].into_boxed_slice();
+        // SAFETY: `AtomicU16` has the size, alignment and bit validity of
+        // `u16`, so a boxed slice of one is a boxed slice of the other.
+        let owner: Box<[AtomicU16]> = unsafe { Box::from_raw(Box::into_raw(zeroed) as *mut [AtomicU16]) };
         Ok(Cached {
             inner: Guarded::new(inner),
             params,
@@ -502,6 +517,7 @@ impl<A: Allocator + Send> Cached<A> {
         unsafe { Layout::from_size_align_unchecked(self.classes[class], CACHE_ALIGN) }
     }
 
+    /// The owner of a cached-class block, as stored: thread + 1.
     #[inline(always)]
     fn owner_slot(&self, ptr: NonNull<u8>) -> &AtomicU16 {
         let offset = ptr.as_ptr() as usize - self.base;
@@ -514,7 +530,7 @@ impl<A: Allocator + Send> Cached<A> {
         // Relaxed: the block reaches another thread only through the
         // caller's own synchronisation (a release store of the pointer),
         // which orders this write before that thread reads the owner.
-        self.owner_slot(ptr).store(thread, Ordering::Relaxed);
+        self.owner_slot(ptr).store(thread + 1, Ordering::Relaxed);
     }
 
     fn lock_depot(&self, class: usize) -> MutexGuard<'_, Depot> {
@@ -731,19 +747,19 @@ impl<A: Allocator + Send> SharedAllocator for Cached<A> {
             // heap beneath's with this layout.
             return self.inner.with(|a| unsafe { a.free(ptr, layout) });
         };
-        let owner = self.owner_slot(ptr).load(Ordering::Relaxed);
+        let owner = self.owner_slot(ptr).load(Ordering::Relaxed).wrapping_sub(1);
+        debug_assert!((owner as usize) < self.threads, "a cached-class block without an owner");
         if owner == cache.thread {
             self.put_own(cache, class, ptr);
             return;
         }
         let remote = &self.remote[owner as usize];
         if remote.count.fetch_add(1, Ordering::Relaxed) >= self.params.magazine {
+            // The owner's list is full: this thread adopts the block, as
+            // Bonwick's magazines take any free on the freeing CPU.
             remote.count.fetch_sub(1, Ordering::Relaxed);
-            self.owner_slot(ptr).store(NO_OWNER, Ordering::Relaxed);
-            let layout = self.class_layout(class);
-            // SAFETY: a cached-class block is live in the heap beneath with
-            // its class layout; the caller gave it up.
-            self.inner.with(|a| unsafe { a.free(ptr, layout) });
+            self.own(ptr, cache.thread);
+            self.put_own(cache, class, ptr);
             return;
         }
         let node = ptr.cast::<Node>();
@@ -848,7 +864,7 @@ impl<A: Allocator + Send> Cached<A> {
                     }
                     for &ptr in magazine {
                         let offset = ptr.as_ptr() as usize - self.base;
-                        let owner = self.owner_slot(ptr).load(Ordering::Relaxed);
+                        let owner = self.owner_slot(ptr).load(Ordering::Relaxed).wrapping_sub(1);
                         if owner != cache.thread {
                             return fail(
                                 offset,
@@ -1004,7 +1020,9 @@ impl<L: Layer, const C: bool> Allocator for Interleaved<L, C> {
             stats.live_blocks = self.live_blocks;
             stats.requested_bytes = self.requested_bytes;
             stats.granted_bytes = self.granted_bytes;
-            stats.cached_bytes = self.cache_figures().cached_bytes;
+            let figures = self.cache_figures();
+            stats.cached_bytes = figures.cached_bytes;
+            stats.cache_bound_bytes = figures.bound_bytes;
         }
         stats
     }

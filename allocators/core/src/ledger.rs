@@ -231,6 +231,7 @@ impl<const ON: bool> Ledger<ON> {
             side_metadata_bytes,
             footprint_bytes: self.footprint_bytes,
             cached_bytes: 0,
+            cache_bound_bytes: 0,
             counters: Counters {
                 blocks_inspected: counter(kept.blocks_inspected, self.blocks_inspected),
                 splits: counter(kept.splits, self.splits),

@@ -40,6 +40,9 @@ pub struct HeapStats {
     /// bytes): neither live nor free in the allocator beneath, so outside
     /// `granted + metadata + free`. Zero without such a layer.
     pub cached_bytes: usize,
+    /// The most `cached_bytes` can be, from the layer's parameters; zero
+    /// without a caching layer.
+    pub cache_bound_bytes: usize,
     /// Counters that explain an allocator's speed, where it keeps them.
     pub counters: Counters,
 }

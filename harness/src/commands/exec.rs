@@ -187,6 +187,7 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
         jobs: 1,
         processes: args.reps as usize,
         shard: None,
+        threads: Vec::new(),
         exec: Some(ExecSettings {
             commands: jobs
                 .iter()
@@ -469,6 +470,7 @@ fn cell_rows(spec: &str, workload: &str, cell: &Cell, arena: u64) -> CellRows {
         allocator: spec.to_string(),
         workload: workload.to_string(),
         seed: None,
+        threads: 1,
         arena_bytes: arena,
         ops: 1,
         reps: Some(cell.timed.len() as u64),
@@ -528,6 +530,7 @@ fn cell_rows(spec: &str, workload: &str, cell: &Cell, arena: u64) -> CellRows {
             allocator: spec.to_string(),
             workload: workload.to_string(),
             seed: None,
+            threads: 1,
             rep: rep as u64,
             process: rep as u64,
             seconds: usage.wall_seconds,

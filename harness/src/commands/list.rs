@@ -48,5 +48,20 @@ pub fn run(args: &ListArgs) -> anyhow::Result<()> {
         }
         writeln!(out)?;
     }
+    if args.selections.is_empty() {
+        use heaplab_core::concurrent::{CacheParams, LayerKind};
+        writeln!(out, "layers: thread-safe layers over any allocator in the arena, for `run --threads`: LAYER/SPEC")?;
+        let layers = [LayerKind::Locked, LayerKind::Cached(CacheParams::default())];
+        let width = layers.iter().map(|l| l.spec().len() + 5).max().unwrap_or(0);
+        for layer in layers {
+            writeln!(out, "  {:width$}  {}", format!("{}/SPEC", layer.spec()), layer.describe())?;
+        }
+        let safe: Vec<String> = selected.iter().filter(|s| s.is_thread_safe()).map(|s| s.spec()).collect();
+        writeln!(out, "  thread-safe as they are (their own thread caches): {}", safe.join(", "))?;
+        writeln!(
+            out,
+            "  `cached` parameters: mag (blocks per magazine), depot (full magazines kept per class), max (largest cached request)"
+        )?;
+    }
     Ok(())
 }

@@ -107,6 +107,17 @@ struct MeasureArgs {
     #[arg(long, default_value = "1", value_parser = parse_seeds)]
     seeds: Seeds,
 
+    /// Thread counts to run every cell on: `1,2,4`, `1..=8`. Each thread
+    /// replays its own ops on a shared allocator at once (the allocators
+    /// must be thread-safe: a layer such as `locked/SPEC` or `cached/SPEC`,
+    /// or `peer:glibc`, `peer:mimalloc`, `peer:jemalloc`); the metrics pass
+    /// replays one seeded interleaving of the threads on one thread.
+    /// Multithreaded workloads (larson-mt, threadtest, xmalloc,
+    /// cache-scratch, cache-thrash) take their threads from it; any other
+    /// workload runs as one copy per thread. Without it: one thread.
+    #[arg(long, value_name = "N,…", value_parser = parse_threads)]
+    threads: Option<Threads>,
+
     /// Timed repetitions of each replay (after the warm-up).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
     reps: u64,
@@ -196,6 +207,26 @@ fn parse_seeds(text: &str) -> Result<Seeds, String> {
     }
     seeds.dedup();
     Ok(Seeds(seeds))
+}
+
+#[derive(Debug, Clone)]
+struct Threads(Vec<u32>);
+
+fn parse_threads(text: &str) -> Result<Threads, String> {
+    let max = heaplab_core::concurrent::MAX_THREADS as u64;
+    let expected = || format!("expected thread counts such as 1,2,4 or 1..=8, each from 1 to {max}, found `{text}`");
+    let mut threads: Vec<u32> = Vec::new();
+    for part in text.split(',') {
+        for count in spec::int_range(part).ok_or_else(expected)? {
+            if !(1..=max).contains(&count) || threads.len() >= 64 {
+                return Err(expected());
+            }
+            if !threads.contains(&(count as u32)) {
+                threads.push(count as u32);
+            }
+        }
+    }
+    Ok(Threads(threads))
 }
 
 /// The most seeds a run takes.
@@ -325,6 +356,7 @@ fn measured(args: &MeasureArgs) -> anyhow::Result<RunSettings> {
             Some(arg) => Some(shard::resolve(arg, |name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?),
             None => None,
         },
+        threads: args.threads.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
         exec: None,
     })
 }
@@ -630,7 +662,14 @@ fn print_plan(plan: &RunPlan, groups: &[((String, Option<u64>), usize)]) {
         }
         None => println!("{} (workload, seed) groups", groups.len()),
     }
-    println!("{} cells", kept * settings.allocators.len());
+    let threads = plan.thread_counts();
+    if !settings.threads.is_empty() {
+        println!("threads {threads:?}: every group on each");
+    }
+    println!(
+        "{} cells",
+        kept * settings.allocators.len() * if settings.threads.is_empty() { 1 } else { threads.len() }
+    );
 }
 
 /// Write the CSV files of `done`, then `meta.json` with the counts of
@@ -763,7 +802,7 @@ mod tests {
         let command = RunArgs::augment_args(Command::new("run"));
         let measure = MeasureArgs::augment_args(Command::new("measure"));
         let options: Vec<&clap::Arg> = measure.get_arguments().collect();
-        assert_eq!(options.len(), 17, "every measurement option");
+        assert_eq!(options.len(), 18, "every measurement option");
         for option in options {
             let long = format!("--{}", option.get_long().expect("measurement options are long"));
             let value = match option.get_default_values().first() {
@@ -774,6 +813,7 @@ mod tests {
                         "workloads" => "ramp",
                         "arena" => "64K",
                         "shard" => "1/2",
+                        "threads" => "1,2",
                         other => panic!("give --{other} a value here"),
                     }
                     .to_string(),

@@ -35,14 +35,17 @@ pub struct Cell {
     pub processes: usize,
 }
 
+/// A row: workload, seed, threads, one cell per pair.
+pub type Row = (String, Option<u64>, u32, Vec<Option<Cell>>);
+
 /// The table: workloads down, pairs across.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pairwise {
     /// The pairs, `(A, B)`, as canonical specs.
     pub pairs: Vec<(String, String)>,
-    /// Rows: the workload, its seed, and one cell per pair (`None` where
-    /// the two have no repetition in common on it).
-    pub rows: Vec<(String, Option<u64>, Vec<Option<Cell>>)>,
+    /// Rows: the workload, its seed, its threads, and one cell per pair
+    /// (`None` where the two have no repetition in common on it).
+    pub rows: Vec<Row>,
 }
 
 /// `P(T ≤ t)` for `t` in `0..=n(n+1)/2`: the exact null distribution of the
@@ -100,9 +103,9 @@ pub fn pairwise(set: &ResultSet, pairs: &[(String, String)]) -> Result<Pairwise,
     let keys = || set.rows.keys().chain(set.repetitions.keys());
     for (ours, peer) in pairs {
         for spec in [ours, peer] {
-            if !keys().any(|(allocator, _, _)| allocator == spec) {
+            if !keys().any(|(allocator, ..)| allocator == spec) {
                 let known: std::collections::BTreeSet<&str> =
-                    keys().map(|(allocator, _, _)| allocator.as_str()).collect();
+                    keys().map(|(allocator, ..)| allocator.as_str()).collect();
                 return Err(CompareError::NoSuchAllocator {
                     path: set.path.display().to_string(),
                     allocator: spec.clone(),
@@ -111,23 +114,26 @@ pub fn pairwise(set: &ResultSet, pairs: &[(String, String)]) -> Result<Pairwise,
             }
         }
     }
-    let mut workloads: Vec<(String, Option<u64>)> = Vec::new();
-    for (_, workload, seed) in keys() {
-        if !workloads.contains(&(workload.clone(), *seed)) {
-            workloads.push((workload.clone(), *seed));
+    let mut workloads: Vec<(String, Option<u64>, u32)> = Vec::new();
+    for (_, workload, seed, threads) in keys() {
+        if !workloads.contains(&(workload.clone(), *seed, *threads)) {
+            workloads.push((workload.clone(), *seed, *threads));
         }
     }
-    let repetitions = |allocator: &str, workload: &str, seed: Option<u64>| {
-        let key: Key = (allocator.to_string(), workload.to_string(), seed);
+    let repetitions = |allocator: &str, workload: &str, seed: Option<u64>, threads: u32| {
+        let key: Key = (allocator.to_string(), workload.to_string(), seed, threads);
         set.repetitions.get(&key)
     };
     let rows = workloads
         .into_iter()
-        .map(|(workload, seed)| {
+        .map(|(workload, seed, threads)| {
             let cells = pairs
                 .iter()
                 .map(|(ours, peer)| {
-                    let d = paired(repetitions(ours, &workload, seed)?, repetitions(peer, &workload, seed)?);
+                    let d = paired(
+                        repetitions(ours, &workload, seed, threads)?,
+                        repetitions(peer, &workload, seed, threads)?,
+                    );
                     if d.is_empty() {
                         return None;
                     }
@@ -139,7 +145,7 @@ pub fn pairwise(set: &ResultSet, pairs: &[(String, String)]) -> Result<Pairwise,
                     })
                 })
                 .collect();
-            (workload, seed, cells)
+            (workload, seed, threads, cells)
         })
         .collect();
     Ok(Pairwise { pairs: pairs.to_vec(), rows })
@@ -157,15 +163,20 @@ pub fn render(table: &Pairwise, style: Style) -> String {
     let lines: Vec<Vec<String>> = table
         .rows
         .iter()
-        .map(|(workload, seed, cells)| {
-            let name = match seed {
-                Some(seed) => format!("{} (seed {seed})", crate::table::short_workload(workload)),
-                None => crate::table::short_workload(workload),
+        .map(|(workload, seed, threads, cells)| {
+            let mut notes: Vec<String> = seed.iter().map(|seed| format!("seed {seed}")).collect();
+            if *threads != 1 {
+                notes.push(format!("{threads} threads"));
+            }
+            let name = if notes.is_empty() {
+                crate::table::short_workload(workload)
+            } else {
+                format!("{} ({})", crate::table::short_workload(workload), notes.join(", "))
             };
             std::iter::once(name).chain(cells.iter().map(cell_text)).collect()
         })
         .collect();
-    let fewest = table.rows.iter().flat_map(|(_, _, cells)| cells.iter().flatten().map(|cell| cell.processes)).min();
+    let fewest = table.rows.iter().flat_map(|(_, _, _, cells)| cells.iter().flatten().map(|cell| cell.processes)).min();
     let note = format!(
         "time per op of the first over the second (below 1: the first is faster): paired by round, one value per \
          timing process, Hodges–Lehmann estimate with its exact {:.0}% signed-rank interval, each cell on its own{}",
@@ -193,7 +204,7 @@ mod tests {
     fn set(entries: Vec<(&str, &str, Repetitions)>) -> ResultSet {
         let repetitions = entries
             .into_iter()
-            .map(|(allocator, workload, reps)| ((allocator.to_string(), workload.to_string(), None), reps))
+            .map(|(allocator, workload, reps)| ((allocator.to_string(), workload.to_string(), None, 1), reps))
             .collect();
         ResultSet {
             path: "run".into(),
@@ -235,7 +246,7 @@ mod tests {
         let a: Vec<f64> = b.iter().map(|ops| ops / 1.25).collect();
         let run = set(vec![("a", "w", reps(a)), ("b", "w", reps(b)), ("b", "v", reps([1.0]))]);
         let table = pairwise(&run, &[("a".into(), "b".into())]).unwrap();
-        let cell_of = |workload: &str| table.rows.iter().find(|(w, _, _)| w == workload).unwrap().2[0].clone();
+        let cell_of = |workload: &str| table.rows.iter().find(|(w, ..)| w == workload).unwrap().3[0].clone();
         let cell = cell_of("w").unwrap();
         assert!((cell.ratio - 1.25).abs() < 1e-9, "{cell:?}");
         let (low, high) = cell.interval.unwrap();

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use heaplab_results::{ReadError, SummaryRow, ThroughputRow, read_rows};
 
 /// A row's identity.
-pub type Key = (String, String, Option<u64>);
+/// (allocator, workload, seed, threads).
+pub type Key = (String, String, Option<u64>, u32);
 
 /// The repetitions of one row by repetition number (the round it ran in):
 /// the timing process that ran it, and its ops/s.
@@ -80,8 +81,8 @@ pub enum CompareError {
     },
 }
 
-fn key(allocator: &str, workload: &str, seed: Option<u64>) -> Key {
-    (allocator.to_string(), workload.to_string(), seed)
+fn key(allocator: &str, workload: &str, seed: Option<u64>, threads: u32) -> Key {
+    (allocator.to_string(), workload.to_string(), seed, threads)
 }
 
 impl ResultSet {
@@ -95,9 +96,9 @@ impl ResultSet {
         }
         let mut rows = BTreeMap::new();
         for row in read_rows::<SummaryRow>(&summary, true)? {
-            let k = key(&row.allocator, &row.workload, row.seed);
+            let k = key(&row.allocator, &row.workload, row.seed, row.threads);
             if rows.insert(k.clone(), row).is_some() {
-                let (allocator, workload, _) = k;
+                let (allocator, workload, ..) = k;
                 return Err(CompareError::Duplicate { path: summary.display().to_string(), allocator, workload });
             }
         }
@@ -115,7 +116,7 @@ impl ResultSet {
                     ops_per_sec: row.ops_per_sec,
                 });
             }
-            let k = key(&row.allocator, &row.workload, row.seed);
+            let k = key(&row.allocator, &row.workload, row.seed, row.threads);
             repetitions.entry(k.clone()).or_default().insert(row.rep, (row.process, row.ops_per_sec));
             grouped.entry(k).or_default().entry(row.process).or_default().push(row.ops_per_sec);
         }

@@ -138,6 +138,14 @@ pub fn serve_timing_plan(mut input: impl Read, output: impl Write + Send, stop: 
     input.read_to_string(&mut text)?;
     let plan: TimingPlan = serde_json::from_str(&text)
         .map_err(|e| RunError::Plan(format!("stdin:{}: expected a timing plan: {e}", e.line())))?;
+    // A plan from a newer heaplab (`--against` it) with a setting this
+    // build does not know would be timed as something else.
+    let written: serde_json::Value = serde_json::from_str(&text).expect("parsed once already");
+    if let Some(setting) = plan.settings.unknown_in(&written["settings"]) {
+        return Err(RunError::Plan(format!(
+            "the timing plan has the setting `{setting}`, which this heaplab does not know; time it with a build that does"
+        )));
+    }
     let matrix = RunPlan::new(plan.settings.clone())?.prepare()?;
     let output = Mutex::new(output);
     let tick = |what: &str| {

@@ -7,7 +7,7 @@ use heaplab_workloads::{TraceError, Workload};
 use rayon::prelude::*;
 
 use super::{RunError, shard};
-use crate::prepare::{Prepared, prepare};
+use crate::prepare::{Prepared, prepare, prepare_threaded};
 use crate::registry::AllocatorSpec;
 
 /// A run's settings, validated: every allocator spec and workload parsed,
@@ -30,7 +30,25 @@ impl RunPlan {
         if settings.seeds.is_empty() {
             return Err(RunError::Plan("give at least one seed".to_string()));
         }
-        Ok(RunPlan { settings, allocators, workloads })
+        let plan = RunPlan { settings, allocators, workloads };
+        if plan.thread_counts().iter().any(|&t| t > 1) {
+            let unsafe_ones: Vec<String> =
+                plan.allocators.iter().filter(|a| !a.is_thread_safe()).map(|a| a.spec()).collect();
+            if !unsafe_ones.is_empty() {
+                return Err(RunError::Plan(format!(
+                    "{} {} not thread-safe, and --threads asks for more than one thread; put a layer over {}: `locked/SPEC` (one lock) or `cached/SPEC` (thread caches), or use peer:glibc, peer:mimalloc, peer:jemalloc",
+                    unsafe_ones.join(", "),
+                    if unsafe_ones.len() == 1 { "is" } else { "are" },
+                    if unsafe_ones.len() == 1 { "it" } else { "them" },
+                )));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The thread counts cells run on: `--threads`, or one.
+    pub fn thread_counts(&self) -> Vec<u32> {
+        if self.settings.threads.is_empty() { vec![1] } else { self.settings.threads.clone() }
     }
 
     /// The (workload, seed) groups of the whole run (every shard), in
@@ -47,7 +65,9 @@ impl RunPlan {
         let count = self.settings.shard.map_or(1, |s| s.count);
         let shards: Vec<usize> = self.groups(count).into_iter().map(|(_, shard)| shard).collect();
         let mine = |group: usize| self.settings.shard.is_none_or(|s| shards[group] == s.index);
-        let workloads = prepare_workloads(&self.workloads, &self.settings.seeds, self.settings.align, mine)?;
+        let threads = (!self.settings.threads.is_empty()).then(|| self.thread_counts());
+        let workloads =
+            prepare_workloads(&self.workloads, &self.settings.seeds, threads.as_deref(), self.settings.align, mine)?;
         let cells = cells(&self.allocators, &workloads, self.settings.arena_bytes);
         Ok(Matrix { settings: self.settings, workloads, cells })
     }
@@ -99,6 +119,8 @@ pub struct PreparedWorkload {
     pub name: String,
     /// The seed (synthetic workloads).
     pub seed: Option<u64>,
+    /// Threads it runs on.
+    pub threads: u32,
     /// The steps.
     pub prepared: Prepared,
 }
@@ -115,10 +137,13 @@ pub struct Cell {
 }
 
 /// Generate, read and validate every workload for every seed it needs, of
-/// the groups (numbered in matrix order) that `keep`.
+/// the groups (numbered in matrix order) that `keep`; with `threads`, once
+/// per thread count on the threads pipeline (a multithreaded workload is
+/// on it even without: on one thread).
 pub fn prepare_workloads(
     workloads: &[Workload],
     seeds: &[u64],
+    threads: Option<&[u32]>,
     align: u64,
     keep: impl Fn(usize) -> bool,
 ) -> Result<Vec<PreparedWorkload>, TraceError> {
@@ -130,12 +155,27 @@ pub fn prepare_workloads(
             jobs.push((workload, None));
         }
     }
-    let jobs: Vec<_> = jobs.into_iter().enumerate().filter(|(group, _)| keep(*group)).map(|(_, job)| job).collect();
+    let jobs: Vec<_> = jobs
+        .into_iter()
+        .enumerate()
+        .filter(|(group, _)| keep(*group))
+        .flat_map(|(_, (workload, seed))| {
+            let counts: Vec<Option<u32>> = match threads {
+                Some(counts) => counts.iter().map(|&t| Some(t)).collect(),
+                None if workload.is_threaded() => vec![Some(1)],
+                None => vec![None],
+            };
+            counts.into_iter().map(move |threads| (workload, seed, threads))
+        })
+        .collect();
     jobs.into_par_iter()
-        .map(|(workload, seed)| {
+        .map(|(workload, seed, threads)| {
             let name = workload.name();
-            let prepared = prepare(workload.ops(seed.unwrap_or(0))?, &name, align)?;
-            Ok(PreparedWorkload { workload: workload.clone(), name, seed, prepared })
+            let prepared = match threads {
+                Some(threads) => prepare_threaded(workload, seed.unwrap_or(0), threads, align)?,
+                None => prepare(workload.ops(seed.unwrap_or(0))?, &name, align)?,
+            };
+            Ok(PreparedWorkload { workload: workload.clone(), name, seed, threads: threads.unwrap_or(1), prepared })
         })
         .collect()
 }

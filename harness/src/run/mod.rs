@@ -48,6 +48,7 @@ pub mod protocol;
 pub mod shard;
 #[cfg(test)]
 mod tests;
+pub mod threads;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -236,6 +237,8 @@ impl RunContext<'_> {
                     allocator: &spec,
                     workload: &workload.name,
                     seed: workload.seed,
+                    threads: workload.threads,
+                    remote_free_pct: workload.prepared.threaded.as_ref().map(|t| t.remote_free_pct()),
                     arena_bytes: cell.arena_bytes,
                     counts: workload.prepared.counts,
                 };

@@ -16,11 +16,12 @@ use rayon::prelude::*;
 
 use super::matrix::{Cell, Matrix, arena};
 use super::protocol::{CellTimes, TimingPlan};
+use super::threads::{SharedReplay, SharedSlots, ThreadsRun, run_plain};
 use super::{RunError, Tick};
 use crate::export::Latency;
 use crate::heapmap::HeapMapRecorder;
 use crate::metrics::{Metrics, MetricsProbe};
-use crate::prepare::{Prepared, Step};
+use crate::prepare::{Prepared, Step, Threaded};
 use crate::registry::Visitor;
 use crate::replay::{Nothing, Probe, Slot, Slots, Touch, replay};
 use crate::timing::{self, Calibration};
@@ -50,7 +51,11 @@ impl Visitor for MetricsPass<'_> {
     type Output = Result<Metrics, RunError>;
 
     fn visit<C: AllocatorConfig>(self, config: &C) -> Self::Output {
-        let mut allocator = config.build(arena(self.arena_bytes)?)?;
+        let threaded = self.prepared.threaded.as_ref();
+        let mut allocator = match threaded {
+            Some(threaded) => config.build_threads(arena(self.arena_bytes)?, threaded.threads as usize)?,
+            None => config.build(arena(self.arena_bytes)?)?,
+        };
         let steps = &self.prepared.steps;
         // Heap maps draw blocks and free space by arena offset: only for
         // allocators inside the arena whose free space can be walked.
@@ -59,6 +64,13 @@ impl Visitor for MetricsPass<'_> {
             .then(|| HeapMapRecorder::new(self.arena_bytes as usize, steps.len(), self.settings.frames, None));
         let mut probe = MetricsProbe::with_heapmap(steps.len(), self.settings.points, self.settings.verify, recorder);
         probe.set_reports(reports);
+        if let Some(threaded) = threaded {
+            probe.set_threads(threaded.thread_of.clone());
+        }
+        let bound = allocator.stats().cache_bound_bytes;
+        if bound > 0 {
+            probe.set_cache_bound(bound as u64);
+        }
         let mut slots = Slots::new(self.prepared.slots);
         let outcome = replay(&mut allocator, steps, &mut slots, self.settings.touch, &mut probe)
             .map_err(|error| RunError::Verify { allocator: config.spec(), workload: String::new(), error })?;
@@ -116,6 +128,8 @@ pub struct TimedCell {
     arena_bytes: u64,
     pub(super) prefault_bytes: usize,
     slots: Slots,
+    /// The shared slots of a cell on threads.
+    shared_slots: Option<SharedSlots>,
     /// Slots the workload needs.
     slot_count: usize,
     /// Replays per repetition; 0 until chosen.
@@ -140,6 +154,7 @@ impl TimedCell {
             arena_bytes: cell.arena_bytes,
             prefault_bytes,
             slots: Slots::new(0),
+            shared_slots: None,
             slot_count: prepared.slots,
             passes: 0,
             warmup_steps: 0,
@@ -179,6 +194,30 @@ fn timed_replay<C: AllocatorConfig>(
     allocator.trim();
     state.arena = Some(allocator.into_arena());
     Ok(elapsed)
+}
+
+/// One timed replay of a cell on threads: on the configuration's
+/// thread-safe build, or, for a single-threaded allocator on one thread, on
+/// its timed build; building and freeing leftovers are not timed.
+fn timed_replay_threaded<C: AllocatorConfig>(
+    config: &C,
+    state: &mut TimedCell,
+    threaded: &Threaded,
+    touch: Touch,
+    calibration: Option<Calibration>,
+) -> Result<ThreadsRun, RunError> {
+    let count = state.slot_count;
+    let slots = state.shared_slots.get_or_insert_with(|| SharedSlots::new(count));
+    let visitor = SharedReplay { threaded, arena: &mut state.arena, slots, touch, calibration };
+    if let Some(run) = config.visit_shared(visitor) {
+        return Ok(run?);
+    }
+    let mut allocator = config.build_timed(state.arena.take().expect("the arena is back between replays"))?;
+    let slots = state.shared_slots.as_mut().expect("made above");
+    let run = run_plain(&mut allocator, threaded, slots, touch, calibration);
+    allocator.trim();
+    state.arena = Some(allocator.into_arena());
+    Ok(run)
 }
 
 /// A fresh, pre-faulted arena for a repetition, and the slot table at a
@@ -231,6 +270,37 @@ impl Visitor for TimedStage<'_> {
         let touch = self.settings.touch;
         let state = self.state;
         match self.stage {
+            Stage::WarmUp if self.prepared.threaded.is_some() => {
+                let threaded = self.prepared.threaded.as_ref().expect("checked");
+                fresh_arena(state)?;
+                let mut warm = f64::INFINITY;
+                for _ in 0..self.settings.warmup.max(1) {
+                    warm = timed_replay_threaded(config, state, threaded, touch, None)?.seconds;
+                }
+                if state.passes == 0 {
+                    state.passes = ((MIN_REP_SECONDS / warm.max(1e-9)).ceil() as usize).clamp(1, MAX_PASSES);
+                }
+                state.arena = None;
+            }
+            Stage::Repetition if self.prepared.threaded.is_some() => {
+                let threaded = self.prepared.threaded.as_ref().expect("checked");
+                fresh_arena(state)?;
+                let mut total = 0.0;
+                for _ in 0..state.passes {
+                    total += timed_replay_threaded(config, state, threaded, touch, None)?.seconds;
+                }
+                state.seconds.push((total / state.passes as f64).max(1e-9));
+                state.arena = None;
+            }
+            Stage::Latency { calibration } if self.prepared.threaded.is_some() => {
+                let threaded = self.prepared.threaded.as_ref().expect("checked");
+                fresh_arena(state)?;
+                let run = timed_replay_threaded(config, state, threaded, touch, Some(calibration))?;
+                let histograms = run.histograms.expect("a latency replay keeps its histograms");
+                state.latency = Some(latency_of(&histograms, calibration));
+                state.arena = None;
+                state.shared_slots = None;
+            }
             Stage::WarmUp => {
                 fresh_arena(state)?;
                 let warm_steps = match state.warmup_steps {
@@ -281,12 +351,17 @@ fn latency_pass<C: AllocatorConfig>(
     let mut probe = LatencyProbe { calibration, histograms: PerKind::from_fn(histogram) };
     let Ok(_) = replay(&mut allocator, steps, &mut state.slots, touch, &mut probe);
     state.slots.release_all(&mut allocator);
+    Ok(latency_of(&probe.histograms, calibration))
+}
+
+/// The latency spectrum of per-kind histograms.
+fn latency_of(histograms: &PerKind<Histogram<u64>>, calibration: Calibration) -> Latency {
     let kinds = PerKind::from_fn(|kind| {
-        let h = &probe.histograms[kind];
+        let h = &histograms[kind];
         let spectrum = SPECTRUM.iter().map(|&p| (p, if h.is_empty() { 0 } else { h.value_at_percentile(p) })).collect();
         (h.len(), spectrum)
     });
-    Ok(Latency { kinds, timer_overhead_ns: calibration.overhead_ns() })
+    Latency { kinds, timer_overhead_ns: calibration.overhead_ns() }
 }
 
 /// The timed passes of one timing process: a warm-up of every cell, then

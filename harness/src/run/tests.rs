@@ -37,6 +37,7 @@ fn settings(reps: usize, processes: usize) -> RunSettings {
         jobs: 1,
         processes,
         shard: None,
+        threads: Vec::new(),
         exec: None,
     }
 }

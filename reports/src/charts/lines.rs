@@ -19,7 +19,9 @@ pub struct Lines {
     pub series: Vec<(String, Vec<(f64, f64)>)>,
     /// Logarithmic y axis.
     pub log_y: bool,
-    /// Dashed series (by index) drawn thinner: a second family of curves.
+    /// Companion series (by index): drawn thin and dashed in the colour of
+    /// the nearest full series before it (an ideal line, a second measure
+    /// of the same allocator).
     pub thin: Vec<bool>,
     /// Tick labels for x, if the x values are transformed (e.g. percentiles).
     pub x_ticks: Option<fn(f64) -> String>,
@@ -75,8 +77,11 @@ impl Chart for Lines {
                     if points.is_empty() {
                         continue;
                     }
-                    let thin = self.thin.get(index).copied().unwrap_or(false);
-                    let style = colors(index).stroke_width(if thin { 1 } else { 2 });
+                    let is_thin = |i: usize| self.thin.get(i).copied().unwrap_or(false);
+                    let thin = is_thin(index);
+                    // Colours go to full series; a companion takes its own's.
+                    let colour = (0..=index).filter(|&i| !is_thin(i)).count().saturating_sub(1);
+                    let style = colors(colour).stroke_width(if thin { 1 } else { 2 });
                     let points: Vec<(f64, f64)> = points
                         .iter()
                         .copied()
@@ -84,7 +89,18 @@ impl Chart for Lines {
                         .collect();
                     // The palette's second round is dashed, so that no two
                     // series look alike.
-                    if index < PALETTE.len() {
+                    if thin {
+                        $chart
+                            .draw_series(DashedLineSeries::new(points, 4, 4, style))
+                            .map_err(error)?
+                            .label(name.clone())
+                            .legend(move |(x, y)| {
+                                EmptyElement::at((x, y))
+                                    + PathElement::new(vec![(0, 0), (4, 0)], style)
+                                    + PathElement::new(vec![(8, 0), (12, 0)], style)
+                                    + PathElement::new(vec![(16, 0), (18, 0)], style)
+                            });
+                    } else if colour < PALETTE.len() {
                         $chart
                             .draw_series(LineSeries::new(points, style))
                             .map_err(error)?

@@ -13,6 +13,7 @@ mod heapmaps;
 mod latency;
 mod memory;
 mod slab;
+pub(crate) mod threads;
 mod throughput;
 
 use std::collections::BTreeMap;
