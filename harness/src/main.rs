@@ -119,7 +119,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     let result = match &cli.command {
         Command::Run(args) => commands::run::run(args).map(|ended| match ended {
             commands::run::Ended::Complete => ExitCode::SUCCESS,
@@ -153,6 +156,43 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// A command line clap refused (or `--help`, `--version`): clap's message
+/// with heaplab's one error prefix, and for an unknown subcommand the
+/// nearest one (clap's own suggestion misses short slips such as `rn`).
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        let _ = error.print();
+        return ExitCode::from(if error.use_stderr() { EXIT_ERROR } else { 0 });
+    }
+    let rendered = error.render().to_string();
+    let mut text = rendered.strip_prefix("error: ").unwrap_or(&rendered).to_string();
+    if error.kind() == ErrorKind::InvalidSubcommand
+        && let Some(ContextValue::String(given)) = error.get(ContextKind::InvalidSubcommand)
+        && error.get(ContextKind::SuggestedSubcommand).is_none()
+        && let Some(nearest) = nearest_subcommand(given)
+    {
+        let first_line = text.lines().next().unwrap_or_default().to_string();
+        text = text.replacen(&first_line, &format!("{first_line}; did you mean `{nearest}`?"), 1);
+    }
+    let _ = write!(io::stderr().lock(), "heaplab: error: {text}");
+    ExitCode::from(EXIT_ERROR)
+}
+
+/// The visible subcommand at the smallest edit distance from `given`, if
+/// it is a slip (at most one edit per three letters, and at least one).
+fn nearest_subcommand(given: &str) -> Option<String> {
+    let command = Cli::command();
+    let (distance, name) = command
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| (strsim::damerau_levenshtein(given, c.get_name()), c.get_name().to_string()))
+        .min()?;
+    (distance <= (given.chars().count() / 3).max(1)).then_some(name)
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

@@ -88,3 +88,29 @@ fn completions_and_the_man_page_name_every_subcommand() {
     assert!(text.contains(".TH heaplab 1") && text.contains("merge"), "{}", &text[..200.min(text.len())]);
     heaplab().args(["completions", "tcsh"]).assert().code(2);
 }
+
+#[test]
+fn a_mistyped_subcommand_gets_the_nearest_one_and_the_one_error_prefix() {
+    for (typed, nearest) in [("rn", "run"), ("repot", "report"), ("lst", "list")] {
+        heaplab()
+            .arg(typed)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::starts_with("heaplab: error: unrecognized subcommand"))
+            .stderr(
+                predicate::str::contains(format!("'{nearest}'")).or(predicate::str::contains(format!("`{nearest}`"))),
+            );
+    }
+    // Far from every subcommand: no guess.
+    heaplab()
+        .arg("xyzzy")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean").not().and(predicate::str::contains("similar").not()));
+    // Clap's own errors carry heaplab's prefix too.
+    heaplab()
+        .args(["run", "--bogus"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("heaplab: error: unexpected argument '--bogus'"));
+}
