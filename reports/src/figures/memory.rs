@@ -1,4 +1,5 @@
-//! Requested R, granted G and footprint H over time, per allocator.
+//! Requested R, granted G, footprint H and, for a caching layer, cached C
+//! over time, per allocator.
 
 use super::Group;
 use crate::charts::{Grid, Lines};
@@ -19,6 +20,8 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
                 ("requested R".into(), mib(group.series(a, "requested_bytes"))),
                 ("granted G".into(), mib(group.series(a, "granted_bytes"))),
                 ("footprint H".into(), mib(group.series(a, "footprint_bytes"))),
+                // A caching layer's blocks held for reuse (empty otherwise: no line).
+                ("in caches C".into(), mib(group.series(a, "cached_bytes"))),
             ],
             log_y: false,
             thin: Vec::new(),
@@ -30,7 +33,7 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
         .figure(
             &group.file("memory"),
             "Requested, granted and footprint over time",
-            "R: bytes requested by live blocks; G: bytes granted to them (payload, headers, padding, rounding); H: footprint, the highest arena offset used so far. G − R is internal fragmentation; H − G − metadata is the holes the footprint carries.",
+            "R: bytes requested by live blocks; G: bytes granted to them (payload, headers, padding, rounding); H: footprint, the highest arena offset used so far. G − R is internal fragmentation; H − G − metadata is the holes the footprint carries. C (caching layers only): bytes held in thread caches, the depot and remote-free lists, neither live nor free.",
             &Grid { charts: memory, columns: 3, cell: (450, 300) },
             false,
         )
