@@ -386,8 +386,11 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
 
     fn stepped(&mut self, allocator: &A, index: usize) -> Result<(), VerifyError> {
         let sample = (index + 1).is_multiple_of(self.sample_every) || index == self.last_index;
-        if std::mem::take(&mut self.allocated_now) || sample {
-            let stats = allocator.stats();
+        // A caching layer's cached bytes change on frees too: read after every op.
+        let caching = self.metrics.cache_bound_bytes.is_some();
+        let counted = std::mem::take(&mut self.allocated_now) || sample;
+        let stats = (counted || caching).then(|| allocator.stats());
+        if let Some(stats) = stats.filter(|_| counted) {
             debug_assert_eq!(
                 (stats.requested_bytes as u64, stats.granted_bytes as u64),
                 (self.requested, self.granted)
@@ -396,7 +399,7 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
             self.metadata = stats.metadata_bytes as u64;
         }
         let (r, g, h) = (self.requested, self.granted, self.footprint);
-        let cached = if self.metrics.cache_bound_bytes.is_some() { allocator.stats().cached_bytes as u64 } else { 0 };
+        let cached = stats.map_or(0, |s| s.cached_bytes as u64);
         let m = &mut self.metrics;
         m.peak_cached_bytes = m.peak_cached_bytes.max(cached);
         if r > m.peak_requested_bytes {

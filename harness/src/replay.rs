@@ -22,7 +22,7 @@ pub use heaplab_results::Touch;
 /// Write into the block just returned as `touch` says, so that memory
 /// traffic is realistic.
 #[inline(always)]
-fn apply(touch: Touch, ptr: NonNull<u8>, size: usize) {
+pub(crate) fn apply(touch: Touch, ptr: NonNull<u8>, size: usize) {
     match touch {
         Touch::None => {}
         Touch::First => {

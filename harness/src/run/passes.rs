@@ -269,38 +269,14 @@ impl Visitor for TimedStage<'_> {
         let steps = &self.prepared.steps;
         let touch = self.settings.touch;
         let state = self.state;
+        let threaded = self.prepared.threaded.as_ref();
+        // One timed replay of `steps`, or, for a cell on threads, of every
+        // thread's program at once (a warm-up prefix applies to one thread).
+        let once = |state: &mut TimedCell, steps: &[Step]| match threaded {
+            Some(threaded) => timed_replay_threaded(config, state, threaded, touch, None).map(|run| run.seconds),
+            None => timed_replay(config, state, steps, touch),
+        };
         match self.stage {
-            Stage::WarmUp if self.prepared.threaded.is_some() => {
-                let threaded = self.prepared.threaded.as_ref().expect("checked");
-                fresh_arena(state)?;
-                let mut warm = f64::INFINITY;
-                for _ in 0..self.settings.warmup.max(1) {
-                    warm = timed_replay_threaded(config, state, threaded, touch, None)?.seconds;
-                }
-                if state.passes == 0 {
-                    state.passes = ((MIN_REP_SECONDS / warm.max(1e-9)).ceil() as usize).clamp(1, MAX_PASSES);
-                }
-                state.arena = None;
-            }
-            Stage::Repetition if self.prepared.threaded.is_some() => {
-                let threaded = self.prepared.threaded.as_ref().expect("checked");
-                fresh_arena(state)?;
-                let mut total = 0.0;
-                for _ in 0..state.passes {
-                    total += timed_replay_threaded(config, state, threaded, touch, None)?.seconds;
-                }
-                state.seconds.push((total / state.passes as f64).max(1e-9));
-                state.arena = None;
-            }
-            Stage::Latency { calibration } if self.prepared.threaded.is_some() => {
-                let threaded = self.prepared.threaded.as_ref().expect("checked");
-                fresh_arena(state)?;
-                let run = timed_replay_threaded(config, state, threaded, touch, Some(calibration))?;
-                let histograms = run.histograms.expect("a latency replay keeps its histograms");
-                state.latency = Some(latency_of(&histograms, calibration));
-                state.arena = None;
-                state.shared_slots = None;
-            }
             Stage::WarmUp => {
                 fresh_arena(state)?;
                 let warm_steps = match state.warmup_steps {
@@ -309,7 +285,7 @@ impl Visitor for TimedStage<'_> {
                 };
                 let mut warm = f64::INFINITY;
                 for _ in 0..self.settings.warmup.max(1) {
-                    warm = timed_replay(config, state, warm_steps, touch)?;
+                    warm = once(state, warm_steps)?;
                 }
                 // Short replays are noise-dominated: a repetition replays the
                 // trace `passes` times so that it lasts at least MIN_REP_SECONDS.
@@ -322,15 +298,23 @@ impl Visitor for TimedStage<'_> {
                 fresh_arena(state)?;
                 let mut total = 0.0;
                 for _ in 0..state.passes {
-                    total += timed_replay(config, state, steps, touch)?;
+                    total += once(state, steps)?;
                 }
                 state.seconds.push((total / state.passes as f64).max(1e-9));
                 state.arena = None;
             }
             Stage::Latency { calibration } => {
-                state.latency = Some(latency_pass(config, state, steps, touch, calibration)?);
+                state.latency = Some(match threaded {
+                    Some(threaded) => {
+                        fresh_arena(state)?;
+                        let run = timed_replay_threaded(config, state, threaded, touch, Some(calibration))?;
+                        latency_of(&run.histograms.expect("a latency replay keeps its histograms"), calibration)
+                    }
+                    None => latency_pass(config, state, steps, touch, calibration)?,
+                });
                 state.arena = None;
                 state.slots = Slots::new(0);
+                state.shared_slots = None;
             }
         }
         Ok(())

@@ -21,7 +21,7 @@ use heaplab_core::concurrent::{SharedAllocator, SharedBuild, SharedVisitor};
 use heaplab_core::{AllocError, Allocator, Arena, OpKind, PerKind};
 
 use crate::prepare::{Step, Threaded};
-use crate::replay::Touch;
+use crate::replay::{Touch, apply};
 use crate::timing::{self, Calibration};
 
 /// A slot no allocation has filled yet.
@@ -179,20 +179,7 @@ impl<A: Allocator> Heap for Plain<'_, A> {
 /// (the cache benchmarks' work loop).
 #[inline(always)]
 fn work(touch: Touch, writes: u32, ptr: NonNull<u8>, size: usize) {
-    match touch {
-        Touch::None => {}
-        Touch::First if size > 0 => {
-            // SAFETY: the block was just returned for `size` bytes.
-            unsafe { ptr.as_ptr().write_volatile(1) };
-        }
-        Touch::First => {}
-        Touch::Lines => {
-            for offset in (0..size).step_by(64) {
-                // SAFETY: `offset < size`, inside the block.
-                unsafe { ptr.as_ptr().add(offset).write_volatile(1) };
-            }
-        }
-    }
+    apply(touch, ptr, size);
     for pass in 0..writes {
         for offset in 0..size {
             // SAFETY: `offset < size`, inside the block this thread holds.
