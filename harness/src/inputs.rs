@@ -18,7 +18,7 @@ pub fn digest(workload: &Workload) -> std::io::Result<Option<String>> {
     match workload {
         Workload::File(path) => Ok(Some(hex(&std::fs::read(path)?))),
         Workload::Bundled(name) => {
-            Ok(heaplab_workloads::bundled::BUNDLED.iter().find(|(n, _, _)| n == name).map(|(_, _, bytes)| hex(bytes)))
+            Ok(heaplab_workloads::bundled::BUNDLED.iter().find(|(n, ..)| n == name).map(|(_, _, bytes, _)| hex(bytes)))
         }
         Workload::Synthetic(_) | Workload::Threaded(_) => Ok(None),
     }

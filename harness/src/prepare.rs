@@ -69,9 +69,10 @@ pub struct Prepared {
     pub threaded: Option<Threaded>,
 }
 
-/// The threads of a prepared workload: `steps` is their seeded
-/// interleaving (the deterministic pass replays it), and each thread's
-/// steps keep their order in it, with the same slots.
+/// The threads of a prepared workload: `steps` is one order of all their
+/// steps (a seeded interleaving, or a recorded trace's own order), which
+/// the deterministic pass replays; each thread's steps keep their order in
+/// it, with the same slots.
 #[derive(Debug, Clone)]
 pub struct Threaded {
     /// Threads.
@@ -80,6 +81,12 @@ pub struct Threaded {
     pub thread_of: Vec<u16>,
     /// Each thread's steps, in its order.
     pub programs: Vec<Vec<Step>>,
+    /// Per thread, the steps (by index in its program) that must wait for
+    /// another thread's realloc of their block, with the number of reallocs
+    /// the block must have had: `(step, reallocs)`, in step order. A step
+    /// whose block was last allocated elsewhere waits for that allocation
+    /// anyway (its slot is empty until then).
+    pub waits: Vec<Vec<(u32, u32)>>,
     /// Frees of a block another thread allocated (or last reallocated).
     pub remote_frees: u64,
     /// Frees in all.
@@ -97,8 +104,10 @@ impl Threaded {
 }
 
 /// Prepare a workload on `threads` threads: its programs (a multithreaded
-/// workload's, or one copy per thread of any other), their interleaving for
-/// `seed`, and each thread's steps.
+/// workload's, a recorded trace's threads, or one copy per thread of any
+/// other), one order of them (the recorded one, or an interleaving for
+/// `seed`), and each thread's steps with the waits its cross-thread
+/// reallocs need.
 pub fn prepare_threaded(
     workload: &heaplab_workloads::Workload,
     seed: u64,
@@ -107,28 +116,28 @@ pub fn prepare_threaded(
 ) -> Result<Prepared, TraceError> {
     let name = workload.name();
     let programs = workload.programs(seed, threads as usize)?;
-    let order = heaplab_workloads::threaded::interleave(&programs.threads, seed)
-        .map_err(|message| TraceError::Workload { workload: name.clone(), message })?;
+    let order = match programs.order {
+        Some(order) => order,
+        None => heaplab_workloads::threaded::interleave(&programs.threads, seed)
+            .map_err(|message| TraceError::Workload { workload: name.clone(), message })?,
+    };
     let mut prepared = prepare(order.iter().map(|s| Ok(s.op)), &name, default_align)?;
     let thread_of: Vec<u16> = order.iter().map(|s| s.thread).collect();
+    let count = threads.max(1) as usize;
+    // Per slot: the thread that owns the block (allocated or last
+    // reallocated it) and its reallocs so far.
     let mut owner: Vec<u16> = vec![0; prepared.slots];
-    let mut split: Vec<Vec<Step>> = vec![Vec::new(); threads.max(1) as usize];
+    let mut reallocs: Vec<u32> = vec![0; prepared.slots];
+    let mut split: Vec<Vec<Step>> = vec![Vec::new(); count];
+    let mut waits: Vec<Vec<(u32, u32)>> = vec![Vec::new(); count];
     let (mut remote_frees, mut frees) = (0, 0);
-    let mut reallocated = vec![false; prepared.slots];
-    for (index, (step, &thread)) in prepared.steps.iter().zip(&thread_of).enumerate() {
-        if let Step::Free { slot } | Step::Realloc { slot, .. } = *step
-            && owner[slot as usize] != thread
-            && (reallocated[slot as usize] || matches!(step, Step::Realloc { .. }))
-        {
-            return Err(TraceError::Workload {
-                workload: name,
-                message: format!(
-                    "op {index}: a block reallocated on one thread is freed or reallocated on another; replay on threads keeps a reallocated block on its thread"
-                ),
-            });
-        }
-        if let Step::Realloc { slot, .. } = *step {
-            reallocated[slot as usize] = true;
+    for (step, &thread) in prepared.steps.iter().zip(&thread_of) {
+        let mine = &mut split[thread as usize];
+        if let Step::Free { slot } | Step::Realloc { slot, .. } = *step {
+            let slot = slot as usize;
+            if owner[slot] != thread && reallocs[slot] > 0 {
+                waits[thread as usize].push((mine.len() as u32, reallocs[slot]));
+            }
         }
         match *step {
             Step::Alloc { slot, .. } | Step::AllocImpossible { slot, .. } => owner[slot as usize] = thread,
@@ -137,14 +146,18 @@ pub fn prepare_threaded(
                 remote_frees += u64::from(owner[slot as usize] != thread);
             }
             // A realloc makes the block this thread's.
-            Step::Realloc { slot, .. } => owner[slot as usize] = thread,
+            Step::Realloc { slot, .. } => {
+                owner[slot as usize] = thread;
+                reallocs[slot as usize] += 1;
+            }
         }
-        split[thread as usize].push(*step);
+        mine.push(*step);
     }
     prepared.threaded = Some(Threaded {
         threads,
         thread_of,
         programs: split,
+        waits,
         remote_frees,
         frees,
         writes_per_alloc: programs.writes_per_alloc,
@@ -242,6 +255,138 @@ mod tests {
             (prepared.slots, prepared.counts, prepared.peak_requested_bytes),
             (2, PerKind { alloc: 2, free: 2, realloc: 1 }, 40)
         );
+    }
+
+    #[test]
+    fn a_block_reallocated_on_another_thread_is_waited_for() {
+        use heaplab_workloads::{ThreadOp, formats};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mt.hlt");
+        let a = |id, size| Op::Alloc { id, size, align: Align::UNSPECIFIED };
+        let steps = [
+            (0, a(0, 10)),
+            (1, Op::Realloc { id: 0, size: 20 }), // waits for thread 0's alloc (an empty slot)
+            (0, Op::Realloc { id: 0, size: 30 }), // waits for thread 1's realloc
+            (0, a(1, 5)),
+            (1, Op::Free { id: 0 }), // waits for thread 0's realloc, the block's second
+            (1, Op::Free { id: 1 }), // waits for the alloc only
+        ]
+        .map(|(thread, op)| Ok(ThreadOp { thread, op }));
+        formats::write_steps(&path, None, steps, "", true).unwrap();
+        let workload = heaplab_workloads::Workload::parse(path.to_str().unwrap()).unwrap();
+        let prepared = prepare_threaded(&workload, 0, 2, 16).unwrap();
+        let threaded = prepared.threaded.as_ref().unwrap();
+        assert_eq!(threaded.thread_of, [0, 1, 0, 0, 1, 1], "the recorded order");
+        assert_eq!(threaded.waits, [vec![(1, 1)], vec![(1, 2)]]);
+        assert_eq!((threaded.remote_frees, threaded.frees), (2, 2));
+        // As a conformance script: each op after those on its block before it.
+        use heaplab_core::conformance::ScriptOp;
+        let script = script(&prepared).unwrap();
+        assert_eq!(
+            script.threads[1],
+            [
+                ScriptOp::Realloc { slot: 0, size: 20, after: 1 },
+                ScriptOp::Free { slot: 0, after: 3 },
+                ScriptOp::Free { slot: 1, after: 1 }
+            ]
+        );
+    }
+
+    /// A prepared cell on threads as a conformance `Script`: each
+    /// thread's steps, each free and realloc after the ops on its block
+    /// that come before it in the order. `None` for a cell not on threads.
+    fn script(prepared: &Prepared) -> Option<heaplab_core::conformance::Script> {
+        use heaplab_core::conformance::{Script, ScriptOp};
+        let threaded = prepared.threaded.as_ref()?;
+        let mut done = vec![0u32; prepared.slots];
+        let mut threads = vec![Vec::new(); threaded.programs.len()];
+        for (step, &thread) in prepared.steps.iter().zip(&threaded.thread_of) {
+            let op = match *step {
+                Step::Alloc { slot, align_log2, size } => {
+                    ScriptOp::Alloc { slot, size: size as usize, align: 1 << align_log2 }
+                }
+                Step::AllocImpossible { slot, .. } => ScriptOp::Alloc { slot, size: usize::MAX, align: 1 },
+                Step::Free { slot } => ScriptOp::Free { slot, after: done[slot as usize] },
+                Step::Realloc { slot, size } => ScriptOp::Realloc {
+                    slot,
+                    size: usize::try_from(size).unwrap_or(usize::MAX),
+                    after: done[slot as usize],
+                },
+            };
+            let slot = match op {
+                ScriptOp::Alloc { slot, .. } | ScriptOp::Free { slot, .. } | ScriptOp::Realloc { slot, .. } => slot,
+            };
+            done[slot as usize] += 1;
+            threads[thread as usize].push(op);
+        }
+        Some(Script { threads, slots: prepared.slots })
+    }
+
+    /// The conformance script of a cell on threads, run on a thread-safe
+    /// layer over a family (the allocator beneath then held to recovery).
+    struct OnLayers<'a> {
+        script: &'a heaplab_core::conformance::Script,
+        kinds: &'a [heaplab_core::concurrent::LayerKind],
+    }
+
+    impl heaplab_core::concurrent::SendVisitor for OnLayers<'_> {
+        type Output = Result<(), String>;
+        fn visit<C: heaplab_core::AllocatorConfig>(self, config: &C) -> Self::Output
+        where
+            C::Allocator: Send,
+            C::Timed: Send,
+        {
+            use heaplab_core::conformance as suite;
+            for &kind in self.kinds {
+                let factory = suite::layer_factory(kind, config.clone());
+                suite::concurrent_script_layer(factory, self.script, 64 << 20)
+                    .map_err(|failure| format!("{}/{}: {failure}", kind.spec(), config.spec()))?;
+            }
+            Ok(())
+        }
+    }
+
+    /// The script on a thread-safe build as it is (a peer's own thread
+    /// caches; its blocks are not in the arena).
+    struct AsItIs<'a>(&'a heaplab_core::conformance::Script);
+
+    impl heaplab_core::concurrent::SharedVisitor for AsItIs<'_> {
+        type Output = Result<(), String>;
+        fn visit<B: heaplab_core::concurrent::SharedBuild>(self, build: &B) -> Self::Output {
+            let arena = heaplab_core::Arena::new(1 << 20).unwrap();
+            let shared = build.build_shared(arena, self.0.threads.len()).map_err(|e| e.to_string())?;
+            heaplab_core::conformance::concurrent_script(&shared, self.0, None)
+                .map(|_| ())
+                .map_err(|failure| format!("{}: {failure}", build.shared_spec()))
+        }
+    }
+
+    #[test]
+    fn the_bundled_multithreaded_trace_passes_the_concurrent_checks_on_every_thread_safe_allocator() {
+        use crate::registry::AllocatorSpec;
+        use heaplab_core::concurrent::{CacheParams, LayerKind};
+        let workload = heaplab_workloads::Workload::parse("trace:python-threads").unwrap();
+        let prepared = prepare_threaded(&workload, 0, 2, 16).unwrap();
+        let threaded = prepared.threaded.as_ref().unwrap();
+        // Cross-thread frees as trace info counts them.
+        let info = heaplab_workloads::info::analyze_steps(workload.steps(0).unwrap(), "t").unwrap();
+        assert_eq!((threaded.remote_frees, threaded.frees), (info.remote_frees, info.count(OpKind::Free)));
+        assert!(threaded.remote_frees > 0);
+        let script = script(&prepared).unwrap();
+        let kinds = [
+            LayerKind::Locked,
+            LayerKind::Cached(CacheParams::default()),
+            LayerKind::Cached(CacheParams { magazine: 3, depot: 1, max_size: 256 }),
+        ];
+        for spec in
+            ["segregated:kind=tlsf,sl=5", "segregated:kind=fits", "buddy", "slab", "freelist:fit=first,order=address"]
+        {
+            let spec = AllocatorSpec::parse(spec).unwrap();
+            spec.visit_send(OnLayers { script: &script, kinds: &kinds }).expect("layerable").unwrap();
+        }
+        for peer in ["peer:glibc", "peer:mimalloc", "peer:jemalloc"] {
+            AllocatorSpec::parse(peer).unwrap().visit_shared(AsItIs(&script)).expect("thread-safe").unwrap();
+        }
     }
 
     #[test]

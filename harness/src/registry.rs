@@ -98,7 +98,7 @@ macro_rules! registry {
             }
 
             /// Run `visitor` with this configuration if a layer can go over it.
-            fn visit_send<V: SendVisitor>(&self, visitor: V) -> Option<V::Output> {
+            pub fn visit_send<V: SendVisitor>(&self, visitor: V) -> Option<V::Output> {
                 match self {
                     $(AllocatorSpec::$variant(config) => config.accept_send(visitor),)*
                     AllocatorSpec::Layered(..) => None,

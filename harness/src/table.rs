@@ -163,7 +163,7 @@ pub fn render(rows: &[SummaryRow]) -> String {
     if threaded {
         text.push_str(
             "On threads, Mops/s counts every thread's ops over the wall time; the fragmentation figures come from one \
-             seeded interleaving of the threads replayed on one thread.\n",
+             order of the threads' ops (a seeded interleaving, or a recorded trace's own) replayed on one thread.\n",
         );
     }
     text

@@ -5,35 +5,48 @@ use std::path::Path;
 use std::process::Command as Process;
 
 use assert_cmd::Command;
-use heaplab_workloads::{Align, Op, formats};
+use heaplab_workloads::{Align, Op, ThreadOp, formats};
 use predicates::prelude::*;
 
 fn heaplab() -> Command {
     Command::cargo_bin("heaplab").unwrap()
 }
 
-/// Between two marker allocations (123457 and 123458 bytes): a malloc, a
-/// calloc, a realloc, posix_memalign, aligned_alloc, frees, and a malloc and
-/// free made by a second thread while the main thread waits for it.
-const PROGRAM: &str = r#"
+/// What both test programs start with: headers, and a stage the threads
+/// wait on.
+const PRELUDE: &str = r#"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t c = PTHREAD_COND_INITIALIZER;
 static int stage = 0;
-static void *worker(void *arg) {
+static void wait_for_stage(int wanted) {
     pthread_mutex_lock(&m);
-    while (stage != 1) pthread_cond_wait(&c, &m);
+    while (stage != wanted) pthread_cond_wait(&c, &m);
     pthread_mutex_unlock(&m);
+}
+static void set_stage(int next) {
+    pthread_mutex_lock(&m);
+    stage = next;
+    pthread_cond_broadcast(&c);
+    pthread_mutex_unlock(&m);
+}
+"#;
+
+/// Between two marker allocations (123457 and 123458 bytes): a malloc, a
+/// calloc, a realloc, posix_memalign, aligned_alloc, frees, and a malloc and
+/// free made by a second thread while the main thread waits for it.
+const PROGRAM: &str = r#"
+static void *worker(void *arg) {
+    wait_for_stage(1);
     char *p = malloc(333);
     memset(p, 1, 333);
     free(p);
-    pthread_mutex_lock(&m);
-    stage = 2;
-    pthread_cond_broadcast(&c);
-    pthread_mutex_unlock(&m);
+    set_stage(2);
     return arg;
 }
 int main(void) {
@@ -47,11 +60,8 @@ int main(void) {
     if (posix_memalign(&aligned, 256, 300) != 0) return 1;
     void *q = aligned_alloc(64, 128);
     free(b);
-    pthread_mutex_lock(&m);
-    stage = 1;
-    pthread_cond_broadcast(&c);
-    while (stage != 2) pthread_cond_wait(&c, &m);
-    pthread_mutex_unlock(&m);
+    set_stage(1);
+    wait_for_stage(2);
     free(a);
     free(aligned);
     free(q);
@@ -65,9 +75,13 @@ int main(void) {
 "#;
 
 fn compile(dir: &Path) -> std::path::PathBuf {
-    let source = dir.join("known.c");
-    std::fs::write(&source, PROGRAM).unwrap();
-    let binary = dir.join("known");
+    compile_program(dir, "known", PROGRAM)
+}
+
+fn compile_program(dir: &Path, name: &str, program: &str) -> std::path::PathBuf {
+    let source = dir.join(format!("{name}.c"));
+    std::fs::write(&source, format!("{PRELUDE}{program}")).unwrap();
+    let binary = dir.join(name);
     // -O0 and -fno-builtin: the compiler must not elide a malloc/free pair.
     let status = Process::new("cc")
         .args(["-O0", "-fno-builtin", "-pthread", "-o"])
@@ -131,6 +145,76 @@ fn a_known_program_is_recorded_call_for_call() {
     ];
     assert_eq!(canonical(&ops[start..=end]), expected);
     heaplab().args(["trace", "validate"]).arg(&trace).assert().success();
+    // The worker's malloc and free are its own thread's, everything else the main thread's.
+    let steps: Vec<ThreadOp> = formats::open(&trace).unwrap().steps().collect::<Result<_, _>>().unwrap();
+    let threads: Vec<u16> = steps[start..=end].iter().map(|s| s.thread).collect();
+    assert_eq!(threads, [0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
+}
+
+/// Thread `first` is created first but allocates last; thread `second`
+/// allocates, then forks a child that allocates and exits.
+const THREADS_AND_FORK: &str = r#"
+static void *first(void *arg) {
+    wait_for_stage(1);
+    free(malloc(1111));
+    return arg;
+}
+static void *second(void *arg) {
+    free(malloc(2222));
+    pid_t pid = fork();
+    if (pid == 0) {
+        free(malloc(3333));
+        _exit(0);
+    }
+    waitpid(pid, 0, 0);
+    set_stage(1);
+    return arg;
+}
+int main(void) {
+    pthread_t a, b;
+    free(malloc(4444));
+    pthread_create(&a, 0, first, 0);
+    pthread_create(&b, 0, second, 0);
+    pthread_join(b, 0);
+    pthread_join(a, 0);
+    free(malloc(5555));
+    return 0;
+}
+"#;
+
+#[test]
+fn threads_are_numbered_in_creation_order_and_a_forked_child_numbers_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = compile_program(dir.path(), "threads", THREADS_AND_FORK);
+    let trace = dir.path().join("threads.hlt");
+    heaplab()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(&binary)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("on 3 threads"));
+    let thread_of = |path: &Path, size: u64| {
+        let reader = formats::open(path).unwrap();
+        let steps: Vec<ThreadOp> = reader.steps().collect::<Result<_, _>>().unwrap();
+        steps.iter().find(|s| matches!(s.op, Op::Alloc { size: n, .. } if n == size)).map(|s| s.thread)
+    };
+    assert!(formats::open(&trace).unwrap().has_threads());
+    // Created first, so thread 1, although the second allocated before it.
+    assert_eq!([4444, 1111, 2222, 5555].map(|size| thread_of(&trace, size)), [Some(0), Some(1), Some(2), Some(0)]);
+    let child = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("threads.") && name.ends_with(".hlt") && *p != trace
+        })
+        .expect("the child's trace");
+    // The child is one thread, its 0: the thread that forked.
+    assert!(!formats::open(&child).unwrap().has_threads());
+    assert_eq!(thread_of(&child, 3333), Some(0));
+    assert_eq!(thread_of(&child, 2222), None);
 }
 
 #[test]

@@ -163,3 +163,54 @@ fn bad_thread_counts_and_layers_say_what_was_expected() {
             .stderr(predicate::str::contains(expected));
     }
 }
+
+/// The bundled recording of a two-threaded program.
+const RECORDED: &str = "trace:python-threads";
+
+/// `trace info`'s count of cross-thread frees: `(remote, frees)`.
+fn remote_frees_per_trace_info(workload: &str) -> (u64, u64) {
+    let out = heaplab().args(["trace", "info", workload]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("threads      2 "), "two threads:\n{text}");
+    let line = text.lines().find(|l| l.starts_with("remote")).unwrap_or_else(|| panic!("no remote line:\n{text}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |word: &str| word.replace(',', "").parse::<u64>().unwrap();
+    (number(words[1]), number(words[3]))
+}
+
+#[test]
+fn a_recorded_multithreaded_trace_replays_on_its_threads_on_every_thread_safe_allocator() {
+    let (remote, frees) = remote_frees_per_trace_info(RECORDED);
+    assert!(remote > frees / 20, "the recording has cross-thread frees: {remote} of {frees}");
+    let dir = tempfile::tempdir().unwrap();
+    let allocators = [CACHED, LOCKED, "cached/buddy", "locked/slab", "peer:glibc", "peer:mimalloc", "peer:jemalloc"];
+    let mut run = heaplab();
+    run.args(["run", "--workload", RECORDED, "--threads", "1,2", "--reps", "1", "--processes", "1"]);
+    for allocator in allocators {
+        run.args(["--alloc", allocator]);
+    }
+    run.args(["--warmup", "0", "--quiet", "--out", dir.path().to_str().unwrap(), "--name", "r"]).assert().success();
+    let summary = dir.path().join("r/summary.csv");
+    let threads = column(&summary, "threads");
+    let pct = column(&summary, "remote_free_pct");
+    assert_eq!(threads.len(), 2 * allocators.len());
+    // The replay on the recorded threads counts the cross-thread frees as
+    // trace info does; on one thread (the recorded order) there are none.
+    let expected = 100.0 * remote as f64 / frees as f64;
+    for (threads, pct) in threads.iter().zip(&pct) {
+        let pct: f64 = pct.parse().unwrap();
+        assert_eq!(pct, if threads == "2" { expected } else { 0.0 }, "on {threads} threads");
+    }
+    assert!(column(&summary, "ops_per_sec").iter().all(|v| v.parse::<f64>().unwrap() > 0.0));
+}
+
+#[test]
+fn a_recorded_trace_takes_its_thread_count_or_a_multiple() {
+    heaplab()
+        .args(["run", "--workload", RECORDED, "--alloc", LOCKED, "--threads", "3", "--metrics-only", "--quiet"])
+        .args(["--out", tempfile::tempdir().unwrap().path().to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("recorded on 2 threads").and(predicate::str::contains("not on 3")));
+}

@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 
 use crate::error::TraceError;
 use crate::idmap::IdMap;
-use crate::op::{Op, OpKind};
+use crate::op::{Op, OpKind, ThreadOp};
 use crate::validate::Validator;
 
 /// A trace's contents, summarised in one pass.
@@ -35,6 +35,26 @@ pub struct TraceInfo {
     pub lifetimes: Histogram<u64>,
     /// Allocs by alignment in bytes (`None`: unspecified).
     pub aligns: BTreeMap<Option<u64>, u64>,
+    /// Per thread (indexed by thread id; one entry for a trace without
+    /// threads): ops made, and the peak of the requested bytes live in
+    /// blocks it owns (it allocated them, or reallocated them last).
+    pub threads: Vec<ThreadInfo>,
+    /// Frees of a block another thread owns: cross-thread (remote) frees,
+    /// counted as `heaplab run --threads` counts them.
+    pub remote_frees: u64,
+    /// Reallocs of a block another thread owns (it changes owner).
+    pub remote_reallocs: u64,
+}
+
+/// One thread of a trace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadInfo {
+    /// Ops the thread made.
+    pub ops: u64,
+    /// Most requested bytes live at once in blocks the thread owns.
+    pub peak_live_bytes: u64,
+    /// Requested bytes live now in blocks it owns (during the pass).
+    live_bytes: u64,
 }
 
 impl TraceInfo {
@@ -47,11 +67,25 @@ impl TraceInfo {
     pub fn count(&self, kind: OpKind) -> u64 {
         self.counts[kind as usize]
     }
+
+    /// Cross-thread frees, percent of frees.
+    pub fn remote_free_pct(&self) -> f64 {
+        let frees = self.count(OpKind::Free);
+        if frees == 0 { 0.0 } else { 100.0 * self.remote_frees as f64 / frees as f64 }
+    }
 }
 
 /// Summarise a trace; fails on the first illegal op (with its index) or
 /// reading error.
 pub fn analyze(ops: impl IntoIterator<Item = Result<Op, TraceError>>, name: &str) -> Result<TraceInfo, TraceError> {
+    analyze_steps(ops.into_iter().map(|op| op.map(ThreadOp::single)), name)
+}
+
+/// [`analyze`] ops with their threads.
+pub fn analyze_steps(
+    steps: impl IntoIterator<Item = Result<ThreadOp, TraceError>>,
+    name: &str,
+) -> Result<TraceInfo, TraceError> {
     let mut info = TraceInfo {
         counts: [0; 3],
         blocks: 0,
@@ -64,36 +98,49 @@ pub fn analyze(ops: impl IntoIterator<Item = Result<Op, TraceError>>, name: &str
         size_buckets: vec![0; 65],
         lifetimes: Histogram::new(3).expect("3 significant figures are valid"),
         aligns: BTreeMap::new(),
+        threads: vec![ThreadInfo::default()],
+        remote_frees: 0,
+        remote_reallocs: 0,
     };
     let mut validator = Validator::new();
-    // Per live id: requested size and the index of its allocation.
-    let mut live: IdMap<(u64, u64)> = IdMap::new();
+    // Per live id: requested size, the index of its allocation, its owner.
+    let mut live: IdMap<(u64, u64, u16)> = IdMap::new();
     let (mut live_bytes, mut live_blocks) = (0u64, 0u64);
-    for (index, op) in ops.into_iter().enumerate() {
-        let op = op?;
+    for (index, step) in steps.into_iter().enumerate() {
+        let ThreadOp { thread, op } = step?;
         let index = index as u64;
         validator.check(&op).map_err(|what| TraceError::Invalid { path: name.to_string(), index, what })?;
         info.counts[op.kind() as usize] += 1;
+        if info.threads.len() <= usize::from(thread) {
+            info.threads.resize(usize::from(thread) + 1, ThreadInfo::default());
+        }
+        info.threads[usize::from(thread)].ops += 1;
         let overflow = || TraceError::LiveBytesOverflow { path: name.to_string(), index };
         match op {
             Op::Alloc { id, size, align } => {
-                live.set(id, (size, index));
+                live.set(id, (size, index, thread));
                 live_bytes = live_bytes.checked_add(size).ok_or_else(overflow)?;
+                info.threads[usize::from(thread)].gain(size);
                 live_blocks += 1;
                 info.blocks += 1;
                 record_size(&mut info, size);
                 *info.aligns.entry(align.bytes()).or_default() += 1;
             }
             Op::Free { id } => {
-                let (size, birth) = live.get(id);
+                let (size, birth, owner) = live.get(id);
                 live_bytes -= size;
+                info.threads[usize::from(owner)].live_bytes -= size;
+                info.remote_frees += u64::from(owner != thread);
                 live_blocks -= 1;
                 info.lifetimes.record(index - birth).expect("an auto-resizing histogram takes any u64");
             }
             Op::Realloc { id, size } => {
-                let (old, birth) = live.get(id);
-                live.set(id, (size, birth));
+                let (old, birth, owner) = live.get(id);
+                live.set(id, (size, birth, thread));
                 live_bytes = (live_bytes - old).checked_add(size).ok_or_else(overflow)?;
+                info.threads[usize::from(owner)].live_bytes -= old;
+                info.threads[usize::from(thread)].gain(size);
+                info.remote_reallocs += u64::from(owner != thread);
                 record_size(&mut info, size);
             }
         }
@@ -106,6 +153,15 @@ pub fn analyze(ops: impl IntoIterator<Item = Result<Op, TraceError>>, name: &str
     info.final_live_bytes = live_bytes;
     info.final_live_blocks = live_blocks;
     Ok(info)
+}
+
+impl ThreadInfo {
+    /// The thread now owns `size` more bytes (no overflow: the sum over
+    /// threads, the trace's live bytes, was checked).
+    fn gain(&mut self, size: u64) {
+        self.live_bytes += size;
+        self.peak_live_bytes = self.peak_live_bytes.max(self.live_bytes);
+    }
 }
 
 fn record_size(info: &mut TraceInfo, size: u64) {
@@ -149,6 +205,26 @@ mod tests {
         );
         assert_eq!(info.aligns.get(&None), Some(&3));
         assert_eq!((info.sizes.min(), info.sizes.max(), info.sizes.len()), (10, 300, 4));
+    }
+
+    #[test]
+    fn threads_own_what_they_allocate_or_reallocate_last() {
+        let on = |thread, op| Ok(ThreadOp { thread, op });
+        let a = |id, size| Op::Alloc { id, size, align: Align::UNSPECIFIED };
+        let steps = vec![
+            on(0, a(0, 100)),
+            on(1, a(1, 10)),
+            on(1, Op::Free { id: 0 }), // remote: thread 0's
+            on(0, a(2, 50)),
+            on(1, Op::Realloc { id: 2, size: 70 }), // remote: now thread 1's
+            on(0, Op::Free { id: 2 }),              // remote: thread 1's
+            on(1, Op::Free { id: 1 }),
+        ];
+        let info = analyze_steps(steps, "t").unwrap();
+        assert_eq!(info.threads.iter().map(|t| t.ops).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(info.threads.iter().map(|t| t.peak_live_bytes).collect::<Vec<_>>(), [100, 80]);
+        assert_eq!((info.remote_frees, info.remote_reallocs), (2, 1));
+        assert!((info.remote_free_pct() - 200.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]

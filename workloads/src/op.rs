@@ -109,6 +109,23 @@ impl Op {
     }
 }
 
+/// One op and the thread that makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadOp {
+    /// The thread, `0..threads`.
+    pub thread: u16,
+    /// The op.
+    pub op: Op,
+}
+
+impl ThreadOp {
+    /// `op` on thread 0.
+    #[inline]
+    pub fn single(op: Op) -> ThreadOp {
+        ThreadOp { thread: 0, op }
+    }
+}
+
 /// The kind of an operation: the allocator call it is (defined with the
 /// allocator contract, in heaplab-core, since results files name it too).
 pub use heaplab_core::OpKind;

@@ -68,6 +68,10 @@ pub struct Programs {
     /// Times each thread writes every byte of a block it allocates (the
     /// cache benchmarks' work loop); 0: none beyond `--touch`.
     pub writes_per_alloc: u32,
+    /// The one order of all threads' ops the deterministic pass replays,
+    /// when the workload has one (a recorded trace: its recorded order);
+    /// `None`: a seeded [`interleave`].
+    pub order: Option<Vec<ThreadOp>>,
 }
 
 impl ThreadedSpec {
@@ -288,7 +292,7 @@ impl ThreadedSpec {
                 writes_per_alloc = writes;
             }
         }
-        Ok(Programs { threads: programs, writes_per_alloc })
+        Ok(Programs { threads: programs, writes_per_alloc, order: None })
     }
 }
 
@@ -306,14 +310,7 @@ impl Ids {
     }
 }
 
-/// One op and the thread that makes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThreadOp {
-    /// The thread, `0..threads`.
-    pub thread: u16,
-    /// The op.
-    pub op: Op,
-}
+pub use crate::op::ThreadOp;
 
 /// Merge per-thread programs into one seeded order in which every free and
 /// realloc follows its block's allocation: threads take turns in bursts of

@@ -106,6 +106,19 @@ pub struct Summary {
     pub bounded: bool,
 }
 
+impl Summary {
+    /// Add one thread's counts (the peak: the larger).
+    fn add(&mut self, thread: &Summary) {
+        self.ops += thread.ops;
+        self.allocs += thread.allocs;
+        self.failed_allocs += thread.failed_allocs;
+        self.frees += thread.frees;
+        self.reallocs += thread.reallocs;
+        self.failed_reallocs += thread.failed_reallocs;
+        self.peak_live_blocks = self.peak_live_blocks.max(thread.peak_live_blocks);
+    }
+}
+
 type Outcome<T = ()> = Result<T, Failure>;
 
 /// One live block as the oracle knows it.
@@ -1214,13 +1227,7 @@ where
     L::Inner: Allocator,
 {
     let mut layer = make(Arena::new(plan.arena_bytes).expect("arena"), plan.threads);
-    let (initial_stats, initial_free) = {
-        let inner = layer.inner_mut();
-        let mut extents = Vec::new();
-        inner.for_each_free(&mut |o, l| extents.push((o, l)));
-        extents.sort_unstable();
-        (inner.stats(), extents)
-    };
+    let (initial_stats, initial_free) = fresh_state(&mut layer);
     let (base, len) = {
         let arena = layer.inner_mut().arena();
         (arena.base().as_ptr() as usize, arena.len())
@@ -1286,12 +1293,7 @@ where
                     Ok(())
                 })();
                 layer.retire(local);
-                let mut totals = totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                totals.ops += summary.ops;
-                totals.allocs += summary.allocs;
-                totals.failed_allocs += summary.failed_allocs;
-                totals.frees += summary.frees;
-                totals.peak_live_blocks = totals.peak_live_blocks.max(summary.peak_live_blocks);
+                totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(&summary);
                 result
             });
         }
@@ -1311,7 +1313,37 @@ where
         summary.frees += 1;
     }
     layer.retire(local);
-    let fail = |check, message: String| Err(Failure { check, op_index: summary.ops, message });
+    layer_recovered(&mut layer, &initial_stats, &initial_free, summary.ops)?;
+    if summary.allocs < plan.threads * plan.ops_per_thread / 4 {
+        return Err(Failure {
+            check: Check::Stats,
+            op_index: summary.ops,
+            message: format!("too few allocations succeeded to test anything: {summary:?}"),
+        });
+    }
+    Ok(summary)
+}
+
+/// The stats and sorted free extents of a layer's fresh allocator.
+fn fresh_state<L: crate::concurrent::Layer>(layer: &mut L) -> (HeapStats, Vec<(usize, usize)>) {
+    let inner = layer.inner_mut();
+    let mut extents = Vec::new();
+    inner.for_each_free(&mut |o, l| extents.push((o, l)));
+    extents.sort_unstable();
+    (inner.stats(), extents)
+}
+
+/// After every block was freed and every thread retired: flush the caches,
+/// trim, and hold the allocator beneath to its own `check()` and to the
+/// fresh heap's free space (a lost remote free, a block cached twice or a
+/// leak fails here).
+fn layer_recovered<L: crate::concurrent::Layer>(
+    layer: &mut L,
+    initial_stats: &HeapStats,
+    initial_free: &[(usize, usize)],
+    ops: usize,
+) -> Outcome {
+    let fail = |check, message: String| Err(Failure { check, op_index: ops, message });
     layer.flush(&mut []);
     let inner = layer.inner_mut();
     inner.trim();
@@ -1341,12 +1373,233 @@ where
     if extents != initial_free {
         return fail(
             Check::Recovery,
-            format!("free space {} differs from the fresh heap's {}", abbreviate(&extents), abbreviate(&initial_free)),
+            format!("free space {} differs from the fresh heap's {}", abbreviate(&extents), abbreviate(initial_free)),
         );
     }
-    if summary.allocs < plan.threads * plan.ops_per_thread / 4 {
-        return fail(Check::Stats, format!("too few allocations succeeded to test anything: {summary:?}"));
+    Ok(())
+}
+
+/// One op of a thread of a [`Script`]. Slots name blocks across threads;
+/// `after` is how many ops on the slot (its alloc, then its reallocs) must
+/// have happened, on any thread, before this one runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptOp {
+    /// Allocate into `slot`.
+    Alloc {
+        /// The block's slot.
+        slot: u32,
+        /// Bytes.
+        size: usize,
+        /// Alignment, a power of two.
+        align: usize,
+    },
+    /// Free the block in `slot`.
+    Free {
+        /// The block's slot.
+        slot: u32,
+        /// Ops on the slot before this one.
+        after: u32,
+    },
+    /// Resize the block in `slot`.
+    Realloc {
+        /// The block's slot.
+        slot: u32,
+        /// New size in bytes.
+        size: usize,
+        /// Ops on the slot before this one.
+        after: u32,
+    },
+}
+
+/// Given programs for threads that run at once (a recorded multithreaded
+/// trace, say), in which a block may be freed or reallocated by another
+/// thread than the one that allocated it.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    /// Each thread's ops, in its order.
+    pub threads: Vec<Vec<ScriptOp>>,
+    /// Slots used (one more than the largest).
+    pub slots: usize,
+}
+
+/// A slot of a running script: ops done on it, and its block.
+#[derive(Default)]
+struct ScriptSlot {
+    done: u32,
+    block: Option<Handed>,
+}
+
+/// How long a thread waits for another's op on a slot before the script
+/// is declared stuck (a script whose threads cannot all proceed).
+const SCRIPT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Run `script` on `shared`, each program on its own thread at once, every
+/// block checked for alignment, bounds (when `arena` gives `(base, len)`),
+/// overlap with any thread's live block and payload integrity (realloc's
+/// carried-over bytes included); a free or realloc waits until the ops it
+/// comes after have happened. The blocks left live at the end are freed.
+pub fn concurrent_script<S: crate::concurrent::SharedAllocator>(
+    shared: &S,
+    script: &Script,
+    arena: Option<(usize, usize)>,
+) -> Outcome<Summary> {
+    let (base, len) = arena.unwrap_or((0, usize::MAX / 2));
+    let shadow =
+        Shadow { spans: Default::default(), exchange: Default::default(), base, len, failure: Default::default() };
+    let slots: Vec<std::sync::Mutex<ScriptSlot>> = (0..script.slots).map(|_| Default::default()).collect();
+    let lock = |slot: u32| slots[slot as usize].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let totals = std::sync::Mutex::new(Summary { bounded: arena.is_some(), ..Summary::default() });
+    std::thread::scope(|scope| {
+        for (thread, program) in script.threads.iter().enumerate() {
+            let (shadow, totals, lock) = (&shadow, &totals, &lock);
+            scope.spawn(move || {
+                let mut local = shared.local(thread);
+                let mut summary = Summary::default();
+                let mut tag = (thread as u64 + 1) << 40;
+                // The slot once `after` ops on it have happened.
+                let ready = |slot: u32, after: u32, op: usize| {
+                    let started = std::time::Instant::now();
+                    loop {
+                        let guard = lock(slot);
+                        if guard.done >= after {
+                            return Ok(guard);
+                        }
+                        drop(guard);
+                        if shadow.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
+                            return Err(None);
+                        }
+                        if started.elapsed() > SCRIPT_PATIENCE {
+                            return Err(Some(shadow.fail(
+                                Check::Stats,
+                                op,
+                                format!("thread {thread} waited {SCRIPT_PATIENCE:?} for op {after} on slot {slot}: the script cannot proceed"),
+                            )));
+                        }
+                        std::thread::yield_now();
+                    }
+                };
+                let result = (|| -> Outcome {
+                    for (op, step) in program.iter().enumerate() {
+                        summary.ops += 1;
+                        match *step {
+                            ScriptOp::Alloc { slot, size, align } => {
+                                // A size no layout can express fails, as in a real allocator.
+                                let attempt = Layout::from_size_align(size, align)
+                                    .map_err(|_| crate::AllocError::Unsupported("no layout has this size"))
+                                    .and_then(|layout| shared.alloc(&mut local, layout).map(|ptr| (ptr, layout)));
+                                let block = match attempt {
+                                    Ok((ptr, layout)) => {
+                                        tag += 1;
+                                        shadow.admit(ptr, layout, tag, op)?;
+                                        summary.allocs += 1;
+                                        Some(Handed { ptr, layout, tag })
+                                    }
+                                    Err(_) => {
+                                        summary.failed_allocs += 1;
+                                        None
+                                    }
+                                };
+                                let mut guard = lock(slot);
+                                guard.block = block;
+                                guard.done += 1;
+                            }
+                            ScriptOp::Free { slot, after } => {
+                                let mut guard = match ready(slot, after, op) {
+                                    Ok(guard) => guard,
+                                    Err(failure) => return failure.unwrap_or(Ok(())),
+                                };
+                                if let Some(block) = guard.block.take() {
+                                    shadow.release(block, op)?;
+                                    // SAFETY: the slot's block is live in this
+                                    // allocator with this layout, taken out of the
+                                    // slot under its lock.
+                                    unsafe { shared.free(&mut local, block.ptr, block.layout) };
+                                    summary.frees += 1;
+                                }
+                                guard.done += 1;
+                            }
+                            ScriptOp::Realloc { slot, size, after } => {
+                                let mut guard = match ready(slot, after, op) {
+                                    Ok(guard) => guard,
+                                    Err(failure) => return failure.unwrap_or(Ok(())),
+                                };
+                                if let Some(old) = guard.block.take() {
+                                    shadow.release(old, op)?;
+                                    // SAFETY: as for free; the slot gets the result.
+                                    let result = unsafe { shared.realloc(&mut local, old.ptr, old.layout, size) };
+                                    guard.block = Some(match result {
+                                        Ok(ptr) => {
+                                            let kept = old.layout.size().min(size);
+                                            for i in 0..kept {
+                                                // SAFETY: the new block has at least `kept` bytes.
+                                                if unsafe { ptr.as_ptr().add(i).read() } != pattern_byte(old.tag, i) {
+                                                    return shadow.fail(
+                                                        Check::Payload,
+                                                        op,
+                                                        format!("realloc of a {:?} block to {size} bytes lost byte {i}", old.layout),
+                                                    );
+                                                }
+                                            }
+                                            let layout = Layout::from_size_align(size, old.layout.align()).expect("valid");
+                                            tag += 1;
+                                            shadow.admit(ptr, layout, tag, op)?;
+                                            summary.reallocs += 1;
+                                            Handed { ptr, layout, tag }
+                                        }
+                                        Err(_) => {
+                                            shadow.admit(old.ptr, old.layout, old.tag, op)?;
+                                            summary.failed_reallocs += 1;
+                                            old
+                                        }
+                                    });
+                                }
+                                guard.done += 1;
+                            }
+                        }
+                    }
+                    Ok(())
+                })();
+                shared.retire(local);
+                totals.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(&summary);
+                result
+            });
+        }
+    });
+    if let Some(failure) = shadow.failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        return Err(failure);
     }
+    let mut summary = totals.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut local = shared.local(0);
+    for slot in slots {
+        if let Some(block) = slot.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).block {
+            // SAFETY: live in this allocator with this layout; the threads are done.
+            unsafe { shared.free(&mut local, block.ptr, block.layout) };
+            summary.frees += 1;
+        }
+    }
+    shared.retire(local);
+    Ok(summary)
+}
+
+/// [`concurrent_script`] on a layer over an allocator in an arena of
+/// `arena_bytes`, then the allocator beneath held to its own `check()` and
+/// to the fresh heap's free space.
+pub fn concurrent_script_layer<L: crate::concurrent::Layer>(
+    make: impl Fn(Arena, usize) -> L,
+    script: &Script,
+    arena_bytes: usize,
+) -> Outcome<Summary>
+where
+    L::Inner: Allocator,
+{
+    let mut layer = make(Arena::new(arena_bytes).expect("arena"), script.threads.len());
+    let (initial_stats, initial_free) = fresh_state(&mut layer);
+    let bounds = {
+        let arena = layer.inner_mut().arena();
+        (arena.base().as_ptr() as usize, arena.len())
+    };
+    let summary = concurrent_script(&layer, script, Some(bounds))?;
+    layer_recovered(&mut layer, &initial_stats, &initial_free, summary.ops)?;
     Ok(summary)
 }
 

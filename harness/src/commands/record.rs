@@ -4,8 +4,11 @@
 //! every malloc-family call of every process that inherits it to a raw file
 //! per process in a temporary directory. When the command has exited, each
 //! log becomes a native trace: the command's own process goes to `-o FILE`,
-//! every other process to `FILE`'s stem + `.PID` + its extension. The
-//! command's output is untouched and its exit status is heaplab's.
+//! every other process to `FILE`'s stem + `.PID` + its extension. A
+//! process that allocated on more than one thread gets a native trace with
+//! threads (ids dense from 0 in creation order; a `.rep` or mtrace output
+//! keeps only the order, and says so). The command's output is untouched
+//! and its exit status is heaplab's.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, bail};
 use clap::Args;
 use heaplab::units;
+use heaplab_workloads::ThreadOp;
 use heaplab_workloads::formats::{self, Format, raw::RawReader};
 
 /// The preload library's file name.
@@ -42,7 +46,8 @@ fn find_library(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 /// Where a preload library named `file` is: `given`, else the file the
 /// environment variable `variable` names, else beside this executable
-/// (where `cargo build -p heaplab` puts it).
+/// (where `cargo build -p heaplab` puts it) or in its `deps/` (where `cargo
+/// test` does), the newer of the two.
 pub fn find_preload(file: &str, variable: &str, given: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(path) = given.map(Path::to_path_buf).or_else(|| std::env::var_os(variable).map(PathBuf::from)) {
         if path.is_file() {
@@ -52,10 +57,17 @@ pub fn find_preload(file: &str, variable: &str, given: Option<&Path>) -> anyhow:
     }
     let exe = std::env::current_exe().context("finding heaplab's own executable")?;
     let dir = exe.parent().unwrap_or(Path::new("."));
-    for candidate in [dir.join(file), dir.join("deps").join(file)] {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
+    // `cargo build` puts the library beside the executable and `cargo test`
+    // only in deps/: when both are there, the newer is this build's.
+    let newest = [dir.join(file), dir.join("deps").join(file)]
+        .into_iter()
+        .filter_map(|candidate| {
+            let meta = std::fs::metadata(&candidate).ok().filter(|m| m.is_file())?;
+            Some((meta.modified().ok()?, candidate))
+        })
+        .max_by_key(|(modified, _)| *modified);
+    if let Some((_, candidate)) = newest {
+        return Ok(candidate);
     }
     bail!(
         "cannot find {file} beside {} (build it with `cargo build --release -p heaplab`, or name it with --library or {variable})",
@@ -121,23 +133,51 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let command_line: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     for (pid, log) in logs_found {
         let output = if pid == root { args.output.clone() } else { child_output(&args.output, pid) };
-        let file = std::fs::File::open(&log).with_context(|| format!("opening {}", log.display()))?;
-        let mut reader = RawReader::new(std::io::BufReader::with_capacity(1 << 20, file), &log.display().to_string())?;
+        let open = || -> anyhow::Result<RawReader<std::io::BufReader<std::fs::File>>> {
+            let file = std::fs::File::open(&log).with_context(|| format!("opening {}", log.display()))?;
+            Ok(RawReader::new(std::io::BufReader::with_capacity(1 << 20, file), &log.display().to_string())?)
+        };
+        // A first pass finds the threads that made ops, numbered densely in
+        // creation order in the trace.
+        let mut threads = std::collections::BTreeSet::new();
+        let mut scan = open()?;
+        while let Some(op) = scan.next() {
+            op?;
+            threads.insert(scan.thread());
+        }
+        let threads: Vec<u16> = threads.into_iter().collect();
+        let threaded = threads.len() > 1;
+        let mut reader = open()?;
         let meta = format!(
-            "heaplab {} record: `{}`, process {pid}{}, {}",
+            "heaplab {} record: `{}`, process {pid}{}{}, {}",
             env!("CARGO_PKG_VERSION"),
             command_line.join(" "),
             if pid == root { "" } else { " (a child)" },
+            if threaded { format!(", {} threads", threads.len()) } else { String::new() },
             humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         );
-        let written = formats::write(&output, Some(format), reader.by_ref(), &meta)?;
+        let steps = std::iter::from_fn(|| {
+            let op = reader.next()?;
+            let thread = threads.binary_search(&reader.thread()).unwrap_or(0) as u16;
+            Some(op.map(|op| ThreadOp { thread, op }))
+        });
+        let written = formats::write_steps(&output, Some(format), steps, &meta, threaded)?;
+        let on = if threaded { format!(" on {} threads", threads.len()) } else { String::new() };
         eprintln!(
-            "heaplab record: process {pid}: {} calls, {} ops ({} skipped: failed calls, free(NULL), blocks allocated before) -> {}",
+            "heaplab record: process {pid}: {} calls, {} ops{on} ({} skipped: failed calls, free(NULL), blocks allocated before) -> {}",
             units::count(reader.calls()),
             units::count(written),
             units::count(reader.skipped()),
             output.display()
         );
+        if threaded && format != Format::Native {
+            eprintln!(
+                "heaplab record: {} keeps no threads: {} has the {} threads' ops in their recorded order, as one thread (record to .hlt to keep them)",
+                format,
+                output.display(),
+                threads.len()
+            );
+        }
     }
     Ok(match status.code() {
         Some(code) => ExitCode::from(code as u8),

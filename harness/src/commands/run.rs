@@ -111,10 +111,13 @@ struct MeasureArgs {
     /// replays its own ops on a shared allocator at once (the allocators
     /// must be thread-safe: a layer such as `locked/SPEC` or `cached/SPEC`,
     /// or `peer:glibc`, `peer:mimalloc`, `peer:jemalloc`); the metrics pass
-    /// replays one seeded interleaving of the threads on one thread.
+    /// replays one order of the threads' ops on one thread (a seeded
+    /// interleaving, or a recorded trace's own).
     /// Multithreaded workloads (larson-mt, threadtest, xmalloc,
-    /// cache-scratch, cache-thrash) take their threads from it; any other
-    /// workload runs as one copy per thread. Without it: one thread.
+    /// cache-scratch, cache-thrash) take their threads from it; a trace
+    /// recorded on T threads runs on them at T (on one: its recorded order;
+    /// at a multiple of T: copies); any other workload runs as one copy per
+    /// thread. Without it: one thread.
     #[arg(long, value_name = "N,…", value_parser = parse_threads)]
     threads: Option<Threads>,
 

@@ -143,15 +143,13 @@ fn inform(args: &InfoArgs) -> anyhow::Result<()> {
     for (index, text) in args.traces.iter().enumerate() {
         // `-` is standard input, as `trace gen -o -` writes standard output.
         let workload = if text == "-" { Workload::File(PathBuf::from("-")) } else { Workload::parse(text)? };
-        let (info, skipped, meta) = match &workload {
-            Workload::File(path) => {
-                let mut reader = formats::open(path)?;
-                let info = info::analyze(reader.by_ref(), &path.display().to_string())?;
+        let (info, skipped, meta) = match workload.trace()? {
+            Some(mut reader) => {
+                let name = reader.path().to_string();
+                let info = info::analyze_steps(std::iter::from_fn(|| reader.next_step()), &name)?;
                 (info, reader.skipped(), reader.meta().map(str::to_string))
             }
-            Workload::Synthetic(_) | Workload::Bundled(_) | Workload::Threaded(_) => {
-                (info::analyze(workload.ops(args.seed)?, &workload.name())?, 0, None)
-            }
+            None => (info::analyze(workload.ops(args.seed)?, &workload.name())?, 0, None),
         };
         if index > 0 {
             writeln!(out)?;
@@ -204,6 +202,9 @@ fn print_info(out: &mut dyn Write, title: &str, info: &TraceInfo, skipped: u64, 
         "peak live",
         format!("{} requested ({} bytes), {peak_at}", units::bytes(info.peak_live_bytes), info.peak_live_bytes),
     )?;
+    if info.threads.len() > 1 {
+        print_threads(out, info)?;
+    }
     if !info.sizes.is_empty() {
         let size = |q: f64| units::bytes(info.sizes.value_at_quantile(q));
         row(
@@ -267,6 +268,48 @@ fn print_info(out: &mut dyn Write, title: &str, info: &TraceInfo, skipped: u64, 
     Ok(())
 }
 
+/// A recorded multithreaded trace's threads: ops and peak live bytes per
+/// thread (the first 16, then totals of the rest), and its cross-thread
+/// frees, counted as `heaplab run --threads` counts them.
+fn print_threads(out: &mut dyn Write, info: &TraceInfo) -> io::Result<()> {
+    const SHOWN: usize = 16;
+    let row = |out: &mut dyn Write, label: &str, value: String| writeln!(out, "{label:<12} {value}");
+    let ops = info.ops().max(1) as f64;
+    let mut each: Vec<String> = info
+        .threads
+        .iter()
+        .enumerate()
+        .take(SHOWN)
+        .map(|(id, t)| {
+            format!(
+                "{id}: {} ops ({:.1}%), peak {}",
+                units::count(t.ops),
+                100.0 * t.ops as f64 / ops,
+                units::bytes(t.peak_live_bytes)
+            )
+        })
+        .collect();
+    if info.threads.len() > SHOWN {
+        let rest: u64 = info.threads[SHOWN..].iter().map(|t| t.ops).sum();
+        each.push(format!("{} more: {} ops", info.threads.len() - SHOWN, units::count(rest)));
+    }
+    row(out, "threads", format!("{} (ops and peak live bytes owned, per thread)", info.threads.len()))?;
+    for line in each {
+        row(out, "", line)?;
+    }
+    row(
+        out,
+        "remote",
+        format!(
+            "{} of {} frees ({:.2}%) free a block another thread allocated or reallocated last; {} reallocs take one over",
+            units::count(info.remote_frees),
+            units::count(info.count(OpKind::Free)),
+            info.remote_free_pct(),
+            units::count(info.remote_reallocs)
+        ),
+    )
+}
+
 fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     let file = std::fs::File::open(&args.input).map_err(|e| TraceError::io(&args.input, e))?;
     let reader = formats::TraceReader::from_reader(file, &args.input.display().to_string(), args.from)?;
@@ -282,17 +325,28 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
         )
     })?;
     let mut aligned = 0u64;
-    let ops = reader.inspect(|op| {
-        if let Ok(heaplab_workloads::Op::Alloc { align, .. }) = op
-            && !align.is_unspecified()
-        {
-            aligned += 1;
+    let threaded = reader.has_threads();
+    let mut threads = std::collections::BTreeSet::new();
+    let steps = reader.steps().inspect(|step| {
+        if let Ok(step) = step {
+            threads.insert(step.thread);
+            if let heaplab_workloads::Op::Alloc { align, .. } = step.op
+                && !align.is_unspecified()
+            {
+                aligned += 1;
+            }
         }
     });
-    let written = formats::write(&args.output, Some(to), ops, &meta)?;
+    let written = formats::write_steps(&args.output, Some(to), steps, &meta, threaded)?;
     eprintln!("converted {} ops from {from} to {to}: {}", units::count(written), args.output.display());
     if aligned > 0 && to != Format::Native {
         eprintln!("note: {to} has no alignment field; {} allocs lost theirs", units::count(aligned));
+    }
+    if threads.len() > 1 && to != Format::Native {
+        eprintln!(
+            "note: {to} has no thread field; the {} threads' ops are written in their recorded order, as one thread",
+            threads.len()
+        );
     }
     Ok(())
 }

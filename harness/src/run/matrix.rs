@@ -214,7 +214,8 @@ pub fn default_allocators() -> Vec<&'static str> {
     ]
 }
 
-/// The default suite's workloads: every preset and every bundled trace.
+/// The default suite's workloads: every preset and every bundled trace of
+/// a single-threaded program.
 pub fn default_workloads(ops: Option<u64>) -> Vec<String> {
     let presets = ["small-objects", "mixed-sizes", "ramp", "peak", "plateau", "larson", "kernel-pages", "kmalloc-mix"];
     let mut workloads: Vec<String> = presets
@@ -225,6 +226,12 @@ pub fn default_workloads(ops: Option<u64>) -> Vec<String> {
         })
         .collect();
     workloads.push("fragmenter".to_string());
-    workloads.extend(heaplab_workloads::bundled::BUNDLED.iter().map(|(name, _, _)| format!("trace:{name}")));
+    // The multithreaded recordings are for `--threads`.
+    workloads.extend(
+        heaplab_workloads::bundled::BUNDLED
+            .iter()
+            .filter(|(.., threads)| *threads == 1)
+            .map(|(name, ..)| format!("trace:{name}")),
+    );
     workloads
 }

@@ -5,15 +5,18 @@
 //! release store, and a thread that frees a block another thread allocated
 //! waits (spinning, then yielding) until that store is visible: the
 //! happens-before edge of the free, and the cheapest correct one, since a
-//! free of one's own block finds its slot filled and pays one load.
-//! Preparation made sure that every such wait ends (the interleaving
-//! exists) and that no block moves between threads after a realloc.
+//! free of one's own block finds its slot filled and pays one load. A
+//! realloc publishes again and counts itself in the slot's realloc count
+//! (release); a step on a block another thread reallocated last waits for
+//! that count (acquire), the few such steps listed by preparation. Every
+//! wait ends, since one order of all the steps exists (the deterministic
+//! pass replays it).
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -36,6 +39,8 @@ fn failed() -> *mut u8 {
 /// One block's slot, shared by the threads.
 struct SharedSlot {
     ptr: AtomicPtr<u8>,
+    /// Reallocs of the block so far, stored (release) after the pointer.
+    reallocs: AtomicU32,
     /// Written before `ptr` is published, read after it is seen.
     layout: UnsafeCell<Layout>,
 }
@@ -51,10 +56,12 @@ impl std::fmt::Debug for SharedSlots {
     }
 }
 
-// SAFETY: each slot's layout is written only by the thread that fills the
-// slot, before the release store of its pointer, and read only after an
-// acquire load sees that pointer; the blocks are only touched by the
-// thread that holds them (its program's steps).
+// SAFETY: each slot's layout is written only by the thread that holds the
+// slot's block (it allocated it, or reallocates it after an acquire load
+// of the earlier holder's stores), before the release store of its
+// pointer, and read only after an acquire load sees that pointer; the
+// blocks are only touched by the thread that holds them (its program's
+// steps).
 unsafe impl Sync for SharedSlots {}
 // SAFETY: as above; moving the table moves no block.
 unsafe impl Send for SharedSlots {}
@@ -64,7 +71,11 @@ impl SharedSlots {
     pub fn new(count: usize) -> SharedSlots {
         SharedSlots {
             slots: (0..count)
-                .map(|_| SharedSlot { ptr: AtomicPtr::new(EMPTY), layout: UnsafeCell::new(Layout::new::<u8>()) })
+                .map(|_| SharedSlot {
+                    ptr: AtomicPtr::new(EMPTY),
+                    reallocs: AtomicU32::new(0),
+                    layout: UnsafeCell::new(Layout::new::<u8>()),
+                })
                 .collect(),
         }
     }
@@ -72,10 +83,30 @@ impl SharedSlots {
     #[inline(always)]
     fn publish(&self, slot: u32, ptr: *mut u8, layout: Layout) {
         let slot = &self.slots[slot as usize];
-        // SAFETY: only the thread filling this slot writes its layout, and
-        // nobody reads it before the release store below.
+        // SAFETY: only the thread holding this slot's block writes its
+        // layout, and nobody reads it before the release store below.
         unsafe { *slot.layout.get() = layout };
         slot.ptr.store(ptr, Ordering::Release);
+    }
+
+    /// A realloc of the block in `slot` is done (it may have failed, or
+    /// the slot may hold no block): count it, after publishing any new
+    /// pointer. Only the thread that holds the block calls it.
+    #[inline(always)]
+    fn reallocated(&self, slot: u32) {
+        let slot = &self.slots[slot as usize];
+        slot.reallocs.store(slot.reallocs.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
+
+    /// Wait until the block in `slot` has had `reallocs` reallocs (made by
+    /// another thread).
+    #[cold]
+    fn wait_for_reallocs(&self, slot: u32, reallocs: u32) {
+        let slot = &self.slots[slot as usize];
+        let mut spins = 0u32;
+        while slot.reallocs.load(Ordering::Acquire) < reallocs {
+            backoff(&mut spins);
+        }
     }
 
     /// The block in `slot`, waiting for another thread to allocate it.
@@ -85,12 +116,7 @@ impl SharedSlots {
         let mut ptr = slot.ptr.load(Ordering::Acquire);
         let mut spins = 0u32;
         while ptr == EMPTY {
-            if spins < 64 {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
-            }
+            backoff(&mut spins);
             ptr = slot.ptr.load(Ordering::Acquire);
         }
         if ptr == failed() {
@@ -113,12 +139,25 @@ impl SharedSlots {
     fn drain(&mut self) -> Vec<(NonNull<u8>, Layout)> {
         let mut live = Vec::new();
         for slot in &mut self.slots {
+            *slot.reallocs.get_mut() = 0;
             let ptr = std::mem::replace(slot.ptr.get_mut(), EMPTY);
             if ptr != EMPTY && ptr != failed() {
                 live.push((NonNull::new(ptr).expect("not null"), *slot.layout.get_mut()));
             }
         }
         live
+    }
+}
+
+/// Wait a little: spin at first, then give the core away (there may be
+/// more threads than cores).
+#[inline(always)]
+fn backoff(spins: &mut u32) {
+    if *spins < 64 {
+        std::hint::spin_loop();
+        *spins += 1;
+    } else {
+        std::thread::yield_now();
     }
 }
 
@@ -209,11 +248,13 @@ impl Clock {
     }
 }
 
-/// Replay one thread's steps; with a clock, time every call.
+/// Replay one thread's steps; `waits` lists those that wait for another
+/// thread's realloc (see [`Threaded::waits`]). With a clock, time every call.
 #[inline(never)]
 fn replay_thread<H: Heap>(
     heap: &mut H,
     steps: &[Step],
+    waits: &[(u32, u32)],
     slots: &SharedSlots,
     touch: Touch,
     writes: u32,
@@ -221,7 +262,16 @@ fn replay_thread<H: Heap>(
 ) {
     let timed = clock.is_some();
     let start = || if timed { timing::ticks() } else { 0 };
-    for step in steps {
+    let mut waits = waits.iter().peekable();
+    for (index, step) in steps.iter().enumerate() {
+        if let Some(&&(at, reallocs)) = waits.peek()
+            && at as usize == index
+        {
+            waits.next();
+            if let Step::Free { slot } | Step::Realloc { slot, .. } = *step {
+                slots.wait_for_reallocs(slot, reallocs);
+            }
+        }
         match *step {
             Step::Alloc { slot, align_log2, size } => {
                 // SAFETY: preparation checked that this makes a valid Layout.
@@ -253,7 +303,10 @@ fn replay_thread<H: Heap>(
                 }
             }
             Step::Realloc { slot, size } => {
-                let Some((ptr, layout)) = slots.take(slot) else { continue };
+                let Some((ptr, layout)) = slots.take(slot) else {
+                    slots.reallocated(slot);
+                    continue;
+                };
                 let t = start();
                 // SAFETY: as for free; on success the slot gets the result.
                 let result = unsafe { heap.realloc(ptr, layout, size as usize) };
@@ -265,6 +318,7 @@ fn replay_thread<H: Heap>(
                     work(touch, 0, new_ptr, new.size());
                     slots.publish(slot, new_ptr.as_ptr(), new);
                 }
+                slots.reallocated(slot);
             }
         }
     }
@@ -308,7 +362,8 @@ pub fn run_shared<S: SharedAllocator>(
             .programs
             .iter()
             .enumerate()
-            .map(|(thread, steps)| {
+            .zip(&threaded.waits)
+            .map(|((thread, steps), waits)| {
                 let barrier = &barrier;
                 scope.spawn(move || {
                     let mut local = shared.local(thread);
@@ -318,7 +373,15 @@ pub fn run_shared<S: SharedAllocator>(
                     // may not run again before the others are done.
                     let start = Instant::now();
                     let mut heap = OnShared { shared, local: &mut local };
-                    replay_thread(&mut heap, steps, shared_slots, touch, threaded.writes_per_alloc, clock.as_mut());
+                    replay_thread(
+                        &mut heap,
+                        steps,
+                        waits,
+                        shared_slots,
+                        touch,
+                        threaded.writes_per_alloc,
+                        clock.as_mut(),
+                    );
                     let end = Instant::now();
                     shared.retire(local);
                     (start, end, clock.map(|c| c.histograms))
@@ -360,6 +423,7 @@ pub fn run_plain<A: Allocator>(
     replay_thread(
         &mut Plain(allocator),
         &threaded.programs[0],
+        &threaded.waits[0],
         slots,
         touch,
         threaded.writes_per_alloc,

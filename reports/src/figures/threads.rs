@@ -127,7 +127,7 @@ pub(crate) fn scaling_sections(
             figures.push(writer.figure(
                 &format!("{stem}-blowup"),
                 "Blowup: footprint and bytes in caches against threads",
-                "Peak footprint (the arena's high-water mark) and, for a caching layer, the most bytes its thread caches, depot and remote lists held at once (size-class bytes), from the deterministic pass, which replays a seeded interleaving of the threads on one thread.",
+                "Peak footprint (the arena's high-water mark) and, for a caching layer, the most bytes its thread caches, depot and remote lists held at once (size-class bytes), from the deterministic pass, which replays one order of the threads' ops on one thread (a seeded interleaving, or a recorded trace's own).",
                 &chart,
                 false,
             )?);

@@ -18,6 +18,11 @@
 //!   and the record, so the log's order is an order the allocator could have
 //!   seen: a free is always logged before the allocation that reuses its
 //!   pointer.
+//! - **Threads get small ids in creation order**: the process's main
+//!   thread is 0, and the library's own `pthread_create` numbers each new
+//!   thread 1, 2, … as it is created, before it runs (a thread started
+//!   some other way is numbered at its first call). A forked child numbers
+//!   its threads afresh: the thread that forked is its 0.
 //! - **One file per process**, named `PREFIX.PID.raw` from the environment
 //!   variable `HEAPLAB_RECORD_PREFIX`. After `fork` the child drops the
 //!   parent's unwritten records and opens its own file; `pthread_atfork`
@@ -29,15 +34,18 @@
 //!
 //! # Record format
 //!
-//! A 16-byte header, `HLRAW\0\0\x01` then the pid (u32) and 4 zero bytes;
-//! then 32-byte records, little-endian: `kind: u32`, `align: u32`,
+//! A 16-byte header, `HLRAW\0\0\x02` then the pid (u32) and 4 zero bytes;
+//! then 32-byte records, little-endian: `kind: u16`, `thread: u16` (the
+//! id above; 65535 stands for that id or any later one), `align: u32`,
 //! `pointer: u64` (the argument of `free`/`realloc`), `result: u64`,
-//! `size: u64` (`nmemb × size` for calloc).
+//! `size: u64` (`nmemb × size` for calloc). Version 1 (`\x01`) had
+//! `kind: u32` and no thread; heaplab still reads it.
 
 #![allow(clippy::missing_safety_doc)] // The exported functions have C's contracts.
 
-use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use heaplab_interpose::glibc::{__libc_calloc, __libc_free, __libc_malloc, __libc_memalign, __libc_realloc};
 use heaplab_interpose::{Interposer, OwnedLock, StackLine, write_all};
@@ -57,7 +65,7 @@ pub mod kind {
 }
 
 /// The header's magic.
-pub const MAGIC: [u8; 8] = *b"HLRAW\0\0\x01";
+pub const MAGIC: [u8; 8] = *b"HLRAW\0\0\x02";
 /// Bytes per record.
 pub const RECORD_BYTES: usize = 32;
 /// The environment variable naming the output prefix.
@@ -74,10 +82,46 @@ struct State {
     /// The output file, or -1 (not yet opened, or no prefix: not recording).
     fd: i32,
     registered: bool,
+    /// The id the next thread gets.
+    next_thread: u32,
 }
 
 static LOCK: OwnedLock = OwnedLock::new();
-static mut STATE: State = State { buffer: [0; BUFFER_BYTES], used: 0, pid: 0, fd: -1, registered: false };
+static mut STATE: State =
+    State { buffer: [0; BUFFER_BYTES], used: 0, pid: 0, fd: -1, registered: false, next_thread: 1 };
+
+/// A thread's id not yet given.
+const UNNUMBERED: u32 = u32::MAX;
+
+thread_local! {
+    /// This thread's id. A const-initialised thread-local without a
+    /// destructor: reading it never allocates.
+    static THREAD: Cell<u32> = const { Cell::new(UNNUMBERED) };
+}
+
+/// This thread's id, numbering it now if it has none (a thread not
+/// started through [`pthread_create`] below, or the main thread).
+///
+/// # Safety
+/// LOCK is held and `state` is `&raw mut STATE`.
+unsafe fn thread_id(state: *mut State) -> u32 {
+    let id = THREAD.get();
+    if id != UNNUMBERED {
+        return id;
+    }
+    // SAFETY: getpid and gettid have no preconditions.
+    let main = unsafe { libc::syscall(libc::SYS_gettid) == i64::from(libc::getpid()) };
+    let id = if main {
+        0
+    } else {
+        // SAFETY: the caller holds LOCK.
+        let state = unsafe { &mut *state };
+        state.next_thread += 1;
+        state.next_thread - 1
+    };
+    THREAD.set(id);
+    id
+}
 /// Set when a process has no prefix: forward everything, record nothing.
 static DISABLED: AtomicBool = AtomicBool::new(false);
 
@@ -165,6 +209,9 @@ unsafe fn append(state: *mut State, [kind_and_align, pointer, result, size]: [u6
     if !unsafe { open_output(state) } {
         return;
     }
+    // SAFETY: forwarded.
+    let thread = u64::from(unsafe { thread_id(state) }.min(u32::from(u16::MAX)));
+    let kind_and_align = kind_and_align | thread << 16;
     // SAFETY: the caller holds LOCK.
     let state = unsafe { &mut *state };
     if state.used + RECORD_BYTES > BUFFER_BYTES {
@@ -226,6 +273,9 @@ extern "C" fn after_fork_child() {
     }
     state.fd = -1;
     state.used = 0;
+    // The thread that forked is the child's first; its threads count anew.
+    state.next_thread = 1;
+    THREAD.set(0);
     LOCK.unlock();
 }
 
@@ -238,6 +288,90 @@ static FINAL_FLUSH: extern "C" fn() = flush_at_exit;
 #[inline]
 fn word(kind: u32, align: usize) -> u64 {
     u64::from(kind) | ((align as u64) << 32)
+}
+
+// ---- thread ids in creation order ----------------------------------------
+
+/// What a new thread runs first: its id, then the program's start routine.
+struct Start {
+    routine: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+    id: u32,
+}
+
+type PthreadCreate = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *const libc::pthread_attr_t,
+    extern "C" fn(*mut c_void) -> *mut c_void,
+    *mut c_void,
+) -> c_int;
+
+/// The next `pthread_create` (libc's), found once.
+static REAL_PTHREAD_CREATE: AtomicUsize = AtomicUsize::new(0);
+
+fn real_pthread_create() -> Option<PthreadCreate> {
+    let mut found = REAL_PTHREAD_CREATE.load(Ordering::Acquire);
+    if found == 0 {
+        // SAFETY: looking up a symbol by a NUL-terminated name.
+        found = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_create".as_ptr()) } as usize;
+        REAL_PTHREAD_CREATE.store(found, Ordering::Release);
+    }
+    // SAFETY: the symbol is libc's pthread_create, which has this type.
+    (found != 0).then(|| unsafe { std::mem::transmute::<usize, PthreadCreate>(found) })
+}
+
+extern "C" fn start_numbered(start: *mut c_void) -> *mut c_void {
+    // SAFETY: `start` is the Start that pthread_create below made for this
+    // thread, and nothing else holds it.
+    let Start { routine, arg, id } = unsafe { start.cast::<Start>().read() };
+    // SAFETY: it came from __libc_malloc.
+    unsafe { __libc_free(start) };
+    THREAD.set(id);
+    routine(arg)
+}
+
+/// `pthread_create`, numbering the new thread in creation order before it
+/// runs.
+///
+/// # Safety
+/// C's contract for `pthread_create`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    routine: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    let Some(real) = real_pthread_create() else { return libc::EAGAIN };
+    // SAFETY: glibc's own allocator, not recorded: this is the library's
+    // memory, freed by the new thread.
+    let start = unsafe { __libc_malloc(std::mem::size_of::<Start>()) }.cast::<Start>();
+    if DISABLED.load(Ordering::Relaxed) || start.is_null() || !LOCK.lock() {
+        if !start.is_null() {
+            // SAFETY: from __libc_malloc just above.
+            unsafe { __libc_free(start.cast()) };
+        }
+        // SAFETY: forwarded with the caller's arguments.
+        return unsafe { real(thread, attr, routine, arg) };
+    }
+    let state = &raw mut STATE;
+    // SAFETY: LOCK is held. (A failed create leaves a gap in the ids;
+    // `heaplab record` numbers the threads that appear densely.)
+    let id = unsafe {
+        (*state).next_thread += 1;
+        (*state).next_thread - 1
+    };
+    LOCK.unlock();
+    // SAFETY: `start` is a fresh allocation of a Start's size and alignment
+    // (malloc aligns to 16).
+    unsafe { start.write(Start { routine, arg, id }) };
+    // SAFETY: forwarded; the new thread takes `start`.
+    let result = unsafe { real(thread, attr, start_numbered, start.cast()) };
+    if result != 0 {
+        // SAFETY: no thread was made, so nobody else holds `start`.
+        unsafe { __libc_free(start.cast()) };
+    }
+    result
 }
 
 /// A marker other programs can find with `nm`: the heaplab binary must not

@@ -21,7 +21,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::TraceError;
-use crate::op::Op;
+use crate::op::{Op, ThreadOp};
 
 use self::mtrace::MtraceReader;
 use self::native::NativeReader;
@@ -125,6 +125,33 @@ impl TraceReader {
         }
     }
 
+    /// Do the ops carry the thread that made them (a native trace of a
+    /// multithreaded program)?
+    pub fn has_threads(&self) -> bool {
+        matches!(&self.inner, Inner::Native(reader) if reader.has_threads())
+    }
+
+    /// The thread of the op returned last: 0 in a trace without threads.
+    #[inline]
+    pub fn thread(&self) -> u16 {
+        match &self.inner {
+            Inner::Native(reader) => reader.thread(),
+            _ => 0,
+        }
+    }
+
+    /// The next op with its thread.
+    #[inline]
+    pub fn next_step(&mut self) -> Option<Result<ThreadOp, TraceError>> {
+        let op = self.next()?;
+        Some(op.map(|op| ThreadOp { thread: self.thread(), op }))
+    }
+
+    /// The ops with their threads.
+    pub fn steps(mut self) -> impl Iterator<Item = Result<ThreadOp, TraceError>> + Send {
+        std::iter::from_fn(move || self.next_step())
+    }
+
     /// Input lines skipped as harmless (mtrace: frees of untraced pointers).
     pub fn skipped(&self) -> u64 {
         match &self.inner {
@@ -221,6 +248,19 @@ pub fn write(
     ops: impl IntoIterator<Item = Result<Op, TraceError>>,
     meta: &str,
 ) -> Result<u64, TraceError> {
+    write_steps(path, format, ops.into_iter().map(|op| op.map(ThreadOp::single)), meta, false)
+}
+
+/// [`write`] ops with their threads: with `threads`, a native trace keeps
+/// them (a `.rep` or mtrace file cannot: it gets the ops in their order, on
+/// one thread, and the caller says so).
+pub fn write_steps(
+    path: &Path,
+    format: Option<Format>,
+    ops: impl IntoIterator<Item = Result<ThreadOp, TraceError>>,
+    meta: &str,
+    threads: bool,
+) -> Result<u64, TraceError> {
     let format = format.or_else(|| Format::from_path(path)).ok_or_else(|| TraceError::Workload {
         workload: path.display().to_string(),
         message:
@@ -231,7 +271,7 @@ pub fn write(
     if path.as_os_str() == "-" {
         let stdout = io::stdout();
         let mut out = BufWriter::new(stdout.lock());
-        let count = encode(&mut out, format, ops, meta, path)?;
+        let count = encode(&mut out, format, ops, meta, threads, path)?;
         out.flush().map_err(io_error)?;
         return Ok(count);
     }
@@ -240,7 +280,7 @@ pub fn write(
         // A device or a FIFO: written to as it is (never replaced by a
         // file), its errors reported.
         let file = std::fs::OpenOptions::new().write(true).open(&target).map_err(io_error)?;
-        return encode_file(file, format, ops, meta, path);
+        return encode_file(file, format, ops, meta, threads, path);
     }
     let directory = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -248,7 +288,7 @@ pub fn write(
     };
     let temporary =
         tempfile::Builder::new().prefix(".heaplab-").suffix(".tmp").tempfile_in(&directory).map_err(io_error)?;
-    let count = encode_file(temporary.as_file(), format, ops, meta, path)?;
+    let count = encode_file(temporary.as_file(), format, ops, meta, threads, path)?;
     // Temporary files are private; traces are for sharing.
     #[cfg(unix)]
     {
@@ -263,19 +303,20 @@ pub fn write(
 fn encode_file(
     file: impl Write,
     format: Format,
-    ops: impl IntoIterator<Item = Result<Op, TraceError>>,
+    ops: impl IntoIterator<Item = Result<ThreadOp, TraceError>>,
     meta: &str,
+    threads: bool,
     path: &Path,
 ) -> Result<u64, TraceError> {
     let io_error = |error| TraceError::io(path, error);
     let mut out = BufWriter::with_capacity(BUFFER_BYTES, file);
     let count = if is_compressed_name(path) {
         let mut encoder = zstd::stream::write::Encoder::new(&mut out, 9).map_err(io_error)?;
-        let count = encode(&mut encoder, format, ops, meta, path)?;
+        let count = encode(&mut encoder, format, ops, meta, threads, path)?;
         encoder.finish().map_err(io_error)?;
         count
     } else {
-        encode(&mut out, format, ops, meta, path)?
+        encode(&mut out, format, ops, meta, threads, path)?
     };
     out.flush().map_err(io_error)?;
     Ok(count)
@@ -306,32 +347,40 @@ fn output_target(path: &Path) -> io::Result<(PathBuf, bool)> {
 fn encode(
     out: &mut dyn Write,
     format: Format,
-    ops: impl IntoIterator<Item = Result<Op, TraceError>>,
+    steps: impl IntoIterator<Item = Result<ThreadOp, TraceError>>,
     meta: &str,
+    threads: bool,
     path: &Path,
 ) -> Result<u64, TraceError> {
     let io_error = |error| TraceError::io(path, error);
+    let steps = steps.into_iter();
     match format {
         Format::Native => {
-            let mut writer = native::NativeWriter::new(out, meta).map_err(io_error)?;
-            for op in ops {
-                writer.push(&op?).map_err(io_error)?;
+            let writer = if threads {
+                native::NativeWriter::with_threads(out, meta)
+            } else {
+                native::NativeWriter::new(out, meta)
+            };
+            let mut writer = writer.map_err(io_error)?;
+            for step in steps {
+                let step = step?;
+                writer.push_on(if threads { step.thread } else { 0 }, &step.op).map_err(io_error)?;
             }
             Ok(writer.finish().map_err(io_error)?.1)
         }
         Format::Rep => {
             // The header counts ops and ids: the whole trace is held first.
-            let ops: Vec<Op> = ops.into_iter().collect::<Result<_, _>>()?;
+            let ops: Vec<Op> = steps.map(|step| step.map(|step| step.op)).collect::<Result<_, _>>()?;
             rep::write_rep(out, &ops).map_err(io_error)?;
             Ok(ops.len() as u64)
         }
         Format::Mtrace => {
             let mut error = None;
             let mut count = 0;
-            let stream = ops.into_iter().map_while(|op| match op {
-                Ok(op) => {
+            let stream = steps.map_while(|step| match step {
+                Ok(step) => {
                     count += 1;
-                    Some(op)
+                    Some(step.op)
                 }
                 Err(e) => {
                     error = Some(e);
@@ -383,6 +432,23 @@ mod tests {
             let reader = open(&path).unwrap();
             assert_eq!(reader.format(), Format::from_path(&path).unwrap(), "{name}");
             assert_eq!(reader.collect::<Result<Vec<_>, _>>().unwrap(), sample(), "{name}");
+        }
+    }
+
+    #[test]
+    fn native_files_keep_threads_and_rep_files_drop_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let steps: Vec<ThreadOp> =
+            sample().into_iter().enumerate().map(|(i, op)| ThreadOp { thread: (i % 3) as u16, op }).collect();
+        for (name, kept) in [("t.hlt.zst", true), ("t.rep", false)] {
+            let path = dir.path().join(name);
+            write_steps(&path, None, steps.iter().copied().map(Ok), "", true).unwrap();
+            let reader = open(&path).unwrap();
+            assert_eq!(reader.has_threads(), kept, "{name}");
+            let read: Vec<ThreadOp> = reader.steps().collect::<Result<_, _>>().unwrap();
+            let expected: Vec<ThreadOp> =
+                steps.iter().map(|s| if kept { *s } else { ThreadOp::single(s.op) }).collect();
+            assert_eq!(read, expected, "{name}");
         }
     }
 

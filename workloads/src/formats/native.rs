@@ -1,10 +1,10 @@
 //! heaplab's native binary trace format (`.hlt`): compact, checksummed,
 //! streamed in constant memory, for traces of hundreds of millions of ops.
 //!
-//! # Layout (version 1, all integers little-endian)
+//! # Layout (all integers little-endian)
 //!
 //! ```text
-//! header   "HLTRACE\0"  u16 version  u16 flags(0)  u32 meta_len  meta (UTF-8)  u32 crc32(header so far)
+//! header   "HLTRACE\0"  u16 version  u16 flags  u32 meta_len  meta (UTF-8)  u32 crc32(header so far)
 //! block    u32 payload_len (≥ 1)  u32 op_count  payload  u32 crc32(payload_len, op_count, payload)
 //! …
 //! end      u32 0  u32 0  u64 total_ops  u32 crc32(those 16 bytes)
@@ -15,6 +15,21 @@
 //! reader needs one block in memory. A missing end record means the file
 //! was truncated; a checksum mismatch, that it was corrupted.
 //!
+//! # Versions and optional fields
+//!
+//! Version 1 has no optional fields: its flags are 0. Version 2 adds them,
+//! each named by a bit of `flags` and carried by an extended op (below):
+//!
+//! | flag bit | field | extended sub-kind |
+//! |---|---|---|
+//! | 0 | the thread that makes each op (dense ids from 0, in creation order) | 2: set the current thread |
+//!
+//! Later fields (the request's level, for one) take the next bits and
+//! sub-kinds. A reader refuses a flag it does not know, naming it, rather
+//! than misread the ops. The writer writes version 1 when no optional field
+//! is used, so such a trace reads in every heaplab; version 1 files read as
+//! version 2 files without flags (one thread).
+//!
 //! # Op encoding
 //!
 //! Each op starts with a LEB128 varint `key = value << 2 | kind`:
@@ -24,12 +39,13 @@
 //! | 0 | alloc of the next new id, with the current alignment | size | — |
 //! | 1 | free | zigzag(`last_id − id`) | — |
 //! | 2 | realloc | zigzag(`last_id − id`) | varint size |
-//! | 3 | extended: 0 = alloc with an explicit id, 1 = set the current alignment | sub-kind | alloc: varint zigzag(`id − next_id`), varint size; set: one byte, log2 or 255 for unspecified |
+//! | 3 | extended: 0 = alloc with an explicit id, 1 = set the current alignment, 2 = set the current thread | sub-kind | alloc: varint zigzag(`id − next_id`), varint size; alignment: one byte, log2 or 255 for unspecified; thread: varint id |
 //!
 //! `next_id` starts at 0 and becomes `id + 1` after every alloc; `last_id`
 //! is `next_id − 1`. Generated and recorded traces number blocks in
 //! allocation order, so most allocs are one or two bytes and frees of young
-//! blocks one or two bytes too.
+//! blocks one or two bytes too. The current thread starts at 0 and is set
+//! only when it changes (the set is not an op and is not counted).
 
 use std::io::{self, Read, Write};
 
@@ -38,8 +54,13 @@ use crate::op::{Align, Op};
 
 /// The file's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"HLTRACE\0";
-/// The format version this code writes and reads.
-pub const VERSION: u16 = 1;
+/// The newest format version this code reads (and writes, when an
+/// optional field is used).
+pub const VERSION: u16 = 2;
+/// Flag bit 0: ops carry their thread.
+pub const FLAG_THREADS: u16 = 1;
+/// The flags this code knows.
+const KNOWN_FLAGS: u16 = FLAG_THREADS;
 /// Payload bytes after which the writer closes a block.
 const BLOCK_TARGET: usize = 64 << 10;
 /// Largest payload a reader accepts (a corrupted length must not make it
@@ -54,6 +75,7 @@ const KIND_REALLOC: u64 = 2;
 const KIND_EXTENDED: u64 = 3;
 const EXTENDED_ALLOC: u64 = 0;
 const EXTENDED_ALIGN: u64 = 1;
+const EXTENDED_THREAD: u64 = 2;
 
 #[inline]
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -83,10 +105,11 @@ fn align_byte(align: Align) -> u8 {
 struct State {
     next_id: u32,
     align: Align,
+    thread: u16,
 }
 
 impl State {
-    const START: State = State { next_id: 0, align: Align::UNSPECIFIED };
+    const START: State = State { next_id: 0, align: Align::UNSPECIFIED, thread: 0 };
 
     fn last_id(&self) -> i64 {
         i64::from(self.next_id) - 1
@@ -101,11 +124,23 @@ pub struct NativeWriter<W: Write> {
     block_ops: u32,
     total_ops: u64,
     state: State,
+    flags: u16,
 }
 
 impl<W: Write> NativeWriter<W> {
-    /// Write the header, with `meta` saying where the trace came from.
-    pub fn new(mut out: W, meta: &str) -> io::Result<NativeWriter<W>> {
+    /// Write the header (version 1: ops without threads), with `meta`
+    /// saying where the trace came from.
+    pub fn new(out: W, meta: &str) -> io::Result<NativeWriter<W>> {
+        NativeWriter::with_flags(out, meta, 0)
+    }
+
+    /// Write the header of a trace whose ops carry their thread (version
+    /// 2); push ops with [`NativeWriter::push_on`].
+    pub fn with_threads(out: W, meta: &str) -> io::Result<NativeWriter<W>> {
+        NativeWriter::with_flags(out, meta, FLAG_THREADS)
+    }
+
+    fn with_flags(mut out: W, meta: &str, flags: u16) -> io::Result<NativeWriter<W>> {
         let meta = meta.as_bytes();
         let meta_len = u32::try_from(meta.len())
             .ok()
@@ -113,8 +148,9 @@ impl<W: Write> NativeWriter<W> {
             .ok_or_else(|| io::Error::other("trace meta text too long"))?;
         let mut header = Vec::with_capacity(20 + meta.len());
         header.extend_from_slice(&MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&0u16.to_le_bytes());
+        let version: u16 = if flags == 0 { 1 } else { VERSION };
+        header.extend_from_slice(&version.to_le_bytes());
+        header.extend_from_slice(&flags.to_le_bytes());
         header.extend_from_slice(&meta_len.to_le_bytes());
         header.extend_from_slice(meta);
         let crc = crc32fast::hash(&header);
@@ -126,12 +162,27 @@ impl<W: Write> NativeWriter<W> {
             block_ops: 0,
             total_ops: 0,
             state: State::START,
+            flags,
         })
     }
 
-    /// Append one op.
+    /// Append one op (of thread 0).
     pub fn push(&mut self, op: &Op) -> io::Result<()> {
+        self.push_on(0, op)
+    }
+
+    /// Append one op made by `thread`; a writer without threads takes only
+    /// thread 0.
+    pub fn push_on(&mut self, thread: u16, op: &Op) -> io::Result<()> {
         let payload = &mut self.payload;
+        if thread != self.state.thread {
+            if self.flags & FLAG_THREADS == 0 {
+                return Err(io::Error::other(format!("an op of thread {thread} in a trace written without threads")));
+            }
+            put_varint(payload, EXTENDED_THREAD << 2 | KIND_EXTENDED);
+            put_varint(payload, u64::from(thread));
+            self.state.thread = thread;
+        }
         match *op {
             Op::Alloc { id, size, align } => {
                 if align != self.state.align {
@@ -204,6 +255,9 @@ pub struct NativeReader<R: Read> {
     offset: u64,
     payload: Vec<u8>,
     ops: Vec<Op>,
+    /// The thread of each of `ops`, when the trace has threads.
+    threads: Vec<u16>,
+    flags: u16,
     position: usize,
     state: State,
     total_ops: u64,
@@ -220,6 +274,8 @@ impl<R: Read> NativeReader<R> {
             offset: 0,
             payload: Vec::new(),
             ops: Vec::new(),
+            threads: Vec::new(),
+            flags: 0,
             position: 0,
             state: State::START,
             total_ops: 0,
@@ -231,9 +287,22 @@ impl<R: Read> NativeReader<R> {
             return Err(reader.corrupt(0, "not a heaplab native trace (bad magic)"));
         }
         let version = u16::from_le_bytes([fixed[8], fixed[9]]);
-        if version != VERSION {
-            return Err(reader.corrupt(8, format!("format version {version}; this heaplab reads version {VERSION}")));
+        if !(1..=VERSION).contains(&version) {
+            return Err(
+                reader.corrupt(8, format!("format version {version}; this heaplab reads versions 1 to {VERSION}"))
+            );
         }
+        let flags = u16::from_le_bytes([fixed[10], fixed[11]]);
+        let unknown = if version == 1 { flags } else { flags & !KNOWN_FLAGS };
+        if unknown != 0 {
+            return Err(reader.corrupt(
+                10,
+                format!(
+                    "version {version} trace with optional fields this heaplab does not know (flags {unknown:#06x}): a newer heaplab wrote it"
+                ),
+            ));
+        }
+        reader.flags = flags;
         let meta_len = u32::from_le_bytes(fixed[12..16].try_into().expect("4 bytes"));
         if meta_len > MAX_META {
             return Err(reader.corrupt(12, format!("meta length {meta_len} is implausible")));
@@ -255,6 +324,20 @@ impl<R: Read> NativeReader<R> {
     /// Where the trace came from, as its writer said.
     pub fn meta(&self) -> &str {
         &self.meta
+    }
+
+    /// Do the ops carry their thread?
+    pub fn has_threads(&self) -> bool {
+        self.flags & FLAG_THREADS != 0
+    }
+
+    /// The thread of the op returned last (0 in a trace without threads).
+    #[inline]
+    pub fn thread(&self) -> u16 {
+        match self.position.checked_sub(1) {
+            Some(index) => self.threads.get(index).copied().unwrap_or(0),
+            None => 0,
+        }
     }
 
     fn corrupt(&self, offset: u64, what: impl Into<String>) -> TraceError {
@@ -319,8 +402,10 @@ impl<R: Read> NativeReader<R> {
             return Err(self.corrupt(start, "block checksum mismatch"));
         }
         self.ops.clear();
+        self.threads.clear();
         self.position = 0;
-        match decode(&self.payload, count, &mut self.state, &mut self.ops) {
+        let threads = self.has_threads().then_some(&mut self.threads);
+        match decode(&self.payload, count, &mut self.state, &mut self.ops, threads) {
             Ok(()) => {
                 self.total_ops += u64::from(count);
                 Ok(true)
@@ -358,8 +443,15 @@ fn read_varint(payload: &[u8], position: &mut usize) -> Result<u64, usize> {
     }
 }
 
-/// Decode `count` ops from `payload`; on failure, the payload position.
-fn decode(payload: &[u8], count: u32, state: &mut State, ops: &mut Vec<Op>) -> Result<(), usize> {
+/// Decode `count` ops from `payload`, and with `threads` (a trace with
+/// threads) the thread of each; on failure, the payload position.
+fn decode(
+    payload: &[u8],
+    count: u32,
+    state: &mut State,
+    ops: &mut Vec<Op>,
+    mut threads: Option<&mut Vec<u16>>,
+) -> Result<(), usize> {
     ops.reserve(count as usize);
     let mut position = 0;
     let varint = |position: &mut usize| read_varint(payload, position);
@@ -396,10 +488,17 @@ fn decode(payload: &[u8], count: u32, state: &mut State, ops: &mut Vec<Op>) -> R
                         if byte == u8::MAX { Align::UNSPECIFIED } else { Align::from_log2(byte).ok_or(at)? };
                     continue;
                 }
+                EXTENDED_THREAD if threads.is_some() => {
+                    state.thread = u16::try_from(varint(&mut position)?).map_err(|_| at)?;
+                    continue;
+                }
                 _ => return Err(at),
             },
         };
         ops.push(op);
+        if let Some(threads) = threads.as_deref_mut() {
+            threads.push(state.thread);
+        }
     }
     if position != payload.len() { Err(position) } else { Ok(()) }
 }
@@ -501,6 +600,57 @@ mod tests {
         let mut extended = bytes.clone();
         extended.push(0);
         assert!(decode_all(&extended).unwrap_err().to_string().contains("bytes after the end record"));
+    }
+
+    #[test]
+    fn threads_round_trip_and_cost_a_record_only_when_they_change() {
+        let ops = sample();
+        let threads: Vec<u16> = (0..ops.len()).map(|i| [0, 0, 1, 1, 1, 300, 0, 2, 2][i]).collect();
+        let mut writer = NativeWriter::with_threads(Vec::new(), "test").unwrap();
+        for (op, &thread) in ops.iter().zip(&threads) {
+            writer.push_on(thread, op).unwrap();
+        }
+        let bytes = writer.finish().unwrap().0;
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 2, "version 2");
+        let mut reader = NativeReader::new(bytes.as_slice(), "t").unwrap();
+        assert!(reader.has_threads());
+        let mut read = Vec::new();
+        while let Some(op) = reader.next() {
+            read.push((reader.thread(), op.unwrap()));
+        }
+        assert_eq!(read, threads.iter().copied().zip(ops.iter().copied()).collect::<Vec<_>>());
+        // Four changes of thread: two bytes each, 300's three.
+        assert_eq!(bytes.len(), encode(&sample()).len() + 9);
+        // A writer without threads refuses one.
+        let mut plain = NativeWriter::new(Vec::new(), "").unwrap();
+        assert!(plain.push_on(1, &ops[0]).is_err());
+    }
+
+    #[test]
+    fn version_1_traces_read_as_one_thread_and_unknown_fields_are_refused() {
+        // What heaplab wrote before threads existed: version 1, flags 0.
+        let bytes = encode(&sample());
+        assert_eq!(&bytes[8..12], &[1, 0, 0, 0]);
+        let mut reader = NativeReader::new(bytes.as_slice(), "old.hlt").unwrap();
+        assert!(!reader.has_threads());
+        assert!(reader.by_ref().all(|op| op.is_ok()));
+        assert_eq!(reader.thread(), 0);
+        // A flag from the future, header checksum fixed up.
+        let mut newer = bytes.clone();
+        newer[8..12].copy_from_slice(&[2, 0, 2, 0]);
+        let meta_end = 16 + 4;
+        let crc = crc32fast::hash(&newer[..meta_end]);
+        newer[meta_end..meta_end + 4].copy_from_slice(&crc.to_le_bytes());
+        let error = decode_all(&newer).unwrap_err().to_string();
+        assert!(error.contains("optional fields this heaplab does not know (flags 0x0002)"), "{error}");
+        // A thread record in a trace without the flag is corrupt.
+        let mut writer = NativeWriter::with_threads(Vec::new(), "test").unwrap();
+        writer.push_on(1, &sample()[0]).unwrap();
+        let mut bytes = writer.finish().unwrap().0;
+        bytes[10] = 0;
+        let crc = crc32fast::hash(&bytes[..meta_end]);
+        bytes[meta_end..meta_end + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(decode_all(&bytes).unwrap_err().to_string().contains("undecodable op"));
     }
 
     #[test]

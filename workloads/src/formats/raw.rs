@@ -1,7 +1,8 @@
 //! The raw call logs `heaplab record`'s preload library writes (one per
 //! process), read as ops. The layout is documented in the
-//! `heaplab-recorder` crate: a 16-byte header (`HLRAW\0\0\x01`, the pid),
-//! then 32-byte records `kind, align, pointer, result, size`.
+//! `heaplab-recorder` crate: a 16-byte header (`HLRAW\0\0\x02`, the pid),
+//! then 32-byte records `kind, thread, align, pointer, result, size`.
+//! Version 1 logs (`\x01`, no thread) read as one thread.
 //!
 //! Calls become ops as glibc defines them: `malloc`, `calloc` and the
 //! aligned allocators allocate (a NULL result is a failed call, skipped);
@@ -17,8 +18,10 @@ use super::pointers::PointerIds;
 use crate::error::TraceError;
 use crate::op::{Align, Op};
 
-/// The header's magic.
-pub const MAGIC: [u8; 8] = *b"HLRAW\0\0\x01";
+/// The header's magic (version 2, with thread ids).
+pub const MAGIC: [u8; 8] = *b"HLRAW\0\0\x02";
+/// Version 1's magic: no thread ids.
+pub const MAGIC_V1: [u8; 8] = *b"HLRAW\0\0\x01";
 const RECORD_BYTES: usize = 32;
 
 const MALLOC: u32 = 1;
@@ -36,6 +39,10 @@ pub struct RawReader<R> {
     pointers: PointerIds,
     records: u64,
     finished: bool,
+    /// Version 2: records carry the thread.
+    threaded: bool,
+    /// The thread of the record read last.
+    thread: u16,
 }
 
 impl<R: Read> RawReader<R> {
@@ -47,15 +54,34 @@ impl<R: Read> RawReader<R> {
             offset: 0,
             what: "too short for a heaplab record log header".into(),
         })?;
-        if header[..8] != MAGIC {
-            return Err(TraceError::Corrupt {
-                path: path.to_string(),
-                offset: 0,
-                what: "not a heaplab record log (bad magic)".into(),
-            });
-        }
+        let threaded = match header[..8].try_into().expect("8 bytes") {
+            MAGIC => true,
+            MAGIC_V1 => false,
+            _ => {
+                return Err(TraceError::Corrupt {
+                    path: path.to_string(),
+                    offset: 0,
+                    what: "not a heaplab record log (bad magic)".into(),
+                });
+            }
+        };
         let pid = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-        Ok(RawReader { input, path: path.to_string(), pid, pointers: PointerIds::new(), records: 0, finished: false })
+        Ok(RawReader {
+            input,
+            path: path.to_string(),
+            pid,
+            pointers: PointerIds::new(),
+            records: 0,
+            finished: false,
+            threaded,
+            thread: 0,
+        })
+    }
+
+    /// The recorder's thread id of the op returned last (0 in a version 1
+    /// log).
+    pub fn thread(&self) -> u16 {
+        self.thread
     }
 
     /// The process the log came from.
@@ -77,7 +103,12 @@ impl<R: Read> RawReader<R> {
     /// The op of one call, if it makes one.
     fn op(&mut self, record: &[u8; RECORD_BYTES]) -> Result<Option<Op>, TraceError> {
         let field = |at: usize| u64::from_le_bytes(record[at..at + 8].try_into().expect("8 bytes"));
-        let (kind, align) = (field(0) as u32, (field(0) >> 32) as u32);
+        let (kind, align) = if self.threaded {
+            self.thread = (field(0) >> 16) as u16;
+            (field(0) as u16 as u32, (field(0) >> 32) as u32)
+        } else {
+            (field(0) as u32, (field(0) >> 32) as u32)
+        };
         let (pointer, result, size) = (field(8), field(16), field(24));
         let p = &mut self.pointers;
         Ok(match kind {
@@ -160,11 +191,17 @@ mod tests {
     use super::*;
 
     fn log(records: &[(u32, u32, u64, u64, u64)]) -> Vec<u8> {
+        log_on(records.iter().map(|&(kind, align, pointer, result, size)| (0, kind, align, pointer, result, size)))
+    }
+
+    fn log_on(records: impl IntoIterator<Item = (u16, u32, u32, u64, u64, u64)>) -> Vec<u8> {
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&42u32.to_le_bytes());
         bytes.extend_from_slice(&[0; 4]);
-        for &(kind, align, pointer, result, size) in records {
-            bytes.extend_from_slice(&(u64::from(kind) | (u64::from(align) << 32)).to_le_bytes());
+        for (thread, kind, align, pointer, result, size) in records {
+            bytes.extend_from_slice(
+                &(u64::from(kind) | u64::from(thread) << 16 | (u64::from(align) << 32)).to_le_bytes(),
+            );
             for value in [pointer, result, size] {
                 bytes.extend_from_slice(&value.to_le_bytes());
             }
@@ -206,6 +243,25 @@ mod tests {
             ]
         );
         assert_eq!((reader.pid(), reader.calls(), reader.skipped()), (42, 12, 3));
+    }
+
+    #[test]
+    fn each_op_has_its_thread_and_version_1_logs_are_one_thread() {
+        let bytes = log_on([(0, MALLOC, 0, 0, 0x100, 24), (3, FREE, 0, 0x100, 0, 0), (1, MALLOC, 0, 0, 0x100, 8)]);
+        let mut reader = RawReader::new(bytes.as_slice(), "t.raw").unwrap();
+        let mut threads = Vec::new();
+        while let Some(op) = reader.next() {
+            op.unwrap();
+            threads.push(reader.thread());
+        }
+        assert_eq!(threads, [0, 3, 1]);
+        // Version 1: `kind` was a u32 and there was no thread.
+        let mut old = bytes.clone();
+        old[..8].copy_from_slice(&MAGIC_V1);
+        old[16 + 32..16 + 40].copy_from_slice(&u64::from(FREE).to_le_bytes());
+        let mut reader = RawReader::new(old.as_slice(), "t.raw").unwrap();
+        assert_eq!(reader.by_ref().count(), 3);
+        assert_eq!(reader.thread(), 0);
     }
 
     #[test]
