@@ -6,6 +6,7 @@
 //! | 0 | success |
 //! | 1 | `compare` found a regression |
 //! | 2 | bad input, or any other error |
+//! | 3 | `compare` could judge no timed row (`--allow-inconclusive` passes) |
 //! | 130 | `run` interrupted by Ctrl-C (the cells finished stand) |
 //!
 //! `record` passes the recorded program's own exit status through.
@@ -24,6 +25,8 @@ use heaplab_core::SpecError;
 const EXIT_REGRESSION: u8 = 1;
 /// Bad input, or any other error.
 const EXIT_ERROR: u8 = 2;
+/// `compare` had timed rows on both sides and could judge none of them.
+const EXIT_UNDECIDED: u8 = 3;
 /// Ctrl-C (what was finished is written). A second Ctrl-C exits with it at once.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -128,8 +131,11 @@ fn main() -> ExitCode {
             commands::run::Ended::Complete => ExitCode::SUCCESS,
             commands::run::Ended::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
         }),
-        Command::Compare(args) => commands::compare::run(args)
-            .map(|failed| if failed { ExitCode::from(EXIT_REGRESSION) } else { ExitCode::SUCCESS }),
+        Command::Compare(args) => commands::compare::run(args).map(|outcome| match outcome {
+            commands::compare::Outcome::Pass => ExitCode::SUCCESS,
+            commands::compare::Outcome::Fail => ExitCode::from(EXIT_REGRESSION),
+            commands::compare::Outcome::Undecided => ExitCode::from(EXIT_UNDECIDED),
+        }),
         Command::Merge(args) => commands::merge::merge(args).map(|()| ExitCode::SUCCESS),
         Command::Record(args) => commands::record::record(args),
         Command::Exec(args) => commands::exec::exec(args),

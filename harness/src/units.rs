@@ -35,9 +35,48 @@ pub fn count(value: u64) -> String {
     out
 }
 
+/// `value` with four significant digits, and a k suffix from 10,000 on, M
+/// and G from a million and a billion: `35.28M`, `12.35k`, `912.4`,
+/// `0.1235`.
+pub fn significant(value: f64) -> String {
+    with_digits(value, 4)
+}
+
+/// `value` with `digits` significant digits (and the suffix as
+/// [`significant`] has it).
+pub fn with_digits(value: f64, digits: usize) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    let (scaled, suffix) = match value.abs() {
+        v if v >= 1e9 => (value / 1e9, "G"),
+        v if v >= 1e6 => (value / 1e6, "M"),
+        v if v >= 1e4 => (value / 1e3, "k"),
+        _ => (value, ""),
+    };
+    if scaled == 0.0 {
+        return format!("0{suffix}");
+    }
+    let magnitude = scaled.abs().log10().floor() as i64;
+    let decimals = (digits as i64 - 1 - magnitude).clamp(0, 17) as usize;
+    format!("{scaled:.decimals$}{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_have_four_significant_digits_and_a_suffix_when_large() {
+        assert_eq!(significant(35_283_000.0), "35.28M");
+        assert_eq!(significant(912.44), "912.4");
+        assert_eq!(significant(0.123456), "0.1235");
+        assert_eq!(significant(12_345.0), "12.35k");
+        assert_eq!(significant(1.0), "1.000");
+        assert_eq!(significant(2.5e10), "25.00G");
+        assert_eq!(significant(8e6), "8.000M");
+        assert_eq!(significant(0.0), "0");
+    }
 
     #[test]
     fn sizes_and_counts_read_well() {

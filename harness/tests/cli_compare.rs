@@ -83,7 +83,12 @@ fn an_injected_regression_fails_the_gate_and_its_absence_passes_it() {
         .arg(&slower)
         .assert()
         .code(1)
-        .stdout(predicate::str::is_match(r"slab +larson:ops=4000 +1 +ops_per_sec .* -20\.0% .* REGRESSION").unwrap())
+        .stdout(
+            predicate::str::is_match(
+                r"slab +larson:ops=4000 +1 +1 +ops_per_sec +10\.00M +8\.000M +-20\.0% .* REGRESSION",
+            )
+            .unwrap(),
+        )
         .stdout(predicate::str::contains("2 regressions, 0 changed deterministic figures"));
     // The same results against themselves: nothing to report, exit 0.
     heaplab()
@@ -111,9 +116,106 @@ fn an_injected_regression_fails_the_gate_and_its_absence_passes_it() {
         .assert()
         .code(1)
         .stdout(predicate::str::starts_with("**heaplab compare**"))
-        .stdout(predicate::str::contains("| allocator | workload |"));
+        .stdout(predicate::str::contains("| allocator | workload |"))
+        // The sides named, a blank line after the headline, the rest folded.
+        .stdout(predicate::str::contains("regressions, 0 changed").and(predicate::str::contains("\n\nBASE ")))
+        .stdout(predicate::str::contains("(run base, ").and(predicate::str::contains("<details><summary>4 more rows")));
     // A threshold above the slowdown lets it through.
     heaplab().args(["compare", "--threshold", "25%"]).arg(&base).arg(&slower).assert().code(0);
+}
+
+/// Two `--quick` runs (three repetitions of one process a side): no row can
+/// be judged, and a gate built on them must not pass silently.
+#[test]
+fn a_comparison_that_can_judge_nothing_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["q1", "q2"] {
+        heaplab()
+            .args(["run", "--quick", "--quiet", "--no-latency", "--alloc", "buddy", "--alloc", "slab"])
+            .args(["--workload", "ramp:ops=3000", "--name", name, "--out"])
+            .arg(dir.path())
+            .assert()
+            .success();
+    }
+    let (a, b) = (dir.path().join("q1"), dir.path().join("q2"));
+    heaplab()
+        .arg("compare")
+        .arg(&a)
+        .arg(&b)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("2 with too few samples").and(predicate::str::contains("UNDECIDED")));
+    heaplab().args(["compare", "--allow-inconclusive"]).arg(&a).arg(&b).assert().code(0);
+    // Metrics-only results (the CI baseline) have no timed rows: not affected.
+    for name in ["m1", "m2"] {
+        heaplab()
+            .args(["run", "--metrics-only", "--quiet", "--alloc", "buddy", "--workload", "ramp:ops=3000"])
+            .args(["--name", name, "--out"])
+            .arg(dir.path())
+            .assert()
+            .success();
+    }
+    heaplab().arg("compare").arg(dir.path().join("m1")).arg(dir.path().join("m2")).assert().code(0);
+}
+
+/// An interval that crosses a bound of the threshold is inconclusive, not
+/// unchanged; one inside it is unchanged.
+#[test]
+fn an_interval_across_the_threshold_is_inconclusive() {
+    let dir = tempfile::tempdir().unwrap();
+    small_run(dir.path(), "template");
+    let template = dir.path().join("template");
+    let base = dir.path().join("base");
+    copy_scaled(&template, &base, "none", 1.0);
+    // slab's new repetitions spread from 0.85 to 1.15 of the base: the
+    // interval crosses both 0.95 and 1.05.
+    let wide = dir.path().join("wide");
+    copy_with(&template, &wide, |allocator| {
+        (0..5)
+            .map(|rep| {
+                let spread = if allocator.starts_with("slab") { 0.075 } else { 0.01 };
+                (rep, 1e7 * (1.0 + spread * (rep as f64 - 2.0)))
+            })
+            .collect()
+    });
+    heaplab()
+        .args(["compare", "--all"])
+        .arg(&base)
+        .arg(&wide)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::is_match(r"slab +larson:ops=4000 .* inconclusive").unwrap())
+        .stdout(predicate::str::is_match(r"buddy +larson:ops=4000 .* unchanged").unwrap())
+        .stdout(predicate::str::contains("4 unchanged, 2 inconclusive"))
+        .stdout(predicate::str::contains("change (HL"));
+}
+
+/// Two runs whose settings differ say so.
+#[test]
+fn differing_settings_are_named_in_the_headline() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, arena) in [("small", "32M"), ("large", "64M")] {
+        heaplab()
+            .args(["run", "--metrics-only", "--quiet", "--alloc", "buddy", "--workload", "ramp:ops=3000"])
+            .args(["--arena", arena, "--name", name, "--out"])
+            .arg(dir.path())
+            .assert()
+            .success();
+    }
+    heaplab()
+        .arg("compare")
+        .arg(dir.path().join("small"))
+        .arg(dir.path().join("large"))
+        .assert()
+        .stdout(predicate::str::contains("settings differ (arena_bytes: 33554432 → 67108864)"));
+    // A results directory without meta.json says what is unknown.
+    std::fs::remove_file(dir.path().join("large/meta.json")).unwrap();
+    heaplab()
+        .arg("compare")
+        .arg(dir.path().join("small"))
+        .arg(dir.path().join("large"))
+        .assert()
+        .stdout(predicate::str::contains("(no meta.json: run, revision and date unknown)"));
 }
 
 /// One timing process of five running slow is what a process can do to a

@@ -43,6 +43,21 @@ pub struct CompareArgs {
     /// as `other host` and not judged.
     #[arg(long)]
     across_hosts: bool,
+    /// Exit 0 although no timed row could be judged (every interval
+    /// inconclusive, or too few samples); without it that exits 3.
+    #[arg(long)]
+    allow_inconclusive: bool,
+}
+
+/// What a comparison decided, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing failed (exit 0).
+    Pass,
+    /// A regression, a changed deterministic figure or a missing row (exit 1).
+    Fail,
+    /// Both sides timed, not one timed row judged (exit 3).
+    Undecided,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,8 +77,8 @@ fn parse_threshold(text: &str) -> Result<f64, String> {
     }
 }
 
-/// Compare; `Ok(true)` if the gate fails.
-pub fn run(args: &CompareArgs) -> anyhow::Result<bool> {
+/// Compare, and say what it decided.
+pub fn run(args: &CompareArgs) -> anyhow::Result<Outcome> {
     let style = match args.format {
         Format::Terminal => Style::Terminal,
         Format::Markdown => Style::Markdown,
@@ -81,7 +96,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<bool> {
             .collect::<Result<Vec<_>, heaplab_core::SpecError>>()?;
         let set = ResultSet::read(&args.base)?;
         print!("{}", compare::pairwise::render(&compare::pairwise::pairwise(&set, &pairs)?, style));
-        return Ok(false);
+        return Ok(Outcome::Pass);
     };
     let base = ResultSet::read(&args.base)?;
     let new = ResultSet::read(new_path)?;
@@ -91,6 +106,17 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<bool> {
         across_hosts: args.across_hosts,
     };
     let comparison = compare::compare(&base, &new, judging);
-    print!("{}", compare::render(&comparison, args.threshold, style, args.all));
-    Ok(comparison.findings.iter().any(|f| f.verdict.fails()))
+    let sides = compare::Sides {
+        base: base.describe(),
+        new: new.describe(),
+        settings_differing: base.settings_differing(&new),
+    };
+    print!("{}", compare::render(&comparison, args.threshold, style, args.all, &sides));
+    Ok(if comparison.findings.iter().any(|f| f.verdict.fails()) {
+        Outcome::Fail
+    } else if comparison.undecided() && !args.allow_inconclusive {
+        Outcome::Undecided
+    } else {
+        Outcome::Pass
+    })
 }

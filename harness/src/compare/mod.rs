@@ -33,10 +33,16 @@
 //!   7 processes a side (`2 / C(14, 7)` ≤ 0.05 / 84); with fewer, a row gets
 //!   the verdict `too few`, which does not fail, and the headline says how
 //!   many processes are needed.
-//! - A *regression* is an interval entirely below `1 − threshold`: slower
-//!   beyond the threshold, and not by chance. An *improvement* is an
-//!   interval entirely above `1 + threshold`. Anything else is within noise
-//!   or threshold.
+//! - **Verdicts** follow the interval of the ratio new/base against the
+//!   threshold t. *Regression*: entirely below `1 − t` (slower beyond the
+//!   threshold, and not by chance). *Improvement*: entirely above `1 + t`.
+//!   *Unchanged*: entirely within `[1 − t, 1 + t]`. *Inconclusive*: any
+//!   other interval (it crosses a bound: the data cannot tell). *Too few*:
+//!   not enough samples for an interval. When both sides have timed rows
+//!   and not one of them could be judged, the comparison is *undecided*
+//!   ([`Comparison::undecided`]) and `heaplab compare` exits 3 (unless
+//!   `--allow-inconclusive`): a gate on runs too short to tell must not
+//!   pass silently.
 //! - **Machine drift**: two runs on a shared machine differ as a whole (a
 //!   busier neighbour, another clock speed) by more than their repetitions
 //!   vary. With at least [`MIN_ROWS_FOR_DRIFT`] throughput rows, the median
@@ -60,12 +66,14 @@ mod render;
 pub mod stats;
 
 pub use read::{CompareError, Key, Repetitions, ResultSet};
-pub use render::{Style, render};
+pub use render::{Sides, Style, render};
 use stats::{ratio_interval, sample_units};
 
 use std::collections::BTreeMap;
 
 use crate::timing::median;
+use crate::units;
+pub use crate::units::significant;
 
 /// Family-wise error of the intervals: all the intervals of a comparison
 /// hold together with at least 95 % probability.
@@ -76,7 +84,7 @@ pub const MIN_PROCESSES: usize = 3;
 pub const MIN_ROWS_FOR_DRIFT: usize = 5;
 
 /// A verdict on one comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
     /// Slower beyond the threshold, with confidence.
     Regression,
@@ -86,12 +94,14 @@ pub enum Verdict {
     Missing,
     /// Faster beyond the threshold, with confidence.
     Improvement,
+    /// The interval crosses `1 − t` or `1 + t`: it cannot tell.
+    Inconclusive,
     /// Too few samples for a 95 % interval.
     TooFew,
     /// Timed on different machines (rows of merged shards): not judged
     /// unless asked (`--across-hosts`).
     OtherHost,
-    /// Within noise or the threshold.
+    /// Within the threshold, with confidence.
     Unchanged,
     /// Only in NEW.
     Added,
@@ -110,6 +120,7 @@ impl Verdict {
             Verdict::Changed => "CHANGED",
             Verdict::Missing => "MISSING",
             Verdict::Improvement => "improvement",
+            Verdict::Inconclusive => "inconclusive",
             Verdict::TooFew => "too few",
             Verdict::OtherHost => "other host",
             Verdict::Unchanged => "unchanged",
@@ -152,6 +163,35 @@ pub struct Comparison {
     /// With rows timed on several pairs of machines, the drift divided out
     /// of each pair's rows: (BASE's host, NEW's host, drift).
     pub host_drifts: Vec<(String, String, f64)>,
+}
+
+impl Comparison {
+    /// Both sides had timed rows and not one could be judged (every one
+    /// inconclusive, with too few samples, or timed on other machines): a
+    /// gate that passed now would pass whatever changed.
+    pub fn undecided(&self) -> bool {
+        let timed: Vec<Verdict> =
+            self.findings.iter().filter(|f| f.metric == "ops_per_sec").map(|f| f.verdict).collect();
+        !timed.is_empty()
+            && timed.iter().all(|v| matches!(v, Verdict::Inconclusive | Verdict::TooFew | Verdict::OtherHost))
+    }
+}
+
+/// Two differing deterministic values as text: four significant digits,
+/// or as many more as it takes for them to read differently; values that
+/// are not numbers as they are.
+fn distinct_digits(old: &str, now: &str) -> (String, String) {
+    let (Ok(a), Ok(b)) = (old.parse::<f64>(), now.parse::<f64>()) else { return (old.to_string(), now.to_string()) };
+    if a.fract() == 0.0 && b.fract() == 0.0 && a.abs() < 1e15 && b.abs() < 1e15 {
+        return (format!("{a}"), format!("{b}"));
+    }
+    for digits in 4..=17 {
+        let (x, y) = (units::with_digits(a, digits), units::with_digits(b, digits));
+        if x != y {
+            return (x, y);
+        }
+    }
+    (old.to_string(), now.to_string())
 }
 
 /// How a comparison judges.
@@ -199,6 +239,7 @@ pub fn compare(base: &ResultSet, new: &ResultSet, judging: Judging) -> Compariso
                     (Ok(a), Ok(b)) if a != 0.0 => Some(b / a - 1.0),
                     _ => None,
                 };
+                let (old, now) = distinct_digits(&old, &now);
                 findings.push(Finding {
                     key: k.clone(),
                     metric: name,
@@ -233,8 +274,8 @@ pub fn compare(base: &ResultSet, new: &ResultSet, judging: Judging) -> Compariso
                 findings.push(Finding {
                     key: k.clone(),
                     metric: "ops_per_sec".into(),
-                    base: format!("{:.3e} on {}", pooled(b), hosts.0),
-                    new: format!("{:.3e} on {}", pooled(n), hosts.1),
+                    base: format!("{} on {}", significant(pooled(b)), hosts.0),
+                    new: format!("{} on {}", significant(pooled(n)), hosts.1),
                     change: None,
                     interval: None,
                     verdict: Verdict::OtherHost,
@@ -281,13 +322,14 @@ pub fn compare(base: &ResultSet, new: &ResultSet, judging: Judging) -> Compariso
             None => Verdict::TooFew,
             Some((_, high)) if high < 1.0 - threshold => Verdict::Regression,
             Some((low, _)) if low > 1.0 + threshold => Verdict::Improvement,
-            Some(_) => Verdict::Unchanged,
+            Some((low, high)) if low >= 1.0 - threshold && high <= 1.0 + threshold => Verdict::Unchanged,
+            Some(_) => Verdict::Inconclusive,
         };
         findings.push(Finding {
             key: k,
             metric: "ops_per_sec".into(),
-            base: format!("{base_median:.3e}"),
-            new: format!("{new_median:.3e}"),
+            base: significant(base_median),
+            new: significant(new_median),
             change: Some(ratio - 1.0),
             interval,
             verdict,
@@ -309,4 +351,17 @@ pub fn compare(base: &ResultSet, new: &ResultSet, judging: Judging) -> Compariso
     });
     let processes = (processes[0] != usize::MAX).then_some((processes[0], processes[1]));
     Comparison { findings, drift, processes, timed_rows, host_drifts }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differing_figures_get_the_digits_that_tell_them_apart() {
+        assert_eq!(distinct_digits("0.1234561", "0.1234569"), ("0.123456".into(), "0.123457".into()));
+        assert_eq!(distinct_digits("0.25", "0.5"), ("0.2500".into(), "0.5000".into()));
+        assert_eq!(distinct_digits("1048576", "1048577"), ("1048576".into(), "1048577".into()));
+        assert_eq!(distinct_digits("fits", "tlsf"), ("fits".into(), "tlsf".into()));
+    }
 }

@@ -212,6 +212,7 @@ mod tests {
             samples: BTreeMap::new(),
             repetitions,
             hosts: BTreeMap::new(),
+            meta: None,
         }
     }
 

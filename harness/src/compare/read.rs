@@ -29,6 +29,8 @@ pub struct ResultSet {
     /// The machine that measured each row, where known: the row's own
     /// `host` (a merged run), else the one of meta.json.
     pub hosts: BTreeMap<Key, String>,
+    /// Its meta.json, when it has a readable one.
+    pub meta: Option<heaplab_results::Meta>,
 }
 
 /// Something wrong with an input.
@@ -86,6 +88,38 @@ fn key(allocator: &str, workload: &str, seed: Option<u64>, threads: u32) -> Key 
 }
 
 impl ResultSet {
+    /// The set in a few words: its run's name, revision and date, from
+    /// meta.json (or that it has none).
+    pub fn describe(&self) -> String {
+        let name = self.path.display();
+        match &self.meta {
+            Some(meta) => {
+                let revision: String = meta.git_revision.chars().take(12).collect();
+                let revision = if revision.is_empty() { "revision unknown".to_string() } else { revision };
+                let date = meta.date_utc.split('T').next().unwrap_or(&meta.date_utc);
+                format!("{name} (run {}, {revision}, {date})", meta.run_name)
+            }
+            None => format!("{name} (no meta.json: run, revision and date unknown)"),
+        }
+    }
+
+    /// The settings that move per-row figures and differ between `self`
+    /// and `other`, as `name: ours → theirs`.
+    pub fn settings_differing(&self, other: &ResultSet) -> Vec<String> {
+        let (Some(a), Some(b)) = (&self.meta, &other.meta) else { return Vec::new() };
+        let (a, b) = (
+            serde_json::to_value(&a.settings).expect("settings serialise"),
+            serde_json::to_value(&b.settings).expect("settings serialise"),
+        );
+        ["arena_bytes", "align", "touch", "warmup", "reps", "processes", "jobs", "verify"]
+            .iter()
+            .filter_map(|&name| {
+                let (x, y) = (&a[name], &b[name]);
+                (x != y).then(|| format!("{name}: {x} → {y}"))
+            })
+            .collect()
+    }
+
     /// Read a results directory (or its `summary.csv`).
     pub fn read(path: &Path) -> Result<ResultSet, CompareError> {
         let dir =
@@ -121,7 +155,8 @@ impl ResultSet {
             grouped.entry(k).or_default().entry(row.process).or_default().push(row.ops_per_sec);
         }
         let samples = grouped.into_iter().map(|(k, by_process)| (k, by_process.into_values().collect())).collect();
-        let machine = heaplab_results::Results::read_meta(&dir).ok().map(|meta| meta.hostname).unwrap_or_default();
+        let meta = heaplab_results::Results::read_meta(&dir).ok();
+        let machine = meta.as_ref().map(|meta| meta.hostname.clone()).unwrap_or_default();
         let hosts = rows
             .iter()
             .filter_map(|(k, row)| {
@@ -129,6 +164,6 @@ impl ResultSet {
                 (!host.is_empty()).then(|| (k.clone(), host))
             })
             .collect();
-        Ok(ResultSet { path: dir, rows, samples, repetitions, hosts })
+        Ok(ResultSet { path: dir, rows, samples, repetitions, hosts, meta })
     }
 }

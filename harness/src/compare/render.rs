@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::stats::samples_needed;
-use super::{ALPHA, Comparison, Finding, MIN_PROCESSES, Verdict};
+use super::{ALPHA, Comparison, Finding, MIN_PROCESSES, Verdict, significant};
 
 /// Output style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,19 +14,37 @@ pub enum Style {
     Markdown,
 }
 
-/// Render the findings; unchanged throughput rows only with `all`.
-pub fn render(comparison: &Comparison, threshold: f64, style: Style, all: bool) -> String {
+/// What the text says about the two sides.
+#[derive(Debug, Clone, Default)]
+pub struct Sides {
+    /// BASE in a few words (run, revision, date).
+    pub base: String,
+    /// NEW in a few words.
+    pub new: String,
+    /// Settings that differ, `name: base → new`.
+    pub settings_differing: Vec<String>,
+}
+
+/// Verdicts shown in the main table; the others (rows judged unchanged,
+/// or not judged) only with `all` in a terminal, and folded away
+/// (`<details>`) in Markdown.
+fn stands_out(verdict: Verdict) -> bool {
+    !matches!(verdict, Verdict::Unchanged | Verdict::TooFew | Verdict::Inconclusive)
+}
+
+/// Render the findings, failures first.
+pub fn render(comparison: &Comparison, threshold: f64, style: Style, all: bool, sides: &Sides) -> String {
     let findings = &comparison.findings;
-    let shown: Vec<&Finding> =
-        findings.iter().filter(|f| all || !matches!(f.verdict, Verdict::Unchanged | Verdict::TooFew)).collect();
     let count = |v: Verdict| findings.iter().filter(|f| f.verdict == v).count();
+    let mut notes: Vec<String> = Vec::new();
     let headline = format!(
-        "{} regressions, {} changed deterministic figures, {} missing rows, {} improvements, {} unchanged{} (threshold {:.1}%; exact rank intervals, simultaneous 95% over {} throughput rows)",
+        "{} regressions, {} changed deterministic figures, {} missing rows, {} improvements, {} unchanged, {} inconclusive{} (threshold {:.1}%; exact rank intervals, simultaneous 95% over {} throughput rows)",
         count(Verdict::Regression),
         count(Verdict::Changed),
         count(Verdict::Missing),
         count(Verdict::Improvement),
         count(Verdict::Unchanged),
+        count(Verdict::Inconclusive),
         match count(Verdict::TooFew) {
             0 => String::new(),
             n => format!(", {n} with too few samples to judge"),
@@ -34,76 +52,129 @@ pub fn render(comparison: &Comparison, threshold: f64, style: Style, all: bool) 
         100.0 * threshold,
         comparison.timed_rows
     );
-    let headline = match count(Verdict::OtherHost) {
-        0 => headline,
-        n => format!(
-            "{headline}\nnote: {n} throughput rows were timed on different machines in BASE and NEW and are not judged \
-             (a machine's speed would pass for the allocator's); --across-hosts judges them"
-        ),
-    };
-    let headline = if !comparison.host_drifts.is_empty() {
+    if !comparison.host_drifts.is_empty() {
         let drifts: Vec<String> = comparison
             .host_drifts
             .iter()
             .map(|(base, new, drift)| format!("{base} → {new} {:+.1}%", 100.0 * (drift - 1.0)))
             .collect();
-        format!("{headline}; machine drift divided out per pair of machines: {}", drifts.join(", "))
-    } else if comparison.drift == 1.0 {
-        headline
-    } else {
-        format!(
-            "{headline}; machine drift {:+.1}% (median ratio of all rows) divided out",
+        notes.push(format!("machine drift divided out per pair of machines: {}", drifts.join(", ")));
+    } else if comparison.drift != 1.0 {
+        notes.push(format!(
+            "machine drift {:+.1}% (the median ratio over all rows) divided out of every throughput ratio",
             100.0 * (comparison.drift - 1.0)
-        )
-    };
-    let headline = match comparison.processes {
-        Some((base, new)) if base.min(new) < MIN_PROCESSES => format!(
-            "{headline}\nnote: some timings come from {} timing process{} (BASE) and {} (NEW); a process can differ from \
+        ));
+    }
+    if comparison.undecided() {
+        notes.push(
+            "UNDECIDED: no timed row could be judged (each inconclusive, with too few samples, or timed elsewhere); \
+             heaplab compare exits 3 unless --allow-inconclusive"
+                .to_string(),
+        );
+    }
+    if count(Verdict::OtherHost) > 0 {
+        notes.push(format!(
+            "{} throughput rows were timed on different machines in BASE and NEW and are not judged \
+             (a machine's speed would pass for the allocator's); --across-hosts judges them",
+            count(Verdict::OtherHost)
+        ));
+    }
+    if let Some((base, new)) = comparison.processes
+        && base.min(new) < MIN_PROCESSES
+    {
+        notes.push(format!(
+            "some timings come from {} timing process{} (BASE) and {} (NEW); a process can differ from \
              another by more than its repetitions vary, so the intervals may be too narrow: run with --processes {MIN_PROCESSES} or more",
             base,
             if base == 1 { "" } else { "es" },
             new
-        ),
-        _ => headline,
-    };
-    let headline = match count(Verdict::TooFew) {
-        0 => headline,
-        _ => format!(
-            "{headline}\nnote: intervals that hold together over {} rows need {} timing processes a side (heaplab run --reps N --processes N)",
+        ));
+    }
+    if count(Verdict::TooFew) > 0 {
+        notes.push(format!(
+            "intervals that hold together over {} rows need {} timing processes a side (heaplab run --reps N --processes N)",
             comparison.timed_rows,
             samples_needed(ALPHA / comparison.timed_rows.max(1) as f64)
-        ),
+        ));
+    }
+    if !sides.settings_differing.is_empty() {
+        notes.push(format!(
+            "the two runs' settings differ ({}): a change may be the settings', not the code's",
+            sides.settings_differing.join("; ")
+        ));
+    }
+    let drift_corrected = comparison.drift != 1.0 || comparison.host_drifts.iter().any(|(_, _, d)| *d != 1.0);
+    let change = if drift_corrected { "change (HL, drift-corrected)" } else { "change (HL)" };
+    let header = [
+        "allocator",
+        "workload",
+        "seed",
+        "threads",
+        "metric",
+        "base",
+        "new",
+        change,
+        "interval of new/base",
+        "verdict",
+    ];
+    let line = |f: &&Finding| -> [String; 10] {
+        [
+            crate::table::short_allocator(&f.key.0),
+            crate::table::short_workload(&f.key.1),
+            f.key.2.map_or("-".into(), |s| s.to_string()),
+            f.key.3.to_string(),
+            f.metric.clone(),
+            f.base.clone(),
+            f.new.clone(),
+            f.change.map_or("-".into(), |c| format!("{:+.1}%", 100.0 * c)),
+            f.interval.map_or("-".into(), |(l, h)| format!("[{}, {}]", significant(l), significant(h))),
+            f.verdict.word().to_string(),
+        ]
     };
-    let header =
-        ["allocator", "workload", "seed", "metric", "base", "new", "change", "interval of new/base", "verdict"];
-    let lines: Vec<[String; 9]> = shown
-        .iter()
-        .map(|f| {
-            [
-                crate::table::short_allocator(&f.key.0),
-                crate::table::short_workload(&f.key.1),
-                f.key.2.map_or("-".into(), |s| s.to_string()),
-                f.metric.clone(),
-                f.base.clone(),
-                f.new.clone(),
-                f.change.map_or("-".into(), |c| format!("{:+.1}%", 100.0 * c)),
-                f.interval.map_or("-".into(), |(l, h)| format!("[{l:.3}, {h:.3}]")),
-                f.verdict.word().to_string(),
-            ]
-        })
-        .collect();
+    let (main, rest): (Vec<&Finding>, Vec<&Finding>) = findings.iter().partition(|f| stands_out(f.verdict));
+    let main: Vec<[String; 10]> = main.iter().map(line).collect();
+    let rest: Vec<[String; 10]> = rest.iter().map(line).collect();
+    let footnote = "change (HL): for throughput, new/base − 1 as the Hodges–Lehmann estimate (the median of all \
+                    pairwise ratios)"
+        .to_string()
+        + if drift_corrected { ", the machine drift divided out" } else { "" }
+        + "; for deterministic figures, new/base − 1.";
+    let sides_line = format!("BASE {} → NEW {}", sides.base, sides.new);
     let mut text = String::new();
-    if style == Style::Markdown {
-        let _ = writeln!(text, "**heaplab compare**: {headline}\n");
-    }
-    if !lines.is_empty() {
-        text.push_str(&table(&header, &lines, style));
-        if style == Style::Terminal {
-            text.push('\n');
+    match style {
+        Style::Markdown => {
+            let _ = writeln!(text, "**heaplab compare**: {headline}\n");
+            let _ = writeln!(text, "{sides_line}\n");
+            for note in &notes {
+                let _ = writeln!(text, "> {note}\n");
+            }
+            if !main.is_empty() {
+                text.push_str(&table(&header, &main, style));
+                text.push('\n');
+            }
+            if !rest.is_empty() {
+                let _ = writeln!(
+                    text,
+                    "<details><summary>{} more rows: unchanged, inconclusive, too few samples</summary>\n",
+                    rest.len()
+                );
+                text.push_str(&table(&header, &rest, style));
+                text.push_str("\n</details>\n\n");
+            }
+            let _ = writeln!(text, "<sub>{footnote}</sub>");
         }
-    }
-    if style == Style::Terminal {
-        let _ = writeln!(text, "{headline}");
+        Style::Terminal => {
+            let shown: Vec<[String; 10]> = main.into_iter().chain(if all { rest } else { Vec::new() }).collect();
+            if !shown.is_empty() {
+                text.push_str(&table(&header, &shown, style));
+                let _ = writeln!(text, "{footnote}\n");
+            }
+            let _ = writeln!(text, "{sides_line}");
+            let _ = writeln!(text, "{headline}");
+            for note in &notes {
+                let _ = writeln!(text, "note: {note}");
+            }
+        }
     }
     text
 }
