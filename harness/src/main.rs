@@ -45,11 +45,12 @@ enum Command {
     /// Put allocators side by side on workloads: the main job.
     ///
     /// With no options, runs the default suite: a representative
-    /// configuration of every allocator family on every built-in workload,
-    /// measuring fragmentation (deterministic), throughput (median of
-    /// repetitions) and per-op latency, into results/<run>/ (summary.csv,
-    /// timeseries.csv, latency.csv, throughput.csv, meta.json), and prints
-    /// a summary table.
+    /// configuration of every allocator family on every built-in
+    /// single-threaded workload, measuring fragmentation (deterministic),
+    /// throughput (median of repetitions) and per-op latency, into
+    /// results/<run>/ (summary.csv, timeseries.csv, latency.csv,
+    /// throughput.csv, details.csv, heapmap.csv, meta.json), and prints a
+    /// summary table.
     Run(Box<commands::run::RunArgs>),
     /// Compare two result sets: exit 1 on a regression, 0 otherwise, 2 on bad input.
     ///

@@ -152,14 +152,31 @@ pub fn render(rows: &[SummaryRow]) -> String {
         }
         let _ = writeln!(text);
     }
-    text.push_str(
-        "* best in column. Mops/s: median of the timed repetitions (±: half the median's confidence interval);\n\
-         p99: per-op latency; int frag: (G−R)/G at peak requested bytes; ext frag: mean 1−L/F;\n\
-         util: max requested / max footprint; footprint: the arena's high-water mark; failed: refused allocations.\n",
-    );
-    if rows.iter().any(|r| r.peak_cached_bytes.is_some()) {
-        text.push_str("cached: most bytes a caching layer's thread caches, depot and remote lists held at once.\n");
+    // The footnote explains the columns shown, and only those (a
+    // metrics-only run has no Mops/s or p99).
+    let shown = |title: &str| columns.iter().any(|c| c.title == title);
+    let explained = [
+        ("Mops/s", "Mops/s: median of the timed repetitions (±: half the median's confidence interval)"),
+        ("alloc p99 ns", "p99: per-op latency"),
+        ("int frag %", "int frag: (G−R)/G at peak requested bytes"),
+        ("ext frag %", "ext frag: mean 1−L/F"),
+        ("util %", "util: max requested / max footprint"),
+        ("footprint", "footprint: the arena's high-water mark"),
+        ("failed", "failed: refused allocations"),
+        ("cached", "cached: most bytes a caching layer's thread caches, depot and remote lists held at once"),
+    ];
+    let mut line = String::from("* best in column.");
+    for (_, text_of) in explained.iter().filter(|(title, _)| shown(title)) {
+        if line.chars().count() + text_of.chars().count() + 2 > 100 {
+            let _ = writeln!(text, "{line}");
+            line.clear();
+        } else {
+            line.push(' ');
+        }
+        line.push_str(text_of);
+        line.push(';');
     }
+    let _ = writeln!(text, "{}", line.trim_end_matches(';').to_string() + ".");
     if threaded {
         text.push_str(
             "On threads, Mops/s counts every thread's ops over the wall time; the fragmentation figures come from one \

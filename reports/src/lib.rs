@@ -257,8 +257,9 @@ fn replay_section(results: &Results, labels: &Labels<'_>) -> Section {
     }
 }
 
-/// What a table shows for a figure the allocator cannot report.
-const NOT_AVAILABLE: &str = "n/a";
+/// What a table shows for a figure the allocator cannot report (as the
+/// terminal tables do).
+const NOT_AVAILABLE: &str = "-";
 
 fn one(value: Option<f64>) -> String {
     value.map_or(NOT_AVAILABLE.into(), |v| format!("{v:.1}"))
