@@ -79,6 +79,11 @@ impl<S: SchemeOf> FitsIndex<S> {
 // their class and `fit`'s gap.
 unsafe impl<S: SchemeOf> Index for FitsIndex<S> {
     const KEPT: Kept = Kept::ALL;
+    type Heads = Vec<usize>;
+
+    fn heads(lists: usize) -> Vec<usize> {
+        heaplab_core::side_table(NIL, lists)
+    }
 
     fn prepare(&mut self, arena_bytes: usize) -> usize {
         let lists = S::SCHEME.class_of(arena_bytes.max(64)) + 1;

@@ -13,6 +13,7 @@
 
 use std::alloc::Layout;
 use std::fmt::Debug;
+use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 use heaplab_core::{
@@ -32,6 +33,14 @@ use heaplab_freelist::tags::{FIRST_BLOCK, FreeLists, GRANULE, Mem, NIL, TagHeap}
 pub unsafe trait Index: Debug {
     /// The optional counters its allocator keeps.
     const KEPT: Kept;
+    /// Where the list heads live: a [`Vec`], or storage inside the
+    /// allocator for an index that knows its largest number of lists
+    /// ([`InlineHeads`]), so that reaching a head costs no load of a table
+    /// pointer (which a store into the arena forces the compiler to reload,
+    /// once per op).
+    type Heads: Debug + DerefMut<Target = [usize]>;
+    /// Storage for `lists` empty list heads (`NIL`).
+    fn heads(lists: usize) -> Self::Heads;
     /// Size the index for an arena of `arena_bytes`; returns the number of lists.
     fn prepare(&mut self, arena_bytes: usize) -> usize;
     /// The list a free block of `size` bytes belongs to.
@@ -69,7 +78,45 @@ pub struct ClassLists<I: Index> {
     index: I,
     /// `heads[class]`: the first free block of the class, or `NIL`. A block
     /// is in the list of `class_of(its size)`.
-    heads: Vec<usize>,
+    heads: I::Heads,
+}
+
+/// Up to [`InlineHeads::CAPACITY`] list heads inside the allocator; only
+/// the first `len` are lists (the rest stay `NIL`, never read).
+#[derive(Debug)]
+pub struct InlineHeads {
+    len: usize,
+    heads: [usize; InlineHeads::CAPACITY],
+}
+
+impl InlineHeads {
+    /// The most lists: 64 first levels of 32 second-level lists, TLSF's
+    /// largest index.
+    pub const CAPACITY: usize = 64 * 32;
+
+    /// `len` empty heads (at most [`InlineHeads::CAPACITY`]).
+    pub fn new(len: usize) -> InlineHeads {
+        assert!(len <= InlineHeads::CAPACITY, "{len} lists, at most {} inline", InlineHeads::CAPACITY);
+        InlineHeads { len, heads: [NIL; InlineHeads::CAPACITY] }
+    }
+}
+
+impl Deref for InlineHeads {
+    type Target = [usize];
+
+    #[inline(always)]
+    fn deref(&self) -> &[usize] {
+        // SAFETY: `len <= CAPACITY`, checked when it was made.
+        unsafe { self.heads.get_unchecked(..self.len) }
+    }
+}
+
+impl DerefMut for InlineHeads {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [usize] {
+        // SAFETY: as in `deref`.
+        unsafe { self.heads.get_unchecked_mut(..self.len) }
+    }
 }
 
 impl<I: Index> ClassLists<I> {
@@ -163,7 +210,7 @@ impl<I: Index, const C: bool> SegregatedHeap<I, C> {
     pub fn new(arena: Arena, mut index: I) -> Result<SegregatedHeap<I, C>, SetupError> {
         let lists = index.prepare(arena.len());
         let (heap, size) = TagHeap::new(arena)?;
-        let mut lists = ClassLists { index, heads: heaplab_core::side_table(NIL, lists) };
+        let mut lists = ClassLists { index, heads: I::heads(lists) };
         lists.insert(heap.mem(), FIRST_BLOCK, size);
         Ok(SegregatedHeap { heap, lists })
     }
@@ -255,7 +302,7 @@ impl<I: Index, const C: bool> Allocator for SegregatedHeap<I, C> {
     }
 
     fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
-        for &head in &self.lists.heads {
+        for &head in self.lists.heads.iter() {
             self.heap.for_each_in(head, visit);
         }
     }

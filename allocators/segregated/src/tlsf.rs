@@ -23,7 +23,7 @@
 use heaplab_core::Kept;
 use heaplab_freelist::tags::{GRANULE, Mem, fit, max_padding, padding};
 
-use crate::heap::{Found, Index};
+use crate::heap::{Found, Index, InlineHeads};
 
 /// The two-level index with `2^SL` second-level lists per power of two
 /// (`SL` from 1 to 5: a constant, so every shift below is one instruction).
@@ -108,6 +108,12 @@ impl<const SL: u32> TlsfIndex<SL> {
 unsafe impl<const SL: u32> Index for TlsfIndex<SL> {
     /// TLSF inspects exactly one list head per request: no search counter.
     const KEPT: Kept = Kept::SPLITS_AND_COALESCES;
+    /// At most 64 first levels of `2^SL <= 32` lists: inside the allocator.
+    type Heads = InlineHeads;
+
+    fn heads(lists: usize) -> InlineHeads {
+        InlineHeads::new(lists)
+    }
 
     fn prepare(&mut self, arena_bytes: usize) -> usize {
         let (fl, _) = self.mapping((arena_bytes / GRANULE).max(1));
