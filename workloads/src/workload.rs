@@ -49,7 +49,11 @@ impl Workload {
                 ),
             ));
         }
-        if Format::from_path(path).is_some() || text.contains('/') {
+        // A spec's parameters may hold a path (`empirical:file=dir/sizes.csv`):
+        // a slash makes a file only when no known family leads the text.
+        let family = text.split(':').next().unwrap_or_default();
+        let spec_family = text.contains(':') && (SyntheticSpec::is_known(family) || ThreadedSpec::is_known(family));
+        if (Format::from_path(path).is_some() || text.contains('/')) && !spec_family {
             if !path.is_file() {
                 return Err(TraceError::io(
                     path,
@@ -58,7 +62,6 @@ impl Workload {
             }
             return Ok(Workload::File(path.to_path_buf()));
         }
-        let family = text.split(':').next().unwrap_or_default();
         if ThreadedSpec::is_known(family) {
             return ThreadedSpec::parse(text).map(Workload::Threaded);
         }

@@ -322,6 +322,39 @@ fn encode_file(
     Ok(count)
 }
 
+/// Write `bytes` to `path` as the trace writers write a file: `-` is
+/// standard output; a device or a FIFO (also through a symbolic link) is
+/// written as it is; a regular file is replaced only once the new bytes are
+/// whole, through a temporary file in its directory, so that a failed write
+/// leaves the old file as it was.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if path.as_os_str() == "-" {
+        let mut out = io::stdout().lock();
+        out.write_all(bytes)?;
+        return out.flush();
+    }
+    let (target, direct) = output_target(path)?;
+    if direct {
+        let mut file = std::fs::OpenOptions::new().write(true).open(&target)?;
+        file.write_all(bytes)?;
+        return file.flush();
+    }
+    let directory = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut temporary = tempfile::Builder::new().prefix(".heaplab-").suffix(".tmp").tempfile_in(&directory)?;
+    temporary.write_all(bytes)?;
+    temporary.as_file().sync_data()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temporary.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    temporary.persist(&target).map_err(|error| error.error)?;
+    Ok(())
+}
+
 /// Where writing `path` goes: through a symbolic link to its target (the
 /// link stays), and whether that is something other than a regular file
 /// (a device, a FIFO), to be written directly rather than replaced.

@@ -17,7 +17,7 @@
 pub mod generator;
 pub mod sizes;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use heaplab_core::Spec;
 use heaplab_core::spec::{ParamReader, choice_name, format_size};
@@ -106,6 +106,8 @@ const PHASES: [(&str, Phase); 4] =
 pub struct SyntheticSpec {
     canonical: String,
     name: String,
+    /// The file it reads (`empirical:file=`), to be pinned by its digest.
+    input: Option<PathBuf>,
     ops: u64,
     shape: Shape,
 }
@@ -191,11 +193,12 @@ impl SyntheticSpec {
         } else {
             reader.parse("ops", "a whole number", DEFAULT_OPS).map_err(|e| error(e.message))?
         };
+        let input = if name == "empirical" { spec.reader().raw("file").map(PathBuf::from) } else { None };
         let (shape, params) = parse_shape(&name, &mut reader).map_err(error)?;
         reader.finish().map_err(|e| error(e.message))?;
         let canonical =
             if name == "fragmenter" { format!("{name}:{params}") } else { format!("{name}:ops={ops},{params}") };
-        Ok(SyntheticSpec { canonical, name, ops, shape })
+        Ok(SyntheticSpec { canonical, name, input, ops, shape })
     }
 
     /// The canonical spec: every parameter written out.
@@ -206,6 +209,11 @@ impl SyntheticSpec {
     /// The preset or family name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The file the spec reads its sizes from (`empirical:file=PATH`), if any.
+    pub fn input_file(&self) -> Option<&Path> {
+        self.input.as_deref()
     }
 
     /// Does the seed change the ops? (The fragmenter is fully scripted.)
