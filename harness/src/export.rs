@@ -108,6 +108,8 @@ pub struct Latency {
     pub kinds: PerKind<(u64, Vec<(f64, u64)>)>,
     /// The timer's own cost, subtracted from each sample.
     pub timer_overhead_ns: f64,
+    /// The smallest step the timer shows.
+    pub timer_granularity_ns: f64,
 }
 
 impl Latency {
@@ -273,6 +275,7 @@ impl CellResult {
             realloc_p999_ns: p(OpKind::Realloc, 99.9),
             realloc_max_ns: p(OpKind::Realloc, 100.0),
             timer_overhead_ns: l.map(|l| l.timer_overhead_ns),
+            timer_granularity_ns: l.map(|l| l.timer_granularity_ns),
             ..self.metrics.summary.clone()
         }
     }

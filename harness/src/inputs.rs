@@ -20,7 +20,11 @@ pub fn digest(workload: &Workload) -> std::io::Result<Option<String>> {
         Workload::Bundled(name) => {
             Ok(heaplab_workloads::bundled::BUNDLED.iter().find(|(n, ..)| n == name).map(|(_, _, bytes, _)| hex(bytes)))
         }
-        Workload::Synthetic(_) | Workload::Threaded(_) => Ok(None),
+        Workload::Synthetic(spec) => match spec.input_file() {
+            Some(file) => Ok(Some(hex(&std::fs::read(file)?))),
+            None => Ok(None),
+        },
+        Workload::Threaded(_) => Ok(None),
     }
 }
 
@@ -37,8 +41,21 @@ pub fn digests(workloads: &[Workload], names: &[String]) -> std::io::Result<Vec<
 }
 
 /// A trace path of a meta.json's settings, found as given or, failing that,
-/// relative to the meta.json's directory.
+/// relative to the meta.json's directory; the same for the file of an
+/// `empirical:file=PATH` spec.
 pub fn resolve(workload: &str, meta_dir: &Path) -> String {
+    if let Some(rest) = workload.strip_prefix("empirical:")
+        && let Some(start) = rest.find("file=").filter(|&i| i == 0 || rest[..i].ends_with(','))
+    {
+        let value = &rest[start + "file=".len()..];
+        let file = value.split(',').next().unwrap_or(value);
+        let given = Path::new(file);
+        let beside = meta_dir.join(given);
+        if !given.exists() && !given.is_absolute() && beside.is_file() {
+            return format!("empirical:{}file={}{}", &rest[..start], beside.display(), &value[file.len()..]);
+        }
+        return workload.to_string();
+    }
     let given = Path::new(workload);
     if given.exists() || workload.starts_with("trace:") || given.is_absolute() {
         return workload.to_string();

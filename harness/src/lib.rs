@@ -13,6 +13,7 @@ pub mod inputs;
 pub mod merge;
 pub mod metrics;
 pub mod prepare;
+pub mod publish;
 pub mod registry;
 pub mod replay;
 pub mod run;

@@ -94,6 +94,14 @@ enum Command {
     /// Reads only the files `heaplab run` wrote; writes reports/<run>/index.html
     /// (self-contained), report.md and charts/ (SVG and PNG).
     Report(commands::report::ReportArgs),
+    /// Export a results directory's summary as JSON, CSV, Markdown or LaTeX.
+    ///
+    /// The rows as measured, or with --aggregate the cross-seed aggregate
+    /// (each figure's mean and sample standard deviation over the seeds).
+    /// Markdown and LaTeX (a booktabs tabular) show figures with four
+    /// significant digits in the units their header names; JSON (with a
+    /// schema version) and CSV keep the raw values.
+    Export(commands::export::ExportArgs),
     /// Draw the heap of one allocator on one workload after a given op.
     ///
     /// Replays the workload and draws the arena block by block (live
@@ -141,6 +149,7 @@ fn main() -> ExitCode {
         Command::Record(args) => commands::record::record(args),
         Command::Exec(args) => commands::exec::exec(args),
         Command::Report(args) => commands::report::report(args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => commands::export::export(args).map(|()| ExitCode::SUCCESS),
         Command::Heapmap(args) => commands::report::heapmap(args).map(|()| ExitCode::SUCCESS),
         Command::List(args) => commands::list::run(args).map(|()| ExitCode::SUCCESS),
         Command::Trace(command) => commands::trace::run(command).map(|()| ExitCode::SUCCESS),

@@ -18,6 +18,8 @@ struct Column {
     better: Better,
     value: fn(&SummaryRow) -> Option<f64>,
     format: fn(f64) -> String,
+    /// A latency, which the clock's granularity bounds.
+    timed: bool,
 }
 
 fn columns() -> Vec<Column> {
@@ -29,35 +31,58 @@ fn columns() -> Vec<Column> {
             better: Better::Higher,
             value: |r| r.ops_per_sec.map(|v| v / 1e6),
             format: |v| format!("{v:.1}"),
+            timed: false,
         },
-        Column { title: "±%", better: Better::Lower, value: spread_pct, format: |v| format!("{v:.1}") },
+        Column { title: "±%", better: Better::Lower, value: spread_pct, format: |v| format!("{v:.1}"), timed: false },
         Column {
             title: "alloc p99 ns",
             better: Better::Lower,
             value: |r| r.alloc_p99_ns.map(|v| v as f64),
             format: ns,
+            timed: true,
         },
-        Column { title: "free p99 ns", better: Better::Lower, value: |r| r.free_p99_ns.map(|v| v as f64), format: ns },
-        Column { title: "int frag %", better: Better::Lower, value: |r| r.internal_frag_at_peak_pct, format: pct },
-        Column { title: "ext frag %", better: Better::Lower, value: |r| r.external_frag_mean_pct, format: pct },
-        Column { title: "util %", better: Better::Higher, value: |r| r.utilization_pct, format: pct },
+        Column {
+            title: "free p99 ns",
+            better: Better::Lower,
+            value: |r| r.free_p99_ns.map(|v| v as f64),
+            format: ns,
+            timed: true,
+        },
+        Column {
+            title: "int frag %",
+            better: Better::Lower,
+            value: |r| r.internal_frag_at_peak_pct,
+            format: pct,
+            timed: false,
+        },
+        Column {
+            title: "ext frag %",
+            better: Better::Lower,
+            value: |r| r.external_frag_mean_pct,
+            format: pct,
+            timed: false,
+        },
+        Column { title: "util %", better: Better::Higher, value: |r| r.utilization_pct, format: pct, timed: false },
         Column {
             title: "footprint",
             better: Better::Lower,
             value: |r| r.peak_footprint_bytes.map(|v| v as f64),
             format: |v| units::bytes(v as u64),
+            timed: false,
         },
         Column {
             title: "cached",
             better: Better::Lower,
             value: |r| r.peak_cached_bytes.map(|v| v as f64),
             format: |v| units::bytes(v as u64),
+            timed: false,
         },
         Column {
             title: "failed",
             better: Better::Lower,
             value: |r| Some(r.failed_allocs as f64),
             format: |v| units::count(v as u64),
+            timed: false,
         },
     ]
 }
@@ -96,9 +121,38 @@ fn spread_pct(row: &SummaryRow) -> Option<f64> {
     (median > 0.0).then(|| 50.0 * (high - low) / median)
 }
 
-/// The tables, as text.
+/// Columns of the terminal standard output is, if it is one (else the
+/// `COLUMNS` the shell exported, else no limit).
+pub fn output_width() -> usize {
+    use std::io::IsTerminal as _;
+    if std::io::stdout().is_terminal()
+        && let Some((terminal_size::Width(width), _)) = terminal_size::terminal_size()
+    {
+        return usize::from(width);
+    }
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&c| c >= 40).unwrap_or(usize::MAX)
+}
+
+/// How a cell is shown: plain, or as the best of its column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Plain,
+    Best,
+}
+
+/// The tables, as text, as wide as they need.
 pub fn render(rows: &[SummaryRow]) -> String {
+    render_within(rows, usize::MAX, false)
+}
+
+/// The tables within `width` columns: a table wider than that goes on in
+/// a second block of columns (the allocator column repeated), footnotes
+/// wrap. `colour`: ANSI styles for the best values and the headers (strip
+/// them with `anstream` where colour is not wanted).
+pub fn render_within(rows: &[SummaryRow], width: usize, colour: bool) -> String {
     let columns: Vec<Column> = columns().into_iter().filter(|c| rows.iter().any(|r| (c.value)(r).is_some())).collect();
+    let granularity = rows.iter().filter_map(|r| r.timer_granularity_ns).fold(0.0, f64::max);
+    let mut coarse_shown = false;
     let mut text = String::new();
     let mut groups: Vec<(&str, Option<u64>, u32)> = Vec::new();
     for row in rows {
@@ -108,6 +162,8 @@ pub fn render(rows: &[SummaryRow]) -> String {
         }
     }
     let threaded = rows.iter().any(|r| r.threads != 1);
+    let best_style = anstyle::Style::new().bold().fg_color(Some(anstyle::AnsiColor::Green.into()));
+    let header_style = anstyle::Style::new().bold();
     for (workload, seed, threads) in groups {
         let members: Vec<&SummaryRow> =
             rows.iter().filter(|r| r.workload == workload && r.seed == seed && r.threads == threads).collect();
@@ -116,13 +172,18 @@ pub fn render(rows: &[SummaryRow]) -> String {
             notes.push(format!("{threads} thread{}", if threads == 1 { "" } else { "s" }));
         }
         let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
-        let _ = writeln!(text, "{}{notes}", short_workload(workload));
-        let mut cells: Vec<Vec<String>> = Vec::new();
-        let mut header = vec!["allocator".to_string()];
-        header.extend(columns.iter().map(|c| c.title.to_string()));
+        let heading = format!("{}{notes}", short_workload(workload));
+        if colour {
+            let _ = writeln!(text, "{header_style}{heading}{header_style:#}");
+        } else {
+            let _ = writeln!(text, "{heading}");
+        }
+        let mut cells: Vec<Vec<(String, Mark)>> = Vec::new();
+        let mut header = vec![("allocator".to_string(), Mark::Plain)];
+        header.extend(columns.iter().map(|c| (c.title.to_string(), Mark::Plain)));
         cells.push(header);
         for row in &members {
-            let mut line = vec![short_allocator(&row.allocator)];
+            let mut line = vec![(short_allocator(&row.allocator), Mark::Plain)];
             for column in &columns {
                 let value = (column.value)(row);
                 let values = members.iter().filter_map(|r| (column.value)(r));
@@ -132,23 +193,55 @@ pub fn render(rows: &[SummaryRow]) -> String {
                 };
                 line.push(match value {
                     Some(v) => {
-                        let mark =
-                            if members.len() > 1 && (column.format)(v) == (column.format)(best) { "*" } else { " " };
-                        format!("{}{mark}", (column.format)(v))
+                        let is_best = members.len() > 1 && (column.format)(v) == (column.format)(best);
+                        let coarse = column.timed && granularity > 0.0 && v <= 3.0 * granularity;
+                        coarse_shown |= coarse;
+                        let shown = format!(
+                            "{}{}{}",
+                            if coarse { "~" } else { "" },
+                            (column.format)(v),
+                            if is_best { "*" } else { " " }
+                        );
+                        (shown, if is_best { Mark::Best } else { Mark::Plain })
                     }
-                    None => "- ".to_string(),
+                    None => ("- ".to_string(), Mark::Plain),
                 });
             }
             cells.push(line);
         }
-        let widths: Vec<usize> =
-            (0..cells[0].len()).map(|i| cells.iter().map(|line| line[i].chars().count()).max().unwrap_or(0)).collect();
-        for line in &cells {
-            let mut out = format!("  {:<width$}", line[0], width = widths[0]);
-            for (cell, width) in line.iter().zip(&widths).skip(1) {
-                let _ = write!(out, "  {cell:>width$}");
+        let widths: Vec<usize> = (0..cells[0].len())
+            .map(|i| cells.iter().map(|line| line[i].0.chars().count()).max().unwrap_or(0))
+            .collect();
+        // Blocks of columns that fit the width, each led by the allocators.
+        let mut blocks: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut used = 2 + widths[0];
+        for (index, &w) in widths.iter().enumerate().skip(1) {
+            let last = blocks.last_mut().expect("one block at least");
+            if !last.is_empty() && used + 2 + w > width {
+                blocks.push(Vec::new());
+                used = 2 + widths[0];
             }
-            let _ = writeln!(text, "{}", out.trim_end());
+            blocks.last_mut().expect("one block at least").push(index);
+            used += 2 + w;
+        }
+        for (number, block) in blocks.iter().enumerate() {
+            if number > 0 {
+                let _ = writeln!(text);
+            }
+            for (line_number, line) in cells.iter().enumerate() {
+                let mut out = format!("  {:<width$}", line[0].0, width = widths[0]);
+                for &index in block {
+                    let (cell, mark) = &line[index];
+                    let padded = format!("{cell:>width$}", width = widths[index]);
+                    let styled = match (colour, line_number == 0, mark) {
+                        (true, true, _) => format!("{header_style}{padded}{header_style:#}"),
+                        (true, false, Mark::Best) => format!("{best_style}{padded}{best_style:#}"),
+                        _ => padded,
+                    };
+                    let _ = write!(out, "  {styled}");
+                }
+                let _ = writeln!(text, "{}", out.trim_end());
+            }
         }
         let _ = writeln!(text);
     }
@@ -165,25 +258,50 @@ pub fn render(rows: &[SummaryRow]) -> String {
         ("failed", "failed: refused allocations"),
         ("cached", "cached: most bytes a caching layer's thread caches, depot and remote lists held at once"),
     ];
-    let mut line = String::from("* best in column.");
-    for (_, text_of) in explained.iter().filter(|(title, _)| shown(title)) {
-        if line.chars().count() + text_of.chars().count() + 2 > 100 {
-            let _ = writeln!(text, "{line}");
-            line.clear();
-        } else {
-            line.push(' ');
-        }
-        line.push_str(text_of);
-        line.push(';');
+    let mut notes: Vec<String> = explained
+        .iter()
+        .filter(|(title, _)| shown(title))
+        .map(|(title, t)| match *title {
+            "alloc p99 ns" if granularity > 0.0 => format!("{t} (the clock moves in steps of {granularity:.1} ns)"),
+            _ => t.to_string(),
+        })
+        .collect();
+    if coarse_shown {
+        notes.push(format!("~: within 3x the clock's step of {granularity:.1} ns, which no latency resolves finer"));
     }
-    let _ = writeln!(text, "{}", line.trim_end_matches(';').to_string() + ".");
+    let wrap = width.min(100);
+    text.push_str(&wrap_words(&format!("* best in column. {}.", notes.join("; ")), wrap));
     if threaded {
-        text.push_str(
+        text.push_str(&wrap_words(
             "On threads, Mops/s counts every thread's ops over the wall time; the fragmentation figures come from one \
-             order of the threads' ops (a seeded interleaving, or a recorded trace's own) replayed on one thread.\n",
-        );
+             order of the threads' ops (a seeded interleaving, or a recorded trace's own) replayed on one thread.",
+            wrap,
+        ));
     }
     text
+}
+
+/// `text` broken between words into lines of at most `width` columns
+/// (a longer word gets a line of its own), each ended by a newline.
+pub fn wrap_words(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -229,5 +347,29 @@ mod tests {
         assert!(lines[2].starts_with("  a   ") && lines[2].contains("2.0 ") && lines[2].contains("10.0*"), "{text}");
         assert!(lines[3].contains("3.0*") && lines[3].contains("20.0 "), "{text}");
         assert!(!text.contains("alloc p99"), "columns without values are left out");
+    }
+    #[test]
+    fn a_narrow_terminal_gets_blocks_of_columns_and_coarse_latencies_are_marked() {
+        let mut fast = row("segregated:kind=tlsf,sl=5", 2e6, 10.0);
+        fast.alloc_p99_ns = Some(20);
+        fast.free_p99_ns = Some(400);
+        fast.timer_granularity_ns = Some(10.0);
+        fast.peak_footprint_bytes = Some(1 << 20);
+        let mut slow = row("freelist:fit=best", 1e6, 5.0);
+        slow.alloc_p99_ns = Some(300);
+        slow.free_p99_ns = Some(500);
+        slow.timer_granularity_ns = Some(10.0);
+        slow.peak_footprint_bytes = Some(1 << 21);
+        let text = render_within(&[fast.clone(), slow.clone()], 60, false);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 60, "{} columns: {line}\n{text}", line.chars().count());
+        }
+        assert!(text.matches("  allocator").count() >= 2, "blocks, each led by the allocators:\n{text}");
+        assert!(text.contains("~20*"), "20 ns is within 3x of a 10 ns step:\n{text}");
+        assert!(!text.contains("~300") && !text.contains("~400"), "{text}");
+        assert!(text.contains("~: within 3x the clock's step of"), "{text}");
+        let wide = render(&[fast, slow]);
+        assert_eq!(wide.matches("  allocator").count(), 1, "no limit, one block:\n{wide}");
+        assert!(!wide.contains('\u{1b}'), "no colour unless asked");
     }
 }

@@ -43,6 +43,11 @@ pub struct Calibration {
     /// Ticks between two back-to-back reads (the median of many), to
     /// subtract from every sample.
     pub overhead_ticks: u64,
+    /// The smallest step the clock shows, in ticks: the least difference
+    /// between two lengths back-to-back reads measure (each seen in at
+    /// least one pair in a thousand). A virtual machine's counter may
+    /// advance in steps of many ticks, and nothing finer can be measured.
+    pub granularity_ticks: u64,
 }
 
 impl Calibration {
@@ -67,7 +72,16 @@ impl Calibration {
             })
             .collect();
         pairs.sort_unstable();
-        Calibration { ns_per_tick: rates[rates.len() / 2], overhead_ticks: pairs[pairs.len() / 2] }
+        Calibration {
+            ns_per_tick: rates[rates.len() / 2],
+            overhead_ticks: pairs[pairs.len() / 2],
+            granularity_ticks: granularity(&pairs),
+        }
+    }
+
+    /// The smallest step the clock shows, in nanoseconds.
+    pub fn granularity_ns(&self) -> f64 {
+        self.granularity_ticks as f64 * self.ns_per_tick
     }
 
     /// The timer's own cost, in nanoseconds.
@@ -80,6 +94,23 @@ impl Calibration {
     pub fn ns(&self, ticks: u64) -> u64 {
         (ticks.saturating_sub(self.overhead_ticks) as f64 * self.ns_per_tick).round() as u64
     }
+}
+
+/// The clock's step from the sorted lengths of back-to-back read pairs: the
+/// least difference between two lengths that each occur in at least one
+/// pair in a thousand (a rare length, from an interrupt or a migration, is
+/// not a step of the clock). With one common length only, that length: no
+/// finer difference was seen.
+pub fn granularity(sorted_pairs: &[u64]) -> u64 {
+    let floor = (sorted_pairs.len() / 1000).max(1);
+    let mut common: Vec<u64> = Vec::new();
+    for run in sorted_pairs.chunk_by(|a, b| a == b) {
+        if run.len() >= floor {
+            common.push(run[0]);
+        }
+    }
+    let step = common.windows(2).map(|pair| pair[1] - pair[0]).min();
+    step.or(common.first().copied()).unwrap_or(1).max(1)
 }
 
 /// The median of `values` (which it sorts).
@@ -126,6 +157,22 @@ mod tests {
     /// for a benchmark, and would break on a loaded machine. What is tested
     /// is the conversion: the read overhead comes off exactly, nothing
     /// wraps, and more ticks never make fewer nanoseconds.
+    /// A counter that advances by 26 ticks (as this project's cloud VMs'
+    /// does) shows lengths 78, 104, 130: its step is 26, not the 1 of a
+    /// stray 79.
+    #[test]
+    fn the_granularity_is_the_step_between_common_lengths() {
+        let mut pairs: Vec<u64> = [78; 6000].into_iter().chain([104; 3000]).chain([130; 999]).chain([79]).collect();
+        pairs.sort_unstable();
+        assert_eq!(granularity(&pairs), 26);
+        assert_eq!(granularity(&[36; 1000]), 36, "one length: no finer step was seen");
+        let fine: Vec<u64> = (0..1000).map(|i| 30 + i % 4).collect::<Vec<_>>();
+        let mut fine = fine;
+        fine.sort_unstable();
+        assert_eq!(granularity(&fine), 1);
+        assert_eq!(granularity(&[]), 1);
+    }
+
     #[test]
     fn the_calibration_subtracts_its_own_cost_and_keeps_order() {
         let calibration = Calibration::measure();
@@ -135,7 +182,8 @@ mod tests {
         let ticks = [0, 1, calibration.overhead_ticks + 1, 1_000, 1_000_000, u64::MAX / 2];
         let ns: Vec<u64> = ticks.iter().map(|&t| calibration.ns(t)).collect();
         assert!(ns.is_sorted(), "{ns:?}");
-        let c = Calibration { ns_per_tick: 0.5, overhead_ticks: 10 };
+        assert!(calibration.granularity_ticks >= 1);
+        let c = Calibration { ns_per_tick: 0.5, overhead_ticks: 10, granularity_ticks: 1 };
         assert_eq!((c.ns(10), c.ns(30), c.ns(1_010)), (0, 10, 500));
     }
 

@@ -67,6 +67,9 @@ fn the_report_draws_every_chart_kind_with_its_series() {
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("heaplab run --from") && html.contains("<svg") && html.contains("data:image/png;base64,"));
     assert!(html.contains("(G − R)/G"), "the metric definitions are in the report");
+    for fact in ["kernel", "transparent huge pages", "CPU flags", "Cargo.lock SHA-256", "working tree", "ticks"] {
+        assert!(html.contains(fact), "the report shows the machine's `{fact}`");
+    }
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         markdown.contains("| allocator | Mops/s |")
@@ -136,4 +139,78 @@ fn figures_across_seeds_are_the_mean_with_its_interval() {
     assert!(html.contains("Student&#x27;s t") || html.contains("Student's t"));
     assert_eq!(html.matches("<h2 id=").count(), 1 + 8, "the across-seeds section and 8 per-seed sections");
     assert_svg(&out.join("charts/seeds-01-ramp-ops-2000-utilization.svg"), &["utilization across seeds", "buddy"]);
+}
+
+#[test]
+fn export_writes_json_csv_markdown_and_latex_and_the_aggregate_over_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("seeds");
+    heaplab()
+        .args(["run", "--metrics-only", "--quiet", "--seeds", "1..=3", "--name", "seeds", "--out"])
+        .arg(dir.path())
+        .args(["--alloc", "buddy:min=4K,max_order=10", "--alloc", "freelist:fit=best", "--workload", "ramp:ops=2000"])
+        .arg("--export")
+        .arg(dir.path().join("from-run.json"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("exported the summary to"));
+    let export = |args: &[&str]| {
+        let output = heaplab().arg("export").arg(&run).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // Markdown (the default): short specs, units in the header, numbers right.
+    let markdown = export(&[]);
+    assert!(markdown.starts_with("| allocator | workload | seed | int. frag. (%) |"), "{markdown}");
+    assert!(markdown.contains("\n|:---|:---|---:|"), "{markdown}");
+    assert!(markdown.contains("| buddy:min=4K,max_order=10 | ramp:ops=2000 | 2 |"), "{markdown}");
+    let aggregate = export(&["--aggregate"]);
+    assert!(aggregate.contains("| allocator | workload | seeds |") && aggregate.contains(" ± "), "{aggregate}");
+    assert_eq!(aggregate.lines().filter(|l| l.starts_with("| freelist")).count(), 1, "{aggregate}");
+    // LaTeX: booktabs, the special characters escaped.
+    let latex = export(&["--format", "latex", "--aggregate"]);
+    assert!(latex.contains("\\begin{tabular}{llrrrrrr}") && latex.contains("\\toprule"), "{latex}");
+    assert!(latex.contains("buddy:min=4K,max\\_order=10") && latex.contains("util. (\\%)"), "{latex}");
+    assert!(latex.contains("$\\pm$") && latex.trim_end().ends_with("\\end{tabular}"), "{latex}");
+    // JSON: versioned, raw values, both the rows and the aggregate.
+    let json: serde_json::Value = serde_json::from_str(&export(&["--format", "json"])).unwrap();
+    assert_eq!((json["schema"].as_str(), json["schema_version"].as_u64()), (Some("heaplab-export"), Some(1)));
+    assert_eq!(json["rows"].as_array().unwrap().len(), 6);
+    let first = &json["aggregate"]["rows"][0];
+    assert_eq!(
+        (first["seeds"].as_u64(), first["allocator"].as_str()),
+        (Some(3), Some("buddy:min=4K,max_order=10,split=lower"))
+    );
+    assert!(first["figures"]["utilization_pct"]["sd"].is_number(), "{first}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("from-run.json")).unwrap()).unwrap();
+    assert_eq!(written["rows"], json["rows"], "run --export writes what export writes");
+    // CSV with named columns, raw.
+    let csv = export(&["--format", "csv", "--columns", "allocator,seed,utilization_pct"]);
+    assert_eq!(csv.lines().next(), Some("allocator,seed,utilization_pct"));
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+    // To a file by its extension; an unknown extension or column is refused.
+    export(&["-o", dir.path().join("t.tex").to_str().unwrap()]);
+    assert!(std::fs::read_to_string(dir.path().join("t.tex")).unwrap().contains("\\bottomrule"));
+    heaplab()
+        .arg("export")
+        .arg(&run)
+        .arg("-o")
+        .arg(dir.path().join("t.txt"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot tell the format"));
+    assert!(!dir.path().join("t.txt").exists());
+    heaplab()
+        .arg("export")
+        .arg(&run)
+        .args(["--columns", "utilizaton_pct"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean `utilization_pct`"));
+    heaplab()
+        .args(["run", "--export", "x.pdf", "--metrics-only"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("end it in .json, .csv, .md or .tex"));
 }

@@ -385,16 +385,18 @@ fn a_run_pins_its_traces_and_from_refuses_one_that_changed() {
             .success();
     };
     generate("1");
+    std::fs::write(dir.path().join("sizes.csv"), "size,weight\n16,3\n64,1\n").unwrap();
     heaplab()
         .current_dir(dir.path())
         .args(["run", "--metrics-only", "--quiet", "--alloc", "buddy", "--workload", "t.rep", "--workload", "trace:jq"])
-        .args(["--name", "a", "--out", "results"])
+        .args(["--workload", "empirical:file=sizes.csv,ops=300", "--name", "a", "--out", "results"])
         .assert()
         .success();
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/a/meta.json")).unwrap()).unwrap();
     let inputs = meta["inputs"].as_array().unwrap();
-    assert_eq!(inputs.len(), 2, "the trace file and the bundled trace: {inputs:?}");
+    assert_eq!(inputs.len(), 3, "the trace file, the bundled trace, the size table: {inputs:?}");
+    assert!(inputs[2]["workload"].as_str().unwrap().starts_with("empirical:"), "{inputs:?}");
     assert_eq!(inputs[0]["workload"], "t.rep");
     assert_eq!(inputs[0]["sha256"].as_str().unwrap().len(), 64);
     assert!(!meta["system"]["kernel"].as_str().unwrap().is_empty());
@@ -404,6 +406,7 @@ fn a_run_pins_its_traces_and_from_refuses_one_that_changed() {
     std::fs::create_dir(&archive).unwrap();
     std::fs::copy(dir.path().join("results/a/meta.json"), archive.join("meta.json")).unwrap();
     std::fs::copy(dir.path().join("t.rep"), archive.join("t.rep")).unwrap();
+    std::fs::copy(dir.path().join("sizes.csv"), archive.join("sizes.csv")).unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
     heaplab()
         .current_dir(elsewhere.path())
@@ -413,6 +416,15 @@ fn a_run_pins_its_traces_and_from_refuses_one_that_changed() {
         .arg(archive.join("meta.json"))
         .assert()
         .success();
+    // The size table changed since: refused, naming it.
+    std::fs::write(dir.path().join("sizes.csv"), "size,weight\n16,3\n128,1\n").unwrap();
+    heaplab()
+        .current_dir(dir.path())
+        .args(["run", "--quiet", "--name", "c", "--out", "results", "--from", "results/a/meta.json"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the workload `empirical:file=sizes.csv"));
+    std::fs::write(dir.path().join("sizes.csv"), "size,weight\n16,3\n64,1\n").unwrap();
     // The trace changed since: refused, naming it.
     generate("2");
     heaplab()
@@ -421,4 +433,39 @@ fn a_run_pins_its_traces_and_from_refuses_one_that_changed() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("the workload `t.rep` (t.rep) is not the one the run read"));
+}
+
+#[test]
+fn the_summary_fits_80_columns_and_colour_follows_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)], name: &str| {
+        let mut command = heaplab();
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command
+            .args(["run", "--reps", "2", "--processes", "1", "--name", name, "--out"])
+            .arg(dir.path())
+            .args(["--alloc", "segregated:kind=tlsf,sl=5", "--alloc", "freelist:fit=best", "--alloc", "slab"])
+            .args(["--workload", "ramp:ops=2000"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    let (table, stderr) = run(&[("COLUMNS", "80"), ("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")], "narrow");
+    for line in table.lines().chain(stderr.lines()) {
+        assert!(line.chars().count() <= 80, "{} columns: {line}\n{table}{stderr}", line.chars().count());
+    }
+    assert!(table.contains("alloc p99 ns") && table.contains("footprint"), "{table}");
+    assert!(!table.contains('\u{1b}'), "NO_COLOR wins: {table}");
+    assert!(stderr.contains("it moves in steps of") && stderr.contains("ticks"), "the clock's step: {stderr}");
+    let (coloured, _) = run(&[("CLICOLOR_FORCE", "1")], "coloured");
+    assert!(coloured.contains("\u{1b}["), "forced colour: {coloured}");
+    let (piped, _) = run(&[], "piped");
+    assert!(!piped.contains('\u{1b}'), "no colour into a pipe: {piped}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("piped/meta.json")).unwrap()).unwrap();
+    assert!(meta["timer"]["granularity_ticks"].as_u64().unwrap() >= 1, "{}", meta["timer"]);
+    assert!(meta["timer"]["granularity_ns"].as_f64().unwrap() > 0.0, "{}", meta["timer"]);
 }

@@ -344,6 +344,16 @@ fn across_seeds(results: &Results, labels: &Labels<'_>, writer: &mut Writer<'_>)
     Ok(sections)
 }
 
+/// A latency in ns, marked `~` when it lies within 3× of the clock's step
+/// (`granularity_ns`), which no latency resolves more finely.
+fn latency(ns: Option<u64>, granularity_ns: Option<f64>) -> String {
+    match (ns, granularity_ns) {
+        (Some(v), Some(g)) if g > 0.0 && v as f64 <= 3.0 * g => format!("~{v}"),
+        (Some(v), _) => v.to_string(),
+        (None, _) => "-".into(),
+    }
+}
+
 /// The summary table columns: (title, value).
 fn table_rows(
     results: &Results,
@@ -374,8 +384,8 @@ fn table_rows(
             vec![
                 (labels.allocator)(&r.allocator),
                 r.ops_per_sec.map_or("-".into(), |v| format!("{:.1}", v / 1e6)),
-                r.alloc_p99_ns.map_or("-".into(), |v| v.to_string()),
-                r.free_p99_ns.map_or("-".into(), |v| v.to_string()),
+                latency(r.alloc_p99_ns, r.timer_granularity_ns),
+                latency(r.free_p99_ns, r.timer_granularity_ns),
                 one(r.internal_frag_at_peak_pct),
                 match (r.rounding_at_peak_bytes, r.overhead_at_peak_bytes) {
                     (Some(a), Some(b)) => format!("{a} / {b}"),
@@ -440,7 +450,8 @@ fn exec_table_rows(results: &Results, workload: &str, labels: &Labels<'_>) -> (V
 const DEFINITIONS: &str = "R: requested bytes of live blocks; G: granted bytes; H: footprint (high-water mark); F: free bytes; L: largest free block. \
 int frag: (G − R)/G at the op where R peaks (Wilson et al. 1995), split into rounding (size classes, powers of two) and overhead (headers, alignment) in bytes (Johnstone & Wilson 1998). \
 ext frag: mean over samples of 1 − L/F. holes: (H − G − M)/H at R's peak. J&W #4: max H / max R − 1 (Johnstone & Wilson 1998). \
-util: max R / max H (the CS:APP malloc-lab figure). failed: refused allocations, in brackets those refused while F sufficed.";
+util: max R / max H (the CS:APP malloc-lab figure). failed: refused allocations, in brackets those refused while F sufficed. \
+~: a latency within 3× of the clock's step (the timer in the run's facts), which no latency resolves more finely.";
 
 /// The run's facts the report shows, by name.
 fn meta_str(meta: &Meta, key: &str) -> String {
@@ -454,6 +465,48 @@ fn meta_str(meta: &Meta, key: &str) -> String {
         "status" => meta.status.name().to_string(),
         _ => "?".to_string(),
     }
+}
+
+/// The machine's and the build's facts that move figures, and the inputs'
+/// digests, as (name, value) rows; "not recorded" for results from before
+/// heaplab wrote them.
+fn system_rows(meta: &Meta) -> Vec<(String, String)> {
+    let or_unknown = |value: &str| if value.is_empty() { "not recorded".to_string() } else { value.to_string() };
+    let mut rows = vec![
+        ("kernel".to_string(), or_unknown(&meta.system.kernel)),
+        ("transparent huge pages".to_string(), or_unknown(&meta.system.transparent_hugepages)),
+        ("CPU governor".to_string(), or_unknown(&meta.system.cpu_governor)),
+        ("cores".to_string(), meta.cores.to_string()),
+    ];
+    let flags: Vec<&str> = meta.system.cpu_flags.split_whitespace().collect();
+    rows.push((
+        "CPU flags".to_string(),
+        if flags.is_empty() {
+            "not recorded".to_string()
+        } else {
+            format!("{} flags: {}", flags.len(), flags.join(" "))
+        },
+    ));
+    rows.push(("Cargo.lock SHA-256".to_string(), or_unknown(&meta.build.cargo_lock_sha256)));
+    if !meta.build.cargo_lock_sha256.is_empty() {
+        let tree = if meta.build.dirty { "uncommitted changes (dirty)" } else { "clean" };
+        rows.push(("working tree".to_string(), tree.to_string()));
+    }
+    rows.push((
+        "timer".to_string(),
+        match &meta.timer {
+            Some(timer) if timer.granularity_ticks > 0 => format!(
+                "{}: {:.1} ns per read pair subtracted from every sample; steps of {:.1} ns ({} ticks), so a latency within 3× of that is not resolved",
+                timer.clock, timer.overhead_ns, timer.granularity_ns, timer.granularity_ticks
+            ),
+            Some(timer) => format!("{}: {:.1} ns per read pair subtracted from every sample", timer.clock, timer.overhead_ns),
+            None => "no latency pass".to_string(),
+        },
+    ));
+    for input in &meta.inputs {
+        rows.push((format!("input {}", input.workload), format!("SHA-256 {}", input.sha256)));
+    }
+    rows
 }
 
 /// What an unfinished run lacks, and how to finish it; `None` when complete.
@@ -526,6 +579,14 @@ svg,img{{max-width:100%;height:auto}}</style></head><body>\n<h1>heaplab report: 
             html_escape(&meta_str(&results.meta, key))
         );
     }
+    for (name, value) in system_rows(&results.meta) {
+        let _ = writeln!(
+            html,
+            "<tr><th>{}</th><td style=\"text-align:left;word-break:break-all\">{}</td></tr>",
+            html_escape(&name),
+            html_escape(&value)
+        );
+    }
     let _ = writeln!(
         html,
         "<tr><th>command</th><td style=\"text-align:left\"><code>{}</code></td></tr>",
@@ -588,6 +649,10 @@ fn render_markdown(results: &Results, sections: &[Section]) -> String {
         meta_str(&results.meta, "date_utc"),
         reproduce_command(results)
     );
+    for (name, value) in system_rows(&results.meta) {
+        let _ = writeln!(md, "- {name}: {}", value.replace('|', "\\|"));
+    }
+    md.push('\n');
     if let Some(note) = incomplete(results) {
         let _ = writeln!(md, "> **{note}**\n");
     }

@@ -195,6 +195,13 @@ pub struct TimerInfo {
     pub ns_per_tick: f64,
     /// Cost of one timed interval, subtracted from samples.
     pub overhead_ns: f64,
+    /// The smallest step the clock shows, in ticks and in nanoseconds (0
+    /// in results from before it was measured): no latency is resolved
+    /// more finely.
+    #[serde(default)]
+    pub granularity_ticks: u64,
+    #[serde(default)]
+    pub granularity_ns: f64,
 }
 
 /// Where a run is.

@@ -87,6 +87,9 @@ pub struct SummaryRow {
     pub realloc_p999_ns: Option<u64>,
     pub realloc_max_ns: Option<u64>,
     pub timer_overhead_ns: Option<f64>,
+    /// The smallest step the latency clock shows (see `TimerInfo`).
+    #[serde(default)]
+    pub timer_granularity_ns: Option<f64>,
     /// The machine that measured the row, in a run merged from shards
     /// (`heaplab merge`); empty otherwise (meta.json names the machine).
     #[serde(default)]

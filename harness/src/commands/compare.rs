@@ -95,7 +95,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<Outcome> {
             .map(|(ours, peer)| Ok((canonical(ours)?, canonical(peer)?)))
             .collect::<Result<Vec<_>, heaplab_core::SpecError>>()?;
         let set = ResultSet::read(&args.base)?;
-        print!("{}", compare::pairwise::render(&compare::pairwise::pairwise(&set, &pairs)?, style));
+        anstream::print!("{}", compare::pairwise::render(&compare::pairwise::pairwise(&set, &pairs)?, style));
         return Ok(Outcome::Pass);
     };
     let base = ResultSet::read(&args.base)?;
@@ -111,7 +111,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<Outcome> {
         new: new.describe(),
         settings_differing: base.settings_differing(&new),
     };
-    print!("{}", compare::render(&comparison, args.threshold, style, args.all, &sides));
+    anstream::print!("{}", compare::render(&comparison, args.threshold, style, args.all, &sides));
     Ok(if comparison.findings.iter().any(|f| f.verdict.fails()) {
         Outcome::Fail
     } else if comparison.undecided() && !args.allow_inconclusive {

@@ -6,6 +6,7 @@
 
 pub mod compare;
 pub mod exec;
+pub mod export;
 pub mod list;
 pub mod merge;
 pub mod record;

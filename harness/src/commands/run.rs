@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use heaplab::publish::Format;
 use heaplab::run::journal::{self, Records};
 use heaplab::run::shard::{self, ShardArg};
 use heaplab::run::{
@@ -40,6 +41,12 @@ pub struct RunArgs {
     /// The run's name (default: run-DATE-TIME).
     #[arg(long)]
     name: Option<String>,
+
+    /// Also export the summary once the run completes, in the format the
+    /// file's extension names: .json, .csv, .md or .tex (as `heaplab
+    /// export` writes them). Repeatable.
+    #[arg(long, value_name = "FILE", value_parser = export_target)]
+    export: Vec<(PathBuf, Format)>,
 
     /// Repeat a run exactly: its settings from a meta.json (other options that
     /// change what is measured are refused).
@@ -492,7 +499,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
         if terminal && !args.take_turns { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
     );
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ETA {eta} {wide_msg}")
+        // Short enough that an 80-column terminal keeps 40 columns for the
+        // cell's name (`wide_msg` takes what is left, and cuts only there).
+        ProgressStyle::with_template("[{elapsed}] {bar:16} {pos}/{len} {eta} left  {wide_msg}")
             .expect("a valid template"),
     );
     bar.set_message("preparing workloads");
@@ -510,6 +519,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
         clock: CLOCK_NAME.to_string(),
         ns_per_tick: c.ns_per_tick,
         overhead_ns: c.overhead_ns(),
+        granularity_ticks: c.granularity_ticks,
+        granularity_ns: c.granularity_ns(),
     });
     let (mut meta, results, journal, mut done) = match resumed {
         Some((mut meta, journal, records)) => {
@@ -603,15 +614,32 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
     }
     if !args.quiet {
         let summary: Vec<SummaryRow> = done.results().iter().map(|cell| cell.summary()).collect();
-        print!("{}", table::render(&summary));
+        // Colour only where it shows: anstream strips it off a pipe, a
+        // file, or under NO_COLOR.
+        anstream::print!("{}", table::render_within(&summary, table::output_width(), true));
     }
     if let Some(calibration) = calibration {
-        eprintln!(
-            "timer: {CLOCK_NAME}, {:.1} ns per read pair subtracted from every sample",
-            calibration.overhead_ns()
+        eprint!(
+            "{}",
+            table::wrap_words(
+                &format!(
+                    "timer: {CLOCK_NAME}, {:.1} ns per read pair subtracted from every sample; it moves in steps of \
+                     {:.1} ns ({} ticks), and a latency within 3x of that is marked ~.",
+                    calibration.overhead_ns(),
+                    calibration.granularity_ns(),
+                    calibration.granularity_ticks
+                ),
+                table::output_width().min(100)
+            )
         );
     }
     let dir = results.dir();
+    if meta.status == RunStatus::Complete {
+        for (path, format) in &args.export {
+            super::export::write(dir, *format, None, false, Some(path))?;
+            eprintln!("exported the summary to {}", path.display());
+        }
+    }
     if let (Some(shard), true) = (settings.shard, matrix.cells.is_empty()) {
         eprintln!(
             "shard {shard} holds no cells (the run has {} (workload, seed) groups for {} shards); results in {}",
@@ -640,6 +668,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
         );
     }
     Ok(if meta.status == RunStatus::Complete { Ended::Complete } else { Ended::Interrupted })
+}
+
+/// A `--export` file and the format its extension names.
+fn export_target(text: &str) -> Result<(PathBuf, Format), String> {
+    let path = PathBuf::from(text);
+    let format = Format::from_path(&path)
+        .ok_or_else(|| format!("cannot tell the format from `{text}`: end it in .json, .csv, .md or .tex"))?;
+    Ok((path, format))
 }
 
 /// `--plan`: the matrix, without running it.

@@ -179,6 +179,18 @@ pub fn render(comparison: &Comparison, threshold: f64, style: Style, all: bool, 
     text
 }
 
+/// The colour of a verdict word on a terminal: failures red, improvements
+/// green, what could not be judged yellow.
+fn verdict_style(word: &str) -> Option<anstyle::Style> {
+    use anstyle::{AnsiColor, Style};
+    match word {
+        "REGRESSION" | "CHANGED" | "MISSING" => Some(Style::new().bold().fg_color(Some(AnsiColor::Red.into()))),
+        "improvement" => Some(Style::new().fg_color(Some(AnsiColor::Green.into()))),
+        "inconclusive" | "too few" => Some(Style::new().fg_color(Some(AnsiColor::Yellow.into()))),
+        _ => None,
+    }
+}
+
 /// A table: aligned columns for a terminal, or Markdown with its `|` escaped.
 /// Every line has as many cells as `header`.
 pub(super) fn table<H: AsRef<str>, L: AsRef<[String]>>(header: &[H], lines: &[L], style: Style) -> String {
@@ -200,19 +212,28 @@ pub(super) fn table<H: AsRef<str>, L: AsRef<[String]>>(header: &[H], lines: &[L]
                     lines.iter().map(|l| l[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0)
                 })
                 .collect();
-            let row = |cells: Vec<&str>| {
+            // A verdict is coloured (anstream strips it where colour is
+            // not wanted: a pipe, a file, NO_COLOR).
+            let verdict_column = header.iter().position(|h| *h == "verdict");
+            let row = |cells: Vec<&str>, body: bool| {
                 cells
                     .iter()
                     .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
+                    .enumerate()
+                    .map(|(i, (c, w))| match verdict_style(c).filter(|_| body && Some(i) == verdict_column) {
+                        Some(style) => {
+                            format!("{style}{c}{style:#}{:pad$}", "", pad = w.saturating_sub(c.chars().count()))
+                        }
+                        None => format!("{c:<w$}"),
+                    })
                     .collect::<Vec<_>>()
                     .join("  ")
                     .trim_end()
                     .to_string()
             };
-            let _ = writeln!(text, "{}", row(header.clone()));
+            let _ = writeln!(text, "{}", row(header.clone(), false));
             for line in &lines {
-                let _ = writeln!(text, "{}", row(line.iter().map(String::as_str).collect()));
+                let _ = writeln!(text, "{}", row(line.iter().map(String::as_str).collect(), true));
             }
         }
     }

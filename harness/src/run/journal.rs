@@ -80,6 +80,9 @@ pub enum Record {
         kinds: Vec<(u64, Vec<(f64, u64)>)>,
         /// The timer's own cost, subtracted from each sample.
         timer_overhead_ns: f64,
+        /// The smallest step the timer shows (0 in older journals).
+        #[serde(default)]
+        timer_granularity_ns: f64,
     },
 }
 
@@ -191,6 +194,7 @@ impl Record {
             cell,
             kinds: latency.kinds.iter().map(|(_, kind)| kind.clone()).collect(),
             timer_overhead_ns: latency.timer_overhead_ns,
+            timer_granularity_ns: latency.timer_granularity_ns,
         }
     }
 }
@@ -447,7 +451,7 @@ impl Done {
                         done.timing.push(TimingDone { complete, cells: times });
                     }
                 }
-                Record::Latency { cell, kinds, timer_overhead_ns } => {
+                Record::Latency { cell, kinds, timer_overhead_ns, timer_granularity_ns } => {
                     let slot = done
                         .latency
                         .get_mut(cell)
@@ -455,7 +459,11 @@ impl Done {
                     let mut kinds = kinds.into_iter();
                     let mut next = || kinds.next().ok_or_else(|| mismatch(line, "expected three op kinds".into()));
                     let (alloc, free, realloc) = (next()?, next()?, next()?);
-                    *slot = Some(Latency { kinds: PerKind { alloc, free, realloc }, timer_overhead_ns });
+                    *slot = Some(Latency {
+                        kinds: PerKind { alloc, free, realloc },
+                        timer_overhead_ns,
+                        timer_granularity_ns,
+                    });
                 }
             }
         }

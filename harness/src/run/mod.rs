@@ -261,7 +261,11 @@ impl RunContext<'_> {
                     let rows = &mut metrics_done.rows;
                     (rows.series, rows.details, rows.heapmap) = (Vec::new(), Vec::new(), Vec::new());
                 }
-                tick(&format!("metrics: {spec} on {}", workload.name));
+                tick(&format!(
+                    "metrics: {} on {}",
+                    crate::table::short_allocator(&spec),
+                    crate::table::short_workload(&workload.name)
+                ));
                 Ok(Some((index, metrics_done)))
             })
             .collect();
@@ -364,7 +368,11 @@ impl RunContext<'_> {
             let latency = state.latency.take().expect("the latency pass sets it");
             self.journal(Record::latency(index, &latency))?;
             done.latency[index] = Some(latency);
-            tick(&format!("latency: {} on {}", cell.allocator.spec(), workload.name));
+            tick(&format!(
+                "latency: {} on {}",
+                crate::table::short_allocator(&cell.allocator.spec()),
+                crate::table::short_workload(&workload.name)
+            ));
         }
         Ok(())
     }

@@ -179,7 +179,10 @@ impl TimedCell {
 }
 
 /// One timed replay on a fresh allocator over the reused arena; building,
-/// releasing leftovers and trimming are not timed.
+/// releasing leftovers and trimming are not timed. Never inlined, so that
+/// `benchmarks/callgrind-per-op.sh` can count inside it by its name (one
+/// call per replay: the call costs nothing measurable).
+#[inline(never)]
 fn timed_replay<C: AllocatorConfig>(
     config: &C,
     state: &mut TimedCell,
@@ -345,7 +348,7 @@ fn latency_of(histograms: &PerKind<Histogram<u64>>, calibration: Calibration) ->
         let spectrum = SPECTRUM.iter().map(|&p| (p, if h.is_empty() { 0 } else { h.value_at_percentile(p) })).collect();
         (h.len(), spectrum)
     });
-    Latency { kinds, timer_overhead_ns: calibration.overhead_ns() }
+    Latency { kinds, timer_overhead_ns: calibration.overhead_ns(), timer_granularity_ns: calibration.granularity_ns() }
 }
 
 /// The timed passes of one timing process: a warm-up of every cell, then
@@ -384,7 +387,11 @@ pub fn time_cells(
     let run_stage = |states: &mut Vec<TimedCell>, what: &str, stage: Stage, reversed: bool| -> Result<bool, RunError> {
         let run_one = |cell: &Cell, state: &mut TimedCell| {
             let workload = matrix.workload(cell);
-            tick(&format!("{what}: {} on {}", cell.allocator.spec(), workload.name));
+            tick(&format!(
+                "{what}: {} on {}",
+                crate::table::short_allocator(&cell.allocator.spec()),
+                crate::table::short_workload(&workload.name)
+            ));
             cell.allocator.visit(TimedStage { prepared: &workload.prepared, settings, state, stage })
         };
         if settings.jobs <= 1 {
