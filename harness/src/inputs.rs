@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use heaplab_results::{InputDigest, SystemFacts};
 use heaplab_workloads::Workload;
 use sha2::{Digest as _, Sha256};
@@ -16,7 +17,7 @@ fn hex(bytes: &[u8]) -> String {
 /// The digest of one workload's input, if it is read from bytes.
 pub fn digest(workload: &Workload) -> std::io::Result<Option<String>> {
     match workload {
-        Workload::File(path) => Ok(Some(hex(&std::fs::read(path)?))),
+        Workload::File(path, _) => Ok(Some(hex(&std::fs::read(path)?))),
         Workload::Bundled(name) => {
             Ok(heaplab_workloads::bundled::BUNDLED.iter().find(|(n, ..)| n == name).map(|(_, _, bytes, _)| hex(bytes)))
         }
@@ -29,15 +30,26 @@ pub fn digest(workload: &Workload) -> std::io::Result<Option<String>> {
 }
 
 /// The digests of every input of `workloads`, named as `names` (the
-/// settings' spelling) names them.
-pub fn digests(workloads: &[Workload], names: &[String]) -> std::io::Result<Vec<InputDigest>> {
-    let mut inputs = Vec::new();
+/// settings' spelling) names them, with what reading a trace file changed
+/// or left out (lines past a `.rep` header's count, sizes a lenient read
+/// reused) and the notes that say so.
+pub fn digests(workloads: &[Workload], names: &[String]) -> anyhow::Result<(Vec<InputDigest>, Vec<String>)> {
+    let (mut inputs, mut notes) = (Vec::new(), Vec::new());
     for (workload, name) in workloads.iter().zip(names) {
-        if let Some(sha256) = digest(workload)? {
-            inputs.push(InputDigest { workload: name.clone(), sha256 });
+        let Some(sha256) = digest(workload).with_context(|| format!("reading {name}"))? else { continue };
+        let (mut sizes_reused, mut lines_past_count) = (0, 0);
+        if let Workload::File(..) = workload
+            && let Some(mut reader) = workload.trace()?
+        {
+            for op in reader.by_ref() {
+                op?;
+            }
+            (sizes_reused, lines_past_count) = (reader.sizes_reused(), reader.lines_past_count());
+            notes.extend(reader.notes());
         }
+        inputs.push(InputDigest { workload: name.clone(), sha256, sizes_reused, lines_past_count });
     }
-    Ok(inputs)
+    Ok((inputs, notes))
 }
 
 /// A trace path of a meta.json's settings, found as given or, failing that,

@@ -137,3 +137,79 @@ fn trace_info_reads_standard_input_as_gen_writes_standard_output() {
         .success()
         .stdout(predicate::str::contains("100: 50 alloc, 50 free"));
 }
+
+/// The public malloc-lab course set (github.com/SToPire/ics-lab, branch
+/// `malloc`, `traces/`) with its corner cases: every trace read as mdriver
+/// reads it (`--lenient` for `a ID` without a size, the header's count for
+/// traces with a line more), and replayed with `--verify` on every family.
+/// Its licence forbids committing it: name a folder holding its traces in
+/// HEAPLAB_ICS_LAB_TRACES and run `cargo test --release -p heaplab --test
+/// cli_trace -- --ignored ics_lab`.
+#[test]
+#[ignore = "needs the ics-lab traces in HEAPLAB_ICS_LAB_TRACES"]
+fn the_ics_lab_traces_read_as_mdriver_reads_them_and_verify_on_every_family() {
+    let dir = std::env::var("HEAPLAB_ICS_LAB_TRACES").expect("HEAPLAB_ICS_LAB_TRACES names the traces folder");
+    let mut traces: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rep"))
+        .collect();
+    traces.sort();
+    assert!(traces.len() >= 60, "{} traces in {dir}", traces.len());
+    let out = tempfile::tempdir().unwrap();
+    let mut run = heaplab();
+    run.args(["run", "--metrics-only", "--verify", "--lenient", "--quiet", "--name", "ics", "--out"]).arg(out.path());
+    for family in ["freelist", "segregated", "segregated:kind=tlsf", "buddy", "slab"] {
+        run.args(["--alloc", family]);
+    }
+    for trace in &traces {
+        heaplab().args(["trace", "validate", "--lenient"]).arg(trace).assert().success();
+        run.arg("--workload").arg(trace);
+    }
+    run.assert().success();
+    let summary = std::fs::read_to_string(out.path().join("ics/summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 1 + 5 * traces.len());
+}
+
+#[test]
+fn rep_traces_read_as_mdriver_reads_them_the_header_count_and_lenient_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    // The header says 3 ops; a fourth line follows; `a 1` has no size.
+    std::fs::write(dir.path().join("t.rep"), "20000\n2\n3\n1\na 0 24\na 1\nf 0\nf 1\n").unwrap();
+    heaplab().current_dir(dir.path()).args(["trace", "validate", "t.rep"]).assert().code(2).stderr(
+        predicate::str::contains("t.rep:6:").and(predicate::str::contains(
+            "mdriver would reuse the previous op's size (24 bytes), and --lenient reads it so",
+        )),
+    );
+    heaplab()
+        .current_dir(dir.path())
+        .args(["trace", "validate", "--lenient", "t.rep"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 ops: 2 alloc, 1 free"))
+        .stderr(
+            predicate::str::contains("1 op lines after the header's count were not read")
+                .and(predicate::str::contains("1 allocs or reallocs without a size took the previous op's size")),
+        );
+    heaplab()
+        .current_dir(dir.path())
+        .args(["run", "--metrics-only", "--quiet", "--lenient", "--alloc", "buddy", "--workload", "t.rep"])
+        .args(["--name", "a", "--out", "results"])
+        .assert()
+        .success();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/a/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["settings"]["lenient"], true);
+    assert_eq!(
+        (meta["inputs"][0]["sizes_reused"].as_u64(), meta["inputs"][0]["lines_past_count"].as_u64()),
+        (Some(1), Some(1))
+    );
+    // --from repeats the lenient read.
+    heaplab()
+        .current_dir(dir.path())
+        .args(["run", "--quiet", "--name", "b", "--out", "results", "--from", "results/a/meta.json"])
+        .assert()
+        .success();
+    let summary = std::fs::read_to_string(dir.path().join("results/b/summary.csv")).unwrap();
+    assert!(summary.lines().nth(1).unwrap().contains(",3,2,1,"), "3 ops, 2 allocs, 1 free: {summary}");
+}

@@ -95,6 +95,11 @@ pub struct RunSettings {
     /// measuring it on one thread.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub threads: Vec<u32>,
+    /// `.rep` allocs and reallocs without a size were read with the
+    /// previous op's size, as mdriver reads them (`--lenient`). Written
+    /// only when set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lenient: bool,
     /// Set by `heaplab exec`, whose results these are: the command. `run
     /// --from` refuses them. Written only when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -287,6 +292,16 @@ pub struct InputDigest {
     pub workload: String,
     /// Hex SHA-256 of the file's bytes (of the bundled bytes for `trace:NAME`).
     pub sha256: String,
+    /// Ops a lenient read gave the previous op's size (`--lenient`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sizes_reused: u64,
+    /// `.rep` op lines after the header's count, not read (as mdriver).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lines_past_count: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Settings of the machine a run ran on that move its figures.

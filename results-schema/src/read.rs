@@ -200,6 +200,7 @@ mod tests {
                 processes: 1,
                 shard: None,
                 threads: Vec::new(),
+                lenient: false,
                 exec: None,
             },
             timer: None,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::TraceError;
-use crate::formats::{self, Format};
+use crate::formats::{self, Format, ReadOptions};
 use crate::op::{Op, ThreadOp};
 use crate::synth::SyntheticSpec;
 use crate::threaded::{Programs, ThreadedSpec, interleave};
@@ -13,8 +13,8 @@ use crate::threaded::{Programs, ThreadedSpec, interleave};
 pub enum Workload {
     /// Generated from a spec and a seed.
     Synthetic(SyntheticSpec),
-    /// Read from a trace file; seeds do not apply.
-    File(PathBuf),
+    /// Read from a trace file, with these options; seeds do not apply.
+    File(PathBuf, ReadOptions),
     /// A bundled real-program trace, `trace:NAME`.
     Bundled(&'static str),
     /// A multithreaded workload; its thread count comes from the run.
@@ -60,15 +60,23 @@ impl Workload {
                     std::io::Error::new(std::io::ErrorKind::NotFound, "no such trace file"),
                 ));
             }
-            return Ok(Workload::File(path.to_path_buf()));
+            return Ok(Workload::File(path.to_path_buf(), ReadOptions::default()));
         }
         if ThreadedSpec::is_known(family) {
             return ThreadedSpec::parse(text).map(Workload::Threaded);
         }
         match SyntheticSpec::parse(text) {
             Ok(spec) => Ok(Workload::Synthetic(spec)),
-            Err(_) if path.is_file() => Ok(Workload::File(path.to_path_buf())),
+            Err(_) if path.is_file() => Ok(Workload::File(path.to_path_buf(), ReadOptions::default())),
             Err(error) => Err(error),
+        }
+    }
+
+    /// The same workload, a trace file read with `options`.
+    pub fn with_options(self, options: ReadOptions) -> Workload {
+        match self {
+            Workload::File(path, _) => Workload::File(path, options),
+            other => other,
         }
     }
 
@@ -76,7 +84,7 @@ impl Workload {
     pub fn name(&self) -> String {
         match self {
             Workload::Synthetic(spec) => spec.spec().to_string(),
-            Workload::File(path) => path.display().to_string(),
+            Workload::File(path, _) => path.display().to_string(),
             Workload::Bundled(name) => format!("trace:{name}"),
             Workload::Threaded(spec) => spec.spec().to_string(),
         }
@@ -200,7 +208,7 @@ impl Workload {
     /// A trace's reader; `None` for a generated workload.
     pub fn trace(&self) -> Result<Option<formats::TraceReader>, TraceError> {
         Ok(match self {
-            Workload::File(path) => Some(formats::open(path)?),
+            Workload::File(path, options) => Some(formats::open_with(path, *options)?),
             Workload::Bundled(name) => {
                 let bytes = crate::bundled::bundled(name).expect("parsed names are bundled");
                 Some(formats::TraceReader::from_reader(bytes, &format!("trace:{name}"), None)?)
@@ -214,7 +222,7 @@ impl Workload {
         match self {
             Workload::Synthetic(spec) => spec.is_seeded(),
             Workload::Threaded(spec) => spec.is_seeded(),
-            Workload::File(_) | Workload::Bundled(_) => false,
+            Workload::File(..) | Workload::Bundled(_) => false,
         }
     }
 
@@ -222,7 +230,7 @@ impl Workload {
     pub fn suggested_arena(&self) -> Option<u64> {
         match self {
             Workload::Synthetic(spec) => spec.suggested_arena(),
-            Workload::File(_) | Workload::Bundled(_) | Workload::Threaded(_) => None,
+            Workload::File(..) | Workload::Bundled(_) | Workload::Threaded(_) => None,
         }
     }
 
@@ -230,7 +238,7 @@ impl Workload {
     pub fn ops(&self, seed: u64) -> Result<Box<dyn Iterator<Item = Result<Op, TraceError>> + Send>, TraceError> {
         Ok(match self {
             Workload::Synthetic(spec) => Box::new(spec.generate(seed)?.map(Ok)),
-            Workload::File(_) | Workload::Bundled(_) => {
+            Workload::File(..) | Workload::Bundled(_) => {
                 Box::new(self.trace()?.expect("files and bundled traces are traces"))
             }
             // Outside `run --threads`, a multithreaded workload is its

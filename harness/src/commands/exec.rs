@@ -188,6 +188,7 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
         processes: args.reps as usize,
         shard: None,
         threads: Vec::new(),
+        lenient: false,
         exec: Some(ExecSettings {
             commands: jobs
                 .iter()

@@ -103,6 +103,11 @@ struct MeasureArgs {
     #[arg(long = "alloc", value_name = "SPEC|PATTERN")]
     allocators: Vec<String>,
 
+    /// Read `.rep` allocs and reallocs without a size as mdriver does: with
+    /// the previous op's size (counted in meta.json, repeated by --from).
+    #[arg(long)]
+    lenient: bool,
+
     /// Workload: a synthetic spec (`ramp`, `lognormal:median=64`), a sweep
     /// of one (`ramp:live=1M|8M|64M`) or a trace file, repeatable. Default:
     /// the default suite's presets and bundled traces.
@@ -367,6 +372,7 @@ fn measured(args: &MeasureArgs) -> anyhow::Result<RunSettings> {
             None => None,
         },
         threads: args.threads.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+        lenient: args.lenient,
         exec: None,
     })
 }
@@ -545,8 +551,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<Ended> {
             });
             let mut meta = new_meta(name.clone(), settings.clone(), now, matrix.cells.len());
             meta.timer = timer;
-            meta.inputs = inputs::digests(&input_workloads, &settings.workloads)
+            let (inputs, notes) = inputs::digests(&input_workloads, &settings.workloads)
                 .context("reading the traces for their digests")?;
+            for note in notes {
+                bar.suspend(|| eprintln!("note: {note}"));
+            }
+            meta.inputs = inputs;
             let dir = args.out.join(&name);
             let other_dir = args.out.join(format!("{name}-base"));
             if args.against.is_some()

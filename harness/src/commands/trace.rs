@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use heaplab::units;
+use heaplab_workloads::formats::ReadOptions;
 use heaplab_workloads::info::{self, TraceInfo};
 use heaplab_workloads::synth::{PRESETS, SyntheticSpec};
 use heaplab_workloads::{Format, OpKind, TraceError, Workload, formats};
@@ -63,6 +64,10 @@ pub struct InfoArgs {
     /// Seed for synthetic workloads.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Read `.rep` allocs and reallocs without a size as mdriver does: with
+    /// the previous op's size (counted, and said).
+    #[arg(long)]
+    lenient: bool,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +82,10 @@ pub struct ConvertArgs {
     /// Output format.
     #[arg(long, value_parser = parse_format)]
     to: Option<Format>,
+    /// Read `.rep` allocs and reallocs without a size as mdriver does: with
+    /// the previous op's size (counted, and said).
+    #[arg(long)]
+    lenient: bool,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +93,10 @@ pub struct ValidateArgs {
     /// Trace files.
     #[arg(required = true)]
     traces: Vec<PathBuf>,
+    /// Read `.rep` allocs and reallocs without a size as mdriver does: with
+    /// the previous op's size (counted, and said).
+    #[arg(long)]
+    lenient: bool,
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {
@@ -142,11 +155,16 @@ fn inform(args: &InfoArgs) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     for (index, text) in args.traces.iter().enumerate() {
         // `-` is standard input, as `trace gen -o -` writes standard output.
-        let workload = if text == "-" { Workload::File(PathBuf::from("-")) } else { Workload::parse(text)? };
+        let options = ReadOptions { lenient: args.lenient };
+        let workload = if text == "-" { Workload::File(PathBuf::from("-"), options) } else { Workload::parse(text)? };
+        let workload = workload.with_options(options);
         let (info, skipped, meta) = match workload.trace()? {
             Some(mut reader) => {
                 let name = reader.path().to_string();
                 let info = info::analyze_steps(std::iter::from_fn(|| reader.next_step()), &name)?;
+                for note in reader.notes() {
+                    eprintln!("note: {note}");
+                }
                 (info, reader.skipped(), reader.meta().map(str::to_string))
             }
             None => (info::analyze(workload.ops(args.seed)?, &workload.name())?, 0, None),
@@ -312,7 +330,8 @@ fn print_threads(out: &mut dyn Write, info: &TraceInfo) -> io::Result<()> {
 
 fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     let file = std::fs::File::open(&args.input).map_err(|e| TraceError::io(&args.input, e))?;
-    let reader = formats::TraceReader::from_reader(file, &args.input.display().to_string(), args.from)?;
+    let mut reader = formats::TraceReader::from_reader(file, &args.input.display().to_string(), args.from)?
+        .with_options(ReadOptions { lenient: args.lenient });
     let from = reader.format();
     let meta = reader
         .meta()
@@ -327,7 +346,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     let mut aligned = 0u64;
     let threaded = reader.has_threads();
     let mut threads = std::collections::BTreeSet::new();
-    let steps = reader.steps().inspect(|step| {
+    let steps = std::iter::from_fn(|| reader.next_step()).inspect(|step| {
         if let Ok(step) = step {
             threads.insert(step.thread);
             if let heaplab_workloads::Op::Alloc { align, .. } = step.op
@@ -339,6 +358,9 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
     });
     let written = formats::write_steps(&args.output, Some(to), steps, &meta, threaded)?;
     eprintln!("converted {} ops from {from} to {to}: {}", units::count(written), args.output.display());
+    for note in reader.notes() {
+        eprintln!("note: {note}");
+    }
     if aligned > 0 && to != Format::Native {
         eprintln!("note: {to} has no alignment field; {} allocs lost theirs", units::count(aligned));
     }
@@ -353,8 +375,11 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
 
 fn validate(args: &ValidateArgs) -> anyhow::Result<()> {
     for path in &args.traces {
-        let mut reader = formats::open(path)?;
+        let mut reader = formats::open_with(path, ReadOptions { lenient: args.lenient })?;
         let info = info::analyze(reader.by_ref(), &path.display().to_string())?;
+        for note in reader.notes() {
+            eprintln!("note: {note}");
+        }
         println!(
             "{}: ok ({}), {} ops: {} alloc, {} free, {} realloc; {} blocks live at the end",
             path.display(),

@@ -26,7 +26,12 @@ impl RunPlan {
     /// Parse and check the settings.
     pub fn new(settings: RunSettings) -> Result<RunPlan, RunError> {
         let allocators = settings.allocators.iter().map(|s| AllocatorSpec::parse(s)).collect::<Result<_, _>>()?;
-        let workloads = settings.workloads.iter().map(|w| Workload::parse(w)).collect::<Result<_, _>>()?;
+        let options = heaplab_workloads::formats::ReadOptions { lenient: settings.lenient };
+        let workloads = settings
+            .workloads
+            .iter()
+            .map(|w| Workload::parse(w).map(|w| w.with_options(options)))
+            .collect::<Result<_, _>>()?;
         if settings.seeds.is_empty() {
             return Err(RunError::Plan("give at least one seed".to_string()));
         }

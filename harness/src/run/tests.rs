@@ -38,6 +38,7 @@ fn settings(reps: usize, processes: usize) -> RunSettings {
         processes,
         shard: None,
         threads: Vec::new(),
+        lenient: false,
         exec: None,
     }
 }

@@ -87,6 +87,14 @@ pub fn is_compressed_name(path: &Path) -> bool {
 
 type Input = Box<dyn BufRead + Send>;
 
+/// How a trace is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// `.rep`: an alloc or realloc line without a size takes the previous
+    /// op's size, as mdriver does (see [`rep`]).
+    pub lenient: bool,
+}
+
 /// A trace being read: an iterator of ops, whatever the format.
 pub struct TraceReader {
     inner: Inner,
@@ -150,6 +158,52 @@ impl TraceReader {
     /// The ops with their threads.
     pub fn steps(mut self) -> impl Iterator<Item = Result<ThreadOp, TraceError>> + Send {
         std::iter::from_fn(move || self.next_step())
+    }
+
+    /// Read with `options` (what does not apply to the format is ignored).
+    pub fn with_options(mut self, options: ReadOptions) -> TraceReader {
+        if let Inner::Rep(reader) = self.inner {
+            self.inner = Inner::Rep(reader.lenient(options.lenient));
+        }
+        self
+    }
+
+    /// Ops a lenient read gave the previous op's size (`.rep` only).
+    pub fn sizes_reused(&self) -> u64 {
+        match &self.inner {
+            Inner::Rep(reader) => reader.sizes_reused(),
+            _ => 0,
+        }
+    }
+
+    /// Op lines after a `.rep` header's count, left unread as mdriver
+    /// leaves them (known at the end of the trace).
+    pub fn lines_past_count(&self) -> u64 {
+        match &self.inner {
+            Inner::Rep(reader) => reader.lines_past_count(),
+            _ => 0,
+        }
+    }
+
+    /// What reading changed or left out, for a warning: lines past the
+    /// header's count, sizes reused (known at the end of the trace).
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.lines_past_count() > 0 {
+            notes.push(format!(
+                "{}: {} op lines after the header's count were not read, as mdriver does not read them",
+                self.path,
+                self.lines_past_count()
+            ));
+        }
+        if self.sizes_reused() > 0 {
+            notes.push(format!(
+                "{}: {} allocs or reallocs without a size took the previous op's size (--lenient, as mdriver)",
+                self.path,
+                self.sizes_reused()
+            ));
+        }
+        notes
     }
 
     /// Input lines skipped as harmless (mtrace: frees of untraced pointers).
@@ -221,6 +275,11 @@ impl<R: Read> Read for Zstd<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf).map_err(|error| io::Error::new(error.kind(), format!("decompressing zstd: {error}")))
     }
+}
+
+/// Open a trace file (`-` for standard input), read with `options`.
+pub fn open_with(path: &Path, options: ReadOptions) -> Result<TraceReader, TraceError> {
+    Ok(open(path)?.with_options(options))
 }
 
 /// Open a trace file (`-` for standard input).

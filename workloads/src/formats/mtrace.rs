@@ -129,7 +129,11 @@ impl<R: BufRead> Iterator for MtraceReader<R> {
         }
         loop {
             self.buffer.clear();
-            match self.input.read_until(b'\n', &mut self.buffer) {
+            // A line is read at most MAX_LINE bytes far: a huge one is an
+            // error, not a gigabyte in memory.
+            match std::io::Read::take(&mut self.input, super::rep::MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut self.buffer)
+            {
                 Err(error) => {
                     self.finished = true;
                     return Some(Err(TraceError::Io { path: self.path.clone(), error }));
@@ -142,6 +146,18 @@ impl<R: BufRead> Iterator for MtraceReader<R> {
                     return None;
                 }
                 Ok(_) => self.line += 1,
+            }
+            if self.buffer.len() > super::rep::MAX_LINE {
+                self.finished = true;
+                return Some(Err(TraceError::Syntax {
+                    path: self.path.clone(),
+                    line: self.line,
+                    expected: format!(
+                        "a line of at most {} bytes (an mtrace line is a few fields)",
+                        super::rep::MAX_LINE
+                    ),
+                    found: "a longer line".to_string(),
+                }));
             }
             match self.parse() {
                 Ok(Some(op)) => return Some(Ok(op)),
@@ -261,5 +277,12 @@ mod tests {
         write_mtrace(&mut text, ops.iter().copied()).unwrap();
         let (read_back, skipped) = read(std::str::from_utf8(&text).unwrap());
         assert_eq!((read_back.unwrap(), skipped), (ops, 0));
+    }
+
+    #[test]
+    fn a_huge_line_is_an_error_read_no_further() {
+        let text = format!("= Start\n{}\n", "@".repeat(10 << 20));
+        let message = MtraceReader::new(text.as_bytes(), "t.mtrace").collect::<Result<Vec<_>, _>>().unwrap_err();
+        assert!(message.to_string().starts_with("t.mtrace:2: expected a line of at most 4096 bytes"), "{message}");
     }
 }

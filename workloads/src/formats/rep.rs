@@ -18,6 +18,15 @@
 //! endings; `f -1`, a free of NULL, skipped; a realloc of an id never
 //! allocated, read as an alloc (what `realloc(NULL, n)` does); blank lines and
 //! `#` comments. The format carries no alignment.
+//!
+//! As the CMU `mdriver` does, reading stops at the header's op count: op
+//! lines after it are counted ([`RepReader::lines_past_count`]) and left
+//! unread, so that a trace whose header says 200 and that holds 201 lines
+//! replays the 200 mdriver replays. An alloc or realloc without a size
+//! (`a 7`) is an error, unless the reader is **lenient**
+//! ([`RepReader::lenient`]): then it takes the previous op's size, as
+//! mdriver's `sscanf` into the same variable does, and counts it
+//! ([`RepReader::sizes_reused`]).
 
 use std::io::{self, BufRead, Write};
 
@@ -68,6 +77,13 @@ pub struct RepReader<R> {
     validator: Validator,
     ops: u64,
     finished: bool,
+    /// Read `a ID` and `r ID` without a size as mdriver does.
+    lenient: bool,
+    /// The size of the last alloc or realloc line, for a lenient read.
+    previous_size: Option<u64>,
+    sizes_reused: u64,
+    /// Op lines after the header's count, left unread.
+    past_count: u64,
 }
 
 impl<R: BufRead> RepReader<R> {
@@ -85,7 +101,29 @@ impl<R: BufRead> RepReader<R> {
             validator: Validator::new(),
             ops: 0,
             finished: false,
+            lenient: false,
+            previous_size: None,
+            sizes_reused: 0,
+            past_count: 0,
         }
+    }
+
+    /// Read an alloc or realloc without a size with the previous op's size,
+    /// as mdriver does (see the module docs).
+    pub fn lenient(mut self, lenient: bool) -> RepReader<R> {
+        self.lenient = lenient;
+        self
+    }
+
+    /// Ops read with the previous op's size (lenient reads only).
+    pub fn sizes_reused(&self) -> u64 {
+        self.sizes_reused
+    }
+
+    /// Op lines after the header's op count, which mdriver does not read
+    /// either (known once the trace has been read to its end).
+    pub fn lines_past_count(&self) -> u64 {
+        self.past_count
     }
 
     /// The header, once the first op has been read (or the trace ended).
@@ -203,14 +241,45 @@ impl<R: BufRead> RepReader<R> {
             return Ok(None);
         }
         let id_token = tokens.next();
-        let size_token = tokens.next();
+        let mut size_token = tokens.next().filter(|t| !t.starts_with(b"#"));
         let extra = tokens.next().is_some_and(|t| !t.starts_with(b"#"));
         let bad = |reader: &Self| TraceError::syntax(&reader.path, reader.line, EXPECTED, &reader.buffer);
+        if let Some(header) = self.header()
+            && self.op_lines == header.ops
+        {
+            // mdriver stops at the header's count; count what it leaves.
+            self.past_count += 1;
+            return Ok(None);
+        }
         self.op_lines += 1;
+        // `a ID` or `r ID` without a size: mdriver's sscanf leaves the size
+        // of the line before in its variable.
+        let previous = self.previous_size.map(|size| size.to_string());
+        if matches!(kind, b"a" | b"r") && id_token.is_some() && size_token.is_none() && !extra {
+            match (&previous, self.lenient) {
+                (Some(size), true) => {
+                    self.sizes_reused += 1;
+                    size_token = Some(size.as_bytes());
+                }
+                (Some(size), false) => {
+                    return Err(TraceError::Syntax {
+                        path: self.path.clone(),
+                        line: self.line,
+                        expected: format!(
+                            "{EXPECTED}: this line has no size; mdriver would reuse the previous op's size ({size} \
+                             bytes), and --lenient reads it so"
+                        ),
+                        found: String::from_utf8_lossy(self.buffer.trim_ascii()).into_owned(),
+                    });
+                }
+                (None, _) => return Err(bad(self)),
+            }
+        }
         let op = match (kind, id_token, size_token, extra) {
             (b"a", Some(id), Some(size), false) => {
                 let id = parse_u32(id).ok_or_else(|| bad(self))?;
                 let size = parse_u64(size).ok_or_else(|| bad(self))?;
+                self.previous_size = Some(size);
                 self.allocated.set(id, true);
                 Op::Alloc { id, size, align: Align::UNSPECIFIED }
             }
@@ -219,6 +288,7 @@ impl<R: BufRead> RepReader<R> {
             (b"r", Some(id), Some(size), false) => {
                 let id = parse_u32(id).ok_or_else(|| bad(self))?;
                 let size = parse_u64(size).ok_or_else(|| bad(self))?;
+                self.previous_size = Some(size);
                 if size == 0 && self.allocated.get(id) {
                     // `realloc(p, 0)` frees the block, as the malloc-lab
                     // handout and glibc have it.
@@ -425,6 +495,29 @@ mod tests {
         // `r ID 0` frees a live block; the id can then be allocated again.
         let ops = read("20000\n1\n3\n1\na 0 5\nr 0 0\na 0 7\n").unwrap();
         assert_eq!(ops, [alloc(0, 5), Op::Free { id: 0 }, alloc(0, 7)]);
+    }
+
+    #[test]
+    fn reading_stops_at_the_header_count_as_mdriver_does_and_lenient_reuses_the_previous_size() {
+        // Four public traces say 200 and hold 201 op lines: mdriver reads 200.
+        let mut reader = RepReader::new("20000\n2\n2\n1\na 0 5\nf 0\n# c\na 1 9\nf 1\n".as_bytes(), "t.rep");
+        let ops: Vec<Op> = reader.by_ref().collect::<Result<_, _>>().unwrap();
+        assert_eq!(ops, [alloc(0, 5), Op::Free { id: 0 }]);
+        assert_eq!(reader.lines_past_count(), 2);
+        // `a 1` without a size: an error that says what mdriver would do...
+        let text = "20000\n2\n3\n1\na 0 24\na 1\nf 0\n";
+        let message = read(text).unwrap_err().to_string();
+        assert!(message.starts_with("t.rep:6: expected"), "{message}");
+        assert!(message.contains("mdriver would reuse the previous op's size (24 bytes)"), "{message}");
+        assert!(message.contains("--lenient"), "{message}");
+        // ... and what a lenient read does, counted.
+        let mut reader = RepReader::new(text.as_bytes(), "t.rep").lenient(true);
+        let ops: Vec<Op> = reader.by_ref().collect::<Result<_, _>>().unwrap();
+        assert_eq!(ops, [alloc(0, 24), alloc(1, 24), Op::Free { id: 0 }]);
+        assert_eq!((reader.sizes_reused(), reader.lines_past_count()), (1, 0));
+        // With no size before it, there is nothing to reuse.
+        let lenient = RepReader::new("20000\n1\n1\n1\na 0\n".as_bytes(), "t.rep").lenient(true);
+        assert!(lenient.collect::<Result<Vec<Op>, _>>().is_err());
     }
 
     #[test]
