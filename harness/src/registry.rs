@@ -278,4 +278,54 @@ mod tests {
         assert_eq!(select("freelist:fit=best").unwrap()[0].spec(), "freelist:fit=best,order=address");
         assert!(select("nothing:*").unwrap_err().message.contains("matches no listed configuration"));
     }
+
+    use proptest::prelude::*;
+
+    /// A listed spec or a workload spec, edited as a hand or a script slips:
+    /// a character replaced, dropped or doubled, a separator inserted.
+    fn slipped_spec() -> impl Strategy<Value = String> {
+        let mut specs: Vec<String> = listed_specs().iter().map(AllocatorSpec::spec).collect();
+        specs
+            .extend(["ramp:ops=100,live=1M", "lognormal:median=64,sigma=1.5", "fragmenter:small=32"].map(String::from));
+        let slips = prop::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                0u8..4,
+                prop::sample::select(vec![':', ',', '=', '|', '.', '*', '0', 'K', 'é', ' ']),
+            ),
+            1..4,
+        );
+        (prop::sample::select(specs), slips).prop_map(|(spec, slips)| {
+            let mut chars: Vec<char> = spec.chars().collect();
+            for (at, kind, c) in slips {
+                let at = at.index(chars.len().max(1)).min(chars.len().saturating_sub(1));
+                match kind {
+                    0 if !chars.is_empty() => chars[at] = c,
+                    1 if !chars.is_empty() => {
+                        chars.remove(at);
+                    }
+                    2 if !chars.is_empty() => chars.insert(at, chars[at]),
+                    _ => chars.insert(at, c),
+                }
+            }
+            chars.into_iter().collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Slipped specs never panic the parsers, and a refused one is named
+        /// in its error.
+        #[test]
+        fn slipped_specs_never_panic_and_their_errors_name_them(text in slipped_spec()) {
+            if let Err(error) = AllocatorSpec::parse(&text) {
+                prop_assert_eq!(&error.spec, &text);
+                prop_assert!(!error.message.is_empty());
+            }
+            if let Err(error) = heaplab_workloads::synth::SyntheticSpec::parse(&text) {
+                prop_assert!(error.to_string().contains(text.trim()) || text.trim().is_empty(), "{error} for `{text}`");
+            }
+        }
+    }
 }

@@ -168,6 +168,7 @@ mod tests {
     use super::*;
     use crate::{CellRows, ResultsDir, RunSettings, RunStatus, Touch};
     use heaplab_core::OpKind;
+    use proptest::prelude::*;
 
     fn meta() -> Meta {
         Meta {
@@ -277,5 +278,145 @@ mod tests {
         );
         let missing = read_rows::<LatencyRow>(&dir.path().join("nothing.csv"), true).unwrap_err();
         assert!(matches!(missing, ReadError::Missing { .. }));
+    }
+
+    /// One edit of a results file, as damage or a hand edit makes it.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(prop::sample::Index, u8),
+        Delete(prop::sample::Index, usize),
+        Insert(prop::sample::Index, Vec<u8>),
+        DuplicateLine(prop::sample::Index),
+        Truncate(prop::sample::Index),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let special = prop::sample::select(vec![
+            b",".to_vec(),
+            b"\"".to_vec(),
+            b"\n".to_vec(),
+            b"inf".to_vec(),
+            b"-1".to_vec(),
+            b"{".to_vec(),
+            b"\xff".to_vec(),
+        ]);
+        prop_oneof![
+            (any::<prop::sample::Index>(), 1u8..=255).prop_map(|(at, bits)| Edit::Flip(at, bits)),
+            (any::<prop::sample::Index>(), 1usize..40).prop_map(|(at, n)| Edit::Delete(at, n)),
+            (any::<prop::sample::Index>(), special).prop_map(|(at, bytes)| Edit::Insert(at, bytes)),
+            any::<prop::sample::Index>().prop_map(Edit::DuplicateLine),
+            any::<prop::sample::Index>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, edit: &Edit) {
+        if bytes.is_empty() {
+            return;
+        }
+        match edit {
+            Edit::Flip(at, bits) => {
+                let at = at.index(bytes.len());
+                bytes[at] ^= bits;
+            }
+            Edit::Delete(at, n) => {
+                let at = at.index(bytes.len());
+                bytes.drain(at..(at + n).min(bytes.len()));
+            }
+            Edit::Insert(at, inserted) => {
+                let at = at.index(bytes.len() + 1);
+                bytes.splice(at..at, inserted.iter().copied());
+            }
+            Edit::DuplicateLine(at) => {
+                let lines: Vec<Vec<u8>> = bytes.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+                let at = at.index(lines.len());
+                let mut out = Vec::new();
+                for (index, line) in lines.iter().enumerate() {
+                    out.extend_from_slice(line);
+                    if index == at {
+                        out.extend_from_slice(line);
+                    }
+                }
+                *bytes = out;
+            }
+            Edit::Truncate(at) => bytes.truncate(at.index(bytes.len())),
+        }
+    }
+
+    /// A results directory with one cell, its files as the writer wrote them.
+    fn valid_run(dir: &Path) -> PathBuf {
+        let run = dir.join("run");
+        let results = ResultsDir::create(&run, &meta()).unwrap();
+        let mut summary =
+            SummaryRow { allocator: "bump".into(), workload: "ramp".into(), seed: Some(1), ..Default::default() };
+        summary.utilization_pct = Some(50.0);
+        summary.ops_per_sec = Some(1e6);
+        let cell = CellRows {
+            summary,
+            series: vec![SeriesRow {
+                allocator: "bump".into(),
+                metric: "requested_bytes".into(),
+                value: 3.0,
+                ..Default::default()
+            }],
+            details: Vec::new(),
+            heapmap: Vec::new(),
+            latency: vec![LatencyRow { kind: OpKind::Alloc, percentile: 99.0, latency_ns: 7, ..Default::default() }],
+            throughput: vec![ThroughputRow {
+                rep: 0,
+                process: 0,
+                seconds: 0.5,
+                ops_per_sec: 2.0,
+                ..Default::default()
+            }],
+        };
+        results.write(std::slice::from_ref(&cell)).unwrap();
+        run
+    }
+
+    const FILES: [&str; 5] = ["summary.csv", "meta.json", "throughput.csv", "latency.csv", "timeseries.csv"];
+
+    /// Damage one file of a valid run: reading never panics, and an error
+    /// names the damaged file (with its line for the CSV files and meta.json).
+    fn read_damaged(file: usize, edits: &[Edit]) -> Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        let run = valid_run(dir.path());
+        let path = run.join(FILES[file]);
+        let mut bytes = std::fs::read(&path).unwrap();
+        for edit in edits {
+            apply(&mut bytes, edit);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        if let Err(error) = Results::read(&run) {
+            let message = error.to_string();
+            prop_assert!(message.contains(FILES[file]), "the error does not name {}: {message}", FILES[file]);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// A few hundred damaged results directories in every test run.
+        #[test]
+        fn damaged_results_files_never_panic_and_their_errors_name_the_file(
+            file in 0..FILES.len(),
+            edits in prop::collection::vec(edit(), 1..5),
+        ) {
+            read_damaged(file, &edits)?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
+        /// The long run: `cargo test -p heaplab-results -- --ignored`.
+        #[test]
+        #[ignore = "20,000 damaged results directories; run with --ignored"]
+        fn many_damaged_results_files_never_panic(
+            file in 0..FILES.len(),
+            edits in prop::collection::vec(edit(), 1..10),
+        ) {
+            read_damaged(file, &edits)?;
+        }
     }
 }

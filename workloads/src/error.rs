@@ -59,6 +59,20 @@ pub enum TraceError {
         /// What is wrong.
         what: crate::validate::Misuse,
     },
+    /// A well-formed op that makes no sense where it is, at a known byte
+    /// offset of a native trace.
+    #[error("{path}: byte {offset}: op {index}: {what}")]
+    InvalidAt {
+        /// The file.
+        path: String,
+        /// Byte offset in the (decompressed) stream where the op's
+        /// encoding begins.
+        offset: u64,
+        /// 0-based op index.
+        index: u64,
+        /// What is wrong.
+        what: crate::validate::Misuse,
+    },
     /// More allocations than a replay can number.
     #[error("{path}: op {index}: more than {limit} allocations; a replay numbers at most that many")]
     TooManyAllocations {

@@ -51,6 +51,7 @@ use std::io::{self, Read, Write};
 
 use crate::error::TraceError;
 use crate::op::{Align, Op};
+use crate::validate::Validator;
 
 /// The file's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"HLTRACE\0";
@@ -262,6 +263,9 @@ pub struct NativeReader<R: Read> {
     state: State,
     total_ops: u64,
     finished: bool,
+    /// Every op checked as it is decoded, so that a misuse (a double free,
+    /// …) is named with its byte offset.
+    validator: Validator,
 }
 
 impl<R: Read> NativeReader<R> {
@@ -280,6 +284,7 @@ impl<R: Read> NativeReader<R> {
             state: State::START,
             total_ops: 0,
             finished: false,
+            validator: Validator::new(),
         };
         let mut fixed = [0u8; 16];
         reader.read_exact(&mut fixed, "the header")?;
@@ -405,13 +410,25 @@ impl<R: Read> NativeReader<R> {
         self.threads.clear();
         self.position = 0;
         let threads = self.has_threads().then_some(&mut self.threads);
-        match decode(&self.payload, count, &mut self.state, &mut self.ops, threads) {
-            Ok(()) => {
-                self.total_ops += u64::from(count);
-                Ok(true)
-            }
-            Err(position) => Err(self.corrupt(start + 8 + position as u64, "undecodable op")),
+        let before = self.state;
+        if let Err(position) = decode(&self.payload, count, &mut self.state, &mut self.ops, threads) {
+            return Err(self.corrupt(start + 8 + position as u64, "undecodable op"));
         }
+        for (index, op) in self.ops.iter().enumerate() {
+            if let Err(what) = self.validator.check(op) {
+                // Rare: decode the block again to the op, for its offset.
+                let mut state = before;
+                let at = decode_prefix(&self.payload, index as u32, &mut state, &mut Vec::new(), None).unwrap_or(0);
+                return Err(TraceError::InvalidAt {
+                    path: self.path.clone(),
+                    offset: start + 8 + at as u64,
+                    index: self.total_ops + index as u64,
+                    what,
+                });
+            }
+        }
+        self.total_ops += u64::from(count);
+        Ok(true)
     }
 }
 
@@ -450,8 +467,22 @@ fn decode(
     count: u32,
     state: &mut State,
     ops: &mut Vec<Op>,
-    mut threads: Option<&mut Vec<u16>>,
+    threads: Option<&mut Vec<u16>>,
 ) -> Result<(), usize> {
+    let position = decode_prefix(payload, count, state, ops, threads)?;
+    if position != payload.len() { Err(position) } else { Ok(()) }
+}
+
+/// Decode the first `count` ops of `payload` (see [`decode`]); the
+/// position after them.
+#[inline(always)]
+fn decode_prefix(
+    payload: &[u8],
+    count: u32,
+    state: &mut State,
+    ops: &mut Vec<Op>,
+    mut threads: Option<&mut Vec<u16>>,
+) -> Result<usize, usize> {
     ops.reserve(count as usize);
     let mut position = 0;
     let varint = |position: &mut usize| read_varint(payload, position);
@@ -500,7 +531,7 @@ fn decode(
             threads.push(state.thread);
         }
     }
-    if position != payload.len() { Err(position) } else { Ok(()) }
+    Ok(position)
 }
 
 impl<R: Read> Iterator for NativeReader<R> {
@@ -546,6 +577,22 @@ mod tests {
 
     fn decode_all(bytes: &[u8]) -> Result<Vec<Op>, TraceError> {
         NativeReader::new(bytes, "t.hlt")?.collect()
+    }
+
+    /// A misuse is named with its byte offset: where the op's encoding
+    /// begins, after the ops before it in its block.
+    #[test]
+    fn a_misuse_names_its_byte_offset_and_op() {
+        let ops = [Op::Alloc { id: 0, size: 24, align: Align::UNSPECIFIED }, Op::Free { id: 0 }, Op::Free { id: 0 }];
+        let bytes = encode(&ops);
+        let error = decode_all(&bytes).unwrap_err();
+        let TraceError::InvalidAt { offset, index, .. } = error else { panic!("{error}") };
+        assert_eq!(index, 2);
+        // The two ops before it take a byte each (a key, with the alloc's
+        // size and the free's id delta in it); the block header is 8 bytes.
+        let header = 16 + "test".len() as u64 + 4;
+        assert_eq!(offset, header + 8 + 2, "{error}");
+        assert!(error.to_string().starts_with(&format!("t.hlt: byte {offset}: op 2: double free of id 0")), "{error}");
     }
 
     fn sample() -> Vec<Op> {
