@@ -851,7 +851,7 @@ mod tests {
         let command = RunArgs::augment_args(Command::new("run"));
         let measure = MeasureArgs::augment_args(Command::new("measure"));
         let options: Vec<&clap::Arg> = measure.get_arguments().collect();
-        assert_eq!(options.len(), 18, "every measurement option");
+        assert_eq!(options.len(), 19, "every measurement option");
         for option in options {
             let long = format!("--{}", option.get_long().expect("measurement options are long"));
             let value = match option.get_default_values().first() {

@@ -487,7 +487,7 @@ fn decode_prefix(
     let mut position = 0;
     let varint = |position: &mut usize| read_varint(payload, position);
     let id_from_last = |state: &State, delta: u64, at: usize| -> Result<u32, usize> {
-        u32::try_from(state.last_id() - unzigzag(delta)).map_err(|_| at)
+        state.last_id().checked_sub(unzigzag(delta)).and_then(|id| u32::try_from(id).ok()).ok_or(at)
     };
     while ops.len() < count as usize {
         let at = position;
@@ -506,8 +506,10 @@ fn decode_prefix(
             }
             _ => match value {
                 EXTENDED_ALLOC => {
+                    // A delta of any 64 bits: added checked, never wrapped.
                     let delta = unzigzag(varint(&mut position)?);
-                    let id = u32::try_from(i64::from(state.next_id) + delta).map_err(|_| at)?;
+                    let id =
+                        i64::from(state.next_id).checked_add(delta).and_then(|id| u32::try_from(id).ok()).ok_or(at)?;
                     let size = varint(&mut position)?;
                     state.next_id = id.wrapping_add(1);
                     Op::Alloc { id, size, align: state.align }
@@ -577,6 +579,27 @@ mod tests {
 
     fn decode_all(bytes: &[u8]) -> Result<Vec<Op>, TraceError> {
         NativeReader::new(bytes, "t.hlt")?.collect()
+    }
+
+    /// Ids come from 64-bit deltas: one that would leave the id range (or
+    /// overflow the sum) is an undecodable op, never a wrapped id.
+    #[test]
+    fn an_id_delta_out_of_range_is_undecodable_not_wrapped() {
+        let payload = |values: &[u64]| {
+            let mut out = Vec::new();
+            for &value in values {
+                put_varint(&mut out, value);
+            }
+            out
+        };
+        // An extended alloc whose delta overflows next_id + delta.
+        let far = payload(&[(EXTENDED_ALLOC << 2) | KIND_EXTENDED, zigzag(i64::MAX), 5]);
+        let mut state = State { next_id: 7, ..State::START };
+        assert_eq!(decode(&far, 1, &mut state, &mut Vec::new(), None), Err(0));
+        // A free of an id below 0.
+        let below = payload(&[(((1u64 << 40) << 1) << 2) | KIND_FREE]);
+        let mut start = State::START;
+        assert_eq!(decode(&below, 1, &mut start, &mut Vec::new(), None), Err(0));
     }
 
     /// A misuse is named with its byte offset: where the op's encoding
