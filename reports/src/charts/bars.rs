@@ -69,9 +69,15 @@ impl Chart for Bars {
             let range = range.filter(|(low, high)| low.is_finite() && high.is_finite());
             let color = PALETTE[index % PALETTE.len()];
             let x = index as f64;
-            chart
-                .draw_series([Rectangle::new([(x + 0.15, 0.0), (x + 0.85, *value)], color.filled())])
-                .map_err(error)?;
+            let corners = [(x + 0.15, 0.0), (x + 0.85, *value)];
+            // The palette's second round is a pale fill in a full-colour
+            // frame, so that bar 9 does not look like bar 1.
+            if index < PALETTE.len() {
+                chart.draw_series([Rectangle::new(corners, color.filled())]).map_err(error)?;
+            } else {
+                chart.draw_series([Rectangle::new(corners, color.mix(0.35).filled())]).map_err(error)?;
+                chart.draw_series([Rectangle::new(corners, color.stroke_width(2))]).map_err(error)?;
+            }
             if let Some((low, high)) = range {
                 chart
                     .draw_series([ErrorBar::new_vertical(x + 0.5, low, *value, high, BLACK.stroke_width(2), 12)])

@@ -107,14 +107,24 @@ impl Chart for Lines {
                             .label(name.clone())
                             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
                     } else {
+                        // Each later round of the palette has its own dash:
+                        // long dashes, then dots, then long dash and gap.
+                        let (dash, gap) = match colour / PALETTE.len() {
+                            1 => (6, 4),
+                            2 => (2, 3),
+                            _ => (12, 6),
+                        };
                         $chart
-                            .draw_series(DashedLineSeries::new(points, 6, 4, style))
+                            .draw_series(DashedLineSeries::new(points, dash, gap, style))
                             .map_err(error)?
                             .label(name.clone())
                             .legend(move |(x, y)| {
+                                // The first three dashes of the pattern.
+                                let (d, g) = (dash as i32, gap as i32);
                                 EmptyElement::at((x, y))
-                                    + PathElement::new(vec![(0, 0), (6, 0)], style)
-                                    + PathElement::new(vec![(10, 0), (16, 0)], style)
+                                    + PathElement::new(vec![(0, 0), (d, 0)], style)
+                                    + PathElement::new(vec![(d + g, 0), (2 * d + g, 0)], style)
+                                    + PathElement::new(vec![(2 * (d + g), 0), (3 * d + 2 * g, 0)], style)
                             });
                     }
                 }

@@ -42,14 +42,18 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
         .map(Some)
 }
 
-/// A block size as a tick: bytes, K or M.
+/// A block size as a tick, in binary units as every byte figure of the
+/// report (`512`, `4 KiB`, `16 MiB`); counts on other axes use `k` and `M`
+/// for thousands and millions.
 fn size_label(bytes: f64) -> String {
     let bytes = bytes as u64;
-    if bytes >= 1 << 20 {
-        format!("{}M", bytes >> 20)
+    if bytes >= 1 << 30 {
+        format!("{} GiB", bytes >> 30)
+    } else if bytes >= 1 << 20 {
+        format!("{} MiB", bytes >> 20)
     } else if bytes >= 1 << 10 {
-        format!("{}K", bytes >> 10)
+        format!("{} KiB", bytes >> 10)
     } else {
-        format!("{bytes}")
+        format!("{bytes} B")
     }
 }
