@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use heaplab_results::{InputDigest, SystemFacts};
-use heaplab_workloads::Workload;
+use heaplab_workloads::formats::TraceReader;
+use heaplab_workloads::{Format, Workload};
 use sha2::{Digest as _, Sha256};
 
 fn hex(bytes: &[u8]) -> String {
@@ -36,17 +37,28 @@ pub fn digest(workload: &Workload) -> std::io::Result<Option<String>> {
 pub fn digests(workloads: &[Workload], names: &[String]) -> anyhow::Result<(Vec<InputDigest>, Vec<String>)> {
     let (mut inputs, mut notes) = (Vec::new(), Vec::new());
     for (workload, name) in workloads.iter().zip(names) {
-        let Some(sha256) = digest(workload).with_context(|| format!("reading {name}"))? else { continue };
-        let (mut sizes_reused, mut lines_past_count) = (0, 0);
-        if let Workload::File(..) = workload
-            && let Some(mut reader) = workload.trace()?
-        {
-            for op in reader.by_ref() {
-                op?;
+        let (sha256, sizes_reused, lines_past_count) = match workload {
+            // A trace file is read once: hashed, and, for `.rep` (the one
+            // format whose reading can leave lines out or reuse sizes),
+            // read through from the same bytes for what reading did.
+            Workload::File(path, options) => {
+                let bytes = std::fs::read(path).with_context(|| format!("reading {name}"))?;
+                let sha256 = hex(&bytes);
+                let reader = TraceReader::from_reader(std::io::Cursor::new(bytes), &path.display().to_string(), None)?;
+                let mut reader = reader.with_options(*options);
+                if reader.format() == Format::Rep {
+                    for op in reader.by_ref() {
+                        op?;
+                    }
+                    notes.extend(reader.notes());
+                }
+                (sha256, reader.sizes_reused(), reader.lines_past_count())
             }
-            (sizes_reused, lines_past_count) = (reader.sizes_reused(), reader.lines_past_count());
-            notes.extend(reader.notes());
-        }
+            _ => match digest(workload).with_context(|| format!("reading {name}"))? {
+                Some(sha256) => (sha256, 0, 0),
+                None => continue,
+            },
+        };
         inputs.push(InputDigest { workload: name.clone(), sha256, sizes_reused, lines_past_count });
     }
     Ok((inputs, notes))

@@ -15,6 +15,7 @@ use heaplab_results::{Results, SummaryRow};
 use serde_json::{Value, json};
 
 use crate::table::{short_allocator, short_workload};
+use crate::units;
 
 /// Version of the JSON document's layout (`schema_version`).
 pub const JSON_SCHEMA_VERSION: u32 = 1;
@@ -171,25 +172,15 @@ impl Shown {
 /// A figure with four significant digits, never in exponent form: `35.28`,
 /// `912.4`, `0.1235`, `123457`; integers stay whole.
 pub fn figure(value: f64) -> String {
-    if !value.is_finite() {
-        return value.to_string();
-    }
     if value == value.trunc() && value.abs() < 1e15 {
         return format!("{value:.0}");
     }
-    let magnitude = if value == 0.0 { 0 } else { value.abs().log10().floor() as i64 };
-    let decimals = (3 - magnitude).clamp(0, 17) as usize;
-    format!("{value:.decimals$}")
+    units::unscaled(value, 4)
 }
 
 /// A standard deviation with two significant digits: `0.0082`, `1.9`, `15`.
 pub fn deviation(value: f64) -> String {
-    if !value.is_finite() || value == 0.0 {
-        return figure(value);
-    }
-    let magnitude = value.abs().log10().floor() as i64;
-    let decimals = (1 - magnitude).clamp(0, 17) as usize;
-    format!("{value:.decimals$}")
+    units::unscaled(value, 2)
 }
 
 /// One cell of the summary: a number, a text, or nothing measured.

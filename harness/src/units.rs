@@ -54,12 +54,22 @@ pub fn with_digits(value: f64, digits: usize) -> String {
         v if v >= 1e4 => (value / 1e3, "k"),
         _ => (value, ""),
     };
-    if scaled == 0.0 {
-        return format!("0{suffix}");
+    format!("{}{suffix}", unscaled(scaled, digits))
+}
+
+/// `value` with `digits` significant digits and no suffix, never in
+/// exponent form (a value with more whole digits keeps them all):
+/// `912.4`, `0.1235`, `123457`.
+pub fn unscaled(value: f64, digits: usize) -> String {
+    if !value.is_finite() {
+        return value.to_string();
     }
-    let magnitude = scaled.abs().log10().floor() as i64;
+    if value == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = value.abs().log10().floor() as i64;
     let decimals = (digits as i64 - 1 - magnitude).clamp(0, 17) as usize;
-    format!("{scaled:.decimals$}{suffix}")
+    format!("{value:.decimals$}")
 }
 
 #[cfg(test)]

@@ -221,23 +221,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn what_the_writer_writes_the_reader_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = dir.path().join("run");
-        let results = ResultsDir::create(&run, &meta()).unwrap();
-        results.write(&[]).unwrap();
-        let empty = Results::read(&run).unwrap();
-        assert!(empty.summary.is_empty() && empty.series.is_empty() && empty.latency.is_empty());
-        let key = |row: &mut SummaryRow| {
-            row.allocator = "bump".into();
-            row.workload = "ramp".into();
-            row.seed = Some(1);
+    /// One cell with a row in each file.
+    fn one_cell() -> CellRows {
+        let summary = SummaryRow {
+            allocator: "bump".into(),
+            workload: "ramp".into(),
+            seed: Some(1),
+            utilization_pct: Some(50.0),
+            ..Default::default()
         };
-        let mut summary = SummaryRow::default();
-        key(&mut summary);
-        summary.utilization_pct = Some(50.0);
-        let cell = CellRows {
+        CellRows {
             summary,
             series: vec![SeriesRow {
                 allocator: "bump".into(),
@@ -255,7 +248,18 @@ mod tests {
                 ops_per_sec: 2.0,
                 ..Default::default()
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn what_the_writer_writes_the_reader_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let results = ResultsDir::create(&run, &meta()).unwrap();
+        results.write(&[]).unwrap();
+        let empty = Results::read(&run).unwrap();
+        assert!(empty.summary.is_empty() && empty.series.is_empty() && empty.latency.is_empty());
+        let cell = one_cell();
         results.write(std::slice::from_ref(&cell)).unwrap();
         let read = Results::read(&run).unwrap();
         assert_eq!(read.summary, vec![cell.summary]);
@@ -345,31 +349,7 @@ mod tests {
     /// A results directory with one cell, its files as the writer wrote them.
     fn valid_run(dir: &Path) -> PathBuf {
         let run = dir.join("run");
-        let results = ResultsDir::create(&run, &meta()).unwrap();
-        let mut summary =
-            SummaryRow { allocator: "bump".into(), workload: "ramp".into(), seed: Some(1), ..Default::default() };
-        summary.utilization_pct = Some(50.0);
-        summary.ops_per_sec = Some(1e6);
-        let cell = CellRows {
-            summary,
-            series: vec![SeriesRow {
-                allocator: "bump".into(),
-                metric: "requested_bytes".into(),
-                value: 3.0,
-                ..Default::default()
-            }],
-            details: Vec::new(),
-            heapmap: Vec::new(),
-            latency: vec![LatencyRow { kind: OpKind::Alloc, percentile: 99.0, latency_ns: 7, ..Default::default() }],
-            throughput: vec![ThroughputRow {
-                rep: 0,
-                process: 0,
-                seconds: 0.5,
-                ops_per_sec: 2.0,
-                ..Default::default()
-            }],
-        };
-        results.write(std::slice::from_ref(&cell)).unwrap();
+        ResultsDir::create(&run, &meta()).unwrap().write(&[one_cell()]).unwrap();
         run
     }
 

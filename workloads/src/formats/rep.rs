@@ -84,6 +84,8 @@ pub struct RepReader<R> {
     sizes_reused: u64,
     /// Op lines after the header's count, left unread.
     past_count: u64,
+    /// The header's op count, read once with the header: where reading stops.
+    counted_ops: u64,
 }
 
 impl<R: BufRead> RepReader<R> {
@@ -105,6 +107,7 @@ impl<R: BufRead> RepReader<R> {
             previous_size: None,
             sizes_reused: 0,
             past_count: 0,
+            counted_ops: 0,
         }
     }
 
@@ -217,6 +220,7 @@ impl<R: BufRead> RepReader<R> {
             }
         }
         self.integers = Some(integers);
+        self.counted_ops = self.header().expect("the integers were just read").ops;
         Ok(())
     }
 
@@ -241,12 +245,10 @@ impl<R: BufRead> RepReader<R> {
             return Ok(None);
         }
         let id_token = tokens.next();
-        let mut size_token = tokens.next().filter(|t| !t.starts_with(b"#"));
+        let size_token = tokens.next().filter(|t| !t.starts_with(b"#"));
         let extra = tokens.next().is_some_and(|t| !t.starts_with(b"#"));
         let bad = |reader: &Self| TraceError::syntax(&reader.path, reader.line, EXPECTED, &reader.buffer);
-        if let Some(header) = self.header()
-            && self.op_lines == header.ops
-        {
+        if self.op_lines == self.counted_ops {
             // mdriver stops at the header's count; count what it leaves.
             self.past_count += 1;
             return Ok(None);
@@ -254,12 +256,12 @@ impl<R: BufRead> RepReader<R> {
         self.op_lines += 1;
         // `a ID` or `r ID` without a size: mdriver's sscanf leaves the size
         // of the line before in its variable.
-        let previous = self.previous_size.map(|size| size.to_string());
+        let mut reused = None;
         if matches!(kind, b"a" | b"r") && id_token.is_some() && size_token.is_none() && !extra {
-            match (&previous, self.lenient) {
+            match (self.previous_size, self.lenient) {
                 (Some(size), true) => {
                     self.sizes_reused += 1;
-                    size_token = Some(size.as_bytes());
+                    reused = Some(size);
                 }
                 (Some(size), false) => {
                     return Err(TraceError::Syntax {
@@ -275,19 +277,24 @@ impl<R: BufRead> RepReader<R> {
                 (None, _) => return Err(bad(self)),
             }
         }
+        // The size token, or the size a lenient read reused for a line without one.
+        let size_of = |reader: &Self, token: Option<&[u8]>| match token {
+            Some(token) => parse_u64(token).ok_or_else(|| bad(reader)),
+            None => reused.ok_or_else(|| bad(reader)),
+        };
         let op = match (kind, id_token, size_token, extra) {
-            (b"a", Some(id), Some(size), false) => {
+            (b"a", Some(id), size, false) => {
                 let id = parse_u32(id).ok_or_else(|| bad(self))?;
-                let size = parse_u64(size).ok_or_else(|| bad(self))?;
+                let size = size_of(self, size)?;
                 self.previous_size = Some(size);
                 self.allocated.set(id, true);
                 Op::Alloc { id, size, align: Align::UNSPECIFIED }
             }
             (b"f", Some(b"-1"), None, false) => return Ok(None),
             (b"f", Some(id), None, false) => Op::Free { id: parse_u32(id).ok_or_else(|| bad(self))? },
-            (b"r", Some(id), Some(size), false) => {
+            (b"r", Some(id), size, false) => {
                 let id = parse_u32(id).ok_or_else(|| bad(self))?;
-                let size = parse_u64(size).ok_or_else(|| bad(self))?;
+                let size = size_of(self, size)?;
                 self.previous_size = Some(size);
                 if size == 0 && self.allocated.get(id) {
                     // `realloc(p, 0)` frees the block, as the malloc-lab
