@@ -70,7 +70,9 @@ pub struct Metrics {
     pub skipped_ops: u64,
     /// max R.
     pub peak_requested_bytes: u64,
-    /// First op (0-based) after which R is at its maximum.
+    /// First op after which R is at its maximum, counted from 1 (op N is
+    /// the state after the N-th op, as `timeseries.csv` and `heapmap --at`
+    /// count).
     pub peak_requested_op: Option<u64>,
     /// G, H, M at R's peak.
     pub granted_at_peak_bytes: u64,
@@ -200,7 +202,7 @@ pub fn free_histogram<A: Allocator>(allocator: &A) -> Vec<Detail> {
 
 /// A check failure found with `--verify`.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the allocator's check() failed after op {index}: {violation}")]
+#[error("the allocator's check() failed after op {}: {violation}", .index + 1)]
 pub struct VerifyError {
     /// 0-based op index.
     pub index: usize,
@@ -404,7 +406,7 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
         m.peak_cached_bytes = m.peak_cached_bytes.max(cached);
         if r > m.peak_requested_bytes {
             m.peak_requested_bytes = r;
-            m.peak_requested_op = Some(index as u64);
+            m.peak_requested_op = Some(index as u64 + 1);
             m.granted_at_peak_bytes = g;
             m.footprint_at_peak_bytes = h;
             m.metadata_at_peak_bytes = self.metadata;
@@ -502,7 +504,7 @@ mod tests {
             Step::Free { slot: 2 },
         ];
         let m = run(heaplab_buddy::Config::default(), 1 << 16, &steps, 3);
-        assert_eq!((m.peak_requested_bytes, m.peak_requested_op, m.granted_at_peak_bytes), (600, Some(2), 896));
+        assert_eq!((m.peak_requested_bytes, m.peak_requested_op, m.granted_at_peak_bytes), (600, Some(3), 896));
         assert!((m.internal_frag_at_peak_pct - 100.0 * 296.0 / 896.0).abs() < 1e-9);
         assert_eq!((m.rounding_at_peak_bytes, m.overhead_at_peak_bytes), (296, 0));
         // Lower halves first: 128 at 0, 256 at 256 (split of 0..512), 512 at 512: H = 1024.

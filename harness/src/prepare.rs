@@ -401,7 +401,7 @@ mod tests {
         let ops = vec![Ok(Op::Free { id: 3 })];
         assert_eq!(
             prepare(ops, "t.rep", 16).unwrap_err().to_string(),
-            "t.rep: op 0: free of id 3, which was never allocated"
+            "t.rep: op 1: free of id 3, which was never allocated"
         );
     }
 }

@@ -153,7 +153,7 @@ fn live_bytes_past_64_bits_are_an_error_not_a_wrapped_figure() {
         .arg(&trace)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("op 1: the live blocks' sizes add up past 2^64 bytes"));
+        .stderr(predicate::str::contains("op 2: the live blocks' sizes add up past 2^64 bytes"));
     heaplab()
         .args(["run", "--metrics-only", "--alloc", "buddy", "--workload"])
         .arg(&trace)

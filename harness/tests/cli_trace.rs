@@ -24,7 +24,7 @@ fn info_reports_counts_and_the_peak_worked_on_paper() {
         .assert()
         .success()
         .stdout(predicate::str::contains("ops          5: 2 alloc, 2 free, 1 realloc"))
-        .stdout(predicate::str::contains("peak live    350 B requested (350 bytes), after op 2"))
+        .stdout(predicate::str::contains("peak live    350 B requested (350 bytes), after op 3"))
         .stdout(predicate::str::contains("blocks       2 allocated, 2 live at most, 0 never freed"));
 }
 
@@ -95,7 +95,7 @@ fn bad_input_exits_2_with_file_and_line_and_writes_nothing() {
         .arg(&double)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("op 2: double free of id 0"));
+        .stderr(predicate::str::contains("op 3: double free of id 0"));
 
     heaplab()
         .args(["trace", "gen", "ramp:sigma=-2", "-o"])

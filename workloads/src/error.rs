@@ -38,57 +38,57 @@ pub enum TraceError {
         what: String,
     },
     /// A well-formed op that makes no sense where it is (double free, …).
-    #[error("{path}: op {index}: {what}")]
+    #[error("{path}: op {}: {what}", .index + 1)]
     Invalid {
         /// The file, or the workload's name.
         path: String,
-        /// 0-based op index.
+        /// 0-based op index (messages number ops from 1).
         index: u64,
         /// What is wrong.
         what: crate::validate::Misuse,
     },
     /// A well-formed op that makes no sense where it is, at a known line.
-    #[error("{path}:{line}: op {index}: {what}")]
+    #[error("{path}:{line}: op {}: {what}", .index + 1)]
     InvalidLine {
         /// The file.
         path: String,
         /// The line, from 1.
         line: u64,
-        /// 0-based op index.
+        /// 0-based op index (messages number ops from 1).
         index: u64,
         /// What is wrong.
         what: crate::validate::Misuse,
     },
     /// A well-formed op that makes no sense where it is, at a known byte
     /// offset of a native trace.
-    #[error("{path}: byte {offset}: op {index}: {what}")]
+    #[error("{path}: byte {offset}: op {}: {what}", .index + 1)]
     InvalidAt {
         /// The file.
         path: String,
         /// Byte offset in the (decompressed) stream where the op's
         /// encoding begins.
         offset: u64,
-        /// 0-based op index.
+        /// 0-based op index (messages number ops from 1).
         index: u64,
         /// What is wrong.
         what: crate::validate::Misuse,
     },
     /// More allocations than a replay can number.
-    #[error("{path}: op {index}: more than {limit} allocations; a replay numbers at most that many")]
+    #[error("{path}: op {}: more than {limit} allocations; a replay numbers at most that many", .index + 1)]
     TooManyAllocations {
         /// The file, or the workload's name.
         path: String,
-        /// 0-based op index.
+        /// 0-based op index (messages number ops from 1).
         index: u64,
         /// The most there can be.
         limit: u64,
     },
     /// Live bytes past what 64 bits count: no heap holds them.
-    #[error("{path}: op {index}: the live blocks' sizes add up past 2^64 bytes; expected sizes a heap can hold")]
+    #[error("{path}: op {}: the live blocks' sizes add up past 2^64 bytes; expected sizes a heap can hold", .index + 1)]
     LiveBytesOverflow {
         /// The file, or the workload's name.
         path: String,
-        /// 0-based op index.
+        /// 0-based op index (messages number ops from 1).
         index: u64,
     },
     /// A workload spec or generator parameter that is wrong.

@@ -18,7 +18,8 @@ pub struct TraceInfo {
     pub blocks: u64,
     /// Most requested bytes live at once (R's peak).
     pub peak_live_bytes: u64,
-    /// 0-based index of the first op after which R reaches its peak.
+    /// The first op after which R reaches its peak, counted from 1 (op N
+    /// is the state after the N-th op).
     pub peak_op: Option<u64>,
     /// Most blocks live at once.
     pub peak_live_blocks: u64,
@@ -146,7 +147,7 @@ pub fn analyze_steps(
         }
         if live_bytes > info.peak_live_bytes {
             info.peak_live_bytes = live_bytes;
-            info.peak_op = Some(index);
+            info.peak_op = Some(index + 1);
         }
         info.peak_live_blocks = info.peak_live_blocks.max(live_blocks);
     }
@@ -181,8 +182,8 @@ mod tests {
 
     #[test]
     fn counts_and_peaks_match_a_trace_worked_on_paper() {
-        // op 0: +100 → 100; 1: +50 → 150; 2: realloc 0 to 300 → 350 (peak);
-        // 3: free 1 → 300; 4: +10 → 310; 5: free 0 → 10; 6: free 2 → 0.
+        // op 1: +100 → 100; 2: +50 → 150; 3: realloc 0 to 300 → 350 (peak);
+        // 4: free 1 → 300; 5: +10 → 310; 6: free 0 → 10; 7: free 2 → 0.
         let ops = vec![
             alloc(0, 100),
             alloc(1, 50),
@@ -194,7 +195,7 @@ mod tests {
         ];
         let info = analyze(ops, "t").unwrap();
         assert_eq!(info.counts, [3, 3, 1]);
-        assert_eq!((info.peak_live_bytes, info.peak_op, info.peak_live_blocks), (350, Some(2), 2));
+        assert_eq!((info.peak_live_bytes, info.peak_op, info.peak_live_blocks), (350, Some(3), 2));
         assert_eq!((info.final_live_bytes, info.final_live_blocks, info.blocks), (0, 0, 3));
         // Lifetimes 3 - 1 = 2, 5 - 0 = 5, 6 - 4 = 2.
         assert_eq!((info.lifetimes.len(), info.lifetimes.min(), info.lifetimes.max()), (3, 2, 5));
@@ -230,6 +231,6 @@ mod tests {
     #[test]
     fn an_illegal_op_is_reported_with_its_index() {
         let ops = vec![alloc(0, 1), Ok(Op::Free { id: 0 }), Ok(Op::Free { id: 0 })];
-        assert_eq!(analyze(ops, "t.rep").unwrap_err().to_string(), "t.rep: op 2: double free of id 0");
+        assert_eq!(analyze(ops, "t.rep").unwrap_err().to_string(), "t.rep: op 3: double free of id 0");
     }
 }

@@ -615,7 +615,7 @@ mod tests {
         // size and the free's id delta in it); the block header is 8 bytes.
         let header = 16 + "test".len() as u64 + 4;
         assert_eq!(offset, header + 8 + 2, "{error}");
-        assert!(error.to_string().starts_with(&format!("t.hlt: byte {offset}: op 2: double free of id 0")), "{error}");
+        assert!(error.to_string().starts_with(&format!("t.hlt: byte {offset}: op 3: double free of id 0")), "{error}");
     }
 
     fn sample() -> Vec<Op> {

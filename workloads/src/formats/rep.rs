@@ -398,8 +398,9 @@ pub fn write_rep(out: &mut dyn Write, ops: &[Op]) -> io::Result<()> {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "op {index}: a realloc of id {id} to 0 bytes keeps the block live, but .rep reads `r {id} 0` \
-                     as a free; write native or mtrace instead"
+                    "op {}: a realloc of id {id} to 0 bytes keeps the block live, but .rep reads `r {id} 0` \
+                     as a free; write native or mtrace instead",
+                    index + 1
                 ),
             ));
         }
@@ -530,10 +531,10 @@ mod tests {
     #[test]
     fn a_misuse_names_its_line_and_op() {
         let message = read("20000\n1\n3\n1\n# a comment\na 0 5\nf 0\nf 0\n").unwrap_err().to_string();
-        assert!(message.starts_with("t.rep:8: op 2: "), "{message}");
+        assert!(message.starts_with("t.rep:8: op 3: "), "{message}");
         assert!(message.contains("free"), "{message}");
         let message = read("20000\n1\n1\n1\nf 3\n").unwrap_err().to_string();
-        assert!(message.starts_with("t.rep:5: op 0: "), "{message}");
+        assert!(message.starts_with("t.rep:5: op 1: "), "{message}");
     }
 
     #[test]
@@ -551,6 +552,6 @@ mod tests {
         let ops = [alloc(0, 100), Op::Realloc { id: 0, size: 0 }, Op::Free { id: 0 }];
         let error = write_rep(&mut Vec::new(), &ops).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
-        assert!(error.to_string().starts_with("op 1: "), "{error}");
+        assert!(error.to_string().starts_with("op 2: "), "{error}");
     }
 }
