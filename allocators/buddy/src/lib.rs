@@ -69,8 +69,8 @@ use std::ptr::NonNull;
 
 use heaplab_core::spec::{choice_name, format_size};
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, Detail, FreeShape, HeapStats, InvariantViolation, Kept,
-    Ledger, Reports, SetupError, Spec, SpecError, Visitor, Waste, ensure,
+    AllocError, Allocator, AllocatorConfig, Arena, BuddyLevel, BuildError, Detail, FreeShape, HeapStats,
+    InvariantViolation, Kept, Ledger, Reports, SetupError, Spec, SpecError, Visitor, Waste, ensure,
 };
 
 pub use linux::{fragmentation_index, unusable_free_index};
@@ -748,6 +748,19 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
 
     fn details(&self) -> Vec<Detail> {
         buddy_details(&self.nr_free(), self.min())
+    }
+
+    fn buddy_level(&self) -> Option<BuddyLevel> {
+        let mut free = Vec::new();
+        self.for_each_free(&mut |offset, len| free.push((offset, len.trailing_zeros() - self.shift())));
+        Some(BuddyLevel {
+            min_block: self.min(),
+            max_order: self.max_order,
+            managed_bytes: self.managed_bytes,
+            free,
+            held: Vec::new(),
+            holders: Vec::new(),
+        })
     }
 
     fn stats(&self) -> HeapStats {

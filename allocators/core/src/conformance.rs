@@ -519,7 +519,47 @@ impl<A: Allocator> Tester<A> {
         if reported != shape {
             return self.fail(Check::FreeSpace, format!("free_shape() says {reported:?}, the walk finds {shape:?}"));
         }
+        self.check_buddy_level(&extents)?;
         Ok(extents)
+    }
+
+    /// Hold [`Allocator::buddy_level`], where there is one, to the free
+    /// space walked (`extents`, sorted): its free blocks are aligned blocks
+    /// of the managed bytes that the walk finds, its held blocks are
+    /// aligned too, and none of them overlap.
+    fn check_buddy_level(&self, extents: &[(usize, usize)]) -> Outcome {
+        let Some(level) = self.allocator.buddy_level() else { return Ok(()) };
+        let fail = |what: String| self.fail(Check::FreeSpace, format!("buddy_level(): {what}"));
+        if level.managed_bytes > self.allocator.arena().len() || !level.min_block.is_power_of_two() {
+            return fail(format!("{} managed bytes in {}-byte minimum blocks", level.managed_bytes, level.min_block));
+        }
+        let mut blocks = Vec::new();
+        for &(offset, order) in &level.free {
+            blocks.push((offset, order, "free"));
+            if extents.binary_search(&(offset, level.min_block << order.min(63))).is_err() {
+                return fail(format!("the free block of order {order} at {offset} is not in the free space walked"));
+            }
+        }
+        for &(offset, order, holder) in &level.held {
+            blocks.push((offset, order, "held"));
+            if usize::from(holder) >= level.holders.len() {
+                return fail(format!("the block at {offset} is held by holder {holder} of {}", level.holders.len()));
+            }
+        }
+        blocks.sort_unstable();
+        let mut previous_end = 0;
+        for (offset, order, what) in blocks {
+            let size = level.min_block.checked_shl(order).filter(|_| order <= level.max_order);
+            let Some(size) = size.filter(|&size| offset.is_multiple_of(size) && offset + size <= level.managed_bytes)
+            else {
+                return fail(format!("the {what} block of order {order} at {offset} is not a block of the system"));
+            };
+            if offset < previous_end {
+                return fail(format!("the {what} block at {offset} overlaps the block ending at {previous_end}"));
+            }
+            previous_end = offset + size;
+        }
+        Ok(())
     }
 
     /// Run the allocator's own `check()`.

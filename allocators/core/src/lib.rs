@@ -90,7 +90,7 @@ pub use arena::{Arena, ArenaError};
 pub use error::{AllocError, BuildError, InvariantViolation, SetupError, SpecError};
 pub use ledger::{Counted, Kept, Ledger, Uncounted};
 pub use spec::{AllocatorConfig, Spec, Visitor};
-pub use stats::{Counters, Detail, FreeShape, HeapStats, Reports, Waste};
+pub use stats::{BuddyLevel, Counters, Detail, FreeShape, HeapStats, Reports, Waste};
 
 /// The kind of an allocator call, as workloads, replay and results files
 /// name them.
@@ -245,6 +245,13 @@ pub trait Allocator {
     /// them when requested bytes peak. The default has none.
     fn details(&self) -> Vec<Detail> {
         Vec::new()
+    }
+
+    /// The binary buddy system this allocator is or is built on, for
+    /// pictures of its tree (see [`BuddyLevel`]); `None`, the default, for
+    /// allocators without one. Walks the free lists: not for timed code.
+    fn buddy_level(&self) -> Option<BuddyLevel> {
+        None
     }
 
     /// Take the arena back, to build another allocator on it (timed

@@ -419,6 +419,17 @@ pub struct SweepError {
 /// The integers of a range as `--seeds` writes them: `7`, `1..=5` (5
 /// included) or `1..5` (5 excluded).
 pub fn int_range(text: &str) -> Option<Vec<u64>> {
+    let (start, end) = int_bounds(text)?;
+    if end - start >= MAX_EXPANSION as u64 {
+        return None;
+    }
+    Some((start..=end).collect())
+}
+
+/// The first and last integer of a range written as [`int_range`] reads it
+/// (`A..B` excludes B, `A..=B` includes it, `N` is itself), without
+/// expanding it; `None` for anything else or an empty range.
+pub fn int_bounds(text: &str) -> Option<(u64, u64)> {
     let text = text.trim();
     let (start, end) = if let Some((start, end)) = text.split_once("..=") {
         (start.parse::<u64>().ok()?, end.parse::<u64>().ok()?)
@@ -428,10 +439,7 @@ pub fn int_range(text: &str) -> Option<Vec<u64>> {
         let value = text.parse::<u64>().ok()?;
         (value, value)
     };
-    if start > end || end - start >= MAX_EXPANSION as u64 {
-        return None;
-    }
-    Some((start..=end).collect())
+    (start <= end).then_some((start, end))
 }
 
 /// Every spec a sweep names, in order: in `family:key=value,…`, a value may

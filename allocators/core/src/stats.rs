@@ -124,6 +124,32 @@ pub struct Detail {
     pub value: f64,
 }
 
+/// The binary buddy system under an allocator, seen from outside: what a
+/// picture of its tree of splits needs (`heaplab step`).
+///
+/// The buddy hands blocks to its caller without remembering them (a free
+/// names its order, as `free_pages(addr, order)` does), so the blocks a
+/// caller holds are not listed here: a block the harness handed out, at
+/// its offset with `granted()` bytes, is one. Only blocks a layer above
+/// keeps for itself (a slab cache's slabs) are listed, as `held`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuddyLevel {
+    /// Bytes of an order-0 block.
+    pub min_block: usize,
+    /// The largest order.
+    pub max_order: u32,
+    /// Bytes tiled with blocks, from offset 0.
+    pub managed_bytes: usize,
+    /// Free blocks as `(offset, order)`, each order's list in list order,
+    /// lower orders first.
+    pub free: Vec<(usize, u32)>,
+    /// Blocks a layer above holds, `(offset, order, holder)`: an index into
+    /// `holders`.
+    pub held: Vec<(usize, u32, u16)>,
+    /// What holds them (`kmalloc-64`).
+    pub holders: Vec<String>,
+}
+
 /// The shape of the free space, from a walk of it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FreeShape {

@@ -65,7 +65,7 @@ use std::ptr::NonNull;
 
 use heaplab_buddy::{Buddy, Split};
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, Counters, Detail, FreeShape, HeapStats,
+    AllocError, Allocator, AllocatorConfig, Arena, BuddyLevel, BuildError, Counters, Detail, FreeShape, HeapStats,
     InvariantViolation, Kept, Ledger, Reports, SetupError, Spec, SpecError, Waste, ensure,
 };
 
@@ -823,6 +823,19 @@ impl<const C: bool> Allocator for Slab<C> {
         }
         details.extend(heaplab_buddy::buddy_details(&self.buddy.nr_free(), self.config.page));
         details
+    }
+
+    fn buddy_level(&self) -> Option<BuddyLevel> {
+        let mut level = self.buddy.buddy_level()?;
+        level.holders = self.caches.iter().map(|c| cache_name(c.object_size)).collect();
+        level.held = self
+            .slabs
+            .iter()
+            .filter(|slab| slab.cache != u16::MAX)
+            .map(|slab| (slab.base, self.caches[slab.cache as usize].order, slab.cache))
+            .collect();
+        level.held.sort_unstable();
+        Some(level)
     }
 
     fn stats(&self) -> HeapStats {
