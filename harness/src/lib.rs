@@ -17,6 +17,7 @@ pub mod publish;
 pub mod registry;
 pub mod replay;
 pub mod run;
+pub mod step;
 pub mod table;
 pub mod timing;
 pub mod units;

@@ -108,6 +108,15 @@ enum Command {
     /// payloads with their sizes, free blocks, overhead), and optionally the
     /// whole run as an address × time picture.
     Heapmap(commands::report::HeapMapArgs),
+    /// Step through one allocator on one workload, op by op, in a browser.
+    ///
+    /// Replays the workload with a recording probe and writes one
+    /// self-contained HTML page (no network; it works from file://): a
+    /// player with the op in words, gauges of internal and external
+    /// fragmentation and utilization, the arena as an address line, and
+    /// for a buddy system (or the slab's pages) the tree of splits with
+    /// /proc/buddyinfo. Open it at an op with `#op=N`.
+    Step(commands::step::StepArgs),
     /// List the allocator configurations this build knows, or validate specs.
     ///
     /// With no arguments, every family and its listed configurations, with a
@@ -151,6 +160,7 @@ fn main() -> ExitCode {
         Command::Report(args) => commands::report::report(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => commands::export::export(args).map(|()| ExitCode::SUCCESS),
         Command::Heapmap(args) => commands::report::heapmap(args).map(|()| ExitCode::SUCCESS),
+        Command::Step(args) => commands::step::step(args).map(|()| ExitCode::SUCCESS),
         Command::List(args) => commands::list::run(args).map(|()| ExitCode::SUCCESS),
         Command::Trace(command) => commands::trace::run(command).map(|()| ExitCode::SUCCESS),
         Command::TimingProcess => commands::run::timing_process().map(|()| ExitCode::SUCCESS),

@@ -12,4 +12,5 @@ pub mod merge;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod step;
 pub mod trace;

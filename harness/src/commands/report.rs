@@ -44,9 +44,10 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Arguments of `heaplab heapmap`.
+/// One allocator replaying one workload: the arguments `heaplab heapmap`
+/// and `heaplab step` share.
 #[derive(Debug, Args)]
-pub struct HeapMapArgs {
+pub struct OneReplayArgs {
     /// The allocator spec.
     #[arg(long = "alloc")]
     allocator: String,
@@ -56,15 +57,51 @@ pub struct HeapMapArgs {
     /// Seed for a synthetic workload.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Draw the heap after this many ops (1 to the trace's length).
-    #[arg(long)]
-    at: u64,
     /// Arena size (default 64 MiB, or what the workload needs).
     #[arg(long, value_parser = parse_size)]
     arena: Option<usize>,
     /// Alignment for requests that carry none.
     #[arg(long, default_value_t = 16)]
     align: u64,
+}
+
+/// What [`OneReplayArgs`] name, checked and prepared.
+pub struct OneReplay {
+    /// The allocator.
+    pub spec: registry::AllocatorSpec,
+    /// The workload.
+    pub workload: Workload,
+    /// Its ops, ready to replay.
+    pub prepared: heaplab::prepare::Prepared,
+    /// The arena: as asked, or what the workload needs, or the default.
+    pub arena_bytes: usize,
+}
+
+impl OneReplayArgs {
+    /// Parse the spec, then read or generate the workload (a bad spec is
+    /// refused before any trace is read).
+    pub fn prepare(&self, check_first: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<OneReplay> {
+        let spec = registry::AllocatorSpec::parse(&self.allocator)?;
+        if !self.align.is_power_of_two() {
+            bail!("--align must be a power of two, found {}", self.align);
+        }
+        check_first()?;
+        let workload = Workload::parse(&self.workload)?;
+        let prepared = prepare(workload.ops(self.seed)?, &workload.name(), self.align)?;
+        let arena_bytes =
+            self.arena.or(workload.suggested_arena().map(|b| b as usize)).unwrap_or(DEFAULT_ARENA_BYTES as usize);
+        Ok(OneReplay { spec, workload, prepared, arena_bytes })
+    }
+}
+
+/// Arguments of `heaplab heapmap`.
+#[derive(Debug, Args)]
+pub struct HeapMapArgs {
+    #[command(flatten)]
+    replay: OneReplayArgs,
+    /// Draw the heap after this many ops (1 to the trace's length).
+    #[arg(long)]
+    at: u64,
     /// The map at `--at`, block by block (.svg or .png).
     #[arg(short, long, default_value = "heapmap.svg")]
     output: PathBuf,
@@ -130,17 +167,10 @@ impl Visitor for Draw<'_> {
 
 /// Draw a heap map.
 pub fn heapmap(args: &HeapMapArgs) -> anyhow::Result<()> {
-    let spec = registry::AllocatorSpec::parse(&args.allocator)?;
-    if !args.align.is_power_of_two() {
-        bail!("--align must be a power of two, found {}", args.align);
-    }
-    let workload = Workload::parse(&args.workload)?;
-    let prepared = prepare(workload.ops(args.seed)?, &workload.name(), args.align)?;
+    let OneReplay { spec, workload, prepared, arena_bytes } = args.replay.prepare(|| Ok(()))?;
     if args.at == 0 || args.at as usize > prepared.steps.len() {
         bail!("--at must be from 1 to {} (the workload's ops), found {}", prepared.steps.len(), args.at);
     }
-    let arena_bytes =
-        args.arena.or(workload.suggested_arena().map(|b| b as usize)).unwrap_or(DEFAULT_ARENA_BYTES as usize);
     let title = format!("{} on {}", table::short_allocator(&spec.spec()), table::short_workload(&workload.name()));
     spec.visit(Draw { args, arena_bytes, prepared: &prepared, title })
 }

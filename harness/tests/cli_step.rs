@@ -1,0 +1,250 @@
+//! `heaplab step`: the player page, opened in a real headless Chromium
+//! (Debian's `chromium`, which `.ci/run` installs), checked against a
+//! replay made here by hand, without heaplab's harness.
+
+use std::alloc::Layout;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::ptr::NonNull;
+
+use assert_cmd::Command;
+use heaplab_core::{Allocator, Arena};
+use heaplab_workloads::{Op, Workload};
+use predicates::prelude::*;
+
+fn heaplab() -> Command {
+    Command::cargo_bin("heaplab").unwrap()
+}
+
+/// The browser: `HEAPLAB_CHROMIUM`, or the first of the usual names on PATH.
+fn chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("HEAPLAB_CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Ok(output) = Process::new("sh").arg("-c").arg(format!("command -v {name}")).output()
+            && output.status.success()
+        {
+            return PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        }
+    }
+    panic!("the browser tests need Chromium: `apt-get install chromium` (as .ci/run does), or HEAPLAB_CHROMIUM=PATH");
+}
+
+/// The `data-` attributes of the page's `#player` after its scripts ran,
+/// opened at `fragment`.
+fn player_state(page: &Path, fragment: &str) -> HashMap<String, String> {
+    let url = format!("file://{}#{fragment}", page.display());
+    let output = Process::new(chromium())
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom"])
+        .arg(&url)
+        .output()
+        .expect("running chromium");
+    assert!(output.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&output.stderr));
+    let dom = String::from_utf8(output.stdout).unwrap();
+    let start = dom.find("<main id=\"player\"").unwrap_or_else(|| panic!("no #player in the DOM of {url}"));
+    let tag = &dom[start..start + dom[start..].find('>').unwrap()];
+    let mut attributes = HashMap::new();
+    let mut rest = tag;
+    while let Some(at) = rest.find(" data-") {
+        rest = &rest[at + 6..];
+        let (name, after) = rest.split_once("=\"").unwrap();
+        let (value, after) = after.split_once('"').unwrap();
+        let value = value.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+        attributes.insert(name.to_string(), value);
+        rest = after;
+    }
+    assert_eq!(attributes.get("ready").map(String::as_str), Some("true"), "the page did not finish at {fragment}");
+    attributes
+}
+
+/// The workload replayed by hand through `allocator` for its first `ops`
+/// ops: the live blocks by id, as offsets and sizes.
+fn replay_by_hand<A: Allocator>(allocator: &mut A, ops: &[Op], count: usize) -> HashMap<u32, (usize, Layout)> {
+    let mut live: HashMap<u32, (NonNull<u8>, Layout)> = HashMap::new();
+    for op in &ops[..count] {
+        match *op {
+            Op::Alloc { id, size, align } => {
+                let layout = Layout::from_size_align(size as usize, align.bytes_or(16) as usize).unwrap();
+                if let Ok(ptr) = allocator.alloc(layout) {
+                    live.insert(id, (ptr, layout));
+                }
+            }
+            Op::Free { id } => {
+                if let Some((ptr, layout)) = live.remove(&id) {
+                    // SAFETY: a live block of this allocator with its layout.
+                    unsafe { allocator.free(ptr, layout) };
+                }
+            }
+            Op::Realloc { id, size } => {
+                if let Some((ptr, layout)) = live.get(&id).copied() {
+                    // SAFETY: a live block of this allocator with its layout.
+                    if let Ok(new) = unsafe { allocator.realloc(ptr, layout, size as usize) } {
+                        live.insert(id, (new, Layout::from_size_align(size as usize, layout.align()).unwrap()));
+                    }
+                }
+            }
+        }
+    }
+    live.into_iter().map(|(id, (ptr, layout))| (id, (allocator.arena().offset_of_owned(ptr), layout))).collect()
+}
+
+/// What lies at `offset`, as the page writes it: `payload AT LEN`,
+/// `free AT LEN` or `other AT 0`.
+fn block_at<A: Allocator>(allocator: &A, live: &HashMap<u32, (usize, Layout)>, offset: usize) -> String {
+    if let Some((at, layout)) = live.values().find(|(at, layout)| *at <= offset && offset < at + layout.size()) {
+        return format!("payload {at} {}", layout.size());
+    }
+    let mut found = None;
+    allocator.for_each_free(&mut |at, len| {
+        if at <= offset && offset < at + len {
+            found = Some(format!("free {at} {len}"));
+        }
+    });
+    found.unwrap_or(format!("other {offset} 0"))
+}
+
+fn ops_of(workload: &str) -> Vec<Op> {
+    Workload::parse(workload).unwrap().ops(1).unwrap().map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_buddy_system_steps_from_the_first_split_to_the_refused_request_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("buddy.html");
+    heaplab()
+        .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "-o"])
+        .arg(&page)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ops 0 to 258 of 258, with the arena line and the buddy tree"));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.len() < 5 << 20, "the page is {} bytes", html.len());
+    for outside in ["src=\"http", "href=\"http", "src=\"//", "@import"] {
+        assert!(!html.contains(outside), "the page loads something from outside: {outside}");
+    }
+    // The suggested arena of fragmenter:live=8K: 8 KiB and a quarter.
+    let ops = ops_of("fragmenter:live=8K");
+    let words = [
+        (1, "op 1: alloc 64 B → a 64 B block at 0x2000; split 5 times"),
+        (
+            193,
+            "op 193: alloc 4.00 KiB → refused: 6.00 KiB free in 65 holes, the largest 2.00 KiB (enough bytes free, but no block holds it)",
+        ),
+        (194, "op 194: free 64 B at 0x2040 → merged once into a free 128 B block at 0x2000"),
+    ];
+    for (op, offset) in
+        [(0, 0), (1, 0x2000), (2, 0x2010), (64, 0x2800), (129, 0x2000), (193, 0x2004), (194, 0x2070), (258, 0)]
+    {
+        let state = player_state(&page, &format!("op={op}&offset={offset}"));
+        let mut buddy = heaplab_buddy::Buddy::<true>::new(Arena::natural(10240).unwrap(), Default::default()).unwrap();
+        let live = replay_by_hand(&mut buddy, &ops, op);
+        buddy.check().unwrap();
+        let nr_free: Vec<String> = buddy.nr_free().iter().map(usize::to_string).collect();
+        assert_eq!(state["op"], op.to_string());
+        assert_eq!(state["buddyinfo"], nr_free.join(" "), "free blocks per order at op {op}");
+        assert_eq!(state["block-at"], block_at(&buddy, &live, offset), "the block under {offset:#x} at op {op}");
+        let mut free_blocks = 0;
+        buddy.for_each_free(&mut |_, _| free_blocks += 1);
+        assert_eq!(state["free-blocks"], free_blocks.to_string(), "free blocks at op {op}");
+        if let Some((_, expected)) = words.iter().find(|(at, _)| *at == op) {
+            assert_eq!(state["words"], *expected);
+        }
+        assert!(state["words"].starts_with(&format!("op {op}: ")), "{}", state["words"]);
+    }
+}
+
+#[test]
+fn the_slab_pages_are_a_buddy_tree_with_the_caches_slabs_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("slab.html");
+    let workload = "kmalloc-mix:ops=3000";
+    heaplab()
+        .args(["step", "--alloc", "slab", "--workload", workload, "--arena", "4M", "--ops", "0..=3000", "-o"])
+        .arg(&page)
+        .assert()
+        .success();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("kmalloc-64"), "the tree names the caches holding slabs");
+    let ops = ops_of(workload);
+    let mut probed = 0;
+    for op in [1, 1500, 3000] {
+        let state = player_state(&page, &format!("op={op}"));
+        let mut slab = heaplab_slab::Slab::<true>::new(Arena::natural(4 << 20).unwrap(), Default::default()).unwrap();
+        let live = replay_by_hand(&mut slab, &ops, op);
+        slab.check().unwrap();
+        let nr_free: Vec<String> = slab.buddy().nr_free().iter().map(usize::to_string).collect();
+        assert_eq!(state["buddyinfo"], nr_free.join(" "), "free pages per order at op {op}");
+        // The block under the lowest-numbered live block's first byte.
+        if let Some((_, &(offset, layout))) = live.iter().min_by_key(|(id, _)| **id) {
+            let probe = player_state(&page, &format!("op={op}&offset={offset}"));
+            assert_eq!(probe["block-at"], format!("payload {offset} {}", layout.size()));
+            probed += 1;
+        }
+    }
+    assert!(probed >= 2, "only {probed} ops had live blocks to point at");
+}
+
+#[test]
+fn a_peer_says_which_views_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("glibc.html");
+    heaplab()
+        .args(["step", "--alloc", "peer:glibc", "--workload", "fragmenter:live=8K", "-o"])
+        .arg(&page)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("with the words and gauges only"))
+        .stdout(predicate::str::contains("not shown: the arena line"));
+    let state = player_state(&page, "op=193");
+    assert_eq!(state["views"], "");
+    assert!(state["words"].starts_with("op 193: alloc 4.00 KiB → a block"), "{}", state["words"]);
+}
+
+#[test]
+fn bad_requests_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("kept.html");
+    std::fs::write(&page, "kept").unwrap();
+    heaplab()
+        .args(["step", "--alloc", "buddyy", "--workload", "fragmenter", "-o"])
+        .arg(&page)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("buddyy"));
+    heaplab()
+        .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "--ops", "0..=259", "-o"])
+        .arg(&page)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("the workload has 258 ops, so op 259 does not exist"));
+    heaplab()
+        .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "--ops", "9..3", "-o"])
+        .arg(&page)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("expected a range such as 0..=400"));
+    heaplab()
+        .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "-o"])
+        .arg(dir.path().join("missing/page.html"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("does not exist"));
+    assert_eq!(std::fs::read_to_string(&page).unwrap(), "kept");
+}
+
+#[test]
+fn a_long_workload_is_capped_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("ramp.html");
+    heaplab()
+        .args(["step", "--alloc", "freelist:fit=first", "--workload", "ramp:ops=25000", "-o"])
+        .arg(&page)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ops 0 to 20,000 of 25,000 (capped; --ops shows others)"));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.len() < 5 << 20, "the page is {} bytes", html.len());
+    assert!(html.contains("\"capped\":20000"));
+}
