@@ -32,9 +32,18 @@ fn chromium() -> PathBuf {
     panic!("the browser tests need Chromium: `apt-get install chromium` (as .ci/run does), or HEAPLAB_CHROMIUM=PATH");
 }
 
-/// The `data-` attributes of the page's `#player` after its scripts ran,
-/// opened at `fragment`.
+/// The `data-` attributes of the page's `#player` (the first allocator's
+/// state) after its scripts ran, opened at `fragment`.
 fn player_state(page: &Path, fragment: &str) -> HashMap<String, String> {
+    let dom = dump_dom(page, fragment);
+    let start = dom.find("<main id=\"player\"").unwrap_or_else(|| panic!("no #player in the DOM at {fragment}"));
+    let attributes = attributes(&dom[start..start + dom[start..].find('>').unwrap()]);
+    assert_eq!(attributes.get("ready").map(String::as_str), Some("true"), "the page did not finish at {fragment}");
+    attributes
+}
+
+/// The DOM of `page` opened at `fragment`, after its scripts ran.
+fn dump_dom(page: &Path, fragment: &str) -> String {
     let url = format!("file://{}#{fragment}", page.display());
     let output = Process::new(chromium())
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom"])
@@ -42,9 +51,11 @@ fn player_state(page: &Path, fragment: &str) -> HashMap<String, String> {
         .output()
         .expect("running chromium");
     assert!(output.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&output.stderr));
-    let dom = String::from_utf8(output.stdout).unwrap();
-    let start = dom.find("<main id=\"player\"").unwrap_or_else(|| panic!("no #player in the DOM of {url}"));
-    let tag = &dom[start..start + dom[start..].find('>').unwrap()];
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// An element's `data-` attributes, from its start tag.
+fn attributes(tag: &str) -> HashMap<String, String> {
     let mut attributes = HashMap::new();
     let mut rest = tag;
     while let Some(at) = rest.find(" data-") {
@@ -55,7 +66,6 @@ fn player_state(page: &Path, fragment: &str) -> HashMap<String, String> {
         attributes.insert(name.to_string(), value);
         rest = after;
     }
-    assert_eq!(attributes.get("ready").map(String::as_str), Some("true"), "the page did not finish at {fragment}");
     attributes
 }
 
@@ -118,7 +128,8 @@ fn a_buddy_system_steps_from_the_first_split_to_the_refused_request_in_a_real_br
         .arg(&page)
         .assert()
         .success()
-        .stdout(predicate::str::contains("ops 0 to 258 of 258, with the arena line and the buddy tree"));
+        .stdout(predicate::str::contains("ops 0 to 258 of 258"))
+        .stdout(predicate::str::contains("buddy:min=16,max_order=auto,split=lower: the arena line and the buddy tree"));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.len() < 5 << 20, "the page is {} bytes", html.len());
     for outside in ["src=\"http", "href=\"http", "src=\"//", "@import"] {
@@ -186,6 +197,68 @@ fn the_slab_pages_are_a_buddy_tree_with_the_caches_slabs_in_it() {
     assert!(probed >= 2, "only {probed} ops had live blocks to point at");
 }
 
+/// The `data-` attributes of every allocator's panel, in page order.
+fn panel_states(page: &Path, fragment: &str) -> Vec<HashMap<String, String>> {
+    let dom = dump_dom(page, fragment);
+    dom.match_indices("<section class=\"panel\" data-")
+        .map(|(start, _)| attributes(&dom[start..start + dom[start..].find('>').unwrap()]))
+        .collect()
+}
+
+/// How many free blocks `spec` has after `count` ops of `ops`, replayed by
+/// hand on an arena of `arena` bytes.
+struct FreeBlocksAfter<'a> {
+    ops: &'a [Op],
+    count: usize,
+    arena: usize,
+}
+
+impl heaplab_core::Visitor for FreeBlocksAfter<'_> {
+    type Output = usize;
+
+    fn visit<C: heaplab_core::AllocatorConfig>(self, config: &C) -> usize {
+        let mut allocator = config.build(Arena::natural(self.arena).unwrap()).unwrap();
+        replay_by_hand(&mut allocator, self.ops, self.count);
+        allocator.check().unwrap();
+        let mut blocks = 0;
+        allocator.for_each_free(&mut |_, _| blocks += 1);
+        blocks
+    }
+}
+
+#[test]
+fn the_four_fits_side_by_side_step_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("fits.html");
+    let workload = "uniform:ops=400,live=12K,min=16,max=1K,phase=steady";
+    let fits = ["freelist:fit=first", "freelist:fit=next", "freelist:fit=best", "freelist:fit=worst"];
+    let mut command = heaplab();
+    command.arg("step");
+    for fit in fits {
+        command.args(["--alloc", fit]);
+    }
+    command.args(["--workload", workload, "--arena", "16K", "-o"]).arg(&page).assert().success();
+    let ops = ops_of(workload);
+    for op in [0, 120, 200, 333] {
+        let panels = panel_states(&page, &format!("op={op}"));
+        assert_eq!(panels.len(), 4, "one panel per allocator");
+        for (fit, panel) in fits.iter().zip(&panels) {
+            assert!(panel["allocator"].starts_with(fit), "{} for {fit}", panel["allocator"]);
+            assert_eq!(panel["op"], op.to_string(), "every panel at the same op");
+            let spec = heaplab::registry::AllocatorSpec::parse(fit).unwrap();
+            let free_blocks = spec.visit(FreeBlocksAfter { ops: &ops, count: op, arena: 16 << 10 });
+            assert_eq!(panel["free-blocks"], free_blocks.to_string(), "{fit}'s free blocks at op {op}");
+        }
+    }
+    heaplab()
+        .args(["step", "--workload", workload, "-o"])
+        .arg(&page)
+        .args(["--alloc", "buddy", "--alloc", "buddy", "--alloc", "buddy", "--alloc", "buddy", "--alloc", "buddy"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("at most 4 allocators side by side, found 5"));
+}
+
 #[test]
 fn a_peer_says_which_views_it_lacks() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,7 +268,7 @@ fn a_peer_says_which_views_it_lacks() {
         .arg(&page)
         .assert()
         .success()
-        .stdout(predicate::str::contains("with the words and gauges only"))
+        .stdout(predicate::str::contains("peer:glibc: the words and gauges only"))
         .stdout(predicate::str::contains("not shown: the arena line"));
     let state = player_state(&page, "op=193");
     assert_eq!(state["views"], "");

@@ -48,9 +48,9 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
 /// and `heaplab step` share.
 #[derive(Debug, Args)]
 pub struct OneReplayArgs {
-    /// The allocator spec.
-    #[arg(long = "alloc")]
-    allocator: String,
+    /// The allocator spec (`heaplab step` takes up to four: repeat it).
+    #[arg(long = "alloc", required = true)]
+    pub allocators: Vec<String>,
     /// The workload: a synthetic spec or a trace file.
     #[arg(long)]
     workload: String,
@@ -67,8 +67,8 @@ pub struct OneReplayArgs {
 
 /// What [`OneReplayArgs`] name, checked and prepared.
 pub struct OneReplay {
-    /// The allocator.
-    pub spec: registry::AllocatorSpec,
+    /// The allocators, in the order given.
+    pub specs: Vec<registry::AllocatorSpec>,
     /// The workload.
     pub workload: Workload,
     /// Its ops, ready to replay.
@@ -81,7 +81,8 @@ impl OneReplayArgs {
     /// Parse the spec, then read or generate the workload (a bad spec is
     /// refused before any trace is read).
     pub fn prepare(&self, check_first: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<OneReplay> {
-        let spec = registry::AllocatorSpec::parse(&self.allocator)?;
+        let specs =
+            self.allocators.iter().map(|spec| registry::AllocatorSpec::parse(spec)).collect::<Result<_, _>>()?;
         if !self.align.is_power_of_two() {
             bail!("--align must be a power of two, found {}", self.align);
         }
@@ -90,7 +91,7 @@ impl OneReplayArgs {
         let prepared = prepare(workload.ops(self.seed)?, &workload.name(), self.align)?;
         let arena_bytes =
             self.arena.or(workload.suggested_arena().map(|b| b as usize)).unwrap_or(DEFAULT_ARENA_BYTES as usize);
-        Ok(OneReplay { spec, workload, prepared, arena_bytes })
+        Ok(OneReplay { specs, workload, prepared, arena_bytes })
     }
 }
 
@@ -167,7 +168,14 @@ impl Visitor for Draw<'_> {
 
 /// Draw a heap map.
 pub fn heapmap(args: &HeapMapArgs) -> anyhow::Result<()> {
-    let OneReplay { spec, workload, prepared, arena_bytes } = args.replay.prepare(|| Ok(()))?;
+    if args.replay.allocators.len() > 1 {
+        bail!(
+            "heapmap draws one allocator, found --alloc {} times (heaplab step shows up to four side by side)",
+            args.replay.allocators.len()
+        );
+    }
+    let OneReplay { mut specs, workload, prepared, arena_bytes } = args.replay.prepare(|| Ok(()))?;
+    let spec = specs.remove(0);
     if args.at == 0 || args.at as usize > prepared.steps.len() {
         bail!("--at must be from 1 to {} (the workload's ops), found {}", prepared.steps.len(), args.at);
     }

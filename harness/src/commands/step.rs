@@ -20,6 +20,9 @@ const PAGE: &str = include_str!("../step/page.html");
 const STYLE: &str = include_str!("../step/page.css");
 const SCRIPT: &str = include_str!("../step/page.js");
 
+/// The most allocators one page shows side by side.
+const MAX_PANELS: usize = 4;
+
 /// The most bytes a page gets unless `--ops` asks for a range.
 const PAGE_BUDGET_BYTES: usize = 4_800_000;
 
@@ -40,7 +43,13 @@ pub struct StepArgs {
 
 /// Write the player page.
 pub fn step(args: &StepArgs) -> anyhow::Result<()> {
-    let OneReplay { spec, workload, prepared, arena_bytes } = args.replay.prepare(|| check_output(&args.output))?;
+    let OneReplay { specs, workload, prepared, arena_bytes } = args.replay.prepare(|| {
+        let panels = args.replay.allocators.len();
+        if panels > MAX_PANELS {
+            bail!("--alloc: at most {MAX_PANELS} allocators side by side, found {panels}");
+        }
+        check_output(&args.output)
+    })?;
     let total = prepared.steps.len() as u64;
     let (first, last, capped) = match &args.ops {
         None if total > DEFAULT_CAP => (0, DEFAULT_CAP, Some(DEFAULT_CAP)),
@@ -60,42 +69,56 @@ pub fn step(args: &StepArgs) -> anyhow::Result<()> {
             (first, last, None)
         }
     };
-    let mut recording = spec.visit(Record {
-        spec: spec.spec(),
-        workload: workload.name(),
-        arena_bytes,
-        prepared: &prepared,
-        first,
-        last,
-        capped,
-    })?;
-    let mut page = page(&recording)?;
+    let mut recordings = specs
+        .iter()
+        .map(|spec| {
+            spec.visit(Record {
+                spec: spec.spec(),
+                workload: workload.name(),
+                arena_bytes,
+                prepared: &prepared,
+                first,
+                last,
+                capped,
+            })
+        })
+        .collect::<anyhow::Result<Vec<Recording>>>()?;
+    let mut page = page(&recordings)?;
     // Unless asked for a range, fewer ops rather than a page past the
-    // budget: cut in proportion, and check.
-    while args.ops.is_none() && page.len() > PAGE_BUDGET_BYTES && recording.ops.len() > 1 {
-        let keep = (recording.ops.len() as u64 * PAGE_BUDGET_BYTES as u64 / page.len() as u64) * 98 / 100;
-        recording.truncate(recording.first + keep.max(1) - 1);
-        page = self::page(&recording)?;
+    // budget: cut every recording in proportion, and check.
+    while args.ops.is_none() && page.len() > PAGE_BUDGET_BYTES && recordings[0].ops.len() > 1 {
+        let shown = recordings[0].ops.len() as u64;
+        let keep = (shown * PAGE_BUDGET_BYTES as u64 / page.len() as u64) * 98 / 100;
+        for recording in &mut recordings {
+            recording.truncate(recording.first + keep.max(1) - 1);
+        }
+        page = self::page(&recordings)?;
     }
-    let (last, capped) = (recording.last, recording.capped);
     heaplab_results::write_atomic(&args.output, page.as_bytes())
         .with_context(|| format!("writing {}", args.output.display()))?;
-    let views: Vec<&str> = [(recording.views.arena, "the arena line"), (recording.views.tree, "the buddy tree")]
-        .into_iter()
-        .filter_map(|(shown, name)| shown.then_some(name))
-        .collect();
+    let (last, capped) = (recordings[0].last, recordings[0].capped);
     println!(
-        "wrote {} ({}): ops {} to {} of {}{}, with {}",
+        "wrote {} ({}): ops {} to {} of {}{}",
         args.output.display(),
         units::bytes(page.len() as u64),
         units::count(first),
         units::count(last),
         units::count(total),
         if capped.is_some() { " (capped; --ops shows others)" } else { "" },
-        if views.is_empty() { "the words and gauges only".to_string() } else { views.join(" and ") }
     );
-    for lacking in &recording.views.lacking {
-        println!("  not shown: {lacking}");
+    for recording in &recordings {
+        let views: Vec<&str> = [(recording.views.arena, "the arena line"), (recording.views.tree, "the buddy tree")]
+            .into_iter()
+            .filter_map(|(shown, name)| shown.then_some(name))
+            .collect();
+        println!(
+            "  {}: {}",
+            recording.allocator,
+            if views.is_empty() { "the words and gauges only".to_string() } else { views.join(" and ") }
+        );
+        for lacking in &recording.views.lacking {
+            println!("    not shown: {lacking}");
+        }
     }
     Ok(())
 }
@@ -140,11 +163,16 @@ impl Visitor for Record<'_> {
     }
 }
 
-/// The page with the recording in it. The JSON goes inside a `<script>`
+/// The page with the recordings in it. The JSON goes inside a `<script>`
 /// element, so `<` is escaped (a workload named `</script>` stays text).
-fn page(recording: &Recording) -> anyhow::Result<String> {
-    let data = serde_json::to_string(recording)?.replace('<', "\\u003c");
-    let title = format!("{} on {}", recording.allocator, recording.workload)
+fn page(recordings: &[Recording]) -> anyhow::Result<String> {
+    #[derive(serde::Serialize)]
+    struct Data<'a> {
+        recordings: &'a [Recording],
+    }
+    let data = serde_json::to_string(&Data { recordings })?.replace('<', "\\u003c");
+    let allocators: Vec<&str> = recordings.iter().map(|r| r.allocator.as_str()).collect();
+    let title = format!("{} on {}", allocators.join(" · "), recordings[0].workload)
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;");

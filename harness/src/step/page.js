@@ -1,12 +1,14 @@
 "use strict";
-// heaplab step's player. The recording (see harness/src/step/mod.rs) holds
-// keyframes and per-op deltas of three maps keyed by arena offset: free
-// extents [offset, len], live blocks [offset, requested, granted] and buddy
-// tree leaves [offset, order, state]. Any op is rebuilt from the nearest
-// keyframe at or before it. The state shown is mirrored in data- attributes
-// of #player, which the browser test reads.
+// heaplab step's player. The page holds one recording per allocator (see
+// harness/src/step/mod.rs), all of the same workload: keyframes and per-op
+// deltas of three maps keyed by arena offset (free extents [offset, len],
+// live blocks [offset, requested, granted] and buddy tree leaves [offset,
+// order, state]). Any op is rebuilt from the nearest keyframe at or before
+// it. One player steps every panel to the same op. The state shown is in
+// data- attributes of each .panel, and of #player for the first panel,
+// which the browser test reads.
 (function () {
-  const R = JSON.parse(document.getElementById("recording").textContent);
+  const DATA = JSON.parse(document.getElementById("recording").textContent);
   const player = document.getElementById("player");
   const $ = (id) => document.getElementById(id);
   const TREE_FREE = 0, TREE_TAKEN = 1, TREE_HELD = 2;
@@ -36,60 +38,7 @@
   const hex = (n) => "0x" + n.toString(16);
   const count = (n) => n.toLocaleString("en-US");
 
-  // ---- state ---------------------------------------------------------------
-  const state = { op: -1, maps: { free: new Map(), live: new Map(), tree: new Map() }, gone: null, footprint: null };
-
-  function record(op) { return R.ops[op - R.first]; }
-
-  function keyframeAtOrBefore(op) {
-    let lo = 0, hi = R.keyframes.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (R.keyframes[mid].op <= op) lo = mid; else hi = mid - 1;
-    }
-    return R.keyframes[lo];
-  }
-
-  // Apply one op's deltas; with `keep`, remember the entries it removed or
-  // replaced (drawn dashed: what the op took away).
-  function apply(rec, keep) {
-    const gone = keep ? { free: [], live: [], tree: [] } : null;
-    if (rec.footprint !== undefined) state.footprint = rec.footprint;
-    for (const name of MAPS) {
-      const delta = rec[name];
-      if (!delta) continue;
-      const map = state.maps[name];
-      for (const offset of delta.del) {
-        if (gone && map.has(offset)) gone[name].push(map.get(offset));
-        map.delete(offset);
-      }
-      for (const entry of delta.put) {
-        if (gone && map.has(entry[0])) gone[name].push(map.get(entry[0]));
-        map.set(entry[0], entry);
-      }
-    }
-    return gone;
-  }
-
-  function load(op) {
-    if (op === state.op + 1 && state.op >= R.first) {
-      state.gone = apply(record(op), true);
-    } else {
-      const key = keyframeAtOrBefore(op);
-      for (const name of MAPS) state.maps[name] = new Map(key[name].map((e) => [e[0], e]));
-      state.footprint = key.footprint;
-      state.gone = { free: [], live: [], tree: [] };
-      for (let o = key.op + 1; o <= op; o++) {
-        const gone = apply(record(o), o === op);
-        if (gone) state.gone = gone;
-      }
-    }
-    state.op = op;
-    state.sorted = {};
-    for (const name of MAPS) state.sorted[name] = [...state.maps[name].values()].sort((a, b) => a[0] - b[0]);
-  }
-
-  // The entry of a sorted map whose extent holds `offset`.
+  // The entry of a list sorted by offset whose extent holds `offset`.
   function containing(entries, offset, lengthOf) {
     let lo = 0, hi = entries.length - 1, found = null;
     while (lo <= hi) {
@@ -99,67 +48,7 @@
     return found && offset < found[0] + lengthOf(found) ? found : null;
   }
 
-  const treeMin = R.tree ? R.tree.min_block : 0;
-  const leafBytes = (leaf) => treeMin * Math.pow(2, leaf[1]);
-
-  // What lies at `offset`: machine-readable (kind, offset, length) and words.
-  function blockAt(offset) {
-    const live = containing(state.sorted.live, offset, (e) => e[1]);
-    if (live) return { kind: "payload", at: live[0], len: live[1],
-      words: `live block at ${hex(live[0])}: ${bytes(live[1])} requested, ${bytes(live[2])} granted` };
-    const free = containing(state.sorted.free, offset, (e) => e[1]);
-    if (free) return { kind: "free", at: free[0], len: free[1], words: `free block at ${hex(free[0])}: ${bytes(free[1])}` };
-    return { kind: "other", at: offset, len: 0,
-      words: offset < R.arena_bytes ? `${hex(offset)}: neither free nor payload (a header, padding, rounding, metadata, or never used)` : `${hex(offset)}: outside the arena` };
-  }
-
-  function nrFree() {
-    if (!R.tree) return [];
-    const counts = new Array(R.tree.max_order + 1).fill(0);
-    for (const leaf of state.sorted.tree) if (leaf[2] === TREE_FREE) counts[leaf[1]]++;
-    return counts;
-  }
-
-  // ---- the words and gauges ------------------------------------------------
   function fraction(n, d) { return n === null || d === null || d === 0 ? null : n / d; }
-
-  function gauge(id, value, undefinedWhy) {
-    const el = $(id);
-    const fill = el.querySelector(".gauge-fill");
-    const text = el.querySelector(".gauge-value");
-    if (value === null) {
-      fill.style.width = "0";
-      text.textContent = "— " + undefinedWhy;
-    } else {
-      fill.style.width = (100 * Math.max(0, Math.min(1, value))).toFixed(2) + "%";
-      text.textContent = (100 * value).toFixed(1) + " %";
-    }
-    return value === null ? "" : (100 * value).toFixed(3);
-  }
-
-  // op N's words, as the page shows them.
-  const wordsOf = (op) => `op ${op}: ${record(op).words}`;
-
-  // R, G, F, free blocks, L, H: from the maps with the arena line (the
-  // allocator's free extents and the replay's live blocks), else recorded.
-  function figures(rec) {
-    if (rec.figures) return rec.figures;
-    let r = 0, g = 0, f = 0, l = 0;
-    for (const [, requested, granted] of state.sorted.live) { r += requested; g += granted; }
-    for (const [, len] of state.sorted.free) { f += len; l = Math.max(l, len); }
-    return [r, R.granted ? g : null, f, state.sorted.free.length, l, state.footprint];
-  }
-
-  function renderWords(rec) {
-    $("words").textContent = wordsOf(state.op);
-    const [r, g, f, , l, h] = figures(rec);
-    const internal = g === null ? null : fraction(g - r, g);
-    const external = f === null || l === null ? null : fraction(f - l, f);
-    const utilization = h === null ? null : fraction(r, h);
-    player.dataset.internalPct = gauge("g-internal", internal, g === null ? "granted bytes not reported" : "no live blocks");
-    player.dataset.externalPct = gauge("g-external", external, f === null || l === null ? "free space not reported" : "nothing free");
-    player.dataset.utilizationPct = gauge("g-utilization", utilization, h === null ? "footprint not reported" : "nothing used yet");
-  }
 
   // ---- canvases ------------------------------------------------------------
   function setup(canvas, height) {
@@ -183,273 +72,414 @@
     ctx.fillText(text, x + w / 2, y);
   }
 
-  // The arena wraps into rows of a power of two bytes (so buddy blocks up to
-  // a row never wrap), at most 8 rows; the scale is fixed for the page.
-  const arenaRows = (() => {
-    const span = R.arena_bytes;
-    let perRow = 1;
-    while (perRow * 8 < span) perRow *= 2;
-    while (perRow < span && perRow < 4096 && perRow * 2 <= span) perRow *= 2;
-    return { perRow: Math.max(perRow, 1), rows: Math.max(1, Math.ceil(span / perRow)) };
-  })();
-  const ROW_H = 34, BAND_H = 8, ROW_GAP = 16;
+  // ---- one allocator's panel -----------------------------------------------
+  function Panel(R, index) {
+    const root = $("panel-template").content.firstElementChild.cloneNode(true);
+    const el = (name) => root.querySelector("." + name);
+    const state = { op: -1, maps: { free: new Map(), live: new Map(), tree: new Map() }, gone: null, footprint: null };
+    const treeMin = R.tree ? R.tree.min_block : 0;
+    const leafBytes = (leaf) => treeMin * Math.pow(2, leaf[1]);
+    const record = (op) => R.ops[op - R.first];
+    const wordsOf = (op) => `op ${op}: ${record(op).words}`;
 
-  function arenaPieces(offset, len, fn) {
-    // Split [offset, offset + len) at row boundaries.
-    let at = offset;
-    const end = offset + len;
-    while (at < end) {
-      const row = Math.floor(at / arenaRows.perRow);
-      const rowEnd = Math.min(end, (row + 1) * arenaRows.perRow);
-      fn(row, at - row * arenaRows.perRow, rowEnd - at);
-      at = rowEnd;
+    root.dataset.allocator = R.allocator;
+    root.dataset.views = ["arena", "tree"].filter((v) => R.views[v]).join(" ");
+    el("panel-title").textContent = R.allocator;
+    el("arena-view").hidden = !R.views.arena;
+    el("tree-view").hidden = !R.views.tree;
+    if (R.views.lacking.length) {
+      el("lacking").hidden = false;
+      for (const why of R.views.lacking) {
+        const item = document.createElement("li");
+        item.textContent = why;
+        el("lacking-list").appendChild(item);
+      }
     }
-  }
 
-  function drawArena() {
-    const canvas = $("arena");
-    const height = arenaRows.rows * (ROW_H + BAND_H + ROW_GAP) + 4;
-    const { ctx, width } = setup(canvas, height);
-    const scale = (width - 2) / arenaRows.perRow;
-    const top = (row) => 2 + row * (ROW_H + BAND_H + ROW_GAP) + BAND_H;
-    const rect = (row, x, len) => [1 + x * scale, top(row), Math.max(len * scale, 0.6), ROW_H];
-    // Rows: everything "other" until painted.
-    for (let row = 0; row < arenaRows.rows; row++) {
-      const len = Math.min(arenaRows.perRow, R.arena_bytes - row * arenaRows.perRow);
-      ctx.fillStyle = colours.other;
-      ctx.fillRect(...rect(row, 0, len));
-      ctx.fillStyle = "#555";
-      ctx.textAlign = "left";
-      ctx.fillText(hex(row * arenaRows.perRow), 2, top(row) + ROW_H + 7);
+    function keyframeAtOrBefore(op) {
+      let lo = 0, hi = R.keyframes.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (R.keyframes[mid].op <= op) lo = mid; else hi = mid - 1;
+      }
+      return R.keyframes[lo];
     }
-    // Slab pages, as a band above the line.
-    if (R.tree) {
-      for (const leaf of state.sorted.tree) {
-        if (leaf[2] < TREE_HELD) continue;
-        arenaPieces(leaf[0], leafBytes(leaf), (row, x, len) => {
-          const [rx, ry, rw] = rect(row, x, len);
-          ctx.fillStyle = colours.held;
-          ctx.fillRect(rx, ry - BAND_H, Math.max(rw - 1, 0.6), BAND_H - 1);
+
+    // Apply one op's deltas; with `keep`, remember the entries it removed
+    // or replaced (drawn dashed: what the op took away).
+    function apply(rec, keep) {
+      const gone = keep ? { free: [], live: [], tree: [] } : null;
+      if (rec.footprint !== undefined) state.footprint = rec.footprint;
+      for (const name of MAPS) {
+        const delta = rec[name];
+        if (!delta) continue;
+        const map = state.maps[name];
+        for (const offset of delta.del) {
+          if (gone && map.has(offset)) gone[name].push(map.get(offset));
+          map.delete(offset);
+        }
+        for (const entry of delta.put) {
+          if (gone && map.has(entry[0])) gone[name].push(map.get(entry[0]));
+          map.set(entry[0], entry);
+        }
+      }
+      return gone;
+    }
+
+    function load(op) {
+      if (op === state.op + 1 && state.op >= R.first) {
+        state.gone = apply(record(op), true);
+      } else {
+        const key = keyframeAtOrBefore(op);
+        for (const name of MAPS) state.maps[name] = new Map(key[name].map((e) => [e[0], e]));
+        state.footprint = key.footprint;
+        state.gone = { free: [], live: [], tree: [] };
+        for (let o = key.op + 1; o <= op; o++) {
+          const gone = apply(record(o), o === op);
+          if (gone) state.gone = gone;
+        }
+      }
+      state.op = op;
+      state.sorted = {};
+      for (const name of MAPS) state.sorted[name] = [...state.maps[name].values()].sort((a, b) => a[0] - b[0]);
+    }
+
+    // What lies at `offset`: machine-readable (kind, offset, length) and words.
+    function blockAt(offset) {
+      const live = containing(state.sorted.live, offset, (e) => e[1]);
+      if (live) return { kind: "payload", at: live[0], len: live[1],
+        words: `live block at ${hex(live[0])}: ${bytes(live[1])} requested, ${bytes(live[2])} granted` };
+      const free = containing(state.sorted.free, offset, (e) => e[1]);
+      if (free) return { kind: "free", at: free[0], len: free[1], words: `free block at ${hex(free[0])}: ${bytes(free[1])}` };
+      return { kind: "other", at: offset, len: 0,
+        words: offset < R.arena_bytes ? `${hex(offset)}: neither free nor payload (a header, padding, rounding, metadata, or never used)` : `${hex(offset)}: outside the arena` };
+    }
+
+    function nrFree() {
+      if (!R.tree) return [];
+      const counts = new Array(R.tree.max_order + 1).fill(0);
+      for (const leaf of state.sorted.tree) if (leaf[2] === TREE_FREE) counts[leaf[1]]++;
+      return counts;
+    }
+
+    // ---- the words and gauges ----------------------------------------------
+    // R, G, F, free blocks, L, H: from the maps with the arena line (the
+    // allocator's free extents and the replay's live blocks), else recorded.
+    function figures(rec) {
+      if (rec.figures) return rec.figures;
+      let r = 0, g = 0, f = 0, l = 0;
+      for (const [, requested, granted] of state.sorted.live) { r += requested; g += granted; }
+      for (const [, len] of state.sorted.free) { f += len; l = Math.max(l, len); }
+      return [r, R.granted ? g : null, f, state.sorted.free.length, l, state.footprint];
+    }
+
+    function gauge(name, value, undefinedWhy) {
+      const box = el(name);
+      const fill = box.querySelector(".gauge-fill");
+      const text = box.querySelector(".gauge-value");
+      if (value === null) {
+        fill.style.width = "0";
+        text.textContent = "— " + undefinedWhy;
+      } else {
+        fill.style.width = (100 * Math.max(0, Math.min(1, value))).toFixed(2) + "%";
+        text.textContent = (100 * value).toFixed(1) + " %";
+      }
+      return value === null ? "" : (100 * value).toFixed(3);
+    }
+
+    function renderWords(rec) {
+      el("words").textContent = wordsOf(state.op);
+      const [r, g, f, , l, h] = figures(rec);
+      const internal = g === null ? null : fraction(g - r, g);
+      const external = f === null || l === null ? null : fraction(f - l, f);
+      const utilization = h === null ? null : fraction(r, h);
+      root.dataset.internalPct = gauge("g-internal", internal, g === null ? "granted bytes not reported" : "no live blocks");
+      root.dataset.externalPct = gauge("g-external", external, f === null || l === null ? "free space not reported" : "nothing free");
+      root.dataset.utilizationPct = gauge("g-utilization", utilization, h === null ? "footprint not reported" : "nothing used yet");
+    }
+
+    // ---- the arena line ----------------------------------------------------
+    // The arena wraps into rows of a power of two bytes (so buddy blocks up
+    // to a row never wrap), at most 8 rows; the scale is fixed for the page.
+    const arenaRows = (() => {
+      const span = R.arena_bytes;
+      let perRow = 1;
+      while (perRow * 8 < span) perRow *= 2;
+      while (perRow < span && perRow < 4096 && perRow * 2 <= span) perRow *= 2;
+      return { perRow: Math.max(perRow, 1), rows: Math.max(1, Math.ceil(span / perRow)) };
+    })();
+    const ROW_H = 34, BAND_H = 8, ROW_GAP = 16;
+
+    function arenaPieces(offset, len, fn) {
+      // Split [offset, offset + len) at row boundaries.
+      let at = offset;
+      const end = offset + len;
+      while (at < end) {
+        const row = Math.floor(at / arenaRows.perRow);
+        const rowEnd = Math.min(end, (row + 1) * arenaRows.perRow);
+        fn(row, at - row * arenaRows.perRow, rowEnd - at);
+        at = rowEnd;
+      }
+    }
+
+    function drawArena() {
+      const canvas = el("arena");
+      const height = arenaRows.rows * (ROW_H + BAND_H + ROW_GAP) + 4;
+      const { ctx, width } = setup(canvas, height);
+      const scale = (width - 2) / arenaRows.perRow;
+      const top = (row) => 2 + row * (ROW_H + BAND_H + ROW_GAP) + BAND_H;
+      const rect = (row, x, len) => [1 + x * scale, top(row), Math.max(len * scale, 0.6), ROW_H];
+      // Rows: everything "other" until painted.
+      for (let row = 0; row < arenaRows.rows; row++) {
+        const len = Math.min(arenaRows.perRow, R.arena_bytes - row * arenaRows.perRow);
+        ctx.fillStyle = colours.other;
+        ctx.fillRect(...rect(row, 0, len));
+        ctx.fillStyle = "#555";
+        ctx.textAlign = "left";
+        ctx.fillText(hex(row * arenaRows.perRow), 2, top(row) + ROW_H + 7);
+      }
+      // Slab pages, as a band above the line.
+      if (R.tree) {
+        for (const leaf of state.sorted.tree) {
+          if (leaf[2] < TREE_HELD) continue;
+          arenaPieces(leaf[0], leafBytes(leaf), (row, x, len) => {
+            const [rx, ry, rw] = rect(row, x, len);
+            ctx.fillStyle = colours.held;
+            ctx.fillRect(rx, ry - BAND_H, Math.max(rw - 1, 0.6), BAND_H - 1);
+          });
+        }
+      }
+      for (const [offset, len] of state.sorted.free) {
+        arenaPieces(offset, len, (row, x, l) => {
+          const [rx, ry, rw, rh] = rect(row, x, l);
+          ctx.fillStyle = colours.free;
+          ctx.fillRect(rx, ry, rw, rh);
+          ctx.fillStyle = colours.freeEdge;
+          ctx.fillRect(rx, ry, Math.min(1, rw), rh);
+          label(ctx, shortBytes(len), rx, ry + rh / 2, rw, "#0b3d2c");
         });
       }
-    }
-    for (const [offset, len] of state.sorted.free) {
-      arenaPieces(offset, len, (row, x, l) => {
-        const [rx, ry, rw, rh] = rect(row, x, l);
-        ctx.fillStyle = colours.free;
-        ctx.fillRect(rx, ry, rw, rh);
-        ctx.fillStyle = colours.freeEdge;
-        ctx.fillRect(rx, ry, Math.min(1, rw), rh);
-        label(ctx, shortBytes(len), rx, ry + rh / 2, rw, "#0b3d2c");
-      });
-    }
-    for (const [offset, requested] of state.sorted.live) {
-      arenaPieces(offset, Math.max(requested, 1), (row, x, l) => {
-        const [rx, ry, rw, rh] = rect(row, x, l);
-        ctx.fillStyle = colours.payload;
-        ctx.fillRect(rx, ry, rw, rh);
-        ctx.fillStyle = "#fff";
-        ctx.fillRect(rx, ry, Math.min(1, rw), rh);
-        label(ctx, shortBytes(requested), rx, ry + rh / 2, rw, "#fff");
-      });
-    }
-    // What this op changed: outlines; dashed where a block went away.
-    const outline = (offset, len, dashed) => arenaPieces(offset, len, (row, x, l) => {
-      const [rx, ry, rw, rh] = rect(row, x, l);
-      ctx.save();
-      ctx.strokeStyle = colours.touched;
-      ctx.lineWidth = 2;
-      if (dashed) ctx.setLineDash([4, 3]);
-      ctx.strokeRect(rx + 1, ry + (dashed ? 4 : 1), Math.max(rw - 2, 1), rh - (dashed ? 8 : 2));
-      ctx.restore();
-    });
-    const rec = record(state.op);
-    if (state.op > R.first && rec) {
-      for (const [offset, len] of state.gone.free) outline(offset, len, true);
-      for (const [offset, requested] of state.gone.live) outline(offset, Math.max(requested, 1), true);
-      for (const entry of (rec.free ? rec.free.put : [])) outline(entry[0], entry[1], false);
-      for (const entry of (rec.live ? rec.live.put : [])) outline(entry[0], Math.max(entry[1], 1), false);
-    }
-    // The footprint.
-    const h = state.footprint;
-    if (h !== null && h !== undefined && h < R.arena_bytes) {
-      const row = Math.floor(h / arenaRows.perRow);
-      const [rx, ry, , rh] = rect(row, h - row * arenaRows.perRow, 0);
-      ctx.save();
-      ctx.strokeStyle = "#000";
-      ctx.lineWidth = 2;
-      ctx.setLineDash([3, 2]);
-      ctx.beginPath();
-      ctx.moveTo(rx, ry - BAND_H);
-      ctx.lineTo(rx, ry + rh + 2);
-      ctx.stroke();
-      ctx.restore();
-    }
-    $("arena-scale").textContent = `${bytes(R.arena_bytes)} in ${arenaRows.rows} ${arenaRows.rows === 1 ? "row" : "rows"} of ${bytes(arenaRows.perRow)}, ${(arenaRows.perRow / (width - 2)).toPrecision(3)} bytes a pixel`;
-    canvas.onmousemove = (event) => {
-      const box = canvas.getBoundingClientRect();
-      const x = event.clientX - box.left - 1, y = event.clientY - box.top - 2;
-      const row = Math.floor(y / (ROW_H + BAND_H + ROW_GAP));
-      const offset = Math.floor(row * arenaRows.perRow + x / scale);
-      if (row < 0 || row >= arenaRows.rows || x < 0) return;
-      $("arena-hover").textContent = blockAt(offset).words;
-    };
-  }
-
-  // The tree: one row per order, the largest at the top; each leaf (free,
-  // allocated or held) spans its bytes, each split block above its halves.
-  function drawTree() {
-    const geometry = R.tree;
-    const orders = geometry.max_order - geometry.lowest_order + 1;
-    const LEVEL_H = 30;
-    const canvas = $("tree");
-    const { ctx, width } = setup(canvas, orders * LEVEL_H + 6);
-    const scale = (width - 2) / geometry.managed_bytes;
-    const box = (offset, order) => [1 + offset * scale, 3 + (geometry.max_order - order) * LEVEL_H,
-      Math.max(treeMin * Math.pow(2, order) * scale, 0.6), LEVEL_H - 8];
-    const parentOf = (offset, order) => {
-      if (order >= geometry.max_order) return null;
-      const size = treeMin * Math.pow(2, order + 1);
-      const start = Math.floor(offset / size) * size;
-      return start + size <= geometry.managed_bytes ? [start, order + 1] : null;
-    };
-    const splits = new Map();
-    for (const leaf of state.sorted.tree) {
-      let node = parentOf(leaf[0], leaf[1]);
-      while (node && !splits.has(node[0] + ":" + node[1])) {
-        splits.set(node[0] + ":" + node[1], node);
-        node = parentOf(node[0], node[1]);
+      for (const [offset, requested] of state.sorted.live) {
+        arenaPieces(offset, Math.max(requested, 1), (row, x, l) => {
+          const [rx, ry, rw, rh] = rect(row, x, l);
+          ctx.fillStyle = colours.payload;
+          ctx.fillRect(rx, ry, rw, rh);
+          ctx.fillStyle = "#fff";
+          ctx.fillRect(rx, ry, Math.min(1, rw), rh);
+          label(ctx, shortBytes(requested), rx, ry + rh / 2, rw, "#fff");
+        });
       }
-    }
-    ctx.lineWidth = 1;
-    for (const [offset, order] of splits.values()) {
-      const [x, y, w, h] = box(offset, order);
-      ctx.fillStyle = colours.split;
-      ctx.fillRect(x, y, w, h);
-      ctx.strokeStyle = "#9a9a9a";
-      ctx.strokeRect(x + 0.5, y + 0.5, Math.max(w - 1, 0.5), h - 1);
-      if (w >= 16) {
-        // The buddies: lines from the split block to its two halves.
+      // What this op changed: outlines; dashed where a block went away.
+      const outline = (offset, len, dashed) => arenaPieces(offset, len, (row, x, l) => {
+        const [rx, ry, rw, rh] = rect(row, x, l);
+        ctx.save();
+        ctx.strokeStyle = colours.touched;
+        ctx.lineWidth = 2;
+        if (dashed) ctx.setLineDash([4, 3]);
+        ctx.strokeRect(rx + 1, ry + (dashed ? 4 : 1), Math.max(rw - 2, 1), rh - (dashed ? 8 : 2));
+        ctx.restore();
+      });
+      const rec = record(state.op);
+      if (state.op > R.first && rec) {
+        for (const [offset, len] of state.gone.free) outline(offset, len, true);
+        for (const [offset, requested] of state.gone.live) outline(offset, Math.max(requested, 1), true);
+        for (const entry of (rec.free ? rec.free.put : [])) outline(entry[0], entry[1], false);
+        for (const entry of (rec.live ? rec.live.put : [])) outline(entry[0], Math.max(entry[1], 1), false);
+      }
+      // The footprint.
+      const h = state.footprint;
+      if (h !== null && h !== undefined && h < R.arena_bytes) {
+        const row = Math.floor(h / arenaRows.perRow);
+        const [rx, ry, , rh] = rect(row, h - row * arenaRows.perRow, 0);
+        ctx.save();
+        ctx.strokeStyle = "#000";
+        ctx.lineWidth = 2;
+        ctx.setLineDash([3, 2]);
         ctx.beginPath();
-        ctx.moveTo(x + w / 2, y + h);
-        ctx.lineTo(x + w / 4, y + LEVEL_H);
-        ctx.moveTo(x + w / 2, y + h);
-        ctx.lineTo(x + 3 * w / 4, y + LEVEL_H);
+        ctx.moveTo(rx, ry - BAND_H);
+        ctx.lineTo(rx, ry + rh + 2);
         ctx.stroke();
+        ctx.restore();
       }
-      label(ctx, shortBytes(treeMin * Math.pow(2, order)), x, y + h / 2, w, "#666");
+      el("arena-scale").textContent = `${bytes(R.arena_bytes)} in ${arenaRows.rows} ${arenaRows.rows === 1 ? "row" : "rows"} of ${bytes(arenaRows.perRow)}, ${(arenaRows.perRow / (width - 2)).toPrecision(3)} bytes a pixel`;
+      canvas.onmousemove = (event) => {
+        const box = canvas.getBoundingClientRect();
+        const x = event.clientX - box.left - 1, y = event.clientY - box.top - 2;
+        const row = Math.floor(y / (ROW_H + BAND_H + ROW_GAP));
+        const offset = Math.floor(row * arenaRows.perRow + x / scale);
+        if (row < 0 || row >= arenaRows.rows || x < 0) return;
+        el("arena-hover").textContent = blockAt(offset).words;
+      };
     }
-    for (const leaf of state.sorted.tree) {
-      const [x, y, w, h] = box(leaf[0], leaf[1]);
-      const held = leaf[2] >= TREE_HELD;
-      ctx.fillStyle = leaf[2] === TREE_FREE ? colours.free : held ? colours.held : colours.taken;
-      ctx.fillRect(x, y, w, h);
-      ctx.strokeStyle = leaf[2] === TREE_FREE ? colours.freeEdge : "#333";
-      ctx.strokeRect(x + 0.5, y + 0.5, Math.max(w - 1, 0.5), h - 1);
-      const name = held ? geometry.holders[leaf[2] - TREE_HELD] : shortBytes(leafBytes(leaf));
-      label(ctx, name, x, y + h / 2, w, held ? "#fff" : "#0b2530");
-    }
-    const rec = record(state.op);
-    const outline = (offset, order, dashed) => {
-      const [x, y, w, h] = box(offset, order);
-      ctx.save();
-      ctx.strokeStyle = colours.touched;
-      ctx.lineWidth = 2.5;
-      if (dashed) ctx.setLineDash([4, 3]);
-      ctx.strokeRect(x + 1, y + 1, Math.max(w - 2, 1), h - 2);
-      ctx.restore();
-    };
-    if (state.op > R.first && rec) {
-      for (const leaf of state.gone.tree) outline(leaf[0], leaf[1], true);
-      for (const leaf of (rec.tree ? rec.tree.put : [])) outline(leaf[0], leaf[1], false);
-    }
-    ctx.fillStyle = "#555";
-    ctx.textAlign = "right";
-    $("tree-scale").textContent = `orders ${geometry.max_order} (top) to ${geometry.lowest_order}, order 0 = ${bytes(treeMin)}; ${bytes(geometry.managed_bytes)} managed`;
-    canvas.onmousemove = (event) => {
-      const b = canvas.getBoundingClientRect();
-      const x = event.clientX - b.left - 1, y = event.clientY - b.top - 3;
-      const order = geometry.max_order - Math.floor(y / LEVEL_H);
-      const offset = Math.floor(x / scale);
-      const leaf = containing(state.sorted.tree, offset, leafBytes);
-      if (!leaf) return;
-      if (leaf[1] < order) {
-        $("tree-hover").textContent = `a split block of order ${order} (${bytes(treeMin * Math.pow(2, order))})`;
-        return;
+
+    // ---- the buddy tree ----------------------------------------------------
+    // One row per order, the largest at the top; each leaf (free, allocated
+    // or held) spans its bytes, each split block above its two halves.
+    function drawTree() {
+      const geometry = R.tree;
+      const orders = geometry.max_order - geometry.lowest_order + 1;
+      const LEVEL_H = 30;
+      const canvas = el("tree");
+      const { ctx, width } = setup(canvas, orders * LEVEL_H + 6);
+      const scale = (width - 2) / geometry.managed_bytes;
+      const box = (offset, order) => [1 + offset * scale, 3 + (geometry.max_order - order) * LEVEL_H,
+        Math.max(treeMin * Math.pow(2, order) * scale, 0.6), LEVEL_H - 8];
+      const parentOf = (offset, order) => {
+        if (order >= geometry.max_order) return null;
+        const size = treeMin * Math.pow(2, order + 1);
+        const start = Math.floor(offset / size) * size;
+        return start + size <= geometry.managed_bytes ? [start, order + 1] : null;
+      };
+      const splits = new Map();
+      for (const leaf of state.sorted.tree) {
+        let node = parentOf(leaf[0], leaf[1]);
+        while (node && !splits.has(node[0] + ":" + node[1])) {
+          splits.set(node[0] + ":" + node[1], node);
+          node = parentOf(node[0], node[1]);
+        }
       }
-      const size = leafBytes(leaf);
-      const buddyAt = leaf[0] ^ size;
-      const buddy = state.maps.tree.get(buddyAt);
-      const buddyWords = leaf[1] >= geometry.max_order || buddyAt + size > geometry.managed_bytes ? "it has no buddy (a top block)"
-        : buddy && buddy[1] === leaf[1] ? `its buddy at ${hex(buddyAt)} is ${describeLeaf(buddy)}`
-        : `its buddy at ${hex(buddyAt)} is split`;
-      $("tree-hover").textContent = `order ${leaf[1]} block at ${hex(leaf[0])} (${bytes(size)}): ${describeLeaf(leaf)}; ${buddyWords}`;
-    };
-  }
+      ctx.lineWidth = 1;
+      for (const [offset, order] of splits.values()) {
+        const [x, y, w, h] = box(offset, order);
+        ctx.fillStyle = colours.split;
+        ctx.fillRect(x, y, w, h);
+        ctx.strokeStyle = "#9a9a9a";
+        ctx.strokeRect(x + 0.5, y + 0.5, Math.max(w - 1, 0.5), h - 1);
+        if (w >= 16) {
+          // The buddies: lines from the split block to its two halves.
+          ctx.beginPath();
+          ctx.moveTo(x + w / 2, y + h);
+          ctx.lineTo(x + w / 4, y + LEVEL_H);
+          ctx.moveTo(x + w / 2, y + h);
+          ctx.lineTo(x + 3 * w / 4, y + LEVEL_H);
+          ctx.stroke();
+        }
+        label(ctx, shortBytes(treeMin * Math.pow(2, order)), x, y + h / 2, w, "#666");
+      }
+      for (const leaf of state.sorted.tree) {
+        const [x, y, w, h] = box(leaf[0], leaf[1]);
+        const held = leaf[2] >= TREE_HELD;
+        ctx.fillStyle = leaf[2] === TREE_FREE ? colours.free : held ? colours.held : colours.taken;
+        ctx.fillRect(x, y, w, h);
+        ctx.strokeStyle = leaf[2] === TREE_FREE ? colours.freeEdge : "#333";
+        ctx.strokeRect(x + 0.5, y + 0.5, Math.max(w - 1, 0.5), h - 1);
+        const name = held ? geometry.holders[leaf[2] - TREE_HELD] : shortBytes(leafBytes(leaf));
+        label(ctx, name, x, y + h / 2, w, held ? "#fff" : "#0b2530");
+      }
+      const rec = record(state.op);
+      const outline = (offset, order, dashed) => {
+        const [x, y, w, h] = box(offset, order);
+        ctx.save();
+        ctx.strokeStyle = colours.touched;
+        ctx.lineWidth = 2.5;
+        if (dashed) ctx.setLineDash([4, 3]);
+        ctx.strokeRect(x + 1, y + 1, Math.max(w - 2, 1), h - 2);
+        ctx.restore();
+      };
+      if (state.op > R.first && rec) {
+        for (const leaf of state.gone.tree) outline(leaf[0], leaf[1], true);
+        for (const leaf of (rec.tree ? rec.tree.put : [])) outline(leaf[0], leaf[1], false);
+      }
+      el("tree-scale").textContent = `orders ${geometry.max_order} (top) to ${geometry.lowest_order}, order 0 = ${bytes(treeMin)}; ${bytes(geometry.managed_bytes)} managed`;
+      canvas.onmousemove = (event) => {
+        const b = canvas.getBoundingClientRect();
+        const x = event.clientX - b.left - 1, y = event.clientY - b.top - 3;
+        const order = geometry.max_order - Math.floor(y / LEVEL_H);
+        const offset = Math.floor(x / scale);
+        const leaf = containing(state.sorted.tree, offset, leafBytes);
+        if (!leaf) return;
+        if (leaf[1] < order) {
+          el("tree-hover").textContent = `a split block of order ${order} (${bytes(treeMin * Math.pow(2, order))})`;
+          return;
+        }
+        const size = leafBytes(leaf);
+        const buddyAt = leaf[0] ^ size;
+        const buddy = state.maps.tree.get(buddyAt);
+        const buddyWords = leaf[1] >= geometry.max_order || buddyAt + size > geometry.managed_bytes ? "it has no buddy (a top block)"
+          : buddy && buddy[1] === leaf[1] ? `its buddy at ${hex(buddyAt)} is ${describeLeaf(buddy)}`
+          : `its buddy at ${hex(buddyAt)} is split`;
+        el("tree-hover").textContent = `order ${leaf[1]} block at ${hex(leaf[0])} (${bytes(size)}): ${describeLeaf(leaf)}; ${buddyWords}`;
+      };
+    }
 
-  function describeLeaf(leaf) {
-    if (leaf[2] === TREE_FREE) return "free";
-    if (leaf[2] === TREE_TAKEN) return "allocated";
-    return "a slab of " + R.tree.holders[leaf[2] - TREE_HELD];
-  }
+    function describeLeaf(leaf) {
+      if (leaf[2] === TREE_FREE) return "free";
+      if (leaf[2] === TREE_TAKEN) return "allocated";
+      return "a slab of " + R.tree.holders[leaf[2] - TREE_HELD];
+    }
 
-  function renderBuddyinfo() {
-    const counts = nrFree();
-    player.dataset.buddyinfo = counts.join(" ");
-    $("buddyinfo").textContent = "Node 0, zone  heaplab " + counts.map((c) => String(c).padStart(6)).join(" ");
-    const before = state.op > R.first && state.gone ? previousCounts(counts) : counts;
-    const table = $("orders");
-    table.innerHTML = "";
-    const head = table.insertRow();
-    const sizes = table.insertRow();
-    const frees = table.insertRow();
-    head.innerHTML = "<th>order</th>";
-    sizes.innerHTML = "<th>block</th>";
-    frees.innerHTML = "<th>nr_free</th>";
-    counts.forEach((c, order) => {
-      head.insertCell().textContent = order;
-      sizes.insertCell().textContent = bytes(treeMin * Math.pow(2, order));
-      const cell = frees.insertCell();
-      cell.textContent = c;
-      if (before[order] !== c) cell.className = "changed";
-    });
-  }
+    function renderBuddyinfo() {
+      const counts = nrFree();
+      root.dataset.buddyinfo = counts.join(" ");
+      el("buddyinfo").textContent = "Node 0, zone  heaplab " + counts.map((c) => String(c).padStart(6)).join(" ");
+      const before = state.op > R.first && state.gone ? previousCounts(counts) : counts;
+      const table = el("orders");
+      table.innerHTML = "";
+      const head = table.insertRow();
+      const sizes = table.insertRow();
+      const frees = table.insertRow();
+      head.innerHTML = "<th>order</th>";
+      sizes.innerHTML = "<th>block</th>";
+      frees.innerHTML = "<th>nr_free</th>";
+      counts.forEach((c, order) => {
+        head.insertCell().textContent = order;
+        sizes.insertCell().textContent = bytes(treeMin * Math.pow(2, order));
+        const cell = frees.insertCell();
+        cell.textContent = c;
+        if (before[order] !== c) cell.className = "changed";
+      });
+    }
 
-  // nr_free before this op: the counts with this op's tree changes undone.
-  function previousCounts(counts) {
-    const before = counts.slice();
-    const rec = record(state.op);
-    if (!rec || !rec.tree) return before;
-    for (const leaf of rec.tree.put) if (leaf[2] === TREE_FREE) before[leaf[1]]--;
-    for (const leaf of state.gone.tree) if (leaf[2] === TREE_FREE) before[leaf[1]]++;
-    return before;
+    // nr_free before this op: the counts with this op's tree changes undone.
+    function previousCounts(counts) {
+      const before = counts.slice();
+      const rec = record(state.op);
+      if (!rec || !rec.tree) return before;
+      for (const leaf of rec.tree.put) if (leaf[2] === TREE_FREE) before[leaf[1]]--;
+      for (const leaf of state.gone.tree) if (leaf[2] === TREE_FREE) before[leaf[1]]++;
+      return before;
+    }
+
+    function show(op, probeOffset) {
+      if (op !== state.op) load(op);
+      const rec = record(op);
+      renderWords(rec);
+      if (R.views.arena) drawArena();
+      if (R.views.tree) renderBuddyinfo(), drawTree();
+      root.dataset.op = op;
+      root.dataset.words = wordsOf(op);
+      root.dataset.freeBlocks = state.sorted.free.length;
+      if (probeOffset !== null && R.views.arena) {
+        const block = blockAt(probeOffset);
+        root.dataset.blockAt = `${block.kind} ${block.at} ${block.len}`;
+        el("arena-hover").textContent = block.words;
+      }
+    }
+
+    return { R, root, index, show, wordsAt: (op) => record(op).words };
   }
 
   // ---- the player ----------------------------------------------------------
+  const panels = DATA.recordings.map((R, index) => Panel(R, index));
+  const first = Math.max(...panels.map((p) => p.R.first));
+  const last = Math.min(...panels.map((p) => p.R.last));
+  let op = -1;
   let probeOffset = null;
   let timer = null;
 
   function render() {
-    const rec = record(state.op);
-    renderWords(rec);
-    if (R.views.arena) drawArena();
-    if (R.views.tree) renderBuddyinfo(), drawTree();
-    $("slider").value = state.op;
-    $("opnumber").value = state.op;
-    player.dataset.op = state.op;
-    player.dataset.words = wordsOf(state.op);
-    player.dataset.freeBlocks = state.sorted.free.length;
-    if (probeOffset !== null && R.views.arena) {
-      const block = blockAt(probeOffset);
-      player.dataset.blockAt = `${block.kind} ${block.at} ${block.len}`;
-      $("arena-hover").textContent = block.words;
-    }
+    for (const panel of panels) panel.show(op, probeOffset);
+    $("slider").value = op;
+    $("opnumber").value = op;
+    // The first panel's state, on #player too.
+    for (const [key, value] of Object.entries(panels[0].root.dataset)) player.dataset[key] = value;
+    player.dataset.op = op;
+    player.dataset.panels = panels.length;
     player.dataset.ready = "true";
   }
 
-  function go(op, fromHash) {
-    op = Math.max(R.first, Math.min(R.last, Math.round(op)));
-    if (op !== state.op) load(op);
+  function go(to, fromHash) {
+    op = Math.max(first, Math.min(last, Math.round(to)));
     render();
     if (!fromHash) {
       const extra = probeOffset === null ? "" : "&offset=" + probeOffset;
@@ -461,64 +491,63 @@
     const params = new URLSearchParams(location.hash.replace(/^#/, ""));
     const offset = params.get("offset");
     probeOffset = offset === null || offset === "" ? null : Number(offset);
-    const op = params.get("op");
-    const asked = op === null ? R.first : Number(op);
+    const asked = params.get("op");
+    const wanted = asked === null ? first : Number(asked);
     const note = $("cap");
-    if (op !== null && (!Number.isFinite(asked) || asked < R.first || asked > R.last)) {
+    if (asked !== null && (!Number.isFinite(wanted) || wanted < first || wanted > last)) {
       note.hidden = false;
-      note.textContent = `Op ${op} is not in this page, which holds ops ${count(R.first)} to ${count(R.last)}; showing the nearest.`;
+      note.textContent = `Op ${asked} is not in this page, which holds ops ${count(first)} to ${count(last)}; showing the nearest.`;
     }
-    go(Number.isFinite(asked) ? asked : R.first, true);
+    go(Number.isFinite(wanted) ? wanted : first, true);
   }
 
   function play() {
     if (timer) { clearInterval(timer); timer = null; $("play").textContent = "play"; return; }
-    if (state.op >= R.last) go(R.first);
+    if (op >= last) go(first);
     $("play").textContent = "pause";
     const speed = Number($("speed").value);
     const every = Math.max(1000 / speed, 16);
     const per = Math.max(1, Math.round(speed * every / 1000));
     timer = setInterval(() => {
-      if (state.op >= R.last) { play(); return; }
-      go(state.op + per);
+      if (op >= last) { play(); return; }
+      go(op + per);
     }, every);
   }
 
+  // The next op at which any panel's words say `word`.
   function jump(word) {
-    for (let op = state.op + 1; op <= R.last; op++) {
-      if (record(op).words.includes(word)) { go(op); return; }
+    for (let at = op + 1; at <= last; at++) {
+      if (panels.some((panel) => panel.wordsAt(at).includes(word))) { go(at); return; }
     }
-    $("words").textContent = `${wordsOf(state.op)}   (no later op ${word === "refused" ? "is refused" : "is a " + word})`;
+    const none = word === "refused" ? "is refused" : "is a " + word;
+    $("jump-note").textContent = `(no later op ${none})`;
+    setTimeout(() => { $("jump-note").textContent = ""; }, 3000);
   }
 
   function start() {
     const slider = $("slider");
-    slider.min = R.first;
-    slider.max = R.last;
-    $("opnumber").min = R.first;
-    $("opnumber").max = R.last;
-    if (R.capped !== null && R.capped !== undefined) {
+    slider.min = first;
+    slider.max = last;
+    $("opnumber").min = first;
+    $("opnumber").max = last;
+    for (const panel of panels) $("panels").appendChild(panel.root);
+    // One legend per view: the first panel that shows it keeps its own.
+    for (const view of ["arena-view", "tree-view"]) {
+      const showing = panels.filter((p) => !p.root.querySelector("." + view).hidden);
+      showing.slice(1).forEach((p) => p.root.querySelector("." + view + " .legend").remove());
+    }
+    const capped = panels.find((p) => p.R.capped !== null && p.R.capped !== undefined);
+    if (capped) {
       const note = $("cap");
       note.hidden = false;
-      note.textContent = `This page shows ops ${count(R.first)} to ${count(R.last)} of ${count(R.total_ops)}: unless --ops asks for a range, heaplab step shows at most 20,000 ops, and fewer when the page would pass 5 MB.`;
+      note.textContent = `This page shows ops ${count(first)} to ${count(last)} of ${count(capped.R.total_ops)}: unless --ops asks for a range, heaplab step shows at most 20,000 ops, and fewer when the page would pass 5 MB.`;
     }
-    $("arena-view").hidden = !R.views.arena;
-    $("tree-view").hidden = !R.views.tree;
-    if (R.views.lacking.length) {
-      $("lacking").hidden = false;
-      for (const why of R.views.lacking) {
-        const item = document.createElement("li");
-        item.textContent = why;
-        $("lacking-list").appendChild(item);
-      }
-    }
-    player.dataset.views = ["arena", "tree"].filter((v) => R.views[v]).join(" ");
-    player.dataset.first = R.first;
-    player.dataset.last = R.last;
-    $("first").onclick = () => go(R.first);
-    $("last").onclick = () => go(R.last);
-    $("back").onclick = () => go(state.op - 1);
-    $("forward").onclick = () => go(state.op + 1);
+    player.dataset.first = first;
+    player.dataset.last = last;
+    $("first").onclick = () => go(first);
+    $("last").onclick = () => go(last);
+    $("back").onclick = () => go(op - 1);
+    $("forward").onclick = () => go(op + 1);
     $("play").onclick = play;
     $("speed").onchange = () => { if (timer) { play(); play(); } };
     slider.oninput = () => go(Number(slider.value));
@@ -528,9 +557,9 @@
       if (event.target.tagName === "INPUT" || event.target.tagName === "SELECT") return;
       const step = event.shiftKey ? 10 : 1;
       const keys = {
-        ArrowRight: () => go(state.op + step), ArrowLeft: () => go(state.op - step),
-        PageDown: () => go(state.op + 100), PageUp: () => go(state.op - 100),
-        Home: () => go(R.first), End: () => go(R.last), " ": play,
+        ArrowRight: () => go(op + step), ArrowLeft: () => go(op - step),
+        PageDown: () => go(op + 100), PageUp: () => go(op - 100),
+        Home: () => go(first), End: () => go(last), " ": play,
         s: () => jump("split"), m: () => jump("merged"), r: () => jump("refused"),
       };
       const action = keys[event.key];
