@@ -187,6 +187,21 @@ fn the_slab_pages_are_a_buddy_tree_with_the_caches_slabs_in_it() {
         slab.check().unwrap();
         let nr_free: Vec<String> = slab.buddy().nr_free().iter().map(usize::to_string).collect();
         assert_eq!(state["buddyinfo"], nr_free.join(" "), "free pages per order at op {op}");
+        // Each cache with slabs: objects in use, objects, slabs, partial
+        // and empty slabs, as /proc/slabinfo and the slab lists have them.
+        let slabinfo: Vec<String> = slab
+            .caches()
+            .iter()
+            .filter(|cache| cache.slabs > 0)
+            .map(|c| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    c.name, c.active_objects, c.total_objects, c.slabs, c.partial_slabs, c.empty_slabs
+                )
+            })
+            .collect();
+        assert!(!slabinfo.is_empty() || op == 3000);
+        assert_eq!(state["slabinfo"], slabinfo.join("; "), "the caches' slabs at op {op}");
         // The block under the lowest-numbered live block's first byte.
         if let Some((_, &(offset, layout))) = live.iter().min_by_key(|(id, _)| **id) {
             let probe = player_state(&page, &format!("op={op}&offset={offset}"));

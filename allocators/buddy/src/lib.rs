@@ -760,6 +760,7 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
             free,
             held: Vec::new(),
             holders: Vec::new(),
+            holder_object_bytes: Vec::new(),
         })
     }
 

@@ -542,7 +542,7 @@ impl<A: Allocator> Tester<A> {
         }
         for &(offset, order, holder) in &level.held {
             blocks.push((offset, order, "held"));
-            if usize::from(holder) >= level.holders.len() {
+            if usize::from(holder) >= level.holders.len().min(level.holder_object_bytes.len()) {
                 return fail(format!("the block at {offset} is held by holder {holder} of {}", level.holders.len()));
             }
         }

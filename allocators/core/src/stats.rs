@@ -148,6 +148,9 @@ pub struct BuddyLevel {
     pub held: Vec<(usize, u32, u16)>,
     /// What holds them (`kmalloc-64`).
     pub holders: Vec<String>,
+    /// The bytes of the objects each holder carves its blocks into, from
+    /// the block's start (a slab cache's object size), per holder.
+    pub holder_object_bytes: Vec<usize>,
 }
 
 /// The shape of the free space, from a walk of it.

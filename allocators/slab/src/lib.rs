@@ -828,6 +828,7 @@ impl<const C: bool> Allocator for Slab<C> {
     fn buddy_level(&self) -> Option<BuddyLevel> {
         let mut level = self.buddy.buddy_level()?;
         level.holders = self.caches.iter().map(|c| cache_name(c.object_size)).collect();
+        level.holder_object_bytes = self.caches.iter().map(|c| c.object_size).collect();
         level.held = self
             .slabs
             .iter()

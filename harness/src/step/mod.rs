@@ -153,6 +153,8 @@ pub struct TreeGeometry {
     pub lowest_order: u32,
     /// What holds held leaves (`kmalloc-64`).
     pub holders: Vec<String>,
+    /// The object size each holder carves its leaves into.
+    pub holder_object_bytes: Vec<u64>,
 }
 
 /// The views an allocator can show, and why not the others.
@@ -246,6 +248,7 @@ pub struct StepRecorder<'s> {
     counters: Counters,
     lowest_order: u32,
     holders: Vec<String>,
+    holder_object_bytes: Vec<u64>,
     geometry: Option<BuddyLevel>,
     keyframes: Vec<Keyframe>,
     ops: Vec<OpRecord>,
@@ -294,6 +297,7 @@ impl<'s> StepRecorder<'s> {
             counters: allocator.stats().counters,
             lowest_order: geometry.as_ref().map_or(0, |g| g.max_order),
             holders: Vec::new(),
+            holder_object_bytes: Vec::new(),
             geometry,
             keyframes: Vec::new(),
             ops: Vec::new(),
@@ -314,6 +318,7 @@ impl<'s> StepRecorder<'s> {
                 managed_bytes: level.managed_bytes as u64,
                 lowest_order: self.lowest_order,
                 holders: self.holders.clone(),
+                holder_object_bytes: self.holder_object_bytes.clone(),
             }
         });
         Recording {
@@ -373,6 +378,7 @@ impl<'s> StepRecorder<'s> {
             }
             if level.holders.len() > self.holders.len() {
                 self.holders = level.holders;
+                self.holder_object_bytes = level.holder_object_bytes.iter().map(|&b| b as u64).collect();
             }
             state.tree = tree;
         }

@@ -440,12 +440,123 @@
       return before;
     }
 
+    // ---- slab caches -------------------------------------------------------
+    // Each held leaf is a slab of a cache: objects of the cache's size from
+    // the slab's start, in use where a live block starts. A slab with every
+    // object in use is on the full list, with none on the empty list, else
+    // on the partial list (the lists check() holds the slab allocator to).
+    const MAX_SLABS_DRAWN = 24;
+    const objectBytes = R.tree ? R.tree.holder_object_bytes : [];
+    const showsSlabs = R.views.tree && objectBytes.length > 0;
+    if (showsSlabs) el("slab-view").hidden = false;
+
+    function slabs() {
+      const caches = new Map();
+      const live = state.sorted.live;
+      const touched = new Set();
+      const rec = record(state.op);
+      if (state.op > R.first && rec && rec.live) {
+        for (const entry of rec.live.put) touched.add(entry[0]);
+        for (const offset of rec.live.del) touched.add(offset);
+      }
+      for (const leaf of state.sorted.tree) {
+        if (leaf[2] < TREE_HELD) continue;
+        const holder = leaf[2] - TREE_HELD;
+        const size = objectBytes[holder];
+        const bytes = leafBytes(leaf);
+        const objects = Math.floor(bytes / size);
+        const used = new Uint8Array(objects);
+        let lo = 0, hi = live.length;
+        while (lo < hi) { const mid = (lo + hi) >> 1; if (live[mid][0] < leaf[0]) lo = mid + 1; else hi = mid; }
+        let inUse = 0;
+        for (let i = lo; i < live.length && live[i][0] < leaf[0] + objects * size; i++) {
+          used[(live[i][0] - leaf[0]) / size] = 1;
+          inUse++;
+        }
+        const marks = [];
+        for (const offset of touched) {
+          if (offset >= leaf[0] && offset < leaf[0] + objects * size) marks.push((offset - leaf[0]) / size);
+        }
+        if (!caches.has(holder)) caches.set(holder, { holder, size, objects, order: leaf[1], slabs: [] });
+        const list = inUse === objects ? "full" : inUse === 0 ? "empty" : "partial";
+        caches.get(holder).slabs.push({ base: leaf[0], used, inUse, list, marks });
+      }
+      return [...caches.values()].sort((a, b) => a.size - b.size);
+    }
+
+    function drawSlabs() {
+      const caches = slabs();
+      const lines = ["# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : slabdata <active_slabs> <num_slabs>"];
+      const box = el("caches");
+      box.innerHTML = "";
+      const summary = [];
+      for (const cache of caches) {
+        const name = R.tree.holders[cache.holder];
+        const active = cache.slabs.reduce((n, s) => n + s.inUse, 0);
+        const total = cache.slabs.length * cache.objects;
+        const pages = Math.pow(2, cache.order);
+        lines.push(`${name.padEnd(17)} ${String(active).padStart(6)} ${String(total).padStart(6)} ${String(cache.size).padStart(6)} ${String(cache.objects).padStart(4)} ${String(pages).padStart(4)} : slabdata ${String(cache.slabs.length).padStart(6)} ${String(cache.slabs.length).padStart(6)}`);
+        const count = (list) => cache.slabs.filter((s) => s.list === list).length;
+        summary.push(`${name} ${active} ${total} ${cache.slabs.length} ${count("partial")} ${count("empty")}`);
+        const section = document.createElement("div");
+        section.className = "cache";
+        const title = document.createElement("div");
+        title.className = "cache-name";
+        title.textContent = `${name}: ${cache.objects} objects of ${bytes(cache.size)} in a ${bytes(leafBytes([0, cache.order]))} slab; ` +
+          `${cache.slabs.length} ${cache.slabs.length === 1 ? "slab" : "slabs"}: ${count("partial")} partial, ${count("full")} full, ${count("empty")} empty; ${active} of ${total} objects in use`;
+        section.appendChild(title);
+        const order = { partial: 0, full: 1, empty: 2 };
+        const drawn = cache.slabs.slice().sort((a, b) => order[a.list] - order[b.list] || a.base - b.base).slice(0, MAX_SLABS_DRAWN);
+        const canvas = document.createElement("canvas");
+        section.appendChild(canvas);
+        box.appendChild(section);
+        const perRow = Math.min(cache.objects, 128);
+        const rowsPerSlab = Math.ceil(cache.objects / perRow);
+        const cell = 8, gap = 6, labelW = 150;
+        const height = drawn.length * (rowsPerSlab * cell + gap) + 4;
+        const { ctx, width } = setup(canvas, height);
+        const cellW = Math.max(2, Math.min(cell, (width - labelW - 4) / perRow));
+        drawn.forEach((slab, k) => {
+          const y0 = 2 + k * (rowsPerSlab * cell + gap);
+          ctx.fillStyle = "#444";
+          ctx.textAlign = "left";
+          ctx.fillText(`${slab.list} ${hex(slab.base)}`, 2, y0 + (rowsPerSlab * cell) / 2);
+          for (let i = 0; i < cache.objects; i++) {
+            const x = labelW + (i % perRow) * cellW, y = y0 + Math.floor(i / perRow) * cell;
+            ctx.fillStyle = slab.used[i] ? colours.payload : colours.free;
+            ctx.fillRect(x, y, Math.max(cellW - 1, 1), cell - 1);
+          }
+          if (cache.objects % perRow !== 0 || cache.objects * cache.size < leafBytes([0, cache.order])) {
+            const i = cache.objects;
+            const x = labelW + (i % perRow) * cellW, y = y0 + Math.floor(i / perRow) * cell;
+            ctx.fillStyle = colours.other;
+            ctx.fillRect(x, y, Math.max(cellW * 2, 4), cell - 1);
+          }
+          for (const i of slab.marks) {
+            const x = labelW + (i % perRow) * cellW, y = y0 + Math.floor(i / perRow) * cell;
+            ctx.strokeStyle = colours.touched;
+            ctx.lineWidth = 2;
+            ctx.strokeRect(x - 1, y - 1, Math.max(cellW, 3) + 1, cell + 1);
+          }
+        });
+        if (cache.slabs.length > drawn.length) {
+          const more = document.createElement("div");
+          more.className = "cache-name";
+          more.textContent = `… and ${cache.slabs.length - drawn.length} more slabs`;
+          section.appendChild(more);
+        }
+      }
+      el("slabinfo").textContent = lines.join("\n");
+      root.dataset.slabinfo = summary.join("; ");
+    }
+
     function show(op, probeOffset) {
       if (op !== state.op) load(op);
       const rec = record(op);
       renderWords(rec);
       if (R.views.arena) drawArena();
       if (R.views.tree) renderBuddyinfo(), drawTree();
+      if (showsSlabs) drawSlabs();
       root.dataset.op = op;
       root.dataset.words = wordsOf(op);
       root.dataset.freeBlocks = state.sorted.free.length;
