@@ -69,7 +69,7 @@ use std::ptr::NonNull;
 
 use heaplab_core::spec::{choice_name, format_size};
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuddyLevel, BuildError, Detail, FreeShape, HeapStats,
+    AllocError, Allocator, AllocatorConfig, Arena, BuddyLevel, BuildError, Detail, FreeListView, FreeShape, HeapStats,
     InvariantViolation, Kept, Ledger, Reports, SetupError, Spec, SpecError, Visitor, Waste, ensure,
 };
 
@@ -748,6 +748,27 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
 
     fn details(&self) -> Vec<Detail> {
         buddy_details(&self.nr_free(), self.min())
+    }
+
+    fn free_lists(&self) -> Option<FreeListView> {
+        let orders = self.max_order as usize + 1;
+        let mut blocks = Vec::new();
+        for (order, &head) in self.heads.iter().enumerate().take(orders) {
+            let mut unit = head;
+            while unit != NIL {
+                let block = self.unit_offset(unit);
+                blocks.push((order, block));
+                unit = self.next_checked(block);
+            }
+        }
+        Some(FreeListView {
+            names: (0..orders)
+                .map(|order| format!("free_area[{order}], {} blocks", format_size(self.min() << order)))
+                .collect(),
+            blocks,
+            rover: None,
+            second_level: None,
+        })
     }
 
     fn buddy_level(&self) -> Option<BuddyLevel> {

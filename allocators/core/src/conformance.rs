@@ -520,7 +520,35 @@ impl<A: Allocator> Tester<A> {
             return self.fail(Check::FreeSpace, format!("free_shape() says {reported:?}, the walk finds {shape:?}"));
         }
         self.check_buddy_level(&extents)?;
+        self.check_free_lists(&extents)?;
         Ok(extents)
+    }
+
+    /// Hold [`Allocator::free_lists`], where there are lists to show, to the
+    /// free space walked: the lists hold every free block once, each in a
+    /// named list, and the rover is one of them.
+    fn check_free_lists(&self, extents: &[(usize, usize)]) -> Outcome {
+        let Some(view) = self.allocator.free_lists() else { return Ok(()) };
+        let fail = |what: String| self.fail(Check::FreeSpace, format!("free_lists(): {what}"));
+        if let Some(&(list, block)) = view.blocks.iter().find(|&&(list, _)| list >= view.names.len()) {
+            return fail(format!("block {block} is on list {list} of {} named", view.names.len()));
+        }
+        let mut listed: Vec<usize> = view.blocks.iter().map(|&(_, block)| block).collect();
+        listed.sort_unstable();
+        let walked: Vec<usize> = extents.iter().map(|&(offset, _)| offset).collect();
+        if listed != walked {
+            return fail(format!(
+                "the lists hold {} blocks, the free space walked {}, and they differ",
+                listed.len(),
+                walked.len()
+            ));
+        }
+        if let Some(rover) = view.rover
+            && listed.binary_search(&rover).is_err()
+        {
+            return fail(format!("the rover {rover} is not a listed free block"));
+        }
+        Ok(())
     }
 
     /// Hold [`Allocator::buddy_level`], where there is one, to the free

@@ -90,7 +90,7 @@ pub use arena::{Arena, ArenaError};
 pub use error::{AllocError, BuildError, InvariantViolation, SetupError, SpecError};
 pub use ledger::{Counted, Kept, Ledger, Uncounted};
 pub use spec::{AllocatorConfig, Spec, Visitor};
-pub use stats::{BuddyLevel, Counters, Detail, FreeShape, HeapStats, Reports, Waste};
+pub use stats::{BuddyLevel, Counters, Detail, FreeListView, FreeShape, HeapStats, Reports, Waste};
 
 /// The kind of an allocator call, as workloads, replay and results files
 /// name them.
@@ -251,6 +251,13 @@ pub trait Allocator {
     /// pictures of its tree (see [`BuddyLevel`]); `None`, the default, for
     /// allocators without one. Walks the free lists: not for timed code.
     fn buddy_level(&self) -> Option<BuddyLevel> {
+        None
+    }
+
+    /// The free lists in list order, for pictures (see [`FreeListView`]);
+    /// `None`, the default, for allocators that keep no lists to show.
+    /// Walks the lists: not for timed code.
+    fn free_lists(&self) -> Option<FreeListView> {
         None
     }
 

@@ -153,6 +153,25 @@ pub struct BuddyLevel {
     pub holder_object_bytes: Vec<usize>,
 }
 
+/// The free lists as an allocator keeps them, for pictures of their order
+/// (`heaplab step`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FreeListView {
+    /// Each list's name (`the free list, LIFO order`, `class 3: from 64 B`,
+    /// `fl 6, sl 2: from 1.25 KiB`).
+    pub names: Vec<String>,
+    /// Every free block as `(list, offset)`, each list's blocks in list
+    /// order, at the offsets `for_each_free` gives them.
+    pub blocks: Vec<(usize, usize)>,
+    /// The free block a next-fit search starts from; `None` without a rover
+    /// or with it at the head.
+    pub rover: Option<usize>,
+    /// For two-level segregated fit: lists per first level (list `k` is
+    /// first level `k / second_level`, second level `k % second_level`),
+    /// whose non-empty lists are the bits of its two bitmaps.
+    pub second_level: Option<usize>,
+}
+
 /// The shape of the free space, from a walk of it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FreeShape {

@@ -81,8 +81,8 @@ use std::ptr::NonNull;
 
 use heaplab_core::spec::choice_name;
 use heaplab_core::{
-    AllocError, Allocator, AllocatorConfig, Arena, BuildError, HeapStats, InvariantViolation, Kept, Reports,
-    SetupError, Spec, SpecError, Waste, ensure,
+    AllocError, Allocator, AllocatorConfig, Arena, BuildError, FreeListView, HeapStats, InvariantViolation, Kept,
+    Reports, SetupError, Spec, SpecError, Waste, ensure,
 };
 
 use index::AddressIndex;
@@ -599,6 +599,23 @@ impl<const C: bool> Allocator for FreeList<C> {
 
     fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
         self.heap.for_each_in(self.lists.list.head, visit);
+    }
+
+    fn free_lists(&self) -> Option<FreeListView> {
+        let config = self.lists.config;
+        let mut blocks = Vec::new();
+        self.heap.for_each_in(self.lists.list.head, &mut |block, _| blocks.push((0, block)));
+        let order = match config.order {
+            Order::Lifo => "LIFO order: a freed block goes to the front",
+            Order::Fifo => "FIFO order: a freed block goes to the back",
+            Order::Address => "address order",
+        };
+        Some(FreeListView {
+            names: vec![format!("the free list, {order}")],
+            blocks,
+            rover: (config.fit == Fit::Next && self.lists.rover != NIL).then_some(self.lists.rover),
+            second_level: None,
+        })
     }
 
     fn reports(&self) -> Reports {

@@ -105,6 +105,10 @@ unsafe impl<S: SchemeOf> Index for FitsIndex<S> {
         self.nonempty.get(class)
     }
 
+    fn list_name(&self, list: usize) -> String {
+        format!("class {list}: from {} B", S::SCHEME.class_floor(list))
+    }
+
     #[inline(always)]
     unsafe fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64) {
         // An over-aligned request asks for room for its padding wherever a

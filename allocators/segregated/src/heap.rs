@@ -17,7 +17,8 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 use heaplab_core::{
-    AllocError, Allocator, Arena, FreeShape, HeapStats, InvariantViolation, Kept, Reports, SetupError, Waste, ensure,
+    AllocError, Allocator, Arena, FreeListView, FreeShape, HeapStats, InvariantViolation, Kept, Reports, SetupError,
+    Waste, ensure,
 };
 use heaplab_freelist::tags::{FIRST_BLOCK, FreeLists, GRANULE, Mem, NIL, TagHeap};
 
@@ -57,6 +58,14 @@ pub unsafe trait Index: Debug {
     /// kept in step with its marks, and their members are free blocks of the
     /// heap `mem` is the memory of.
     unsafe fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64);
+    /// List `list`'s name, for pictures.
+    fn list_name(&self, list: usize) -> String {
+        format!("list {list}")
+    }
+    /// For a two-level index: lists per first level.
+    fn second_level(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A block a search found.
@@ -305,6 +314,19 @@ impl<I: Index, const C: bool> Allocator for SegregatedHeap<I, C> {
         for &head in self.lists.heads.iter() {
             self.heap.for_each_in(head, visit);
         }
+    }
+
+    fn free_lists(&self) -> Option<FreeListView> {
+        let mut blocks = Vec::new();
+        for (list, &head) in self.lists.heads.iter().enumerate() {
+            self.heap.for_each_in(head, &mut |block, _| blocks.push((list, block)));
+        }
+        Some(FreeListView {
+            names: (0..self.lists.heads.len()).map(|list| self.lists.index.list_name(list)).collect(),
+            blocks,
+            rover: None,
+            second_level: self.lists.index.second_level(),
+        })
     }
 
     /// The largest free block is in the first non-empty list from the top;

@@ -415,6 +415,10 @@ impl<const C: bool> Allocator for Segregated<C> {
         each!(self, allocator => allocator.for_each_free(visit))
     }
 
+    fn free_lists(&self) -> Option<heaplab_core::FreeListView> {
+        each!(self, allocator => allocator.free_lists())
+    }
+
     fn free_shape(&self) -> FreeShape {
         each!(self, allocator => allocator.free_shape())
     }

@@ -152,6 +152,18 @@ unsafe impl<const SL: u32> Index for TlsfIndex<SL> {
         self.second[fl] & (1 << second) != 0
     }
 
+    fn list_name(&self, list: usize) -> String {
+        // The inverse of `flat_of`: list k holds sizes from m << shift
+        // granules, m = k − (shift << SL), shift = max(k >> SL, 1) − 1.
+        let shift = (list >> SL).max(1) - 1;
+        let from = (list - (shift << SL)) << shift;
+        format!("fl {}, sl {}: from {} B", list >> SL, list & Self::SUBDIVISIONS_MASK, from * GRANULE)
+    }
+
+    fn second_level(&self) -> Option<usize> {
+        Some(1 << SL)
+    }
+
     #[inline(always)]
     unsafe fn search(&self, mem: Mem, heads: &[usize], needed: usize, align: usize) -> (Option<Found>, u64) {
         // Block sizes, alignments above the granule and MIN_BLOCK are all

@@ -12,7 +12,12 @@
 //! - `live`: the live blocks the replay holds, `[offset, requested, granted]`;
 //! - `tree`, for an allocator over a buddy system: the leaves of its tree of
 //!   splits, `[offset, order, state]` with state 0 free, 1 taken by a caller,
-//!   2 + h held by holder h (a slab cache).
+//!   2 + h held by holder h (a slab cache);
+//! - for an allocator with free lists to show, their order as two more:
+//!   `links`, `[offset, next, list]` for each listed block (`next` is the
+//!   block itself at the end of its list), and `heads`, `[list, first]` for
+//!   each non-empty list, with the next-fit rover as `[lists, block]` (one
+//!   past the last list).
 //!
 //! A keyframe repeats a map in full whenever the deltas since the last one
 //! outgrow it, so that the page rebuilds any op from the nearest keyframe in
@@ -108,6 +113,10 @@ pub struct Keyframe {
     pub live: Vec<[u64; 3]>,
     /// Buddy-tree leaves, `[offset, order, state]`, by offset.
     pub tree: Vec<[u64; 3]>,
+    /// Free-list links, `[offset, next, list]`, by offset.
+    pub links: Vec<[u64; 3]>,
+    /// Free-list heads and the rover, `[list, block]`, by list.
+    pub heads: Vec<[u64; 2]>,
     /// H then, where the allocator reports it.
     pub footprint: Option<u64>,
 }
@@ -137,6 +146,12 @@ pub struct OpRecord {
     /// Changes to `tree`.
     #[serde(skip_serializing_if = "Delta::is_empty")]
     pub tree: Delta<Entry<3>>,
+    /// Changes to `links`.
+    #[serde(skip_serializing_if = "Delta::is_empty")]
+    pub links: Delta<Entry<3>>,
+    /// Changes to `heads`.
+    #[serde(skip_serializing_if = "Delta::is_empty")]
+    pub heads: Delta<Entry<2>>,
 }
 
 /// The buddy system a tree view draws.
@@ -157,6 +172,15 @@ pub struct TreeGeometry {
     pub holder_object_bytes: Vec<u64>,
 }
 
+/// The free lists a lists view draws.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListGeometry {
+    /// Each list's name.
+    pub names: Vec<String>,
+    /// For two-level segregated fit: lists per first level.
+    pub second_level: Option<u64>,
+}
+
 /// The views an allocator can show, and why not the others.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Views {
@@ -164,6 +188,8 @@ pub struct Views {
     pub arena: bool,
     /// The buddy tree.
     pub tree: bool,
+    /// The free lists in list order.
+    pub lists: bool,
     /// One sentence per view it cannot show.
     pub lacking: Vec<String>,
 }
@@ -171,7 +197,7 @@ pub struct Views {
 impl Views {
     /// What an allocator that reports `reports` (and has a buddy level or
     /// not) can show.
-    pub fn of(spec: &str, reports: Reports, buddy: bool) -> Views {
+    pub fn of(spec: &str, reports: Reports, buddy: bool, lists: bool) -> Views {
         let arena = reports.in_arena && reports.free_space;
         let mut lacking = Vec::new();
         if !arena {
@@ -180,7 +206,10 @@ impl Views {
         if !buddy {
             lacking.push(format!("the buddy tree: {spec} is not built on a binary buddy system"));
         }
-        Views { arena, tree: buddy && arena, lacking }
+        if !lists {
+            lacking.push(format!("the free lists in list order: {spec} does not expose its free lists"));
+        }
+        Views { arena, tree: buddy && arena, lists: lists && arena, lacking }
     }
 }
 
@@ -207,6 +236,8 @@ pub struct Recording {
     pub granted: bool,
     /// The buddy system, when the tree can be shown.
     pub tree: Option<TreeGeometry>,
+    /// The free lists, when they can be shown.
+    pub lists: Option<ListGeometry>,
     /// Full states; the first is at `first`.
     pub keyframes: Vec<Keyframe>,
     /// Ops `first..=last`, in order.
@@ -250,6 +281,8 @@ pub struct StepRecorder<'s> {
     holders: Vec<String>,
     holder_object_bytes: Vec<u64>,
     geometry: Option<BuddyLevel>,
+    list_names: Vec<String>,
+    second_level: Option<usize>,
     keyframes: Vec<Keyframe>,
     ops: Vec<OpRecord>,
 }
@@ -281,7 +314,8 @@ impl<'s> StepRecorder<'s> {
     pub fn new<A: Allocator>(allocator: &A, spec: &str, steps: &'s [Step], first: u64, last: u64) -> StepRecorder<'s> {
         let reports = allocator.reports();
         let geometry = allocator.buddy_level();
-        let views = Views::of(spec, reports, geometry.is_some());
+        let lists = allocator.free_lists();
+        let views = Views::of(spec, reports, geometry.is_some(), lists.is_some());
         let mut recorder = StepRecorder {
             steps,
             first,
@@ -299,6 +333,8 @@ impl<'s> StepRecorder<'s> {
             holders: Vec::new(),
             holder_object_bytes: Vec::new(),
             geometry,
+            list_names: lists.as_ref().map(|l| l.names.clone()).unwrap_or_default(),
+            second_level: lists.and_then(|l| l.second_level),
             keyframes: Vec::new(),
             ops: Vec::new(),
         };
@@ -321,6 +357,10 @@ impl<'s> StepRecorder<'s> {
                 holder_object_bytes: self.holder_object_bytes.clone(),
             }
         });
+        let lists = self.views.lists.then(|| ListGeometry {
+            names: self.list_names.clone(),
+            second_level: self.second_level.map(|n| n as u64),
+        });
         Recording {
             allocator,
             workload,
@@ -332,6 +372,7 @@ impl<'s> StepRecorder<'s> {
             granted: self.reports.granted,
             views: self.views,
             tree,
+            lists,
             keyframes: self.keyframes,
             ops: self.ops,
         }
@@ -382,6 +423,25 @@ impl<'s> StepRecorder<'s> {
             }
             state.tree = tree;
         }
+        if self.views.lists
+            && let Some(lists) = allocator.free_lists()
+        {
+            let mut blocks = lists.blocks.iter().peekable();
+            while let Some(&(list, block)) = blocks.next() {
+                let next = match blocks.peek() {
+                    Some(&&(next_list, next)) if next_list == list => next,
+                    _ => block,
+                };
+                if state.heads.last().is_none_or(|head| head[0] != list as u64) {
+                    state.heads.push([list as u64, block as u64]);
+                }
+                state.links.push([block as u64, next as u64, list as u64]);
+            }
+            if let Some(rover) = lists.rover {
+                state.heads.push([self.list_names.len() as u64, rover as u64]);
+            }
+            state.links.sort_unstable();
+        }
         state
     }
 
@@ -405,8 +465,11 @@ impl<'s> StepRecorder<'s> {
             record.free = Delta::between(&self.previous.free, &state.free);
             record.live = Delta::between(&self.previous.live, &state.live);
             record.tree = Delta::between(&self.previous.tree, &state.tree);
-            self.since_keyframe += record.free.len() + record.live.len() + record.tree.len();
-            let size = state.free.len() + state.live.len() + state.tree.len();
+            record.links = Delta::between(&self.previous.links, &state.links);
+            record.heads = Delta::between(&self.previous.heads, &state.heads);
+            self.since_keyframe +=
+                record.free.len() + record.live.len() + record.tree.len() + record.links.len() + record.heads.len();
+            let size = state.free.len() + state.live.len() + state.tree.len() + state.links.len();
             // A keyframe once the deltas since the last outweigh the state
             // four times: keyframes stay a fraction of the page, and a
             // jump replays at most four states' worth of changes.
@@ -657,6 +720,7 @@ mod tests {
             views: Views::default(),
             granted: true,
             tree: None,
+            lists: None,
             keyframes: vec![keyframe(10), keyframe(40), keyframe(90)],
             ops: vec![OpRecord::default(); 91],
         };
@@ -670,11 +734,11 @@ mod tests {
     #[test]
     fn a_peer_without_an_arena_lacks_both_views_and_says_why() {
         let none = Reports { in_arena: false, ..Reports::ALL };
-        let views = Views::of("peer:glibc", none, false);
-        assert!(!views.arena && !views.tree);
-        assert_eq!(views.lacking.len(), 2);
+        let views = Views::of("peer:glibc", none, false, false);
+        assert!(!views.arena && !views.tree && !views.lists);
+        assert_eq!(views.lacking.len(), 3);
         assert!(views.lacking[0].starts_with("the arena line: peer:glibc"));
-        let buddy = Views::of("buddy", Reports::ALL, true);
-        assert!(buddy.arena && buddy.tree && buddy.lacking.is_empty());
+        let buddy = Views::of("buddy", Reports::ALL, true, false);
+        assert!(buddy.arena && buddy.tree && !buddy.lists && buddy.lacking.len() == 1);
     }
 }

@@ -12,7 +12,7 @@
   const player = document.getElementById("player");
   const $ = (id) => document.getElementById(id);
   const TREE_FREE = 0, TREE_TAKEN = 1, TREE_HELD = 2;
-  const MAPS = ["free", "live", "tree"];
+  const MAPS = ["free", "live", "tree", "links", "heads"];
   const colours = {
     payload: "#0072b2", free: "#8fd3b6", freeEdge: "#009e73", other: "#d9d9d9",
     held: "#cc79a7", taken: "#56b4e9", split: "#f2f2f2", touched: "#d55e00",
@@ -76,7 +76,9 @@
   function Panel(R, index) {
     const root = $("panel-template").content.firstElementChild.cloneNode(true);
     const el = (name) => root.querySelector("." + name);
-    const state = { op: -1, maps: { free: new Map(), live: new Map(), tree: new Map() }, gone: null, footprint: null };
+    const state = { op: -1, maps: {}, gone: null, footprint: null };
+    for (const name of MAPS) state.maps[name] = new Map();
+    const noneGone = () => Object.fromEntries(MAPS.map((name) => [name, []]));
     const treeMin = R.tree ? R.tree.min_block : 0;
     const leafBytes = (leaf) => treeMin * Math.pow(2, leaf[1]);
     const record = (op) => R.ops[op - R.first];
@@ -108,7 +110,7 @@
     // Apply one op's deltas; with `keep`, remember the entries it removed
     // or replaced (drawn dashed: what the op took away).
     function apply(rec, keep) {
-      const gone = keep ? { free: [], live: [], tree: [] } : null;
+      const gone = keep ? noneGone() : null;
       if (rec.footprint !== undefined) state.footprint = rec.footprint;
       for (const name of MAPS) {
         const delta = rec[name];
@@ -133,7 +135,7 @@
         const key = keyframeAtOrBefore(op);
         for (const name of MAPS) state.maps[name] = new Map(key[name].map((e) => [e[0], e]));
         state.footprint = key.footprint;
-        state.gone = { free: [], live: [], tree: [] };
+        state.gone = noneGone();
         for (let o = key.op + 1; o <= op; o++) {
           const gone = apply(record(o), o === op);
           if (gone) state.gone = gone;
@@ -550,6 +552,100 @@
       root.dataset.slabinfo = summary.join("; ");
     }
 
+    // ---- free lists in list order ------------------------------------------
+    const MAX_LISTED = 48;
+    if (R.views.lists) el("lists-view").hidden = false;
+
+    // Each non-empty list as its blocks in list order, from the links.
+    function lists() {
+      const names = R.lists.names;
+      const out = [];
+      for (const [list, head] of state.sorted.heads) {
+        if (list >= names.length) continue;
+        const blocks = [head];
+        let at = head;
+        for (let guard = 0; guard < state.sorted.links.length; guard++) {
+          const link = state.maps.links.get(at);
+          if (!link || link[1] === at) break;
+          at = link[1];
+          blocks.push(at);
+        }
+        out.push({ list, blocks });
+      }
+      return out;
+    }
+
+    function drawLists() {
+      const all = lists();
+      const rover = state.maps.heads.get(R.lists.names.length);
+      root.dataset.lists = all.map((l) => l.list + ":" + l.blocks.join(",")).join(";");
+      root.dataset.rover = rover ? rover[1] : "";
+      const rec = record(state.op);
+      const touched = new Set();
+      if (state.op > R.first && rec && rec.links) for (const entry of rec.links.put) touched.add(entry[0]);
+      const box = el("lists");
+      box.innerHTML = "";
+      for (const { list, blocks } of all) {
+        const row = document.createElement("div");
+        row.className = "list";
+        const name = document.createElement("span");
+        name.className = "list-name";
+        name.textContent = `${R.lists.names[list]} (${blocks.length})`;
+        row.appendChild(name);
+        for (const block of blocks.slice(0, MAX_LISTED)) {
+          const chip = document.createElement("span");
+          chip.className = "chip" + (touched.has(block) ? " touched" : "") + (rover && rover[1] === block ? " rover" : "");
+          const free = state.maps.free.get(block);
+          chip.textContent = `${hex(block)} ${free ? bytes(free[1]) : ""}` + (rover && rover[1] === block ? " ← rover" : "");
+          row.appendChild(chip);
+        }
+        if (blocks.length > MAX_LISTED) {
+          const more = document.createElement("span");
+          more.className = "list-name";
+          more.textContent = `… ${blocks.length - MAX_LISTED} more`;
+          row.appendChild(more);
+        }
+        box.appendChild(row);
+      }
+      if (!all.length) box.textContent = "every list is empty";
+      const bitmaps = el("bitmaps");
+      bitmaps.innerHTML = "";
+      const per = R.lists.second_level;
+      if (per) {
+        // TLSF's bitmaps: a first-level bit per row with any list, a
+        // second-level bit per non-empty list.
+        const nonEmpty = new Set(all.map((l) => l.list));
+        const rows = Math.ceil(R.lists.names.length / per);
+        const table = document.createElement("table");
+        table.className = "bitmap";
+        const head = table.insertRow();
+        head.insertCell().textContent = "fl";
+        head.insertCell().textContent = "FL bit";
+        for (let sl = 0; sl < per; sl++) head.insertCell().textContent = sl;
+        for (let fl = 0; fl < rows; fl++) {
+          const row = table.insertRow();
+          row.insertCell().textContent = fl;
+          let any = false;
+          const cells = [];
+          for (let sl = 0; sl < per; sl++) {
+            const list = fl * per + sl;
+            const cell = document.createElement("td");
+            const on = nonEmpty.has(list);
+            any = any || on;
+            cell.className = on ? "on" : "";
+            cell.title = list < R.lists.names.length ? R.lists.names[list] : "";
+            cell.textContent = on ? "1" : "0";
+            cells.push(cell);
+          }
+          const flCell = row.insertCell();
+          flCell.className = any ? "on" : "";
+          flCell.textContent = any ? "1" : "0";
+          for (const cell of cells) row.appendChild(cell);
+        }
+        bitmaps.appendChild(table);
+      }
+    }
+
     function show(op, probeOffset) {
       if (op !== state.op) load(op);
       const rec = record(op);
@@ -557,6 +653,7 @@
       if (R.views.arena) drawArena();
       if (R.views.tree) renderBuddyinfo(), drawTree();
       if (showsSlabs) drawSlabs();
+      if (R.views.lists) drawLists();
       root.dataset.op = op;
       root.dataset.words = wordsOf(op);
       root.dataset.freeBlocks = state.sorted.free.length;
