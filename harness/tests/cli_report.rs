@@ -95,7 +95,18 @@ fn heapmap_draws_the_fragmenter_holes_block_by_block() {
     assert_svg(&map, &["after op 192"]);
     let words = std::fs::read_to_string(&map).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(words.contains("> 64 </text>") && words.contains("> 80 </text>"), "block sizes are labelled");
+    assert!(words.contains("live payload (requested bytes)"), "the legend is inside the picture");
+    assert!(words.contains("above the footprint: never used"), "the whole arena, the footprint apart");
     assert_png(&over_time);
+    // A refused request is annotated, on the picture and in what is printed.
+    let refused = dir.path().join("refused.png");
+    heaplab()
+        .args(["heapmap", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "--at", "193", "-o"])
+        .arg(&refused)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("op 193: alloc 4.00 KiB → refused: 6.00 KiB free in 65 holes"));
+    assert_png(&refused);
     heaplab()
         .args(["heapmap", "--alloc", "buddy", "--workload", "ramp:ops=100", "--at", "101"])
         .assert()

@@ -682,9 +682,11 @@ pub fn write_exact_map(
     rows: u64,
     title: &str,
     span_bytes: u64,
+    footprint_bytes: u64,
+    note: Option<String>,
     extents: Vec<(u64, u64, char)>,
 ) -> Result<(), ReportError> {
-    let chart = ExactMap { title: title.to_string(), span_bytes, extents, rows };
+    let chart = ExactMap { title: title.to_string(), span_bytes, footprint_bytes, note, extents, rows };
     write_chart(path, &chart)
 }
 

@@ -10,6 +10,7 @@ use heaplab::prepare::prepare;
 use heaplab::registry::{self, Visitor};
 use heaplab::replay::{Slots, Touch, replay};
 use heaplab::run::DEFAULT_ARENA_BYTES;
+use heaplab::step::StepRecorder;
 use heaplab::{table, units};
 use heaplab_core::spec::parse_size;
 use heaplab_core::{Allocator, AllocatorConfig, Arena};
@@ -109,6 +110,10 @@ pub struct HeapMapArgs {
     /// Rows the map at `--at` wraps into (more rows, more detail).
     #[arg(long, default_value_t = 16)]
     rows: u64,
+    /// Draw only up to the footprint at `--at` (default: the whole arena,
+    /// at the same scale for every op, the footprint marked).
+    #[arg(long)]
+    footprint: bool,
     /// Also draw the map over the whole run, address × time (.svg or .png).
     #[arg(long, value_name = "FILE")]
     over_time: Option<PathBuf>,
@@ -143,13 +148,28 @@ impl Visitor for Draw<'_> {
         let footprint = map.frames.iter().find(|f| f.op == op).map_or(map.span_bytes, |f| f.footprint_bytes);
         let live = extents.iter().filter(|e| e.state == 'A').count();
         let free: Vec<u64> = extents.iter().filter(|e| e.state == 'F' && e.offset < footprint).map(|e| e.len).collect();
+        // What op `at` did, in `heaplab step`'s words, from a replay of
+        // its own up to it.
+        let words = {
+            let mut allocator = config.build(Arena::natural(self.arena_bytes).context("creating the arena")?)?;
+            let mut recorder = StepRecorder::new(&allocator, &config.spec(), steps, at as u64, at as u64);
+            let mut slots = Slots::new(self.prepared.slots);
+            let Ok(_) = replay(&mut allocator, &steps[..at], &mut slots, Touch::None, &mut recorder);
+            slots.release_all(&mut allocator);
+            let recording = recorder.finish(String::new(), String::new(), 0, None);
+            format!("op {op}: {}", recording.ops[0].words)
+        };
+        let span = if self.args.footprint { footprint } else { self.arena_bytes as u64 };
         write_exact_map(
             &self.args.output,
             self.args.rows,
             &format!("{} after op {op}", self.title),
+            span,
             footprint,
+            Some(words.clone()),
             extents.iter().map(|e| (e.offset, e.len, e.state)).collect(),
         )?;
+        println!("{words}");
         println!(
             "after op {op}: {live} live blocks, {} free blocks below the footprint (largest {}), footprint {}; drawn to {}",
             free.len(),

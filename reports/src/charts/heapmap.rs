@@ -87,8 +87,12 @@ impl Chart for HeapMapChart {
 pub struct ExactMap {
     /// Caption.
     pub title: String,
-    /// Bytes shown (from offset 0).
+    /// Bytes shown (from offset 0): the arena, or the footprint.
     pub span_bytes: u64,
+    /// H at that op: bytes above it were never used (drawn apart).
+    pub footprint_bytes: u64,
+    /// A line under the caption: what the op did (a refused request).
+    pub note: Option<String>,
     /// `(offset, len, state)` of payloads ('A') and free blocks ('F'),
     /// address order; gaps are overhead.
     pub extents: Vec<(u64, u64, char)>,
@@ -96,15 +100,48 @@ pub struct ExactMap {
     pub rows: u64,
 }
 
+/// The exact map's legend: colour and meaning, in drawing order.
+const EXACT_LEGEND: [(RGBColor, &str); 4] = [
+    (PAYLOAD_COLOR, "live payload (requested bytes)"),
+    (FREE_COLOR, "free"),
+    (OTHER_COLOR, "headers, padding, rounding, metadata"),
+    (NEVER_USED_COLOR, "above the footprint: never used"),
+];
+
+/// Arena bytes above the footprint.
+const NEVER_USED_COLOR: RGBColor = RGBColor(232, 232, 232);
+
 impl Chart for ExactMap {
     fn size(&self) -> (u32, u32) {
-        (1200, 60 + 34 * self.rows as u32)
+        (1200, 90 + 34 * self.rows as u32 + if self.note.is_some() { 20 } else { 0 })
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), ReportError> {
         let rows = self.rows.max(1);
         let per_row = self.span_bytes.div_ceil(rows).max(1);
-        let mut chart = ChartBuilder::on(area)
+        // The legend along the bottom, the note under the caption: inside
+        // the picture, so that a PNG on a slide explains itself.
+        let height = area.dim_in_pixel().1 as i32;
+        let (area, legend) = area.split_vertically(height - 28);
+        let mut x = 90;
+        for (color, text) in EXACT_LEGEND {
+            legend.draw(&Rectangle::new([(x, 8), (x + 14, 20)], color.filled())).map_err(error)?;
+            legend.draw(&Rectangle::new([(x, 8), (x + 14, 20)], BLACK.mix(0.4).stroke_width(1))).map_err(error)?;
+            legend.draw(&Text::new(text, (x + 20, 9), (FONT, 12).into_font())).map_err(error)?;
+            x += 40 + 6 * text.chars().count() as i32;
+        }
+        let area = match &self.note {
+            Some(note) => {
+                let (top, rest) = area.split_vertically(50);
+                // The embedded font has no arrows.
+                let note = note.replace('→', "->");
+                top.draw(&Text::new(note, (90, 30), (FONT, 13).into_font().color(&RGBColor(160, 40, 0))))
+                    .map_err(error)?;
+                rest
+            }
+            None => area,
+        };
+        let mut chart = ChartBuilder::on(&area)
             .caption(&self.title, (FONT, 16))
             .margin(8)
             .x_label_area_size(30)
@@ -129,23 +166,44 @@ impl Chart for ExactMap {
                     .map(|r| Rectangle::new([(0.0, r as f64), (per_row as f64, r as f64 + 0.8)], OTHER_COLOR.filled())),
             )
             .map_err(error)?;
+        // Above the footprint: never used, apart from overhead.
+        let never_used = (
+            self.footprint_bytes.min(self.span_bytes),
+            self.span_bytes - self.footprint_bytes.min(self.span_bytes),
+            'N',
+        );
         let pixels_per_byte = 1100.0 / per_row as f64;
-        for &(offset, len, state) in &self.extents {
-            let color = if state == 'A' { PAYLOAD_COLOR } else { FREE_COLOR };
-            let (mut at, end) = (offset, (offset + len).min(self.span_bytes));
+        for &(offset, len, state) in std::iter::once(&never_used).chain(&self.extents) {
+            let color = match state {
+                'A' => PAYLOAD_COLOR,
+                'N' => NEVER_USED_COLOR,
+                _ => FREE_COLOR,
+            };
+            let (start, end) = (offset, (offset + len).min(self.span_bytes));
+            // The pieces of a block that wraps, and the widest, which
+            // carries its size (a 128-byte block split 120 + 8 across two
+            // rows says "128" once, where it is readable).
+            let mut pieces = Vec::new();
+            let mut at = start;
             while at < end {
                 let row = at / per_row;
                 let row_end = ((row + 1) * per_row).min(end);
-                let (x0, x1, y) = ((at - row * per_row) as f64, (row_end - row * per_row) as f64, row as f64);
+                pieces.push(((at - row * per_row) as f64, (row_end - row * per_row) as f64, row as f64));
+                at = row_end;
+            }
+            let widest =
+                pieces.iter().enumerate().max_by(|a, b| (a.1.1 - a.1.0).total_cmp(&(b.1.1 - b.1.0))).map(|(i, _)| i);
+            for (index, &(x0, x1, y)) in pieces.iter().enumerate() {
                 chart.draw_series([Rectangle::new([(x0, y), (x1, y + 0.8)], color.filled())]).map_err(error)?;
                 // Outline blocks wide enough to show one, so neighbours stay apart.
-                if (x1 - x0) * pixels_per_byte > 4.0 {
+                if state != 'N' && (x1 - x0) * pixels_per_byte > 4.0 {
                     chart
                         .draw_series([Rectangle::new([(x0, y), (x1, y + 0.8)], WHITE.stroke_width(1))])
                         .map_err(error)?;
                 }
                 let label = format!("{len}");
-                if (x1 - x0) * pixels_per_byte > 8.0 * label.len() as f64 + 6.0 {
+                if state != 'N' && Some(index) == widest && (x1 - x0) * pixels_per_byte > 8.0 * label.len() as f64 + 6.0
+                {
                     let text_color = if state == 'A' { WHITE } else { BLACK };
                     chart
                         .draw_series([Text::new(
@@ -158,7 +216,6 @@ impl Chart for ExactMap {
                         )])
                         .map_err(error)?;
                 }
-                at = row_end;
             }
         }
         Ok(())

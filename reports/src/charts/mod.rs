@@ -173,6 +173,8 @@ mod tests {
         let exact = ExactMap {
             title: "e".into(),
             span_bytes: 1024,
+            footprint_bytes: 900,
+            note: Some("op 3: alloc 64 B → refused".into()),
             extents: vec![(0, 100, 'A'), (128, 64, 'F'), (500, 400, 'A')],
             rows: 4,
         };
