@@ -383,4 +383,29 @@ fn a_long_workload_is_capped_and_says_so() {
     let at = html.find("\"capped\":").expect("the recording says it was capped") + 9;
     let capped: u64 = html[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
     assert!((10_000..=20_000).contains(&capped), "capped at {capped} ops");
+    // Opened right at a keyframe, the page still knows what that op took
+    // away (it rebuilds from the keyframe before).
+    let marker = "id=\"recording\">";
+    let start = html.find(marker).unwrap() + marker.len();
+    let data: serde_json::Value =
+        serde_json::from_str(&html[start..start + html[start..].find("</script>").unwrap()]).unwrap();
+    let recording = &data["recordings"][0];
+    let keyframes = recording["keyframes"].as_array().unwrap();
+    assert!(keyframes.len() > 1, "a long recording has keyframes past its first");
+    let (op, removed) = keyframes[1..]
+        .iter()
+        .map(|k| k["op"].as_u64().unwrap())
+        .map(|op| {
+            let record = &recording["ops"][op as usize];
+            let dels: usize = ["free", "live", "tree", "links", "heads"]
+                .iter()
+                .map(|map| record[map]["del"].as_array().map_or(0, Vec::len))
+                .sum();
+            (op, dels)
+        })
+        .find(|&(_, dels)| dels > 0)
+        .expect("a keyframe op that removes something");
+    let state = player_state(&page, &format!("op={op}"));
+    let gone: usize = state["gone"].parse().unwrap();
+    assert!(gone >= removed, "at keyframe op {op}: {gone} entries shown gone, the op removed {removed}");
 }

@@ -619,7 +619,9 @@ impl StepRecorder<'_> {
     fn buddy_words(&self, state: &Keyframe, offset: u64) -> String {
         let Some(level) = self.geometry.as_ref().filter(|_| self.views.tree) else { return String::new() };
         let find = |at: u64| state.tree.binary_search_by_key(&at, |leaf| leaf[0]).ok().map(|i| state.tree[i]);
-        let Some([_, order, _]) = find(offset) else { return String::new() };
+        // Only a block of the buddy system itself has a buddy: an object
+        // freed at the start of its slab is not one.
+        let Some([_, order, TREE_FREE]) = find(offset) else { return String::new() };
         let size = (level.min_block as u64) << order;
         let buddy = offset ^ size;
         if order >= u64::from(level.max_order) || buddy + size > level.managed_bytes as u64 {
@@ -676,7 +678,10 @@ impl<A: Allocator> Probe<A> for StepRecorder<'_> {
         if (self.first.max(1)..=self.last).contains(&op) {
             self.record(allocator, op);
         } else {
+            // Not shown: forget what it did, keep the counters current so
+            // that the first op shown counts only its own splits and merges.
             self.current = Current::default();
+            self.counters = allocator.stats().counters;
         }
         Ok(())
     }

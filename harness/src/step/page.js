@@ -132,7 +132,9 @@
       if (op === state.op + 1 && state.op >= R.first) {
         state.gone = apply(record(op), true);
       } else {
-        const key = keyframeAtOrBefore(op);
+        // From a keyframe before the op (not at it), so that what the op
+        // itself changed is known and outlined however the op was reached.
+        const key = keyframeAtOrBefore(op > R.first ? op - 1 : op);
         for (const name of MAPS) state.maps[name] = new Map(key[name].map((e) => [e[0], e]));
         state.footprint = key.footprint;
         state.gone = noneGone();
@@ -224,6 +226,14 @@
       }
     }
 
+    // The row holding the widest piece of a block that wraps: its size is
+    // written there only, once.
+    function widestPiece(offset, len) {
+      let best = -1, bestLen = -1;
+      arenaPieces(offset, len, (row, x, l) => { if (l > bestLen) { best = row; bestLen = l; } });
+      return best;
+    }
+
     function drawArena() {
       const canvas = el("arena");
       const height = arenaRows.rows * (ROW_H + BAND_H + ROW_GAP) + 4;
@@ -258,7 +268,7 @@
           ctx.fillRect(rx, ry, rw, rh);
           ctx.fillStyle = colours.freeEdge;
           ctx.fillRect(rx, ry, Math.min(1, rw), rh);
-          label(ctx, shortBytes(len), rx, ry + rh / 2, rw, "#0b3d2c");
+          if (widestPiece(offset, len) === row) label(ctx, shortBytes(len), rx, ry + rh / 2, rw, "#0b3d2c");
         });
       }
       for (const [offset, requested] of state.sorted.live) {
@@ -268,7 +278,7 @@
           ctx.fillRect(rx, ry, rw, rh);
           ctx.fillStyle = "#fff";
           ctx.fillRect(rx, ry, Math.min(1, rw), rh);
-          label(ctx, shortBytes(requested), rx, ry + rh / 2, rw, "#fff");
+          if (widestPiece(offset, Math.max(requested, 1)) === row) label(ctx, shortBytes(requested), rx, ry + rh / 2, rw, "#fff");
         });
       }
       // What this op changed: outlines; dashed where a block went away.
@@ -303,7 +313,7 @@
         ctx.stroke();
         ctx.restore();
       }
-      el("arena-scale").textContent = `${bytes(R.arena_bytes)} in ${arenaRows.rows} ${arenaRows.rows === 1 ? "row" : "rows"} of ${bytes(arenaRows.perRow)}, ${(arenaRows.perRow / (width - 2)).toPrecision(3)} bytes a pixel`;
+      el("arena-scale").textContent = `${bytes(R.arena_bytes)} in ${arenaRows.rows} ${arenaRows.rows === 1 ? "row" : "rows"} of ${bytes(arenaRows.perRow)}, ${(arenaRows.perRow / (width - 2)).toFixed(arenaRows.perRow / (width - 2) >= 10 ? 0 : 2)} bytes a pixel`;
       canvas.onmousemove = (event) => {
         const box = canvas.getBoundingClientRect();
         const x = event.clientX - box.left - 1, y = event.clientY - box.top - 2;
@@ -528,9 +538,10 @@
             ctx.fillStyle = slab.used[i] ? colours.payload : colours.free;
             ctx.fillRect(x, y, Math.max(cellW - 1, 1), cell - 1);
           }
-          if (cache.objects % perRow !== 0 || cache.objects * cache.size < leafBytes([0, cache.order])) {
-            const i = cache.objects;
-            const x = labelW + (i % perRow) * cellW, y = y0 + Math.floor(i / perRow) * cell;
+          if (cache.objects * cache.size < leafBytes([0, cache.order])) {
+            // The tail, right after the last slot.
+            const i = cache.objects - 1;
+            const x = labelW + ((i % perRow) + 1) * cellW, y = y0 + Math.floor(i / perRow) * cell;
             ctx.fillStyle = colours.other;
             ctx.fillRect(x, y, Math.max(cellW * 2, 4), cell - 1);
           }
@@ -657,6 +668,8 @@
       root.dataset.op = op;
       root.dataset.words = wordsOf(op);
       root.dataset.freeBlocks = state.sorted.free.length;
+      // Entries this op removed or replaced, over every map (drawn dashed).
+      root.dataset.gone = MAPS.reduce((n, name) => n + (state.gone ? state.gone[name].length : 0), 0);
       if (probeOffset !== null && R.views.arena) {
         const block = blockAt(probeOffset);
         root.dataset.blockAt = `${block.kind} ${block.at} ${block.len}`;
@@ -722,10 +735,14 @@
     }, every);
   }
 
-  // The next op at which any panel's words say `word`.
+  // What each jump looks for in an op's words: the op split or merged
+  // (not a buddy said to be split), or its request was refused.
+  const EVENTS = { split: /; split (once|\d+ times)/, merged: /merged (once|\d+ times)/, refused: /→ refused/ };
+
+  // The next op at which any panel's words tell of `word`.
   function jump(word) {
     for (let at = op + 1; at <= last; at++) {
-      if (panels.some((panel) => panel.wordsAt(at).includes(word))) { go(at); return; }
+      if (panels.some((panel) => EVENTS[word].test(panel.wordsAt(at)))) { go(at); return; }
     }
     const none = word === "refused" ? "is refused" : "is a " + word;
     $("jump-note").textContent = `(no later op ${none})`;
