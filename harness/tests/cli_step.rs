@@ -251,18 +251,23 @@ impl heaplab_core::Visitor for FreeAfter<'_> {
     }
 }
 
+/// `heaplab step` with `specs` side by side on `workload` in a 16 KiB arena.
+fn step_side_by_side(specs: &[&str], workload: &str, page: &Path) {
+    let mut command = heaplab();
+    command.arg("step");
+    for spec in specs {
+        command.args(["--alloc", spec]);
+    }
+    command.args(["--workload", workload, "--arena", "16K", "-o"]).arg(page).assert().success();
+}
+
 #[test]
 fn the_four_fits_side_by_side_step_together() {
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("fits.html");
     let workload = "uniform:ops=400,live=12K,min=16,max=1K,phase=steady";
     let fits = ["freelist:fit=first", "freelist:fit=next", "freelist:fit=best", "freelist:fit=worst"];
-    let mut command = heaplab();
-    command.arg("step");
-    for fit in fits {
-        command.args(["--alloc", fit]);
-    }
-    command.args(["--workload", workload, "--arena", "16K", "-o"]).arg(&page).assert().success();
+    step_side_by_side(&fits, workload, &page);
     let ops = ops_of(workload);
     for op in [0, 120, 200, 333] {
         let panels = panel_states(&page, &format!("op={op}"));
@@ -296,12 +301,7 @@ fn lifo_fifo_and_tlsf_lists_are_shown_in_their_order_with_the_bitmaps() {
     let workload = "uniform:ops=300,live=8K,min=16,max=600,phase=steady";
     let specs =
         ["freelist:fit=first,order=lifo", "freelist:fit=first,order=fifo", "segregated:kind=tlsf,sl=2", "buddy"];
-    let mut command = heaplab();
-    command.arg("step");
-    for spec in specs {
-        command.args(["--alloc", spec]);
-    }
-    command.args(["--workload", workload, "--arena", "16K", "-o"]).arg(&page).assert().success();
+    step_side_by_side(&specs, workload, &page);
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("fl 3, sl 1: from 320 B"), "TLSF lists are named by their levels and sizes");
     assert!(html.contains("free_area[2], 64 blocks"), "a buddy's lists are its free_area");
