@@ -129,7 +129,9 @@ fn a_buddy_system_steps_from_the_first_split_to_the_refused_request_in_a_real_br
         .assert()
         .success()
         .stdout(predicate::str::contains("ops 0 to 258 of 258"))
-        .stdout(predicate::str::contains("buddy:min=16,max_order=auto,split=lower: the arena line and the buddy tree"));
+        .stdout(predicate::str::contains(
+            "buddy:min=16,max_order=auto,split=lower: the arena line, the buddy tree and the free lists",
+        ));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.len() < 5 << 20, "the page is {} bytes", html.len());
     for outside in ["src=\"http", "href=\"http", "src=\"//", "@import"] {
@@ -357,7 +359,7 @@ fn bad_requests_are_refused_before_anything_is_written() {
         .arg(&page)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("expected a range such as 0..=400"));
+        .stderr(predicate::str::contains("--ops 9..3: the range holds no op"));
     heaplab()
         .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "-o"])
         .arg(dir.path().join("missing/page.html"))
@@ -383,6 +385,11 @@ fn a_long_workload_is_capped_and_says_so() {
     let at = html.find("\"capped\":").expect("the recording says it was capped") + 9;
     let capped: u64 = html[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
     assert!((10_000..=20_000).contains(&capped), "capped at {capped} ops");
+    let dom = dump_dom(&page, "op=0");
+    assert!(
+        dom.contains("unless --ops asks for a range, heaplab step shows at most 20,000 ops, and fewer when the page would pass 4.58 MiB"),
+        "the page's note on the cap"
+    );
     // Opened right at a keyframe, the page still knows what that op took
     // away (it rebuilds from the keyframe before).
     let marker = "id=\"recording\">";
@@ -408,4 +415,183 @@ fn a_long_workload_is_capped_and_says_so() {
     let state = player_state(&page, &format!("op={op}"));
     let gone: usize = state["gone"].parse().unwrap();
     assert!(gone >= removed, "at keyframe op {op}: {gone} entries shown gone, the op removed {removed}");
+}
+
+/// The frames of a GIF as RGB pixels, and its size.
+fn gif_frames(path: &Path) -> (Vec<Vec<u8>>, (u16, u16)) {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options.read_info(std::fs::File::open(path).unwrap()).unwrap();
+    let size = (decoder.width(), decoder.height());
+    let mut frames = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        assert_eq!((frame.left, frame.top, frame.width, frame.height), (0, 0, size.0, size.1), "a partial frame");
+        frames.push(frame.buffer.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect());
+    }
+    (frames, size)
+}
+
+/// A PNG's RGB pixels and size.
+fn png_pixels(path: &Path) -> (Vec<u8>, (u32, u32)) {
+    let mut decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buffer = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buffer).unwrap();
+    let channels = info.color_type.samples();
+    let pixels = buffer[..info.buffer_size()].chunks(channels).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    (pixels, (info.width, info.height))
+}
+
+/// The text of an SVG's `<text>` elements, in order.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .map(|t| t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()].trim().to_string())
+        .collect()
+}
+
+#[test]
+fn a_gif_of_the_buddy_tree_has_one_frame_per_op_each_the_picture_of_that_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("buddy.gif");
+    heaplab()
+        .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "--ops", "0..=40", "--fps", "5", "-o"])
+        .arg(&gif)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("the buddy tree, 41 frames, ops 0 to 40 of 258 at 5 a second"));
+    let (frames, size) = gif_frames(&gif);
+    assert_eq!(frames.len(), 41);
+    assert_eq!(size.0, 1000);
+    // Every op of the first 40 allocates and splits: each frame differs from the one before.
+    for (k, pair) in frames.windows(2).enumerate() {
+        assert_ne!(pair[0], pair[1], "frames {k} and {} are the same picture", k + 1);
+    }
+    // Frame k is the picture of op k: the PNG `--at k` draws, up to the
+    // GIF's 256 colours.
+    for op in [1u64, 17, 40] {
+        let png = dir.path().join(format!("at-{op}.png"));
+        heaplab()
+            .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "--at", &op.to_string(), "-o"])
+            .arg(&png)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!("the buddy tree after op {op}")));
+        let (pixels, png_size) = png_pixels(&png);
+        assert_eq!(png_size, (u32::from(size.0), u32::from(size.1)));
+        let frame = &frames[op as usize];
+        let far = pixels.iter().zip(frame).filter(|(a, b)| a.abs_diff(**b) > 40).count();
+        assert!(far * 200 < pixels.len(), "op {op}: {far} of {} channel values differ", pixels.len());
+        let other = &frames[op as usize - 1];
+        let far_from_before = pixels.iter().zip(other).filter(|(a, b)| a.abs_diff(**b) > 40).count();
+        assert!(far_from_before > far, "op {op}: the frame before is as close as the frame itself");
+    }
+}
+
+#[test]
+fn a_picture_of_one_op_writes_its_words_and_the_free_blocks_of_each_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = ops_of("fragmenter:live=8K");
+    for op in [0usize, 64, 193, 194] {
+        let svg = dir.path().join(format!("tree-{op}.svg"));
+        heaplab()
+            .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "--at", &op.to_string(), "-o"])
+            .arg(&svg)
+            .assert()
+            .success();
+        let texts = svg_texts(&std::fs::read_to_string(&svg).unwrap());
+        // The words are the page's for that op (its arrows in letters the font has).
+        let page = dir.path().join(format!("op-{op}.html"));
+        heaplab()
+            .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "--ops", &format!("{op}..={op}")])
+            .arg("-o")
+            .arg(&page)
+            .assert()
+            .success();
+        let state = player_state(&page, &format!("op={op}"));
+        let words = state["words"].replace('→', "-&gt;");
+        assert!(texts.contains(&words), "op {op}: no text `{words}` in {texts:?}");
+        // Each order drawn says its free blocks, as a replay by hand counts
+        // them; every order holding one is drawn, up to the top.
+        let mut buddy = heaplab_buddy::Buddy::<true>::new(Arena::natural(10240).unwrap(), Default::default()).unwrap();
+        replay_by_hand(&mut buddy, &ops, op);
+        let nr_free = buddy.nr_free();
+        let mut shown = Vec::new();
+        for pair in texts.windows(2) {
+            if let (Some(order), Some(count)) = (pair[0].strip_prefix("order "), pair[1].strip_suffix(" free")) {
+                let order: usize = order.split(':').next().unwrap().parse().unwrap();
+                assert_eq!(count, nr_free[order].to_string(), "op {op}: free blocks of order {order}");
+                shown.push(order);
+            }
+        }
+        assert_eq!(shown.last(), Some(&(nr_free.len() - 1)), "op {op}: the top order is drawn");
+        for (order, &count) in nr_free.iter().enumerate() {
+            assert!(count == 0 || shown.contains(&order), "op {op}: order {order} has {count} free, not drawn");
+        }
+    }
+    // The arena line of a first fit, as a PNG: a real picture of the size the rows make.
+    let png = dir.path().join("FIRST.PNG");
+    heaplab()
+        .args([
+            "step",
+            "--alloc",
+            "freelist:fit=first",
+            "--workload",
+            "uniform:ops=400,live=12K,min=16,max=1K,phase=steady",
+        ])
+        .args(["--arena", "16K", "--at", "200", "-o"])
+        .arg(&png)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("the arena line after op 200"));
+    let (pixels, (width, height)) = png_pixels(&png);
+    assert_eq!(width, 1000);
+    assert!(height > 200 && pixels.len() == (width * height * 3) as usize);
+}
+
+#[test]
+fn pictures_refuse_what_they_cannot_draw_and_keep_the_file_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("kept.png");
+    std::fs::write(&kept, "kept").unwrap();
+    let refused = |args: &[&str], path: &Path, message: &str| {
+        heaplab()
+            .args(["step", "--workload", "fragmenter:live=8K"])
+            .args(args)
+            .arg("-o")
+            .arg(path)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+    };
+    refused(&["--alloc", "buddy"], &kept, "one picture is one op: say which with --at N");
+    refused(&["--alloc", "buddy", "--at", "3", "--ops", "0..=5"], &kept, "--ops is for the page and for a GIF");
+    refused(&["--alloc", "buddy", "--at", "259"], &kept, "so op 259 does not exist");
+    refused(&["--alloc", "peer:glibc", "--at", "3"], &kept, "peer:glibc cannot be drawn as the arena line");
+    refused(&["--alloc", "freelist", "--at", "3", "--view", "tree"], &kept, "cannot be drawn as the buddy tree");
+    refused(&["--alloc", "buddy", "--at", "3"], &dir.path().join("x.jpeg"), "expected .html (the player page), .svg");
+    let page = dir.path().join("page.html");
+    refused(&["--alloc", "buddy", "--at", "3"], &page, "the page opens at an op with");
+    refused(&["--alloc", "buddy", "--view", "tree"], &page, "the page");
+    let gif = dir.path().join("a.gif");
+    refused(&["--alloc", "buddy", "--at", "3"], &gif, "a GIF animates --ops");
+    heaplab()
+        .args(["step", "--alloc", "buddy", "--workload", "ramp:ops=5000", "--ops", "0..=4000", "-o"])
+        .arg(&gif)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("a GIF of 4,001 frames; at most 3,000"));
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "kept");
+    assert!(!gif.exists() && !page.exists());
+    // An upper-case extension is the same page.
+    let upper = dir.path().join("PAGE.HTML");
+    heaplab()
+        .args(["step", "--alloc", "buddy", "--workload", "fragmenter:live=8K", "-o"])
+        .arg(&upper)
+        .assert()
+        .success();
+    assert!(std::fs::read_to_string(&upper).unwrap().contains("id=\"recording\""));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.iter().all(|name| !name.to_string_lossy().starts_with(".heaplab-")), "temporary files left: {left:?}");
 }

@@ -258,6 +258,42 @@ impl Recording {
     }
 }
 
+impl Recording {
+    /// The state after every op shown, in order, with the op's record:
+    /// the first keyframe, then each op's deltas applied to it (as the
+    /// page rebuilds an op).
+    pub fn states(&self) -> impl Iterator<Item = (Keyframe, &OpRecord)> + '_ {
+        let mut state = self.keyframes.first().cloned().unwrap_or_default();
+        self.ops.iter().enumerate().map(move |(k, record)| {
+            if k > 0 {
+                state.op += 1;
+                apply(&mut state.free, &record.free);
+                apply(&mut state.live, &record.live);
+                apply(&mut state.tree, &record.tree);
+                apply(&mut state.links, &record.links);
+                apply(&mut state.heads, &record.heads);
+                if record.footprint.is_some() {
+                    state.footprint = record.footprint;
+                }
+            }
+            (state.clone(), record)
+        })
+    }
+}
+
+/// Apply `delta` to a map sorted by offset (its `del` is sorted too).
+fn apply<const N: usize>(map: &mut Vec<[u64; N]>, delta: &Delta<[u64; N]>) {
+    if !delta.del.is_empty() {
+        map.retain(|entry| delta.del.binary_search(&entry[0]).is_err());
+    }
+    for &entry in &delta.put {
+        match map.binary_search_by_key(&entry[0], |e| e[0]) {
+            Ok(at) => map[at] = entry,
+            Err(at) => map.insert(at, entry),
+        }
+    }
+}
+
 /// The probe of `heaplab step`: records ops `first..=last` (see the module
 /// documentation).
 pub struct StepRecorder<'s> {
@@ -734,6 +770,51 @@ mod tests {
         assert_eq!(recording.keyframes.iter().map(|k| k.op).collect::<Vec<_>>(), [10, 40]);
         recording.truncate(70);
         assert_eq!(recording.last, 50, "truncating never lengthens");
+    }
+
+    /// Record `spec` on `workload` over ops `first..=last`.
+    fn recording(spec: &str, workload: &str, arena: usize, first: u64, last: u64) -> Recording {
+        struct Go<'a>(&'a crate::prepare::Prepared, usize, u64, u64);
+        impl crate::registry::Visitor for Go<'_> {
+            type Output = Recording;
+            fn visit<C: heaplab_core::AllocatorConfig>(self, config: &C) -> Recording {
+                let Go(prepared, arena, first, last) = self;
+                let mut allocator = config.build(heaplab_core::Arena::natural(arena).unwrap()).unwrap();
+                let mut probe = StepRecorder::new(&allocator, &config.spec(), &prepared.steps, first, last);
+                let mut slots = crate::replay::Slots::new(prepared.slots);
+                let steps = &prepared.steps[..last as usize];
+                let Ok(_) =
+                    crate::replay::replay(&mut allocator, steps, &mut slots, crate::replay::Touch::None, &mut probe);
+                slots.release_all(&mut allocator);
+                probe.finish(config.spec(), String::new(), arena as u64, None)
+            }
+        }
+        let workload = heaplab_workloads::Workload::parse(workload).unwrap();
+        let prepared = crate::prepare::prepare(workload.ops(1).unwrap(), &workload.name(), 16).unwrap();
+        crate::registry::AllocatorSpec::parse(spec).unwrap().visit(Go(&prepared, arena, first, last))
+    }
+
+    #[test]
+    fn the_states_rebuilt_from_deltas_are_the_states_recorded_at_each_op() {
+        // A slab (tree with held leaves, slab objects) and a next fit (links,
+        // heads and the rover), long enough for keyframes past the first.
+        for (spec, workload, arena) in [
+            ("slab", "kmalloc-mix:ops=1500", 1 << 20),
+            ("freelist:fit=next", "uniform:ops=1500,live=12K,min=16,max=1K,phase=steady", 16 << 10),
+        ] {
+            let whole = recording(spec, workload, arena, 0, 1500);
+            assert!(whole.keyframes.len() > 1, "{spec}: only one keyframe, the test would not reach past it");
+            let states: Vec<Keyframe> = whole.states().map(|(state, _)| state).collect();
+            assert_eq!(states.len(), 1501);
+            for op in [0, 1, 2, 377, 998, 1500] {
+                let alone = recording(spec, workload, arena, op, op);
+                assert_eq!(states[op as usize], alone.keyframes[0], "{spec}, op {op}");
+            }
+            // And every keyframe the recording kept is the state rebuilt there.
+            for keyframe in &whole.keyframes {
+                assert_eq!(&states[keyframe.op as usize], keyframe, "{spec}, keyframe at op {}", keyframe.op);
+            }
+        }
     }
 
     #[test]

@@ -765,7 +765,7 @@
     if (capped) {
       const note = $("cap");
       note.hidden = false;
-      note.textContent = `This page shows ops ${count(first)} to ${count(last)} of ${count(capped.R.total_ops)}: unless --ops asks for a range, heaplab step shows at most 20,000 ops, and fewer when the page would pass 5 MB.`;
+      note.textContent = `This page shows ops ${count(first)} to ${count(last)} of ${count(capped.R.total_ops)}: unless --ops asks for a range, heaplab step shows at most ${count(DATA.cap_ops)} ops, and fewer when the page would pass ${bytes(DATA.budget_bytes)}.`;
     }
     player.dataset.first = first;
     player.dataset.last = last;

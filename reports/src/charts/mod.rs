@@ -17,10 +17,12 @@ use plotters::style::{FontStyle, register_font};
 use crate::ReportError;
 
 mod bars;
+mod frames;
 mod heapmap;
 mod lines;
 
 pub use bars::{Bar, Bars};
+pub use frames::{ArenaLine, BuddyTree, Leaf, PanelView, StepFrame, StepPanel, write_gif};
 pub use heapmap::{ExactMap, HEAPMAP_LEGEND, HeapMapChart};
 pub use lines::Lines;
 
