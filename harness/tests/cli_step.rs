@@ -390,6 +390,10 @@ fn a_long_workload_is_capped_and_says_so() {
         dom.contains("unless --ops asks for a range, heaplab step shows at most 20,000 ops, and fewer when the page would pass 4.58 MiB"),
         "the page's note on the cap"
     );
+    // Asked for an op past the page, it says so and keeps the cap's note.
+    let dom = dump_dom(&page, "op=24000");
+    assert!(dom.contains("Op 24000 is not in this page, which holds ops 0 to "), "the note on an op outside");
+    assert!(dom.contains("heaplab step shows at most 20,000 ops"), "the cap's note stays");
     // Opened right at a keyframe, the page still knows what that op took
     // away (it rebuilds from the keyframe before).
     let marker = "id=\"recording\">";

@@ -714,9 +714,10 @@
     probeOffset = offset === null || offset === "" ? null : Number(offset);
     const asked = params.get("op");
     const wanted = asked === null ? first : Number(asked);
-    const note = $("cap");
-    if (asked !== null && (!Number.isFinite(wanted) || wanted < first || wanted > last)) {
-      note.hidden = false;
+    // Its own note, so that the cap's stays.
+    const note = $("outside");
+    note.hidden = !(asked !== null && (!Number.isFinite(wanted) || wanted < first || wanted > last));
+    if (!note.hidden) {
       note.textContent = `Op ${asked} is not in this page, which holds ops ${count(first)} to ${count(last)}; showing the nearest.`;
     }
     go(Number.isFinite(wanted) ? wanted : first, true);
