@@ -321,7 +321,12 @@ fn across_seeds(results: &Results, labels: &Labels<'_>, writer: &mut Writer<'_>)
             if bars.is_empty() {
                 continue;
             }
-            let chart = charts::Bars { title: format!("{label}: {name}"), y_label: y_label.to_string(), bars };
+            let chart = charts::Bars {
+                title: format!("{label}: {name}"),
+                y_label: y_label.to_string(),
+                bars,
+                ..Default::default()
+            };
             let caption = format!(
                 "{name}, per allocator: the mean over {} seeds with its 95 % confidence interval as the error bar (the method is under the section's heading), from summary.csv.",
                 seeds.len()

@@ -146,12 +146,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bars_write_every_label_turning_horizontal_when_they_would_not_fit() {
+        let labels: Vec<String> = (0..19).map(|i| format!("segregated:kind=tlsf,sl={i}")).collect();
+        let many = Bars {
+            title: "t".into(),
+            y_label: "Mops/s".into(),
+            bars: labels.iter().enumerate().map(|(i, l)| (l.clone(), i as f64, None)).collect(),
+            ..Bars::default()
+        };
+        let (width, height) = many.size();
+        assert_eq!(width, 900);
+        assert!(height >= 19 * 26, "a row per label: {height} px");
+        let text = svg(&many).unwrap();
+        for label in &labels {
+            assert!(
+                text.contains(&format!(">{label}<")) || text.contains(&format!(">\n{label}\n<")),
+                "{label} dropped"
+            );
+        }
+        let few = Bars { bars: many.bars[..3].to_vec(), ..many.clone() };
+        assert_eq!(few.size(), (900, 480), "three labels fit under their bars");
+        // A shared top keeps small multiples on one scale.
+        let shared = Bars { y_max: Some(1000.0), ..few.clone() };
+        assert!(shared.top() > 1000.0 && few.top() < 10.0);
+    }
+
+    #[test]
     fn every_chart_kind_renders_as_svg_and_png() {
         let dir = tempfile::tempdir().unwrap();
         let bars = Bars {
             title: "t".into(),
             y_label: "Mops/s".into(),
             bars: vec![("a".into(), 3.0, Some((2.5, 3.5))), ("b".into(), 1.0, None)],
+            ..Bars::default()
         };
         let lines = Lines {
             title: "l".into(),

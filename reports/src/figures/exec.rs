@@ -22,6 +22,7 @@ pub(crate) fn wall(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Option<
                 Some((l.clone(), r.wall_seconds?, range))
             })
             .collect(),
+        ..Bars::default()
     };
     let caption = "The program's wall time per run, lower is better: the median of the timed runs; the bar spans the \
                    fastest and the slowest run.";
@@ -42,6 +43,7 @@ pub(crate) fn rss(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Option<F
             .zip(&group.labels)
             .filter_map(|(r, l)| Some((l.clone(), r.peak_rss_bytes? as f64 / 1048576.0, None)))
             .collect(),
+        ..Bars::default()
     };
     let caption = "The program's peak resident set as wait4 reports it, median of the timed runs: its code and data \
                    with the allocator's heap, tables and metadata (a floor of about 2 MiB is heaplab-spawn's).";

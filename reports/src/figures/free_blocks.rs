@@ -6,26 +6,40 @@ use crate::charts::{Bars, Grid};
 use crate::{Figure, ReportError, Writer};
 
 pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Option<Figure>, ReportError> {
-    let charts: Vec<Bars> = group
+    // Every power of two from the smallest class any allocator has a free
+    // block in to the largest, empty ones included, on one count scale:
+    // the panels compare at a glance, and a gap reads as a gap.
+    let counts: Vec<(String, Vec<(u64, f64)>)> = group
         .allocators()
         .filter_map(|(a, l)| {
             let rows = group.details(a, "free_blocks");
-            if rows.is_empty() {
-                return None;
-            }
-            let mut bars: Vec<(f64, String, f64)> = rows
+            let classes: Vec<(u64, f64)> = rows
                 .values()
-                .map(|c| {
-                    let from = c.get("from_bytes").copied().unwrap_or(0.0);
-                    (from, size_label(from), c.get("count").copied().unwrap_or(0.0))
-                })
+                .map(|c| (c.get("from_bytes").copied().unwrap_or(0.0) as u64, c.get("count").copied().unwrap_or(0.0)))
+                .filter(|&(from, _)| from > 0)
                 .collect();
-            bars.sort_by(|x, y| x.0.total_cmp(&y.0));
-            Some(Bars {
-                title: l.clone(),
-                y_label: "free blocks".into(),
-                bars: bars.into_iter().map(|(_, label, v)| (label, v, None)).collect(),
-            })
+            (!classes.is_empty()).then(|| (l.clone(), classes))
+        })
+        .collect();
+    let all = counts.iter().flat_map(|(_, classes)| classes.iter().map(|&(from, _)| from));
+    let (Some(lowest), Some(highest)) = (all.clone().min(), all.max()) else { return Ok(None) };
+    let classes: Vec<u64> = (lowest.ilog2()..=highest.ilog2()).map(|k| 1u64 << k).collect();
+    let y_max = counts.iter().flat_map(|(_, c)| c.iter().map(|&(_, n)| n)).fold(0.0f64, f64::max);
+    let charts: Vec<Bars> = counts
+        .into_iter()
+        .map(|(label, found)| Bars {
+            title: label,
+            y_label: "free blocks".into(),
+            x_label: Some("block size, at least (bytes; K, M, G: binary)".into()),
+            y_max: Some(y_max),
+            color: Some(crate::charts::PALETTE[0]),
+            bars: classes
+                .iter()
+                .map(|&from| {
+                    let count = found.iter().filter(|&&(f, _)| f.ilog2() == from.ilog2()).map(|&(_, n)| n).sum();
+                    (short_size(from), count, None)
+                })
+                .collect(),
         })
         .collect();
     if charts.is_empty() {
@@ -36,24 +50,19 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
             &group.file("free-blocks"),
             "Free blocks by size when requested bytes peaked",
             "Free blocks in each power-of-two size class (at least the size shown, at most twice it), counted at the sample where R was largest: for a buddy system this is /proc/buddyinfo's nr_free per order; for any allocator, how the free space is cut up.",
-            &Grid { charts, columns: 3, cell: (450, 300) },
+            &Grid { columns: charts.len().min(2), charts, cell: (900, 300) },
             false,
         )
         .map(Some)
 }
 
-/// A block size as a tick, in binary units as every byte figure of the
-/// report (`512`, `4 KiB`, `16 MiB`); counts on other axes use `k` and `M`
-/// for thousands and millions.
-fn size_label(bytes: f64) -> String {
-    let bytes = bytes as u64;
-    if bytes >= 1 << 30 {
-        format!("{} GiB", bytes >> 30)
-    } else if bytes >= 1 << 20 {
-        format!("{} MiB", bytes >> 20)
-    } else if bytes >= 1 << 10 {
-        format!("{} KiB", bytes >> 10)
-    } else {
-        format!("{bytes} B")
+/// A block size as a short tick, in binary units (`512`, `4K`, `16M`), so
+/// that every class of a wide range gets its label.
+fn short_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{}G", b >> 30),
+        b if b >= 1 << 20 => format!("{}M", b >> 20),
+        b if b >= 1 << 10 => format!("{}K", b >> 10),
+        b => format!("{b}"),
     }
 }

@@ -22,6 +22,7 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
                 Some((l.clone(), median, range))
             })
             .collect(),
+        ..Bars::default()
     };
     writer
         .figure(
