@@ -25,8 +25,91 @@ pub struct Lines {
     pub thin: Vec<bool>,
     /// Tick labels for x, if the x values are transformed (e.g. percentiles).
     pub x_ticks: Option<fn(f64) -> String>,
+    /// The y axis's top, shared by small multiples (default: this chart's
+    /// largest value).
+    pub y_max: Option<f64>,
     /// Size in pixels.
     pub pixels: (u32, u32),
+}
+
+/// How one series is drawn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeriesStyle {
+    color: RGBColor,
+    width: u32,
+    /// Dash and gap, in pixels; `None`: solid.
+    dash: Option<(u32, u32)>,
+    /// Circles on the line (it lies under an identical one).
+    pub(crate) marked: bool,
+}
+
+impl SeriesStyle {
+    /// A sample of the line, 22 pixels from `at`, for the legend.
+    fn sample<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, (x, y): (i32, i32)) -> Result<(), ReportError> {
+        let stroke = self.color.stroke_width(self.width);
+        match self.dash {
+            None => area.draw(&PathElement::new(vec![(x, y), (x + 22, y)], stroke)).map_err(error)?,
+            Some((dash, gap)) => {
+                let mut at = x;
+                while at < x + 22 {
+                    area.draw(&PathElement::new(vec![(at, y), ((at + dash as i32).min(x + 22), y)], stroke))
+                        .map_err(error)?;
+                    at += (dash + gap) as i32;
+                }
+            }
+        }
+        if self.marked {
+            area.draw(&Circle::new((x + 11, y), 4, self.color.stroke_width(2))).map_err(error)?;
+        }
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn is_thin(&self, index: usize) -> bool {
+        self.thin.get(index).copied().unwrap_or(false)
+    }
+
+    /// The earlier series this one is identical to, if any (its line would
+    /// be hidden under that one's).
+    fn same_as(&self, index: usize) -> Option<usize> {
+        let points = &self.series[index].1;
+        (0..index).find(|&j| !points.is_empty() && self.series[j].1 == *points)
+    }
+
+    /// Colours go to full series; a companion takes its own's, thin and
+    /// dashed. The palette's later rounds are dashed, each its own dash, so
+    /// that no two series look alike.
+    pub(crate) fn style_of(&self, index: usize) -> SeriesStyle {
+        let colour = (0..=index).filter(|&i| !self.is_thin(i)).count().saturating_sub(1);
+        let color = PALETTE[colour % PALETTE.len()];
+        let marked = self.same_as(index).is_some();
+        if self.is_thin(index) {
+            return SeriesStyle { color, width: 1, dash: Some((4, 4)), marked };
+        }
+        let dash = match colour / PALETTE.len() {
+            0 => None,
+            1 => Some((6, 4)),
+            2 => Some((2, 3)),
+            _ => Some((12, 6)),
+        };
+        SeriesStyle { color, width: 2, dash, marked }
+    }
+
+    /// The legend: each series drawn, with "= X" for one identical to an
+    /// earlier X.
+    pub(crate) fn legend_entries(&self) -> Vec<(String, SeriesStyle)> {
+        (0..self.series.len())
+            .filter(|&i| !self.series[i].1.is_empty())
+            .map(|i| {
+                let name = match self.same_as(i) {
+                    Some(j) => format!("{} (= {})", self.series[i].0, self.series[j].0),
+                    None => self.series[i].0.clone(),
+                };
+                (name, self.style_of(i))
+            })
+            .collect()
+    }
 }
 
 impl Chart for Lines {
@@ -51,6 +134,9 @@ impl Chart for Lines {
         if !x0.is_finite() {
             (x0, x1, y0, y1) = (0.0, 1.0, 1.0, 10.0);
         }
+        if let Some(top) = self.y_max.filter(|top| top.is_finite()) {
+            y1 = y1.max(top);
+        }
         if x1 <= x0 {
             x1 = x0 + 1.0;
         }
@@ -58,7 +144,22 @@ impl Chart for Lines {
             Some(ticks) => ticks(*x),
             None => plain_number(*x),
         };
-        let colors = |index: usize| PALETTE[index % PALETTE.len()];
+        // The legend goes to the right of the plot, never over the data.
+        let legend = self.legend_entries();
+        let legend_width = legend
+            .iter()
+            .map(|(name, _)| 7 * name.chars().count() as u32 + 44)
+            .max()
+            .unwrap_or(0)
+            .min(area.dim_in_pixel().0 * 2 / 5);
+        let (area, legend_area) = area.split_horizontally(area.dim_in_pixel().0 - legend_width);
+        let mut y = 40;
+        for (name, style) in &legend {
+            style.sample(&legend_area, (4, y))?;
+            legend_area.draw(&Text::new(name.clone(), (30, y - 7), (FONT, 12).into_font())).map_err(error)?;
+            y += 18;
+        }
+        let area = &area;
         macro_rules! finish {
             ($chart:ident) => {{
                 $chart
@@ -71,71 +172,39 @@ impl Chart for Lines {
                     .axis_desc_style((FONT, 14))
                     .draw()
                     .map_err(error)?;
-                for (index, (name, points)) in self.series.iter().enumerate() {
+                for (index, (_, points)) in self.series.iter().enumerate() {
                     // A series the allocator could not report gets no line
                     // and no legend entry; the others keep their colours.
                     if points.is_empty() {
                         continue;
                     }
-                    let is_thin = |i: usize| self.thin.get(i).copied().unwrap_or(false);
-                    let thin = is_thin(index);
-                    // Colours go to full series; a companion takes its own's.
-                    let colour = (0..=index).filter(|&i| !is_thin(i)).count().saturating_sub(1);
-                    let style = colors(colour).stroke_width(if thin { 1 } else { 2 });
+                    let style = self.style_of(index);
                     let points: Vec<(f64, f64)> = points
                         .iter()
                         .copied()
                         .filter(|&(x, y)| x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0))
                         .collect();
-                    // The palette's second round is dashed, so that no two
-                    // series look alike.
-                    if thin {
+                    let stroke = style.color.stroke_width(style.width);
+                    match style.dash {
+                        None => {
+                            $chart.draw_series(LineSeries::new(points.clone(), stroke)).map_err(error)?;
+                        }
+                        Some((dash, gap)) => {
+                            $chart
+                                .draw_series(DashedLineSeries::new(points.clone(), dash, gap, stroke))
+                                .map_err(error)?;
+                        }
+                    }
+                    // A line under an identical one gets markers, so both show.
+                    if self.same_as(index).is_some() {
+                        let every = (points.len() / 12).max(1);
                         $chart
-                            .draw_series(DashedLineSeries::new(points, 4, 4, style))
-                            .map_err(error)?
-                            .label(name.clone())
-                            .legend(move |(x, y)| {
-                                EmptyElement::at((x, y))
-                                    + PathElement::new(vec![(0, 0), (4, 0)], style)
-                                    + PathElement::new(vec![(8, 0), (12, 0)], style)
-                                    + PathElement::new(vec![(16, 0), (18, 0)], style)
-                            });
-                    } else if colour < PALETTE.len() {
-                        $chart
-                            .draw_series(LineSeries::new(points, style))
-                            .map_err(error)?
-                            .label(name.clone())
-                            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-                    } else {
-                        // Each later round of the palette has its own dash:
-                        // long dashes, then dots, then long dash and gap.
-                        let (dash, gap) = match colour / PALETTE.len() {
-                            1 => (6, 4),
-                            2 => (2, 3),
-                            _ => (12, 6),
-                        };
-                        $chart
-                            .draw_series(DashedLineSeries::new(points, dash, gap, style))
-                            .map_err(error)?
-                            .label(name.clone())
-                            .legend(move |(x, y)| {
-                                // The first three dashes of the pattern.
-                                let (d, g) = (dash as i32, gap as i32);
-                                EmptyElement::at((x, y))
-                                    + PathElement::new(vec![(0, 0), (d, 0)], style)
-                                    + PathElement::new(vec![(d + g, 0), (2 * d + g, 0)], style)
-                                    + PathElement::new(vec![(2 * (d + g), 0), (3 * d + 2 * g, 0)], style)
-                            });
+                            .draw_series(
+                                points.iter().step_by(every).map(|&p| Circle::new(p, 4, style.color.stroke_width(2))),
+                            )
+                            .map_err(error)?;
                     }
                 }
-                $chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .label_font((FONT, 12))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(error)?;
             }};
         }
         if self.log_y {

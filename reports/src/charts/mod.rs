@@ -172,6 +172,29 @@ mod tests {
     }
 
     #[test]
+    fn an_identical_line_is_marked_and_named_in_a_legend_beside_the_plot() {
+        let same = vec![(0.0, 1.0), (10.0, 5.0)];
+        let lines = Lines {
+            title: "l".into(),
+            x_label: "op".into(),
+            y_label: "%".into(),
+            series: vec![("buddy".into(), same.clone()), ("slab".into(), same), ("other".into(), vec![(0.0, 2.0)])],
+            log_y: false,
+            thin: Vec::new(),
+            x_ticks: None,
+            y_max: Some(50.0),
+            pixels: (600, 400),
+        };
+        let names: Vec<String> = lines.legend_entries().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["buddy", "slab (= buddy)", "other"]);
+        assert!(lines.style_of(1).marked && !lines.style_of(0).marked);
+        let text = svg(&lines).unwrap();
+        assert!(text.contains("slab (= buddy)") && text.contains("<circle"), "the hidden line is named and marked");
+        // The shared top reaches the axis: a tick at 50 exists though no point does.
+        assert!(text.contains(">50<") || text.contains(">\n50\n<"), "the y axis reaches the shared top");
+    }
+
+    #[test]
     fn every_chart_kind_renders_as_svg_and_png() {
         let dir = tempfile::tempdir().unwrap();
         let bars = Bars {
@@ -191,6 +214,7 @@ mod tests {
             log_y: true,
             thin: vec![false, true],
             x_ticks: None,
+            y_max: None,
             pixels: (600, 400),
         };
         let map = HeapMapChart {

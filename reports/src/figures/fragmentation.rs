@@ -16,6 +16,7 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
         log_y: false,
         thin: Vec::new(),
         x_ticks: None,
+        y_max: None,
         pixels: (560, 380),
     };
     let charts =

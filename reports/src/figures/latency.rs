@@ -57,6 +57,7 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
                 log_y: true,
                 thin: Vec::new(),
                 x_ticks: Some(spectrum_label),
+                y_max: None,
                 pixels: (560, 400),
             });
         }

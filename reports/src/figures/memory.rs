@@ -10,7 +10,7 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
         return Ok(None);
     }
     let mib = |points: Vec<(f64, f64)>| points.into_iter().map(|(x, y)| (x, y / 1048576.0)).collect::<Vec<_>>();
-    let memory: Vec<Lines> = group
+    let mut memory: Vec<Lines> = group
         .allocators()
         .map(|(a, l)| Lines {
             title: l.clone(),
@@ -26,9 +26,16 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
             log_y: false,
             thin: Vec::new(),
             x_ticks: None,
+            y_max: None,
             pixels: (450, 300),
         })
         .collect();
+    // One scale for every panel, so that their heights compare.
+    let top =
+        memory.iter().flat_map(|c| c.series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y))).fold(0.0, f64::max);
+    for chart in &mut memory {
+        chart.y_max = Some(top);
+    }
     writer
         .figure(
             &group.file("memory"),

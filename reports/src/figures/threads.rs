@@ -103,6 +103,7 @@ pub(crate) fn scaling_sections(
                 log_y: false,
                 thin,
                 x_ticks: Some(whole_threads),
+                y_max: None,
                 pixels: (900, 520),
             };
             figures.push(writer.figure(
@@ -122,6 +123,7 @@ pub(crate) fn scaling_sections(
                 log_y: false,
                 thin: blowup_thin,
                 x_ticks: Some(whole_threads),
+                y_max: None,
                 pixels: (900, 520),
             };
             figures.push(writer.figure(
