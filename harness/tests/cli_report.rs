@@ -50,19 +50,41 @@ fn the_report_draws_every_chart_kind_with_its_series() {
         .success()
         .stderr(predicate::str::contains("index.html"));
     let charts = out.join("charts");
-    let kinds: [(&str, &[&str]); 7] = [
+    let kinds: [(&str, &[&str]); 9] = [
         ("throughput", &["freelist", "buddy", "slab", "million ops per second"]),
         ("latency", &["alloc latency", "free latency", "p99.9", "buddy"]),
         ("memory", &["requested R", "granted G", "footprint H"]),
         ("fragmentation", &["internal (G−R)/G", "external 1−L/F", "slab"]),
         ("heapmap", &["arena offset (KiB)", "freelist"]),
         ("free-blocks", &["free blocks", "buddy"]),
-        ("slab", &["cache efficiency", "%Ef"]),
+        ("slab", &["cache efficiency", "%Ef", "kmalloc-64: "]),
+        ("buddyinfo", &["buddy: /proc/buddyinfo", "slab: /proc/buddyinfo", "nr_free"]),
+        ("extfrag", &["unusable free index", "fragmentation index"]),
     ];
     for (kind, names) in kinds {
         let stem = format!("01-kmalloc-mix-ops-3000-seed-1-{kind}");
         assert_svg(&charts.join(format!("{stem}.svg")), names);
         assert_png(&charts.join(format!("{stem}.png")));
+    }
+    // Every order of the buddy system has its bar, empty ones included:
+    // as many labels as details.csv has orders for it.
+    let details = std::fs::read_to_string(dir.path().join("fixture/details.csv")).unwrap();
+    let orders = details
+        .lines()
+        .filter(|l| l.starts_with("\"buddy:") && l.contains(",buddyinfo,") && l.ends_with(",nr_free,0.0"))
+        .count();
+    assert!(orders > 0, "the fixture's buddy has empty orders at the peak");
+    let svg = std::fs::read_to_string(charts.join("01-kmalloc-mix-ops-3000-seed-1-buddyinfo.svg")).unwrap();
+    let texts: Vec<&str> =
+        svg.split("<text").skip(1).map(|t| t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()].trim()).collect();
+    let top: usize = details
+        .lines()
+        .filter(|l| l.starts_with("\"buddy:") && l.contains(",buddyinfo,order "))
+        .map(|l| l.split(",order ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap())
+        .max()
+        .unwrap();
+    for order in 0..=top {
+        assert!(texts.contains(&order.to_string().as_str()), "order {order} has no bar label in {texts:?}");
     }
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("heaplab run --from") && html.contains("<svg") && html.contains("data:image/png;base64,"));

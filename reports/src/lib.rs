@@ -13,6 +13,8 @@
 //!   payload, free holes, overhead;
 //! - **free blocks at peak**: free bytes by block size (powers of two), the
 //!   `/proc/buddyinfo` picture for any allocator, taken when R peaked;
+//! - **buddy levels**: `/proc/buddyinfo` per order, every order, and the
+//!   vmstat unusable-free and fragmentation indices per order, at the peak;
 //! - **slab caches**: each cache's efficiency (`%Ef` of tools/mm/slabinfo.c)
 //!   for buddy+slab allocators.
 //!

@@ -195,8 +195,9 @@ impl Chart for Lines {
                                 .map_err(error)?;
                         }
                     }
-                    // A line under an identical one gets markers, so both show.
-                    if self.same_as(index).is_some() {
+                    // A line under an identical one gets markers, so both
+                    // show; so does one of one or two points, too short to see.
+                    if self.same_as(index).is_some() || points.len() < 3 {
                         let every = (points.len() / 12).max(1);
                         $chart
                             .draw_series(

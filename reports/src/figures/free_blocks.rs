@@ -58,7 +58,7 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
 
 /// A block size as a short tick, in binary units (`512`, `4K`, `16M`), so
 /// that every class of a wide range gets its label.
-fn short_size(bytes: u64) -> String {
+pub(crate) fn short_size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 => format!("{}G", b >> 30),
         b if b >= 1 << 20 => format!("{}M", b >> 20),

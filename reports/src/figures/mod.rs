@@ -6,6 +6,7 @@
 //! Adding a figure: a module here with a `figure` function of the type
 //! [`MakeFigure`], and its place in [`FIGURES`].
 
+mod buddyinfo;
 mod exec;
 mod fragmentation;
 mod free_blocks;
@@ -79,7 +80,7 @@ impl Group<'_> {
 pub(crate) type MakeFigure = fn(&Group<'_>, &mut Writer<'_>) -> Result<Option<Figure>, ReportError>;
 
 /// Every figure, in report order.
-pub(crate) const FIGURES: [MakeFigure; 9] = [
+pub(crate) const FIGURES: [MakeFigure; 11] = [
     throughput::figure,
     exec::wall,
     exec::rss,
@@ -88,6 +89,8 @@ pub(crate) const FIGURES: [MakeFigure; 9] = [
     fragmentation::figure,
     heapmaps::figure,
     free_blocks::figure,
+    buddyinfo::figure,
+    buddyinfo::indices,
     slab::figure,
 ];
 
