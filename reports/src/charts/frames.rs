@@ -425,7 +425,7 @@ pub fn write_gif(
     let mut frames = frames.into_iter().peekable();
     let Some(first) = frames.peek() else { return Err(ReportError::Chart("a GIF needs at least one frame".into())) };
     let size = first.size();
-    let area = BitMapBackend::gif(path, size, delay_ms).map_err(error)?.into_drawing_area();
+    let area = super::Glyphs::new(BitMapBackend::gif(path, size, delay_ms).map_err(error)?).into_drawing_area();
     let mut count = 0;
     for frame in frames {
         if frame.size() != size {

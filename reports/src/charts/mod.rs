@@ -20,11 +20,13 @@ mod bars;
 mod frames;
 mod heapmap;
 mod lines;
+mod text;
 
 pub use bars::{Bar, Bars};
 pub use frames::{ArenaLine, BuddyTree, Leaf, PanelView, StepFrame, StepPanel, write_gif};
 pub use heapmap::{ExactMap, HEAPMAP_LEGEND, HeapMapChart};
 pub use lines::Lines;
+pub use text::Glyphs;
 
 /// The Okabe–Ito palette, black last.
 pub const PALETTE: [RGBColor; 8] = [
@@ -95,7 +97,7 @@ pub fn svg<C: Chart>(chart: &C) -> Result<String, ReportError> {
 /// Render as a PNG file.
 pub fn png<C: Chart>(chart: &C, path: &Path) -> Result<(), ReportError> {
     fonts();
-    let area = BitMapBackend::new(path, chart.size()).into_drawing_area();
+    let area = Glyphs::new(BitMapBackend::new(path, chart.size())).into_drawing_area();
     area.fill(&WHITE).map_err(error)?;
     chart.draw(&area)?;
     area.present().map_err(error)
