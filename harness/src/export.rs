@@ -159,6 +159,11 @@ impl MetricsRows {
             internal_frag_mean_pct: granted.then_some(m.internal_frag_mean_pct),
             external_frag_mean_pct: free.then_some(m.external_frag_mean_pct),
             external_frag_max_pct: free.then_some(m.external_frag_max_pct),
+            request_p50_bytes: m.request_sizes.map(|s| s.bytes[0]),
+            request_p99_bytes: m.request_sizes.map(|s| s.bytes[1]),
+            unusable_at_p50_mean_pct: m.unusable_mean_pct.map(|u| u[0]),
+            unusable_at_p99_mean_pct: m.unusable_mean_pct.map(|u| u[1]),
+            external_frag_footprint_mean_pct: m.external_frag_footprint_mean_pct,
             holes_at_peak_pct: (granted && footprint).then_some(m.holes_at_peak_pct),
             jw1_pct: footprint.then_some(m.jw1_pct),
             jw2_pct: footprint.then_some(m.jw2_pct),
@@ -177,10 +182,23 @@ impl MetricsRows {
         let (allocator, workload, seed, threads) = (cell.allocator, cell.workload, cell.seed, cell.threads);
         // Series the allocator cannot report are left out.
         let r = m.reports;
-        let series = m
+        let row = move |op: u64, metric: String, value: f64| SeriesRow {
+            allocator: allocator.to_string(),
+            workload: workload.to_string(),
+            seed,
+            threads,
+            op,
+            metric,
+            value,
+        };
+        let optional = |value: Option<f64>| value.map_or((0.0, false), |v| (v, true));
+        let mut series: Vec<SeriesRow> = m
             .samples
             .iter()
             .flat_map(|sample| {
+                let (unusable_p50, unusable_p50_reported) = optional(sample.unusable_pct.map(|u| u[0]));
+                let (unusable_p99, unusable_p99_reported) = optional(sample.unusable_pct.map(|u| u[1]));
+                let (footprint_external, footprint_external_reported) = optional(sample.external_frag_footprint_pct);
                 [
                     ("requested_bytes", sample.requested_bytes as f64, true),
                     ("granted_bytes", sample.granted_bytes as f64, r.granted),
@@ -191,20 +209,24 @@ impl MetricsRows {
                     ("internal_frag_pct", sample.internal_frag_pct, r.granted),
                     ("external_frag_pct", sample.external_frag_pct, r.free_space),
                     ("cached_bytes", sample.cached_bytes as f64, m.cache_bound_bytes.is_some()),
+                    ("unusable_at_p50_pct", unusable_p50, unusable_p50_reported),
+                    ("unusable_at_p99_pct", unusable_p99, unusable_p99_reported),
+                    ("external_frag_footprint_pct", footprint_external, footprint_external_reported),
                 ]
                 .into_iter()
                 .filter(|(_, _, reported)| *reported)
-                .map(move |(metric, value, _)| SeriesRow {
-                    allocator: allocator.to_string(),
-                    workload: workload.to_string(),
-                    seed,
-                    threads,
-                    op: sample.op,
-                    metric: metric.to_string(),
-                    value,
-                })
+                .map(move |(metric, value, _)| row(sample.op, metric.to_string(), value))
             })
             .collect();
+        // A buddy level's vmstat indices per order; the fragmentation
+        // index only where it has a value (the kernel's −1 is "a block of
+        // this order is free": no index).
+        for s in &m.order_samples {
+            series.push(row(s.op, format!("unusable_free_index_order_{}", s.order), s.unusable_free_index));
+            if s.fragmentation_index >= 0.0 {
+                series.push(row(s.op, format!("fragmentation_index_order_{}", s.order), s.fragmentation_index));
+            }
+        }
         let details = m
             .details
             .iter()

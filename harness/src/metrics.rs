@@ -12,6 +12,9 @@
 //! | internal fragmentation | (G − R)/G at the op where R peaks, and its mean over ops with G > 0 (Wilson et al. 1995) |
 //! | internal split | G − R at R's peak as rounding (size class, power of two, minimum block) and overhead (headers, alignment) (Johnstone & Wilson 1998) |
 //! | external fragmentation | 1 − L/F at each sample with F > 0: mean and maximum |
+//! | unusable free share at s | (F − Σ len(b) over free blocks b with len(b) ≥ s)/F at each sample with F > 0, mean; s = the workload's p50 and p99 request size (design notes §10: Linux's unusable free index, mm/vmstat.c, with s in bytes instead of 2^order pages) |
+//! | footprint-relative external fragmentation | 1 − L_H/F_H at each sample with F_H > 0, mean, where F_H and L_H count only free bytes below the footprint H (design notes §10) |
+//! | vmstat indices over time | a buddy level's unusable free and fragmentation indices per order (mm/vmstat.c) at every sample |
 //! | holes in footprint | (H − G − M)/H at R's peak |
 //! | J&W #1..#4 | #1 mean over ops of H/R − 1 (R > 0); #2 H/R − 1 at R's peak; #3 H/R − 1 where H first reaches its maximum; #4 max H / max R − 1 |
 //! | utilization | max R / max H (the malloc-lab figure) |
@@ -49,6 +52,57 @@ pub struct Sample {
     pub external_frag_pct: f64,
     /// Bytes held in thread caches (a caching layer's; 0 otherwise).
     pub cached_bytes: u64,
+    /// Unusable free share at the p50 and p99 request size, percent
+    /// (`None` when nothing is free or the free space cannot be walked).
+    pub unusable_pct: Option<[f64; 2]>,
+    /// 1 − L_H/F_H below the footprint, percent (`None` when nothing is
+    /// free below it, or the allocator has no footprint in its arena).
+    pub external_frag_footprint_pct: Option<f64>,
+}
+
+/// The request sizes the unusable free share is taken at: the p50 and p99
+/// (nearest rank) of the sizes of every allocation the workload asks for,
+/// reallocs' new sizes included, by count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestSizes {
+    /// p50 and p99, bytes.
+    pub bytes: [u64; 2],
+}
+
+impl RequestSizes {
+    /// The percentiles of the requests among `steps`; `None` without any.
+    pub fn of(steps: &[crate::prepare::Step]) -> Option<RequestSizes> {
+        use crate::prepare::Step;
+        let mut sizes: Vec<u64> = steps
+            .iter()
+            .filter_map(|step| match *step {
+                Step::Alloc { size, .. } | Step::AllocImpossible { size, .. } | Step::Realloc { size, .. } => {
+                    Some(size)
+                }
+                Step::Free { .. } => None,
+            })
+            .collect();
+        if sizes.is_empty() {
+            return None;
+        }
+        sizes.sort_unstable();
+        // Nearest rank: the smallest size with at least p % of requests at or below it.
+        let rank = |p: u64| sizes[((p * sizes.len() as u64).div_ceil(100) as usize).clamp(1, sizes.len()) - 1];
+        Some(RequestSizes { bytes: [rank(50), rank(99)] })
+    }
+}
+
+/// A buddy level's vmstat indices at one sample, one order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderSample {
+    /// Ops done.
+    pub op: u64,
+    /// The order.
+    pub order: u32,
+    /// Unusable free index, 0 to 1.
+    pub unusable_free_index: f64,
+    /// Fragmentation index (−1: a free block of the order exists).
+    pub fragmentation_index: f64,
 }
 
 /// The figures of one metrics pass.
@@ -98,6 +152,13 @@ pub struct Metrics {
     pub external_frag_mean_pct: f64,
     /// Maximum of 1 − L/F over samples, percent.
     pub external_frag_max_pct: f64,
+    /// The sizes the unusable free share is taken at.
+    pub request_sizes: Option<RequestSizes>,
+    /// Mean unusable free share at the p50 and p99 request size over
+    /// samples with F > 0, percent.
+    pub unusable_mean_pct: Option<[f64; 2]>,
+    /// Mean of 1 − L_H/F_H over samples with F_H > 0, percent.
+    pub external_frag_footprint_mean_pct: Option<f64>,
     /// (H − G − M)/H at R's peak, percent.
     pub holes_at_peak_pct: f64,
     /// J&W #1, percent.
@@ -118,6 +179,8 @@ pub struct Metrics {
     pub final_stats: HeapStats,
     /// The time series.
     pub samples: Vec<Sample>,
+    /// A buddy level's vmstat indices at every sample, by order.
+    pub order_samples: Vec<OrderSample>,
     /// Allocator-specific tables (buddyinfo, slabinfo) and the free-block
     /// size histogram, taken at the sample where R was largest.
     pub details: Vec<Detail>,
@@ -153,6 +216,9 @@ impl Default for Metrics {
             internal_frag_mean_pct: 0.0,
             external_frag_mean_pct: 0.0,
             external_frag_max_pct: 0.0,
+            request_sizes: None,
+            unusable_mean_pct: None,
+            external_frag_footprint_mean_pct: None,
             holes_at_peak_pct: 0.0,
             jw1_pct: 0.0,
             jw2_pct: 0.0,
@@ -163,6 +229,7 @@ impl Default for Metrics {
             cache_bound_bytes: None,
             final_stats: HeapStats::default(),
             samples: Vec::new(),
+            order_samples: Vec::new(),
             details: Vec::new(),
             details_op: None,
             heapmap: None,
@@ -241,6 +308,10 @@ pub struct MetricsProbe {
     jw1_count: u64,
     external_sum: f64,
     external_count: u64,
+    unusable_sum: [f64; 2],
+    unusable_count: u64,
+    footprint_external_sum: f64,
+    footprint_external_count: u64,
 }
 
 impl MetricsProbe {
@@ -273,7 +344,17 @@ impl MetricsProbe {
             jw1_count: 0,
             external_sum: 0.0,
             external_count: 0,
+            unusable_sum: [0.0; 2],
+            unusable_count: 0,
+            footprint_external_sum: 0.0,
+            footprint_external_count: 0,
         }
+    }
+
+    /// Take the unusable free share at these request sizes (see
+    /// [`RequestSizes::of`]).
+    pub fn set_request_sizes(&mut self, sizes: Option<RequestSizes>) {
+        self.metrics.request_sizes = sizes;
     }
 
     /// Record what the allocator can report: the probe asks for nothing else.
@@ -306,6 +387,12 @@ impl MetricsProbe {
         m.internal_frag_mean_pct = mean(self.internal_sum, self.internal_count);
         m.jw1_pct = mean(self.jw1_sum, self.jw1_count);
         m.external_frag_mean_pct = mean(self.external_sum, self.external_count);
+        if m.reports.free_space && m.request_sizes.is_some() {
+            m.unusable_mean_pct = Some(self.unusable_sum.map(|sum| mean(sum, self.unusable_count)));
+        }
+        if footprint_shape_reported(m.reports) {
+            m.external_frag_footprint_mean_pct = Some(mean(self.footprint_external_sum, self.footprint_external_count));
+        }
         m.jw4_pct = percent_over(m.peak_footprint_bytes, m.peak_requested_bytes);
         m.jw3_pct = percent_over(m.peak_footprint_bytes, m.requested_at_peak_footprint_bytes);
         m.utilization_pct = if m.peak_footprint_bytes == 0 {
@@ -314,6 +401,53 @@ impl MetricsProbe {
             100.0 * m.peak_requested_bytes as f64 / m.peak_footprint_bytes as f64
         };
         self.metrics
+    }
+}
+
+/// Can the free space be placed against the footprint: offsets in the
+/// arena, a walk, and H?
+fn footprint_shape_reported(reports: Reports) -> bool {
+    reports.in_arena && reports.free_space && reports.footprint
+}
+
+/// What one walk of the free space tells beyond [`FreeShape`]: the bytes
+/// in blocks of at least each request size, and F and L below the footprint.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct ShapeBeyond {
+    free_bytes: u64,
+    usable_bytes: [u64; 2],
+    below_footprint: FreeShape,
+}
+
+impl ShapeBeyond {
+    fn walk<A: Allocator>(allocator: &A, sizes: [u64; 2], footprint: u64) -> ShapeBeyond {
+        let mut shape = ShapeBeyond::default();
+        allocator.for_each_free(&mut |offset, len| {
+            let len = len as u64;
+            shape.free_bytes += len;
+            for (usable, &size) in shape.usable_bytes.iter_mut().zip(&sizes) {
+                if len >= size {
+                    *usable += len;
+                }
+            }
+            // The part of the block below H.
+            let below = (offset as u64 + len).min(footprint).saturating_sub(offset as u64);
+            if below > 0 {
+                shape.below_footprint.add(below as usize);
+            }
+        });
+        shape
+    }
+
+    /// The unusable free share at each size, percent; `None` when nothing is free.
+    fn unusable_pct(&self) -> Option<[f64; 2]> {
+        (self.free_bytes > 0)
+            .then(|| self.usable_bytes.map(|usable| fraction_pct(self.free_bytes - usable, self.free_bytes)))
+    }
+
+    /// 1 − L_H/F_H, percent; `None` when nothing below H is free.
+    fn footprint_external_pct(&self) -> Option<f64> {
+        (self.below_footprint.free_bytes > 0).then(|| 100.0 * self.below_footprint.external_fragmentation())
     }
 }
 
@@ -449,6 +583,23 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
                 self.external_count += 1;
                 m.external_frag_max_pct = m.external_frag_max_pct.max(external);
             }
+            let beyond = (m.reports.free_space && (m.request_sizes.is_some() || footprint_shape_reported(m.reports)))
+                .then(|| ShapeBeyond::walk(allocator, m.request_sizes.unwrap_or_default().bytes, h));
+            let unusable = beyond.filter(|_| m.request_sizes.is_some()).and_then(|b| b.unusable_pct());
+            if let Some(unusable) = unusable {
+                for (sum, value) in self.unusable_sum.iter_mut().zip(unusable) {
+                    *sum += value;
+                }
+                self.unusable_count += 1;
+            }
+            let footprint_external =
+                beyond.filter(|_| footprint_shape_reported(m.reports)).and_then(|b| b.footprint_external_pct());
+            if let Some(value) = footprint_external {
+                self.footprint_external_sum += value;
+                self.footprint_external_count += 1;
+            }
+            let op = index as u64 + 1;
+            m.order_samples.extend(order_samples(op, &allocator.details()));
             m.samples.push(Sample {
                 op: index as u64 + 1,
                 requested_bytes: r,
@@ -460,6 +611,8 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
                 internal_frag_pct: fraction_pct(g - r, g),
                 external_frag_pct: external,
                 cached_bytes: cached,
+                unusable_pct: unusable,
+                external_frag_footprint_pct: footprint_external,
             });
         }
         if self.verify
@@ -469,6 +622,27 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
         }
         Ok(())
     }
+}
+
+/// The vmstat indices of a `buddyinfo` table, one sample per order.
+fn order_samples(op: u64, details: &[Detail]) -> Vec<OrderSample> {
+    let mut orders: Vec<OrderSample> = Vec::new();
+    for detail in details.iter().filter(|d| d.table == "buddyinfo") {
+        let Some(order) = detail.row.strip_prefix("order ").and_then(|o| o.parse::<u32>().ok()) else { continue };
+        let sample = match orders.iter_mut().find(|s| s.order == order) {
+            Some(sample) => sample,
+            None => {
+                orders.push(OrderSample { op, order, unusable_free_index: 0.0, fragmentation_index: 0.0 });
+                orders.last_mut().expect("just pushed")
+            }
+        };
+        match detail.column {
+            "unusable_free_index" => sample.unusable_free_index = detail.value,
+            "fragmentation_index" => sample.fragmentation_index = detail.value,
+            _ => {}
+        }
+    }
+    orders
 }
 
 #[cfg(test)]
@@ -537,6 +711,48 @@ mod tests {
         assert_eq!(after_holes.external_frag_pct, 87.5);
         assert_eq!((m.fragmentation_failures, m.out_of_memory_failures), (1, 0));
         assert_eq!(m.external_frag_max_pct, 87.5);
+    }
+
+    #[test]
+    fn the_unusable_share_and_the_footprint_relative_figure_are_worked_on_paper() {
+        // Buddy with 64-byte order 0 on a 1 KiB arena, lower halves first:
+        // four 64-byte blocks fill 0..256 (H = 256) and leave 256 free at
+        // 256 and 512 at 512. Freeing the block at 64 adds a 64-byte hole.
+        // F = 832 and L = 512: 1 − L/F = 38.5 %, but below H only the hole
+        // is free: 1 − 64/64 = 0. A 1 KiB request then fails.
+        let mut steps: Vec<Step> = (0..4).map(|slot| alloc(slot, 64)).collect();
+        steps.push(Step::Free { slot: 1 });
+        steps.push(alloc(4, 1024));
+        let sizes = RequestSizes::of(&steps).unwrap();
+        // Sizes 64, 64, 64, 64, 1024: p50 is 64, p99 the largest.
+        assert_eq!(sizes.bytes, [64, 1024]);
+        let config = heaplab_buddy::Config { min_block: 64, max_order: None, split: heaplab_buddy::Split::Lower };
+        let mut allocator = config.build(Arena::new(1024).unwrap()).unwrap();
+        let mut probe = MetricsProbe::new(steps.len(), steps.len(), false);
+        probe.set_request_sizes(Some(sizes));
+        let mut slots = Slots::new(5);
+        let outcome = replay(&mut allocator, &steps, &mut slots, Touch::None, &mut probe).unwrap();
+        let m = probe.finish(allocator.stats(), outcome.failed_reallocs, outcome.skipped);
+        let last = m.samples[5];
+        assert_eq!((last.footprint_bytes, last.free_bytes, last.largest_free_bytes), (256, 832, 512));
+        assert!((last.external_frag_pct - 100.0 * (1.0 - 512.0 / 832.0)).abs() < 1e-9);
+        assert_eq!(last.external_frag_footprint_pct, Some(0.0));
+        // Every free block serves 64 bytes; none serves 1 KiB.
+        assert_eq!(last.unusable_pct, Some([0.0, 100.0]));
+        // After op 4 nothing below H = 256 is free: no footprint figure.
+        assert_eq!(m.samples[3].external_frag_footprint_pct, None);
+        // The means are over the samples that have the figure.
+        let footprint: Vec<f64> = m.samples.iter().filter_map(|s| s.external_frag_footprint_pct).collect();
+        assert_eq!(m.external_frag_footprint_mean_pct, Some(footprint.iter().sum::<f64>() / footprint.len() as f64));
+        assert_eq!(m.unusable_mean_pct.map(|u| u[1]), Some(100.0));
+        // The buddyinfo at the end: order 0 has the hole, order 4 (1 KiB) nothing;
+        // the unusable free index of order 4 is 1, that of order 0 is 0.
+        let at = |order: u32| m.order_samples.iter().rev().find(|s| s.order == order).copied().unwrap();
+        assert_eq!((at(0).op, at(0).unusable_free_index), (6, 0.0));
+        assert_eq!(at(4).unusable_free_index, 1.0);
+        // Order 4 has no free block and F = 832 = 13 pages of 64 in 3 blocks:
+        // 1000 − (1000 + 13000/16)/3 = 1000 − 604 = 396 (integer division).
+        assert_eq!(at(4).fragmentation_index, 0.396);
     }
 
     #[test]

@@ -115,6 +115,21 @@ pub fn short_workload(canonical: &str) -> String {
     }
 }
 
+/// A workload as a report labels it: [`short_workload`], and a trace file
+/// by its file stem (the report's workloads table keeps the full path).
+pub fn workload_label(canonical: &str) -> String {
+    let name = canonical.split(':').next().unwrap_or(canonical);
+    if heaplab_workloads::synth::SyntheticSpec::parse(name).is_ok() || canonical.starts_with("trace:") {
+        return short_workload(canonical);
+    }
+    let path = std::path::Path::new(canonical);
+    let is_file = canonical.contains(std::path::MAIN_SEPARATOR) || path.extension().is_some();
+    match path.file_stem().and_then(|stem| stem.to_str()).filter(|_| is_file) {
+        Some(stem) if !stem.is_empty() => stem.to_string(),
+        _ => short_workload(canonical),
+    }
+}
+
 /// Half the confidence interval's width, as a percentage of the median.
 fn spread_pct(row: &SummaryRow) -> Option<f64> {
     let (median, low, high) = (row.ops_per_sec?, row.ops_per_sec_ci_low?, row.ops_per_sec_ci_high?);
@@ -307,6 +322,15 @@ pub fn wrap_words(text: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_labels_a_trace_file_by_its_stem_and_the_rest_as_the_terminal_does() {
+        assert_eq!(workload_label("/tmp/traces/binary2-bal.rep"), "binary2-bal");
+        assert_eq!(workload_label("traces/gcc.hlt"), "gcc");
+        assert_eq!(workload_label("trace:gcc"), short_workload("trace:gcc"));
+        let synthetic = "ramp:ops=500000";
+        assert_eq!(workload_label(synthetic), short_workload(synthetic));
+    }
 
     fn row(allocator: &str, ops_per_sec: f64, frag: f64) -> SummaryRow {
         SummaryRow {

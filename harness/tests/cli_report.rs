@@ -6,6 +6,8 @@ use std::path::Path;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+mod browser;
+
 fn heaplab() -> Command {
     Command::cargo_bin("heaplab").unwrap()
 }
@@ -50,16 +52,29 @@ fn the_report_draws_every_chart_kind_with_its_series() {
         .success()
         .stderr(predicate::str::contains("index.html"));
     let charts = out.join("charts");
-    let kinds: [(&str, &[&str]); 9] = [
+    let kinds: [(&str, &[&str]); 10] = [
         ("throughput", &["freelist", "buddy", "slab", "million ops per second"]),
         ("latency", &["alloc latency", "free latency", "p99.9", "buddy"]),
         ("memory", &["requested R", "granted G", "footprint H"]),
-        ("fragmentation", &["internal (G−R)/G", "external 1−L/F", "slab"]),
+        (
+            "fragmentation",
+            &[
+                "internal (G−R)/G",
+                "external 1−L/F",
+                "below the footprint H",
+                "unusable free share at the p99 request",
+                "slab",
+            ],
+        ),
         ("heapmap", &["arena offset (KiB)", "freelist"]),
         ("free-blocks", &["free blocks", "buddy"]),
         ("slab", &["cache efficiency", "%Ef", "kmalloc-64: "]),
         ("buddyinfo", &["buddy: /proc/buddyinfo", "slab: /proc/buddyinfo", "nr_free"]),
         ("extfrag", &["unusable free index", "fragmentation index"]),
+        (
+            "extfrag-over-time",
+            &["buddy: unusable free index over time", "slab: fragmentation index over time", "order 0"],
+        ),
     ];
     for (kind, names) in kinds {
         let stem = format!("01-kmalloc-mix-ops-3000-seed-1-{kind}");
@@ -87,14 +102,19 @@ fn the_report_draws_every_chart_kind_with_its_series() {
         assert!(texts.contains(&order.to_string().as_str()), "order {order} has no bar label in {texts:?}");
     }
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
-    assert!(html.contains("heaplab run --from") && html.contains("<svg") && html.contains("data:image/png;base64,"));
+    // The page links its charts: the SVG, or the PNG of a dense picture.
+    assert!(
+        html.contains("heaplab run --from")
+            && html.contains("src=\"charts/01-kmalloc-mix-ops-3000-seed-1-memory.svg\"")
+    );
+    assert!(html.contains("src=\"charts/01-kmalloc-mix-ops-3000-seed-1-heapmap.png\""));
     assert!(html.contains("(G − R)/G"), "the metric definitions are in the report");
     for fact in ["kernel", "transparent huge pages", "CPU flags", "Cargo.lock SHA-256", "working tree", "ticks"] {
         assert!(html.contains(fact), "the report shows the machine's `{fact}`");
     }
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
-        markdown.contains("| allocator | Mops/s |")
+        markdown.contains("| allocator | Mops/s ± CI |")
             && markdown.contains("](charts/01-kmalloc-mix-ops-3000-seed-1-throughput.svg)")
     );
 }
@@ -246,4 +266,113 @@ fn export_writes_json_csv_markdown_and_latex_and_the_aggregate_over_seeds() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("end it in .json, .csv, .md or .tex"));
+}
+
+/// The report of a run with a wide table, opened in a real headless
+/// Chromium: at 1024 pixels nothing reaches past the page and every chart
+/// loads (the page measures itself into `#layout-check`); printed to PDF,
+/// every table keeps its last column (poppler's `pdftotext`); and the page
+/// stays small, its charts linked, not inlined.
+#[test]
+fn the_report_fits_1024_pixels_loads_every_chart_and_prints_whole_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let allocators = ["buddy", "slab", "freelist", "segregated", "peer:buddy-slab", "peer:glibc"];
+    let mut run = heaplab();
+    run.args(["run", "--quiet", "--reps", "2", "--no-latency", "--arena", "16M", "--name", "wide", "--out"])
+        .arg(dir.path());
+    for allocator in allocators {
+        run.args(["--alloc", allocator]);
+    }
+    run.args(["--workload", "kmalloc-mix:ops=2000", "--workload", "fragmenter:live=8K"]).assert().success();
+    let out = dir.path().join("report");
+    heaplab().arg("report").arg(dir.path().join("wide")).arg("--out").arg(&out).assert().success();
+    let page = out.join("index.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    let cells = allocators.len() * 2;
+    // At most 2 MiB for 100 cells.
+    assert!(html.len() <= cells * 20 * 1024, "index.html is {} bytes for {cells} cells", html.len());
+    for caveat in ["peer:buddy-slab: its buddy hands out pages from the top", "buddy, slab: a buddy level starts"] {
+        assert!(html.contains(caveat), "no caveat `{caveat}`");
+    }
+    assert!(html.contains("<h2>Workloads</h2>") && html.contains("<h2 id=\"w0\">Across workloads</h2>"));
+    // Across workloads: slab's utilization over buddy's, from summary.csv.
+    let mut reader = csv::Reader::from_path(dir.path().join("wide/summary.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (allocator, workload, utilization) = (column("allocator"), column("workload"), column("utilization_pct"));
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let of = |family: &str, w: &str| -> f64 {
+        let row = records.iter().find(|r| r[allocator].split(':').next() == Some(family) && r[workload].starts_with(w));
+        row.unwrap()[utilization].parse().unwrap()
+    };
+    let ratios = ["kmalloc-mix", "fragmenter"].map(|w| of("slab", w) / of("buddy", w));
+    let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / 2.0).exp();
+    let (low, high) = (ratios[0].min(ratios[1]), ratios[0].max(ratios[1]));
+    let cell = format!("{geomean:.2} [{low:.2}, {high:.2}] over 2");
+    assert!(html.contains(&cell), "slab's utilization ÷ buddy's {cell}");
+    // Another baseline by its label; an unknown one is refused and writes nothing.
+    let other = dir.path().join("by-freelist");
+    heaplab()
+        .arg("report")
+        .arg(dir.path().join("wide"))
+        .args(["--baseline-alloc", "freelist", "--out"])
+        .arg(&other)
+        .assert()
+        .success();
+    assert!(std::fs::read_to_string(other.join("index.html")).unwrap().contains("divided by freelist's"));
+    let refused = dir.path().join("refused");
+    heaplab()
+        .arg("report")
+        .arg(dir.path().join("wide"))
+        .args(["--baseline-alloc", "nosuch", "--out"])
+        .arg(&refused)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--baseline-alloc nosuch: the run has no such allocator; it has buddy"));
+    assert!(!refused.exists());
+
+    let dom = browser::dump_dom(&page, "", &["--window-size=1024,800"]);
+    let start = dom.find("<div id=\"layout-check\"").expect("the page measured itself");
+    let tag = &dom[start..start + dom[start..].find('>').unwrap()];
+    let attribute = |name: &str| -> String {
+        let from =
+            tag.find(&format!("data-{name}=\"")).unwrap_or_else(|| panic!("no data-{name} in {tag}")) + name.len() + 7;
+        tag[from..from + tag[from..].find('"').unwrap()].to_string()
+    };
+    let width: u32 = attribute("width").parse().unwrap();
+    assert!((990..=1024).contains(&width), "the page was laid out {width} pixels wide");
+    assert_eq!(attribute("overflowing"), "0", "elements past 1024 pixels: {}", attribute("first"));
+    let images: usize = attribute("images").parse().unwrap();
+    assert_eq!(images, html.matches("<img ").count());
+    assert!(images >= 2 * 9, "{images} charts");
+    assert_eq!(attribute("broken"), "0", "charts that did not load");
+
+    let pdf = dir.path().join("report.pdf");
+    browser::headless(&page, "", &["--no-pdf-header-footer", &format!("--print-to-pdf={}", pdf.display())]);
+    let text = std::process::Command::new("pdftotext")
+        .arg("-layout")
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian's poppler-utils, which .ci/run installs)");
+    assert!(text.status.success());
+    let text = String::from_utf8(text.stdout).unwrap();
+    // Every allocator's row in each workload's table ends with its last
+    // column, the failed allocations: `N (M)`.
+    for label in ["buddy", "slab", "freelist", "segregated", "peer:buddy-slab", "peer:glibc"] {
+        let whole_rows = text
+            .lines()
+            .filter(|line| line.split_whitespace().next() == Some(label))
+            .filter(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                words.len() >= 3
+                    && words[words.len() - 2].parse::<u64>().is_ok()
+                    && words[words.len() - 1].starts_with('(')
+                    && words[words.len() - 1].ends_with(')')
+            })
+            .count();
+        assert!(whole_rows >= 2, "{label}: {whole_rows} whole rows in the printed tables\n{text}");
+    }
+    // The last column's heading is printed as often as there are workload tables.
+    assert!(text.matches("(frag)").count() >= 2);
 }

@@ -4,8 +4,7 @@
 
 use std::alloc::Layout;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command as Process;
+use std::path::Path;
 use std::ptr::NonNull;
 
 use assert_cmd::Command;
@@ -13,23 +12,10 @@ use heaplab_core::{Allocator, Arena};
 use heaplab_workloads::{Op, Workload};
 use predicates::prelude::*;
 
+mod browser;
+
 fn heaplab() -> Command {
     Command::cargo_bin("heaplab").unwrap()
-}
-
-/// The browser: `HEAPLAB_CHROMIUM`, or the first of the usual names on PATH.
-fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("HEAPLAB_CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Ok(output) = Process::new("sh").arg("-c").arg(format!("command -v {name}")).output()
-            && output.status.success()
-        {
-            return PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        }
-    }
-    panic!("the browser tests need Chromium: `apt-get install chromium` (as .ci/run does), or HEAPLAB_CHROMIUM=PATH");
 }
 
 /// The `data-` attributes of the page's `#player` (the first allocator's
@@ -42,16 +28,8 @@ fn player_state(page: &Path, fragment: &str) -> HashMap<String, String> {
     attributes
 }
 
-/// The DOM of `page` opened at `fragment`, after its scripts ran.
 fn dump_dom(page: &Path, fragment: &str) -> String {
-    let url = format!("file://{}#{fragment}", page.display());
-    let output = Process::new(chromium())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom"])
-        .arg(&url)
-        .output()
-        .expect("running chromium");
-    assert!(output.status.success(), "chromium failed on {url}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
+    browser::dump_dom(page, fragment, &[])
 }
 
 /// An element's `data-` attributes, from its start tag.

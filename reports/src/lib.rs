@@ -2,19 +2,24 @@
 //! only from what `heaplab run` wrote to a results directory. Reports never
 //! run anything.
 //!
-//! Per workload (and seed) the report shows a summary table and:
+//! It opens with the run's facts, a workloads table and a summary across
+//! workloads (geometric means of ratios to a baseline allocator). Per
+//! workload (and seed) it shows a summary table, caveats, and:
 //! - **throughput**: the median of the timed repetitions per allocator, with
 //!   the min–max spread as an error bar;
 //! - **latency**: the percentile spectrum of alloc and free latencies (log
 //!   scale, x in "nines": p90, p99, p99.9);
 //! - **memory over time**: requested R, granted G and footprint H per allocator;
-//! - **fragmentation over time**: internal (G − R)/G and external 1 − L/F;
+//! - **fragmentation over time**: internal (G − R)/G and external 1 − L/F
+//!   over the arena and below the footprint, and the unusable free share at
+//!   the p99 request;
 //! - **heap maps**: the arena over time (address across, time down): live
 //!   payload, free holes, overhead;
 //! - **free blocks at peak**: free bytes by block size (powers of two), the
 //!   `/proc/buddyinfo` picture for any allocator, taken when R peaked;
 //! - **buddy levels**: `/proc/buddyinfo` per order, every order, and the
-//!   vmstat unusable-free and fragmentation indices per order, at the peak;
+//!   vmstat unusable-free and fragmentation indices per order, at the peak
+//!   and over time;
 //! - **slab caches**: each cache's efficiency (`%Ef` of tools/mm/slabinfo.c)
 //!   for buddy+slab allocators.
 //!
@@ -29,8 +34,6 @@ pub mod seeds;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-
 use charts::{Chart, ExactMap, HeapMapChart};
 use heaplab_results::{Meta, Results, RunStatus};
 
@@ -43,6 +46,14 @@ pub enum ReportError {
     /// Drawing failed.
     #[error("drawing a chart: {0}")]
     Chart(String),
+    /// `--baseline-alloc` names no allocator of the run.
+    #[error("--baseline-alloc {wanted}: the run has no such allocator; it has {}", .known.join(", "))]
+    UnknownBaseline {
+        /// What was asked for.
+        wanted: String,
+        /// The run's allocators.
+        known: Vec<String>,
+    },
     /// Writing failed.
     #[error("{path}: {error}")]
     Io {
@@ -103,6 +114,8 @@ pub(crate) struct Section {
     note: String,
     header: Vec<String>,
     rows: Vec<Vec<String>>,
+    /// Figures of the table that are not comparable as they stand, and why.
+    caveats: Vec<String>,
     figures: Vec<Figure>,
 }
 
@@ -116,7 +129,7 @@ pub(crate) struct Figure {
     caption: String,
     svg_file: String,
     png_file: String,
-    /// Inline markup for the HTML report (SVG text, or an <img> with a data URI).
+    /// The HTML report's markup for it: an `<img>` of its SVG or PNG file.
     inline: String,
 }
 
@@ -128,15 +141,15 @@ pub(crate) struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Render `chart` to SVG and PNG files named after `stem`; inline the
-    /// SVG, or the PNG for dense pictures.
+    /// Render `chart` to SVG and PNG files named after `stem`; the page
+    /// shows the SVG, or the PNG for dense pictures (`as_png`).
     pub(crate) fn figure<C: Chart>(
         &mut self,
         stem: &str,
         title: &str,
         caption: &str,
         chart: &C,
-        inline_png: bool,
+        as_png: bool,
     ) -> Result<Figure, ReportError> {
         let svg = charts::svg(chart)?;
         let (svg_file, png_file) = (format!("charts/{stem}.svg"), format!("charts/{stem}.png"));
@@ -145,17 +158,11 @@ impl Writer<'_> {
         let png_path = self.dir.join(&png_file);
         charts::png(chart, &png_path)?;
         self.written.extend([svg_path, png_path.clone()]);
-        let inline = if inline_png {
-            let bytes = std::fs::read(&png_path).map_err(io_error(&png_path))?;
-            format!(
-                "<img alt=\"{}\" src=\"data:image/png;base64,{}\">",
-                html_escape(title),
-                base64::engine::general_purpose::STANDARD.encode(bytes)
-            )
-        } else {
-            // Drop the XML prologue, if any, to inline the element.
-            svg.trim_start_matches(|c| c != '<').to_string()
-        };
+        // The page links its charts, which are files beside it anyway: an
+        // inlined chart would weigh the page down by its every point
+        // (6 MiB for 95 cells), a link costs a line.
+        let inline =
+            format!("<img alt=\"{}\" src=\"{}\">", html_escape(title), if as_png { &png_file } else { &svg_file });
         Ok(Figure { title: title.to_string(), caption: caption.to_string(), svg_file, png_file, inline })
     }
 }
@@ -163,10 +170,38 @@ impl Writer<'_> {
 /// Make the report of `results` in `out`: `index.html` (self-contained),
 /// `report.md` and `charts/`.
 pub fn write_report(results: &Results, out: &Path, labels: &Labels<'_>) -> Result<Written, ReportError> {
+    write_report_with(results, out, labels, &Options::default())
+}
+
+/// How a report is made beyond its labels.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The allocator the cross-workload summary divides by (default: the
+    /// run's first allocator).
+    pub baseline: Option<String>,
+}
+
+/// [`write_report`] with [`Options`]; an unknown baseline allocator is an error.
+pub fn write_report_with(
+    results: &Results,
+    out: &Path,
+    labels: &Labels<'_>,
+    options: &Options,
+) -> Result<Written, ReportError> {
+    let allocators = results.allocators();
+    let baseline = match &options.baseline {
+        Some(wanted) => allocators
+            .iter()
+            .find(|a| *a == wanted || (labels.allocator)(a) == *wanted)
+            .cloned()
+            .ok_or_else(|| ReportError::UnknownBaseline { wanted: wanted.clone(), known: allocators.clone() })?,
+        None => allocators.first().cloned().unwrap_or_default(),
+    };
     std::fs::create_dir_all(out.join("charts")).map_err(io_error(out))?;
     let mut writer = Writer { dir: out.to_path_buf(), written: Vec::new(), labels };
     let thread_counts = results.thread_counts();
-    let mut sections = figures::threads::scaling_sections(results, labels, &mut writer)?;
+    let mut sections: Vec<Section> = summary_section(results, labels, &baseline).into_iter().collect();
+    sections.extend(figures::threads::scaling_sections(results, labels, &mut writer)?);
     for &threads in &thread_counts {
         // One thread count at a time: its sections read as a run of their own.
         let at = if thread_counts.len() > 1 { results.at_threads(threads) } else { results.clone() };
@@ -197,11 +232,13 @@ pub fn write_report(results: &Results, out: &Path, labels: &Labels<'_>) -> Resul
             };
             let figures = figures::group_figures(&at, &workload, seed, &stem, &mut writer)?;
             let (header, rows) = table_rows(&at, &workload, seed, labels);
+            let caveats = caveats(at.rows(&workload, seed).iter().map(|r| r.allocator.as_str()), labels);
             sections.push(Section {
                 heading,
                 note: workload,
                 header: header.into_iter().map(String::from).collect(),
                 rows,
+                caveats,
                 figures,
             });
         }
@@ -210,9 +247,10 @@ pub fn write_report(results: &Results, out: &Path, labels: &Labels<'_>) -> Resul
         sections.push(replay_section(results, labels));
     }
     let html = out.join("index.html");
-    std::fs::write(&html, render_html(results, &sections)).map_err(io_error(&html))?;
+    let workloads = workload_rows(results, labels);
+    std::fs::write(&html, render_html(results, &sections, &workloads)).map_err(io_error(&html))?;
     let markdown = out.join("report.md");
-    std::fs::write(&markdown, render_markdown(results, &sections)).map_err(io_error(&markdown))?;
+    std::fs::write(&markdown, render_markdown(results, &sections, &workloads)).map_err(io_error(&markdown))?;
     Ok(Written { html, markdown, charts: writer.written })
 }
 
@@ -255,6 +293,7 @@ fn replay_section(results: &Results, labels: &Labels<'_>) -> Section {
         .map(String::from)
         .to_vec(),
         rows,
+        caveats: Vec::new(),
         figures: Vec::new(),
     }
 }
@@ -345,6 +384,7 @@ fn across_seeds(results: &Results, labels: &Labels<'_>, writer: &mut Writer<'_>)
             note: format!("{workload}. Each cell: {}{shown}.", seeds::METHOD),
             header,
             rows,
+            caveats: caveats(allocators.iter().map(String::as_str), labels),
             figures,
         });
     }
@@ -373,12 +413,14 @@ fn table_rows(
     }
     let header = vec![
         "allocator",
-        "Mops/s",
+        "Mops/s ± CI",
         "alloc p99 ns",
         "free p99 ns",
         "int frag %",
         "rounding / overhead at peak",
         "ext frag %",
+        "ext frag below H %",
+        "unusable at p99 %",
         "holes %",
         "J&W #4 %",
         "util %",
@@ -390,7 +432,7 @@ fn table_rows(
         .map(|r| {
             vec![
                 (labels.allocator)(&r.allocator),
-                r.ops_per_sec.map_or("-".into(), |v| format!("{:.1}", v / 1e6)),
+                mops_with_interval(r),
                 latency(r.alloc_p99_ns, r.timer_granularity_ns),
                 latency(r.free_p99_ns, r.timer_granularity_ns),
                 one(r.internal_frag_at_peak_pct),
@@ -399,6 +441,8 @@ fn table_rows(
                     _ => NOT_AVAILABLE.into(),
                 },
                 one(r.external_frag_mean_pct),
+                one(r.external_frag_footprint_mean_pct),
+                one(r.unusable_at_p99_mean_pct),
                 one(r.holes_at_peak_pct),
                 one(r.jw4_pct),
                 one(r.utilization_pct),
@@ -411,6 +455,172 @@ fn table_rows(
         })
         .collect();
     (header, rows)
+}
+
+/// Across workloads: per allocator, the geometric mean over workloads of
+/// its median throughput and its utilization each divided by the
+/// baseline's, with the smallest and largest ratio (at the run's first
+/// thread count, each workload's rows averaged over its seeds). `None`
+/// for a run of one workload.
+fn summary_section(results: &Results, labels: &Labels<'_>, baseline: &str) -> Option<Section> {
+    let threads = results.thread_counts().first().copied().unwrap_or(1);
+    let mut workloads: Vec<&str> = Vec::new();
+    for row in results.summary.iter().filter(|r| r.threads == threads) {
+        if !workloads.contains(&row.workload.as_str()) {
+            workloads.push(&row.workload);
+        }
+    }
+    if workloads.len() < 2 {
+        return None;
+    }
+    let mean_of = |allocator: &str, workload: &str, get: fn(&heaplab_results::SummaryRow) -> Option<f64>| {
+        let values: Vec<f64> = results
+            .summary
+            .iter()
+            .filter(|r| r.allocator == allocator && r.workload == workload && r.threads == threads)
+            .filter_map(get)
+            .filter(|v| v.is_finite())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    let ratios = |allocator: &str, get: fn(&heaplab_results::SummaryRow) -> Option<f64>| -> String {
+        let ratios: Vec<f64> = workloads
+            .iter()
+            .filter_map(|w| Some(mean_of(allocator, w, get)? / mean_of(baseline, w, get).filter(|b| *b > 0.0)?))
+            .filter(|r| *r > 0.0)
+            .collect();
+        if ratios.is_empty() {
+            return NOT_AVAILABLE.into();
+        }
+        let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+        let (low, high) = ratios.iter().fold((f64::INFINITY, 0.0f64), |(l, h), &r| (l.min(r), h.max(r)));
+        format!("{geomean:.2} [{low:.2}, {high:.2}] over {}", ratios.len())
+    };
+    let rows = results
+        .allocators()
+        .iter()
+        .map(|allocator| {
+            vec![
+                (labels.allocator)(allocator),
+                ratios(allocator, |r| r.ops_per_sec),
+                ratios(allocator, |r| r.utilization_pct),
+            ]
+        })
+        .collect();
+    Some(Section {
+        heading: "Across workloads".into(),
+        note: format!(
+            "Each cell: the geometric mean over workloads of the allocator's figure divided by {}'s, \
+             [the smallest ratio, the largest], over how many workloads both have it (each workload's seeds averaged{}). \
+             Above 1: more throughput, or more utilization, than the baseline. `heaplab report --baseline-alloc SPEC` picks another baseline.",
+            (labels.allocator)(baseline),
+            if threads == 1 { String::new() } else { format!("; at {threads} threads") }
+        ),
+        header: ["allocator", "throughput ÷ baseline", "utilization ÷ baseline"].map(String::from).to_vec(),
+        rows,
+        caveats: Vec::new(),
+        figures: Vec::new(),
+    })
+}
+
+/// The workloads table: one row per workload, with what every allocator
+/// saw of it (ops, allocations, the peak of live bytes, the request sizes
+/// the unusable share is taken at) and the SHA-256 of a trace's bytes.
+fn workload_rows(results: &Results, labels: &Labels<'_>) -> Table {
+    let header = vec![
+        "workload",
+        "as given",
+        "seeds",
+        "ops",
+        "allocs",
+        "peak live bytes",
+        "request p50 B",
+        "request p99 B",
+        "SHA-256",
+    ];
+    let mut workloads: Vec<&str> = Vec::new();
+    for row in &results.summary {
+        if !workloads.contains(&row.workload.as_str()) {
+            workloads.push(&row.workload);
+        }
+    }
+    let rows = workloads
+        .into_iter()
+        .map(|workload| {
+            let rows: Vec<&heaplab_results::SummaryRow> =
+                results.summary.iter().filter(|r| r.workload == workload).collect();
+            let mut seeds: Vec<Option<u64>> = rows.iter().map(|r| r.seed).collect();
+            seeds.sort_unstable();
+            seeds.dedup();
+            let first = rows[0];
+            let digest = results.meta.inputs.iter().find(|i| i.workload == workload).map(|i| i.sha256.clone());
+            vec![
+                (labels.workload)(workload),
+                workload.to_string(),
+                seeds.len().to_string(),
+                first.ops.to_string(),
+                first.allocs.to_string(),
+                // An allocator that refused requests peaks lower: the workload's own peak is the largest.
+                rows.iter().map(|r| r.peak_requested_bytes).max().unwrap_or(0).to_string(),
+                first.request_p50_bytes.map_or(NOT_AVAILABLE.into(), |b| b.to_string()),
+                first.request_p99_bytes.map_or(NOT_AVAILABLE.into(), |b| b.to_string()),
+                digest.unwrap_or_else(|| NOT_AVAILABLE.into()),
+            ]
+        })
+        .collect();
+    (header, rows)
+}
+
+/// What makes an allocator's figures not comparable as they stand: one
+/// sentence per allocator family present, from the allocators' own READMEs.
+const CAVEATS: [(&str, &str); 3] = [
+    (
+        "peer:buddy-slab",
+        "its buddy hands out pages from the top of its region, so its address footprint H is the whole arena on most workloads \
+         (allocators/peers/README.md): its holes, J&W and utilization figures measure that placement, not the memory its blocks need.",
+    ),
+    (
+        "buddy",
+        "a buddy level starts as a few top-order blocks, and 1 − L/F over the whole arena counts the untouched ones: \
+         about 50 % from the first op. Read the figure below the footprint or the unusable share at p99 for it.",
+    ),
+    (
+        "peer:glibc",
+        "the unbounded references (glibc, mimalloc, jemalloc) keep their own memory outside the arena: \
+         they have no fragmentation figures here, and their own statistics cover the whole process (allocators/peers/README.md).",
+    ),
+];
+
+/// The caveats that apply to a table of `allocators`, each naming them.
+fn caveats<'a>(allocators: impl Iterator<Item = &'a str>, labels: &Labels<'_>) -> Vec<String> {
+    let allocators: Vec<&str> = allocators.collect();
+    let family = |spec: &str| -> Option<&'static str> {
+        let name = spec.split(':').take(2).collect::<Vec<_>>();
+        match name.as_slice() {
+            ["peer", "buddy-slab", ..] => Some("peer:buddy-slab"),
+            ["buddy", ..] | ["slab", ..] => Some("buddy"),
+            ["peer", "glibc" | "mimalloc" | "jemalloc", ..] => Some("peer:glibc"),
+            _ => None,
+        }
+    };
+    CAVEATS
+        .iter()
+        .filter_map(|(key, text)| {
+            let named: Vec<String> =
+                allocators.iter().filter(|a| family(a) == Some(*key)).map(|a| (labels.allocator)(a)).collect();
+            (!named.is_empty()).then(|| format!("{}: {text}", named.join(", ")))
+        })
+        .collect()
+}
+
+/// Median Mops/s with half the width of its confidence interval (the
+/// interval's level is in the definitions), or `-` without a timing.
+fn mops_with_interval(r: &heaplab_results::SummaryRow) -> String {
+    match (r.ops_per_sec, r.ops_per_sec_ci_low, r.ops_per_sec_ci_high) {
+        (Some(v), Some(low), Some(high)) => format!("{:.1} ± {:.1}", v / 1e6, (high - low) / 2e6),
+        (Some(v), _, _) => format!("{:.1}", v / 1e6),
+        _ => "-".into(),
+    }
 }
 
 /// The summary table of a `heaplab exec` program.
@@ -456,8 +666,10 @@ fn exec_table_rows(results: &Results, workload: &str, labels: &Labels<'_>) -> (V
 
 const DEFINITIONS: &str = "R: requested bytes of live blocks; G: granted bytes; H: footprint (high-water mark); F: free bytes; L: largest free block. \
 int frag: (G − R)/G at the op where R peaks (Wilson et al. 1995), split into rounding (size classes, powers of two) and overhead (headers, alignment) in bytes (Johnstone & Wilson 1998). \
-ext frag: mean over samples of 1 − L/F. holes: (H − G − M)/H at R's peak. J&W #4: max H / max R − 1 (Johnstone & Wilson 1998). \
+ext frag: mean over samples of 1 − L/F over the whole arena; below H: the same counting only free bytes below the footprint; \
+unusable at p99: mean share of free bytes in blocks smaller than the workload's p99 request (Linux's unusable free index, mm/vmstat.c, in bytes; design notes §10). holes: (H − G − M)/H at R's peak. J&W #4: max H / max R − 1 (Johnstone & Wilson 1998). \
 util: max R / max H (the CS:APP malloc-lab figure). failed: refused allocations, in brackets those refused while F sufficed. \
+Mops/s: the median over timed repetitions ± half the width of its confidence interval (at the level in summary.csv's ops_per_sec_ci_level_pct). \
 ~: a latency within 3× of the clock's step (the timer in the run's facts), which no latency resolves more finely.";
 
 /// The run's facts the report shows, by name.
@@ -547,7 +759,33 @@ fn reproduce_command(results: &Results) -> String {
     format!("heaplab run --from {}/meta.json", results.dir.display())
 }
 
-fn render_html(results: &Results, sections: &[Section]) -> String {
+type Table = (Vec<&'static str>, Vec<Vec<String>>);
+
+/// Once the page has loaded, it measures itself and writes what it found
+/// into a hidden `#layout-check` element, for a headless browser's
+/// `--dump-dom` to read: the viewport width, the elements reaching past it,
+/// the table boxes whose contents need scrolling, and the images and how
+/// many of them failed to load.
+const LAYOUT_CHECK: &str = r#"<script>
+addEventListener('load', () => {
+  const width = document.documentElement.clientWidth;
+  const past = [...document.body.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > width + 1 && !e.closest('.wide'));
+  const scrolling = [...document.querySelectorAll('.wide')].filter(box => box.scrollWidth > box.clientWidth + 1);
+  const images = [...document.images];
+  const check = document.createElement('div');
+  check.id = 'layout-check';
+  check.hidden = true;
+  check.dataset.width = width;
+  check.dataset.overflowing = past.length + scrolling.length;
+  check.dataset.first = [...past, ...scrolling].slice(0, 5).map(e => e.tagName + (e.id ? '#' + e.id : '') + ' ' + e.textContent.slice(0, 40)).join(' | ');
+  check.dataset.images = images.length;
+  check.dataset.broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+  document.body.appendChild(check);
+});
+</script>
+"#;
+
+fn render_html(results: &Results, sections: &[Section], workloads: &Table) -> String {
     let mut html = String::new();
     let run = meta_str(&results.meta, "run_name");
     let run = run.as_str();
@@ -556,10 +794,16 @@ fn render_html(results: &Results, sections: &[Section]) -> String {
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>heaplab report: {run}</title>\n<style>\
 body{{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}}\
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}\
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:.25em .45em;text-align:right}}\
 td:first-child,th:first-child{{text-align:left}}th{{background:#f2f2f2}}figure{{margin:1.5em 0}}\
 figcaption{{color:#555;max-width:70em}}code{{background:#f4f4f4;padding:.1em .3em}}nav a{{margin-right:1em}}\
-svg,img{{max-width:100%;height:auto}}</style></head><body>\n<h1>heaplab report: {run}</h1>\n",
+svg,img{{max-width:100%;height:auto}}\
+.wide{{overflow-x:auto;max-width:100%}}td.text{{text-align:left}}table{{font-size:.92em}}th{{vertical-align:bottom}}\
+td:first-child{{overflow-wrap:anywhere;max-width:16em}}.workloads code{{word-break:break-all}}.workloads td.text{{max-width:30em}}\
+.caveat{{background:#fff8e1;border-left:3px solid #e0a800;padding:.4em .7em;max-width:70em}}\
+@media print{{@page{{size:A4 landscape;margin:1cm}}body{{max-width:none;margin:0;padding:0;font-size:9pt}}nav{{display:none}}\
+.wide{{overflow:visible}}table{{width:100%;font-size:7.5pt}}td,th{{padding:.1em .25em;overflow-wrap:anywhere}}\
+tr,figure{{break-inside:avoid}}h2,h3{{break-after:avoid}}}}</style></head><body>\n<h1>heaplab report: {run}</h1>\n",
         run = html_escape(run)
     );
     let _ = writeln!(
@@ -605,16 +849,44 @@ svg,img{{max-width:100%;height:auto}}</style></head><body>\n<h1>heaplab report: 
         html_escape(&reproduce_command(results))
     );
     let _ = writeln!(html, "<p><small>{}</small></p>", html_escape(DEFINITIONS));
+    let _ = writeln!(html, "<h2>Workloads</h2><div class=\"wide\"><table class=\"workloads\"><tr>");
+    for h in &workloads.0 {
+        let _ = write!(html, "<th>{}</th>", html_escape(h));
+    }
+    let _ = writeln!(html, "</tr>");
+    for row in &workloads.1 {
+        let _ = write!(html, "<tr>");
+        for (column, cell) in row.iter().enumerate() {
+            match column {
+                1 => {
+                    let _ = write!(html, "<td class=\"text\"><code>{}</code></td>", html_escape(cell));
+                }
+                8 if cell.len() > 16 => {
+                    let _ = write!(
+                        html,
+                        "<td class=\"text\"><code title=\"{}\">{}…</code></td>",
+                        html_escape(cell),
+                        html_escape(&cell[..16])
+                    );
+                }
+                _ => {
+                    let _ = write!(html, "<td>{}</td>", html_escape(cell));
+                }
+            }
+        }
+        let _ = writeln!(html, "</tr>");
+    }
+    let _ = writeln!(html, "</table></div>");
     let _ = writeln!(html, "<nav>");
     for (index, section) in sections.iter().enumerate() {
         let _ = write!(html, "<a href=\"#w{index}\">{}</a>", html_escape(&section.heading));
     }
     let _ = writeln!(html, "</nav>");
     for (index, section) in sections.iter().enumerate() {
-        let Section { heading, note, header, rows, figures } = section;
+        let Section { heading, note, header, rows, caveats, figures } = section;
         let _ = writeln!(html, "<h2 id=\"w{index}\">{}</h2>", html_escape(heading));
         let _ = writeln!(html, "<p><small>{}</small></p>", html_escape(note));
-        let _ = write!(html, "<table><tr>");
+        let _ = write!(html, "<div class=\"wide\"><table><tr>");
         for h in header {
             let _ = write!(html, "<th>{}</th>", html_escape(h));
         }
@@ -626,7 +898,10 @@ svg,img{{max-width:100%;height:auto}}</style></head><body>\n<h1>heaplab report: 
             }
             let _ = writeln!(html, "</tr>");
         }
-        let _ = writeln!(html, "</table>");
+        let _ = writeln!(html, "</table></div>");
+        for caveat in caveats {
+            let _ = writeln!(html, "<p class=\"caveat\"><strong>Caveat:</strong> {}</p>", html_escape(caveat));
+        }
         for figure in figures {
             let _ = writeln!(
                 html,
@@ -639,11 +914,12 @@ svg,img{{max-width:100%;height:auto}}</style></head><body>\n<h1>heaplab report: 
             );
         }
     }
+    html.push_str(LAYOUT_CHECK);
     html.push_str("</body></html>\n");
     html
 }
 
-fn render_markdown(results: &Results, sections: &[Section]) -> String {
+fn render_markdown(results: &Results, sections: &[Section], workloads: &Table) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# heaplab report: {}\n", meta_str(&results.meta, "run_name"));
     let _ = writeln!(
@@ -663,7 +939,12 @@ fn render_markdown(results: &Results, sections: &[Section]) -> String {
     if let Some(note) = incomplete(results) {
         let _ = writeln!(md, "> **{note}**\n");
     }
-    for Section { heading, note, header, rows, figures } in sections {
+    let _ = writeln!(md, "## Workloads\n\n| {} |\n|{}", workloads.0.join(" | "), "---|".repeat(workloads.0.len()));
+    for row in &workloads.1 {
+        let _ = writeln!(md, "| {} |", row.join(" | "));
+    }
+    md.push('\n');
+    for Section { heading, note, header, rows, caveats, figures } in sections {
         let _ = writeln!(md, "## {heading}\n\n`{note}`\n");
         let _ = writeln!(md, "| {} |", header.join(" | "));
         let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
@@ -671,6 +952,9 @@ fn render_markdown(results: &Results, sections: &[Section]) -> String {
             let _ = writeln!(md, "| {} |", row.join(" | "));
         }
         md.push('\n');
+        for caveat in caveats {
+            let _ = writeln!(md, "> **Caveat:** {caveat}\n");
+        }
         for figure in figures {
             let _ = writeln!(
                 md,

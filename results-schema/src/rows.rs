@@ -42,6 +42,19 @@ pub struct SummaryRow {
     pub internal_frag_mean_pct: Option<f64>,
     pub external_frag_mean_pct: Option<f64>,
     pub external_frag_max_pct: Option<f64>,
+    /// The workload's p50 and p99 request size, and the mean unusable free
+    /// share at each (design notes §10).
+    #[serde(default)]
+    pub request_p50_bytes: Option<u64>,
+    #[serde(default)]
+    pub request_p99_bytes: Option<u64>,
+    #[serde(default)]
+    pub unusable_at_p50_mean_pct: Option<f64>,
+    #[serde(default)]
+    pub unusable_at_p99_mean_pct: Option<f64>,
+    /// Mean 1 − L/F counting only free space below the footprint.
+    #[serde(default)]
+    pub external_frag_footprint_mean_pct: Option<f64>,
     pub holes_at_peak_pct: Option<f64>,
     pub jw1_pct: Option<f64>,
     pub jw2_pct: Option<f64>,
@@ -125,7 +138,7 @@ pub const KEY: [&str; 4] = ["allocator", "workload", "seed", "threads"];
 
 /// The summary columns that do not depend on timing, by name: every
 /// fragmentation figure and count. Pinned against the header by a test.
-pub const DETERMINISTIC: [&str; 36] = [
+pub const DETERMINISTIC: [&str; 41] = [
     "arena_bytes",
     "ops",
     "allocs",
@@ -150,6 +163,11 @@ pub const DETERMINISTIC: [&str; 36] = [
     "internal_frag_mean_pct",
     "external_frag_mean_pct",
     "external_frag_max_pct",
+    "request_p50_bytes",
+    "request_p99_bytes",
+    "unusable_at_p50_mean_pct",
+    "unusable_at_p99_mean_pct",
+    "external_frag_footprint_mean_pct",
     "holes_at_peak_pct",
     "jw1_pct",
     "jw2_pct",

@@ -14,7 +14,7 @@ use heaplab::step::StepRecorder;
 use heaplab::{table, units};
 use heaplab_core::spec::parse_size;
 use heaplab_core::{Allocator, AllocatorConfig, Arena};
-use heaplab_reports::{Labels, write_exact_map, write_map_over_time, write_report};
+use heaplab_reports::{Labels, Options, write_exact_map, write_map_over_time, write_report_with};
 use heaplab_results::Results;
 use heaplab_workloads::Workload;
 
@@ -26,6 +26,10 @@ pub struct ReportArgs {
     /// Where the report goes (default: reports/<run name>).
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// The allocator the cross-workload summary divides by (a spec or its
+    /// short label; default: the run's first allocator).
+    #[arg(long = "baseline-alloc", value_name = "SPEC")]
+    baseline_alloc: Option<String>,
 }
 
 /// Write the report of a results directory.
@@ -34,8 +38,9 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let results = Results::read(&args.results)?;
     let name = results.meta.run_name.clone();
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("reports").join(name));
-    let labels = Labels { allocator: &table::short_allocator, workload: &table::short_workload };
-    let written = write_report(&results, &out, &labels)?;
+    let labels = Labels { allocator: &table::short_allocator, workload: &table::workload_label };
+    let options = Options { baseline: args.baseline_alloc.clone() };
+    let written = write_report_with(&results, &out, &labels, &options)?;
     eprintln!(
         "wrote {} and {} with {} chart files",
         written.html.display(),

@@ -20,7 +20,7 @@ use super::threads::{SharedReplay, SharedSlots, ThreadsRun, run_plain};
 use super::{RunError, Tick};
 use crate::export::Latency;
 use crate::heapmap::HeapMapRecorder;
-use crate::metrics::{Metrics, MetricsProbe};
+use crate::metrics::{Metrics, MetricsProbe, RequestSizes};
 use crate::prepare::{Prepared, Step, Threaded};
 use crate::registry::Visitor;
 use crate::replay::{Nothing, Probe, Slot, Slots, Touch, replay};
@@ -64,6 +64,7 @@ impl Visitor for MetricsPass<'_> {
             .then(|| HeapMapRecorder::new(self.arena_bytes as usize, steps.len(), self.settings.frames, None));
         let mut probe = MetricsProbe::with_heapmap(steps.len(), self.settings.points, self.settings.verify, recorder);
         probe.set_reports(reports);
+        probe.set_request_sizes(RequestSizes::of(steps));
         if let Some(threaded) = threaded {
             probe.set_threads(threaded.thread_of.clone());
         }

@@ -103,3 +103,50 @@ pub(crate) fn indices(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Opti
         )
         .map(Some)
 }
+
+pub(crate) fn indices_over_time(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Option<Figure>, ReportError> {
+    let mut charts: Vec<Lines> = Vec::new();
+    let mut most_orders = 0;
+    for (allocator, label) in group.allocators() {
+        let orders = orders(group, allocator);
+        most_orders = most_orders.max(orders.len() as u32);
+        let over_time = |index: &str, title: &str| Lines {
+            title: format!("{label}: {title} over time"),
+            x_label: "op".into(),
+            y_label: "index (0 to 1)".into(),
+            series: orders
+                .iter()
+                .map(|o| {
+                    let name = format!("order {} ({} B)", o.0, short_size(o.1 as u64));
+                    (name, group.series(allocator, &format!("{index}_order_{}", o.0)))
+                })
+                .collect(),
+            log_y: false,
+            thin: Vec::new(),
+            x_ticks: None,
+            y_max: Some(1.0),
+            pixels: (600, 380),
+        };
+        let pair = [
+            over_time("unusable_free_index", "unusable free index"),
+            over_time("fragmentation_index", "fragmentation index"),
+        ];
+        // Results from before the indices were sampled have no series.
+        if pair[0].series.iter().any(|(_, s)| !s.is_empty()) {
+            charts.extend(pair);
+        }
+    }
+    if charts.is_empty() {
+        return Ok(None);
+    }
+    writer
+        .figure(
+            &group.file("extfrag-over-time"),
+            "Unusable free space and fragmentation index per order over time",
+            "The same two indices at every sample of the metrics pass, one line an order. The fragmentation index of an order has no point at a sample where a block of that order is free (the kernel's −1: no index).",
+            // Tall enough for a legend entry per order (18 pixels each, from 40).
+            &Grid { columns: 2, charts, cell: (600, 380.max(60 + 18 * most_orders)) },
+            false,
+        )
+        .map(Some)
+}

@@ -80,7 +80,7 @@ impl Group<'_> {
 pub(crate) type MakeFigure = fn(&Group<'_>, &mut Writer<'_>) -> Result<Option<Figure>, ReportError>;
 
 /// Every figure, in report order.
-pub(crate) const FIGURES: [MakeFigure; 11] = [
+pub(crate) const FIGURES: [MakeFigure; 12] = [
     throughput::figure,
     exec::wall,
     exec::rss,
@@ -91,6 +91,7 @@ pub(crate) const FIGURES: [MakeFigure; 11] = [
     free_blocks::figure,
     buddyinfo::figure,
     buddyinfo::indices,
+    buddyinfo::indices_over_time,
     slab::figure,
 ];
 

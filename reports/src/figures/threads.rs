@@ -143,6 +143,7 @@ pub(crate) fn scaling_sections(
                 .map(String::from)
                 .to_vec(),
             rows: table,
+            caveats: Vec::new(),
             figures,
         });
     }
