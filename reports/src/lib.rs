@@ -988,7 +988,10 @@ pub fn write_map_over_time(
     span_bytes: u64,
     frames: Vec<(u64, String)>,
 ) -> Result<(), ReportError> {
-    let chart = HeapMapChart { title: title.to_string(), span_bytes, frames, pixels: (1000, 700) };
+    let chart = charts::WithLegend {
+        chart: HeapMapChart { title: title.to_string(), span_bytes, frames, pixels: (1000, 700) },
+        entries: charts::HEAPMAP_ENTRIES.to_vec(),
+    };
     write_chart(path, &chart)
 }
 

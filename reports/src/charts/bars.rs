@@ -3,7 +3,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{Chart, FONT, PALETTE, error, plain_number};
+use super::{Chart, FONT, PALETTE, count_tick, error};
 use crate::ReportError;
 
 /// One bar: its label, its value, and an optional `(low, high)` range.
@@ -100,6 +100,12 @@ impl Chart for Bars {
 }
 
 impl Bars {
+    /// Are the bars counts (every value a whole number)? Their axis then
+    /// labels whole numbers only.
+    fn counts(&self) -> bool {
+        self.bars.iter().all(|(_, v, range)| range.is_none() && (!v.is_finite() || v.fract() == 0.0))
+    }
+
     fn draw_vertical<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), ReportError> {
         let n = self.bars.len().max(1);
         let top = self.top();
@@ -117,7 +123,8 @@ impl Bars {
             let centred = (x - x.floor() - 0.5).abs() < 0.01;
             if centred && index < labels.len() { labels[index].clone() } else { String::new() }
         };
-        let value = |y: &f64| plain_number(*y);
+        let counts = self.counts();
+        let value = |y: &f64| count_tick(*y, counts);
         let mut mesh = chart.configure_mesh();
         mesh.disable_x_mesh()
             .x_labels(n * 2 + 1)
@@ -163,7 +170,8 @@ impl Bars {
             let centred = (y - y.floor() - 0.5).abs() < 0.01;
             if centred && index < labels.len() { labels[index].clone() } else { String::new() }
         };
-        let value = |x: &f64| plain_number(*x);
+        let counts = self.counts();
+        let value = |x: &f64| count_tick(*x, counts);
         let mut mesh = chart.configure_mesh();
         mesh.disable_y_mesh()
             .y_labels(n * 2 + 1)

@@ -108,6 +108,57 @@ const EXACT_LEGEND: [(RGBColor, &str); 4] = [
     (NEVER_USED_COLOR, "above the footprint: never used"),
 ];
 
+/// A heap map over time's legend: colour and meaning.
+pub const HEAPMAP_ENTRIES: [(RGBColor, &str); 5] = [
+    (PAYLOAD_COLOR, "live payload"),
+    (FREE_COLOR, "free"),
+    (HOLES_COLOR, "holes: free and used finer than a pixel"),
+    (OTHER_COLOR, "headers, padding, rounding, metadata"),
+    (UNTOUCHED_COLOR, "beyond the footprint"),
+];
+
+/// Draw `entries` as a row of outlined colour swatches with their words,
+/// from `x` along the top of `area`; returns the width used.
+pub(crate) fn swatches<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(RGBColor, &str)],
+    mut x: i32,
+) -> Result<i32, ReportError> {
+    let start = x;
+    for &(color, text) in entries {
+        area.draw(&Rectangle::new([(x, 8), (x + 14, 20)], color.filled())).map_err(error)?;
+        area.draw(&Rectangle::new([(x, 8), (x + 14, 20)], BLACK.mix(0.4).stroke_width(1))).map_err(error)?;
+        area.draw(&Text::new(text, (x + 20, 9), (FONT, 12).into_font())).map_err(error)?;
+        x += 40 + 6 * text.chars().count() as i32;
+    }
+    Ok(x - start)
+}
+
+/// A chart with a colour legend along its bottom, inside the picture, so
+/// that a PNG on a slide explains itself.
+#[derive(Debug, Clone)]
+pub struct WithLegend<C> {
+    /// The chart.
+    pub chart: C,
+    /// Colour and meaning.
+    pub entries: Vec<(RGBColor, &'static str)>,
+}
+
+impl<C: Chart> Chart for WithLegend<C> {
+    fn size(&self) -> (u32, u32) {
+        let (width, height) = self.chart.size();
+        (width, height + 30)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), ReportError> {
+        let height = area.dim_in_pixel().1;
+        let (chart, legend) = area.split_vertically(height - 30);
+        self.chart.draw(&chart)?;
+        swatches(&legend, &self.entries, 20)?;
+        Ok(())
+    }
+}
+
 /// Arena bytes above the footprint.
 const NEVER_USED_COLOR: RGBColor = RGBColor(232, 232, 232);
 
@@ -123,13 +174,7 @@ impl Chart for ExactMap {
         // the picture, so that a PNG on a slide explains itself.
         let height = area.dim_in_pixel().1 as i32;
         let (area, legend) = area.split_vertically(height - 28);
-        let mut x = 90;
-        for (color, text) in EXACT_LEGEND {
-            legend.draw(&Rectangle::new([(x, 8), (x + 14, 20)], color.filled())).map_err(error)?;
-            legend.draw(&Rectangle::new([(x, 8), (x + 14, 20)], BLACK.mix(0.4).stroke_width(1))).map_err(error)?;
-            legend.draw(&Text::new(text, (x + 20, 9), (FONT, 12).into_font())).map_err(error)?;
-            x += 40 + 6 * text.chars().count() as i32;
-        }
+        swatches(&legend, &EXACT_LEGEND, 90)?;
         let area = match &self.note {
             Some(note) => {
                 let (top, rest) = area.split_vertically(50);

@@ -20,11 +20,12 @@ mod bars;
 mod frames;
 mod heapmap;
 mod lines;
+mod svg_text;
 mod text;
 
 pub use bars::{Bar, Bars};
 pub use frames::{ArenaLine, BuddyTree, Leaf, PanelView, StepFrame, StepPanel, write_gif};
-pub use heapmap::{ExactMap, HEAPMAP_LEGEND, HeapMapChart};
+pub use heapmap::{ExactMap, HEAPMAP_ENTRIES, HEAPMAP_LEGEND, HeapMapChart, WithLegend};
 pub use lines::Lines;
 pub use text::Glyphs;
 
@@ -91,7 +92,8 @@ pub fn svg<C: Chart>(chart: &C) -> Result<String, ReportError> {
         chart.draw(&area)?;
         area.present().map_err(error)?;
     }
-    Ok(text)
+    // Drawn in the embedded font, whatever fonts the viewer has.
+    Ok(svg_text::outline(&text))
 }
 
 /// Render as a PNG file.
@@ -115,6 +117,12 @@ pub(crate) fn plain_number(x: f64) -> String {
     } else {
         format!("{x:.2}")
     }
+}
+
+/// A tick label of an axis of counts: none between whole numbers (a count
+/// of 2.5 blocks means nothing); else [`plain_number`].
+pub(crate) fn count_tick(y: f64, counts: bool) -> String {
+    if counts && (y - y.round()).abs() > 1e-9 { String::new() } else { plain_number(y) }
 }
 
 /// Several charts side by side in a grid.
@@ -171,6 +179,29 @@ mod tests {
         // A shared top keeps small multiples on one scale.
         let shared = Bars { y_max: Some(1000.0), ..few.clone() };
         assert!(shared.top() > 1000.0 && few.top() < 10.0);
+    }
+
+    #[test]
+    fn bars_of_counts_label_whole_numbers_only() {
+        let ticks = |bars: &Bars| -> Vec<String> {
+            let text = svg(bars).unwrap();
+            // Tick labels are the `<text>`s holding a number alone.
+            text.split("<text")
+                .skip(1)
+                .map(|t| t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()].trim().to_string())
+                .filter(|t| t.parse::<f64>().is_ok())
+                .collect()
+        };
+        let counts = Bars {
+            title: "nr_free".into(),
+            bars: vec![("0".into(), 1.0, None), ("1".into(), 3.0, None), ("2".into(), 0.0, None)],
+            ..Bars::default()
+        };
+        let labels = ticks(&counts);
+        assert!(labels.iter().any(|t| t == "3"), "{labels:?}");
+        assert!(labels.iter().all(|t| !t.contains('.')), "a count axis labels {labels:?}");
+        let ratios = Bars { bars: vec![("a".into(), 1.5, None), ("b".into(), 3.0, None)], ..counts };
+        assert!(ticks(&ratios).iter().any(|t| t.contains('.')), "fractions keep their ticks");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use heaplab_results::HeapMapRow;
 
 use super::Group;
-use crate::charts::{Grid, HEAPMAP_LEGEND, HeapMapChart};
+use crate::charts::{Grid, HEAPMAP_ENTRIES, HEAPMAP_LEGEND, HeapMapChart, WithLegend};
 use crate::{Figure, ReportError, Writer};
 
 pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Option<Figure>, ReportError> {
@@ -33,7 +33,7 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
             &group.file("heapmap"),
             "Heap maps over time",
             &format!("The arena from offset 0 to the largest footprint (across), frame by frame through the run (down). {HEAPMAP_LEGEND}."),
-            &Grid { charts: maps, columns: 3, cell: (450, 320) },
+            &WithLegend { chart: Grid { charts: maps, columns: 3, cell: (450, 320) }, entries: HEAPMAP_ENTRIES.to_vec() },
             true,
         )
         .map(Some)
