@@ -107,6 +107,11 @@ fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// `text` escaped, with a line-break opportunity after each `:` and `,`.
+fn breakable(text: &str) -> String {
+    html_escape(text).replace(':', ":<wbr>").replace(',', ",<wbr>")
+}
+
 /// One section of the report: a heading, a line under it, a table and
 /// figures.
 pub(crate) struct Section {
@@ -799,7 +804,7 @@ td:first-child,th:first-child{{text-align:left}}th{{background:#f2f2f2}}figure{{
 figcaption{{color:#555;max-width:70em}}code{{background:#f4f4f4;padding:.1em .3em}}nav a{{margin-right:1em}}\
 svg,img{{max-width:100%;height:auto}}\
 .wide{{overflow-x:auto;max-width:100%}}td.text{{text-align:left}}table{{font-size:.92em}}th{{vertical-align:bottom}}\
-td:first-child{{overflow-wrap:anywhere;max-width:16em}}.workloads code{{word-break:break-all}}.workloads td.text{{max-width:30em}}\
+td:first-child{{overflow-wrap:break-word;max-width:16em}}.workloads code{{word-break:break-all}}.workloads td.text{{max-width:30em}}\
 .caveat{{background:#fff8e1;border-left:3px solid #e0a800;padding:.4em .7em;max-width:70em}}\
 @media print{{@page{{size:A4 landscape;margin:1cm}}body{{max-width:none;margin:0;padding:0;font-size:9pt}}nav{{display:none}}\
 .wide{{overflow:visible}}table{{width:100%;font-size:7.5pt}}td,th{{padding:.1em .25em;overflow-wrap:anywhere}}\
@@ -893,8 +898,10 @@ tr,figure{{break-inside:avoid}}h2,h3{{break-after:avoid}}}}</style></head><body>
         let _ = writeln!(html, "</tr>");
         for row in rows {
             let _ = write!(html, "<tr>");
-            for cell in row {
-                let _ = write!(html, "<td>{}</td>", html_escape(cell));
+            for (column, cell) in row.iter().enumerate() {
+                // A long spec wraps after its separators, not inside a word.
+                let text = if column == 0 { breakable(cell) } else { html_escape(cell) };
+                let _ = write!(html, "<td>{text}</td>");
             }
             let _ = writeln!(html, "</tr>");
         }
