@@ -109,6 +109,8 @@ fn the_report_draws_every_chart_kind_with_its_series() {
     );
     assert!(html.contains("src=\"charts/01-kmalloc-mix-ops-3000-seed-1-heapmap.png\""));
     assert!(html.contains("(G − R)/G"), "the metric definitions are in the report");
+    // /proc/slabinfo as a table under the slab chart.
+    assert!(html.contains("<th>objs/slab</th>") && html.contains("<td>kmalloc-64</td>"), "no slabinfo table");
     for fact in ["kernel", "transparent huge pages", "CPU flags", "Cargo.lock SHA-256", "working tree", "ticks"] {
         assert!(html.contains(fact), "the report shows the machine's `{fact}`");
     }

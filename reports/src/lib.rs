@@ -107,6 +107,24 @@ fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// A table as HTML, in a box that scrolls rather than push the page wider.
+fn html_table((header, rows): &Table) -> String {
+    let mut html = String::from("<div class=\"wide\"><table><tr>");
+    for h in header {
+        let _ = write!(html, "<th>{}</th>", html_escape(h));
+    }
+    html.push_str("</tr>\n");
+    for row in rows {
+        html.push_str("<tr>");
+        for cell in row {
+            let _ = write!(html, "<td>{}</td>", html_escape(cell));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table></div>\n");
+    html
+}
+
 /// `text` escaped, with a line-break opportunity after each `:` and `,`.
 fn breakable(text: &str) -> String {
     html_escape(text).replace(':', ":<wbr>").replace(',', ",<wbr>")
@@ -136,6 +154,8 @@ pub(crate) struct Figure {
     png_file: String,
     /// The HTML report's markup for it: an `<img>` of its SVG or PNG file.
     inline: String,
+    /// The figures as a table too, under the picture.
+    table: Option<Table>,
 }
 
 /// Writes the charts of a report and remembers them.
@@ -168,7 +188,7 @@ impl Writer<'_> {
         // (6 MiB for 95 cells), a link costs a line.
         let inline =
             format!("<img alt=\"{}\" src=\"{}\">", html_escape(title), if as_png { &png_file } else { &svg_file });
-        Ok(Figure { title: title.to_string(), caption: caption.to_string(), svg_file, png_file, inline })
+        Ok(Figure { title: title.to_string(), caption: caption.to_string(), svg_file, png_file, inline, table: None })
     }
 }
 
@@ -910,9 +930,10 @@ tr,figure{{break-inside:avoid}}h2,h3{{break-after:avoid}}}}</style></head><body>
             let _ = writeln!(html, "<p class=\"caveat\"><strong>Caveat:</strong> {}</p>", html_escape(caveat));
         }
         for figure in figures {
+            let table = figure.table.as_ref().map_or(String::new(), html_table);
             let _ = writeln!(
                 html,
-                "<figure><h3>{}</h3>\n{}\n<figcaption>{} <a href=\"{}\">SVG</a> · <a href=\"{}\">PNG</a></figcaption></figure>",
+                "<figure><h3>{}</h3>\n{}\n{table}<figcaption>{} <a href=\"{}\">SVG</a> · <a href=\"{}\">PNG</a></figcaption></figure>",
                 html_escape(&figure.title),
                 figure.inline,
                 html_escape(&figure.caption),
@@ -968,6 +989,13 @@ fn render_markdown(results: &Results, sections: &[Section], workloads: &Table) -
                 "### {}\n\n![{}]({})\n\n{}\n",
                 figure.title, figure.title, figure.svg_file, figure.caption
             );
+            if let Some((header, rows)) = &figure.table {
+                let _ = writeln!(md, "| {} |\n|{}", header.join(" | "), "---|".repeat(header.len()));
+                for row in rows {
+                    let _ = writeln!(md, "| {} |", row.join(" | "));
+                }
+                md.push('\n');
+            }
         }
     }
     md

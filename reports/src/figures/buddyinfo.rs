@@ -46,7 +46,7 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
             title: format!("{label}: /proc/buddyinfo"),
             y_label: "nr_free (free blocks)".into(),
             x_label: Some(format!(
-                "order (order 0: {} B blocks, order {}: {} B)",
+                "order (order 0: {} blocks, order {}: {})",
                 short_size(orders[0].1 as u64),
                 orders[orders.len() - 1].0,
                 short_size(orders[orders.len() - 1].1 as u64)
@@ -117,7 +117,7 @@ pub(crate) fn indices_over_time(group: &Group<'_>, writer: &mut Writer<'_>) -> R
             series: orders
                 .iter()
                 .map(|o| {
-                    let name = format!("order {} ({} B)", o.0, short_size(o.1 as u64));
+                    let name = format!("order {} ({})", o.0, short_size(o.1 as u64));
                     (name, group.series(allocator, &format!("{index}_order_{}", o.0)))
                 })
                 .collect(),

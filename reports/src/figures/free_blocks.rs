@@ -56,13 +56,13 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
         .map(Some)
 }
 
-/// A block size as a short tick, in binary units (`512`, `4K`, `16M`), so
-/// that every class of a wide range gets its label.
+/// A block size as a short tick in binary units (`512 B`, `4 KiB`,
+/// `16 MiB`): the same spelling in every chart.
 pub(crate) fn short_size(bytes: u64) -> String {
     match bytes {
-        b if b >= 1 << 30 => format!("{}G", b >> 30),
-        b if b >= 1 << 20 => format!("{}M", b >> 20),
-        b if b >= 1 << 10 => format!("{}K", b >> 10),
-        b => format!("{b}"),
+        b if b >= 1 << 30 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
     }
 }

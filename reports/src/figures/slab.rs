@@ -46,13 +46,57 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
         return Ok(None);
     }
     let columns = 1;
-    writer
-        .figure(
-            &group.file("slab"),
-            "Slab cache efficiency when requested bytes peaked",
-            "%Ef = objects in use × object size / (slabs × PAGE << order), per kmalloc cache, as tools/mm/slabinfo.c computes it: what the slab pages hold of live objects; the rest is free objects and slab tails.",
-            &Grid { cell: (900, charts.iter().map(|c| c.size().1).max().unwrap_or(360)), charts, columns },
-            false,
-        )
-        .map(Some)
+    let mut figure = writer.figure(
+        &group.file("slab"),
+        "Slab cache efficiency when requested bytes peaked",
+        "%Ef = objects in use × object size / (slabs × PAGE << order), per kmalloc cache, as tools/mm/slabinfo.c computes it: what the slab pages hold of live objects; the rest is free objects and slab tails. The table is /proc/slabinfo's, with slabinfo's loss split into per-object padding and the slab tails.",
+        &Grid { cell: (900, charts.iter().map(|c| c.size().1).max().unwrap_or(360)), charts, columns },
+        false,
+    )?;
+    figure.table = Some(slabinfo_table(group));
+    Ok(Some(figure))
+}
+
+/// `/proc/slabinfo` at the peak, one row per cache with slabs, per allocator.
+fn slabinfo_table(group: &Group<'_>) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = vec![
+        "allocator",
+        "cache",
+        "objsize B",
+        "active objs",
+        "num objs",
+        "objs/slab",
+        "order",
+        "slabs",
+        "loss B",
+        "padding B",
+        "tails B",
+        "%Ef",
+    ];
+    let mut rows = Vec::new();
+    for (allocator, label) in group.allocators() {
+        let mut caches: Vec<(String, std::collections::BTreeMap<String, f64>)> =
+            group.details(allocator, "slabinfo").into_iter().collect();
+        let get = |c: &std::collections::BTreeMap<String, f64>, key: &str| c.get(key).copied().unwrap_or(0.0);
+        caches.retain(|(_, c)| get(c, "slabs") > 0.0);
+        caches.sort_by(|x, y| get(&x.1, "object_size").total_cmp(&get(&y.1, "object_size")));
+        for (name, c) in caches {
+            let whole = |key: &str| format!("{}", get(&c, key) as u64);
+            rows.push(vec![
+                label.clone(),
+                name,
+                whole("object_size"),
+                whole("active_objects"),
+                whole("total_objects"),
+                whole("objects_per_slab"),
+                (get(&c, "pages_per_slab") as u64).max(1).ilog2().to_string(),
+                whole("slabs"),
+                whole("loss_bytes"),
+                whole("object_padding_bytes"),
+                whole("slab_padding_bytes"),
+                format!("{:.1}", get(&c, "efficiency_pct")),
+            ]);
+        }
+    }
+    (header, rows)
 }
