@@ -285,18 +285,26 @@ fn the_report_fits_1024_pixels_loads_every_chart_and_prints_whole_tables() {
     for allocator in allocators {
         run.args(["--alloc", allocator]);
     }
-    run.args(["--workload", "kmalloc-mix:ops=2000", "--workload", "fragmenter:live=8K"]).assert().success();
+    run.args(["--workload", "kmalloc-mix:ops=2000", "--workload", "fragmenter:live=8K", "--workload", "trace:jq"])
+        .assert()
+        .success();
     let out = dir.path().join("report");
     heaplab().arg("report").arg(dir.path().join("wide")).arg("--out").arg(&out).assert().success();
     let page = out.join("index.html");
     let html = std::fs::read_to_string(&page).unwrap();
-    let cells = allocators.len() * 2;
+    let cells = allocators.len() * 3;
     // At most 2 MiB for 100 cells.
     assert!(html.len() <= cells * 20 * 1024, "index.html is {} bytes for {cells} cells", html.len());
     for caveat in ["peer:buddy-slab: its buddy hands out pages from the top", "buddy, slab: a buddy level starts"] {
         assert!(html.contains(caveat), "no caveat `{caveat}`");
     }
     assert!(html.contains("<h2>Workloads</h2>") && html.contains("<h2 id=\"w0\">Across workloads</h2>"));
+    // A synthetic spec in full under its short heading; a bundled trace's name once.
+    assert!(html.contains("<p><small>kmalloc-mix:ops=2000,live="), "the full spec under the heading");
+    assert!(
+        html.contains(">trace:jq</h2>") && !html.contains("<p><small>trace:jq</small></p>"),
+        "trace:jq named twice"
+    );
     // Across workloads: slab's utilization over buddy's, from summary.csv.
     let mut reader = csv::Reader::from_path(dir.path().join("wide/summary.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
@@ -307,10 +315,10 @@ fn the_report_fits_1024_pixels_loads_every_chart_and_prints_whole_tables() {
         let row = records.iter().find(|r| r[allocator].split(':').next() == Some(family) && r[workload].starts_with(w));
         row.unwrap()[utilization].parse().unwrap()
     };
-    let ratios = ["kmalloc-mix", "fragmenter"].map(|w| of("slab", w) / of("buddy", w));
-    let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / 2.0).exp();
-    let (low, high) = (ratios[0].min(ratios[1]), ratios[0].max(ratios[1]));
-    let cell = format!("{geomean:.2} [{low:.2}, {high:.2}] over 2");
+    let ratios = ["kmalloc-mix", "fragmenter", "trace:jq"].map(|w| of("slab", w) / of("buddy", w));
+    let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / 3.0).exp();
+    let (low, high) = ratios.iter().fold((f64::INFINITY, 0.0f64), |(l, h), &r| (l.min(r), h.max(r)));
+    let cell = format!("{geomean:.2} [{low:.2}, {high:.2}] over 3");
     assert!(html.contains(&cell), "slab's utilization ÷ buddy's {cell}");
     // Another baseline by its label; an unknown one is refused and writes nothing.
     let other = dir.path().join("by-freelist");
@@ -346,7 +354,7 @@ fn the_report_fits_1024_pixels_loads_every_chart_and_prints_whole_tables() {
     assert_eq!(attribute("overflowing"), "0", "elements past 1024 pixels: {}", attribute("first"));
     let images: usize = attribute("images").parse().unwrap();
     assert_eq!(images, html.matches("<img ").count());
-    assert!(images >= 2 * 9, "{images} charts");
+    assert!(images >= 3 * 9, "{images} charts");
     assert_eq!(attribute("broken"), "0", "charts that did not load");
 
     let pdf = dir.path().join("report.pdf");
@@ -373,8 +381,8 @@ fn the_report_fits_1024_pixels_loads_every_chart_and_prints_whole_tables() {
                     && words[words.len() - 1].ends_with(')')
             })
             .count();
-        assert!(whole_rows >= 2, "{label}: {whole_rows} whole rows in the printed tables\n{text}");
+        assert!(whole_rows >= 3, "{label}: {whole_rows} whole rows in the printed tables\n{text}");
     }
     // The last column's heading is printed as often as there are workload tables.
-    assert!(text.matches("(frag)").count() >= 2);
+    assert!(text.matches("(frag)").count() >= 3);
 }

@@ -260,7 +260,8 @@ pub fn write_report_with(
             let caveats = caveats(at.rows(&workload, seed).iter().map(|r| r.allocator.as_str()), labels);
             sections.push(Section {
                 heading,
-                note: workload,
+                // The full spec under the heading, unless the label is it already.
+                note: if label == workload { String::new() } else { workload },
                 header: header.into_iter().map(String::from).collect(),
                 rows,
                 caveats,
@@ -910,7 +911,9 @@ tr,figure{{break-inside:avoid}}h2,h3{{break-after:avoid}}}}</style></head><body>
     for (index, section) in sections.iter().enumerate() {
         let Section { heading, note, header, rows, caveats, figures } = section;
         let _ = writeln!(html, "<h2 id=\"w{index}\">{}</h2>", html_escape(heading));
-        let _ = writeln!(html, "<p><small>{}</small></p>", html_escape(note));
+        if !note.is_empty() {
+            let _ = writeln!(html, "<p><small>{}</small></p>", html_escape(note));
+        }
         let _ = write!(html, "<div class=\"wide\"><table><tr>");
         for h in header {
             let _ = write!(html, "<th>{}</th>", html_escape(h));
@@ -973,7 +976,10 @@ fn render_markdown(results: &Results, sections: &[Section], workloads: &Table) -
     }
     md.push('\n');
     for Section { heading, note, header, rows, caveats, figures } in sections {
-        let _ = writeln!(md, "## {heading}\n\n`{note}`\n");
+        let _ = writeln!(md, "## {heading}\n");
+        if !note.is_empty() {
+            let _ = writeln!(md, "`{note}`\n");
+        }
         let _ = writeln!(md, "| {} |", header.join(" | "));
         let _ = writeln!(md, "|{}", "---|".repeat(header.len()));
         for row in rows {
