@@ -207,6 +207,61 @@ unsafe impl<I: Index> FreeLists for ClassLists<I> {
     }
 }
 
+/// The lists while the head of list `class`, found by a search, is taken:
+/// taken whole it is popped; split, its remainder replaces it at the head
+/// when the remainder's size maps to the same list (a large block carved
+/// from the front, request after request), else it is popped and the
+/// remainder inserted afresh. Either way the lists end as a pop followed
+/// by an insert at the head would leave them: the same order, so the same
+/// placements, with no list marked empty and marked again.
+struct HeadTaken<'a, I: Index> {
+    lists: &'a mut ClassLists<I>,
+    class: usize,
+}
+
+// SAFETY: as for `ClassLists`: only the given blocks and listed ones are
+// linked; `taken` and `split` get the head of `class` (the only calls the
+// engine's `take` makes for it), `insert` and `remove` pass through.
+unsafe impl<I: Index> FreeLists for HeadTaken<'_, I> {
+    #[inline(always)]
+    fn insert(&mut self, mem: Mem, block: usize, size: usize) {
+        self.lists.insert(mem, block, size);
+    }
+
+    #[inline(always)]
+    fn remove(&mut self, mem: Mem, block: usize, size: usize) {
+        self.lists.remove(mem, block, size);
+    }
+
+    #[inline(always)]
+    fn taken(&mut self, mem: Mem, block: usize, _size: usize) {
+        // SAFETY: `block` heads list `class` (how this was made).
+        unsafe { self.lists.pop(mem, self.class, block) };
+    }
+
+    #[inline(always)]
+    fn split(&mut self, mem: Mem, block: usize, _size: usize, rest: usize, rest_size: usize) {
+        if self.lists.index.class_of(rest_size) == self.class {
+            // SAFETY: `block` heads list `class`; `rest` is free space past
+            // the allocated front, its link words apart from `block`'s.
+            unsafe {
+                debug_assert!(*self.lists.head(self.class) == block && mem.prev(block) == NIL);
+                let next = mem.next(block);
+                mem.set_next(rest, next);
+                mem.set_prev(rest, NIL);
+                if next != NIL {
+                    mem.set_prev(next, rest);
+                }
+                *self.lists.head(self.class) = rest;
+            }
+        } else {
+            // SAFETY: as in `taken`.
+            unsafe { self.lists.pop(mem, self.class, block) };
+            self.lists.insert(mem, rest, rest_size);
+        }
+    }
+}
+
 /// A segregated boundary-tag heap; `C`: whether it keeps the ledger.
 #[derive(Debug)]
 pub struct SegregatedHeap<I: Index, const C: bool = true> {
@@ -237,11 +292,13 @@ impl<I: Index, const C: bool> SegregatedHeap<I, C> {
         // detached.
         let (payload, granted) = unsafe {
             if head {
-                self.lists.pop(self.heap.mem(), class, block);
+                // The engine tells the head's fate: a remainder that stays
+                // in the head's own list takes its place (no mark changes).
+                self.heap.take(&mut HeadTaken { lists: &mut self.lists, class }, block, gap, needed)
             } else {
                 self.lists.unlink(self.heap.mem(), block, |_| class);
+                self.heap.take_detached(&mut self.lists, block, gap, needed)
             }
-            self.heap.take_detached(&mut self.lists, block, gap, needed)
         };
         self.heap.ledger.allocated(size, granted);
         Ok(payload)
