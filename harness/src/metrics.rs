@@ -410,22 +410,23 @@ fn footprint_shape_reported(reports: Reports) -> bool {
     reports.in_arena && reports.free_space && reports.footprint
 }
 
-/// What one walk of the free space tells beyond [`FreeShape`]: the bytes
-/// in blocks of at least each request size, and F and L below the footprint.
+/// One walk of the free space: its [`FreeShape`], the bytes in blocks of
+/// at least each request size, and the shape of the part below the
+/// footprint.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-struct ShapeBeyond {
-    free_bytes: u64,
+struct FreeWalk {
+    all: FreeShape,
     usable_bytes: [u64; 2],
     below_footprint: FreeShape,
 }
 
-impl ShapeBeyond {
-    fn walk<A: Allocator>(allocator: &A, sizes: [u64; 2], footprint: u64) -> ShapeBeyond {
-        let mut shape = ShapeBeyond::default();
+impl FreeWalk {
+    fn of<A: Allocator>(allocator: &A, sizes: [u64; 2], footprint: u64) -> FreeWalk {
+        let mut walk = FreeWalk::default();
         allocator.for_each_free(&mut |offset, len| {
+            walk.all.add(len);
             let len = len as u64;
-            shape.free_bytes += len;
-            for (usable, &size) in shape.usable_bytes.iter_mut().zip(&sizes) {
+            for (usable, &size) in walk.usable_bytes.iter_mut().zip(&sizes) {
                 if len >= size {
                     *usable += len;
                 }
@@ -433,16 +434,16 @@ impl ShapeBeyond {
             // The part of the block below H.
             let below = (offset as u64 + len).min(footprint).saturating_sub(offset as u64);
             if below > 0 {
-                shape.below_footprint.add(below as usize);
+                walk.below_footprint.add(below as usize);
             }
         });
-        shape
+        walk
     }
 
     /// The unusable free share at each size, percent; `None` when nothing is free.
     fn unusable_pct(&self) -> Option<[f64; 2]> {
-        (self.free_bytes > 0)
-            .then(|| self.usable_bytes.map(|usable| fraction_pct(self.free_bytes - usable, self.free_bytes)))
+        let free = self.all.free_bytes as u64;
+        (free > 0).then(|| self.usable_bytes.map(|usable| fraction_pct(free - usable, free)))
     }
 
     /// 1 − L_H/F_H, percent; `None` when nothing below H is free.
@@ -563,29 +564,32 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
             self.jw1_sum += percent_over(h, r);
             self.jw1_count += 1;
         }
-        if sample && self.details_requested.is_none_or(|best| r > best) {
-            self.details_requested = Some(r);
-            let mut details = allocator.details();
-            if m.reports.free_space {
-                details.extend(free_histogram(allocator));
-            }
-            m.details = details;
-            m.details_op = Some(index as u64 + 1);
-        }
         if let Some(recorder) = &mut self.heapmap {
             recorder.step(allocator, index, h);
         }
         if sample {
-            let shape = if m.reports.free_space { allocator.free_shape() } else { FreeShape::default() };
+            let op = index as u64 + 1;
+            let details = allocator.details();
+            m.order_samples.extend(order_samples(op, &details));
+            if self.details_requested.is_none_or(|best| r > best) {
+                self.details_requested = Some(r);
+                m.details = details;
+                if m.reports.free_space {
+                    m.details.extend(free_histogram(allocator));
+                }
+                m.details_op = Some(op);
+            }
+            // One walk of the free space gives F, L and the figures beyond them.
+            let walk =
+                m.reports.free_space.then(|| FreeWalk::of(allocator, m.request_sizes.unwrap_or_default().bytes, h));
+            let shape = walk.map_or(FreeShape::default(), |w| w.all);
             let external = 100.0 * shape.external_fragmentation();
             if shape.free_bytes > 0 {
                 self.external_sum += external;
                 self.external_count += 1;
                 m.external_frag_max_pct = m.external_frag_max_pct.max(external);
             }
-            let beyond = (m.reports.free_space && (m.request_sizes.is_some() || footprint_shape_reported(m.reports)))
-                .then(|| ShapeBeyond::walk(allocator, m.request_sizes.unwrap_or_default().bytes, h));
-            let unusable = beyond.filter(|_| m.request_sizes.is_some()).and_then(|b| b.unusable_pct());
+            let unusable = walk.filter(|_| m.request_sizes.is_some()).and_then(|w| w.unusable_pct());
             if let Some(unusable) = unusable {
                 for (sum, value) in self.unusable_sum.iter_mut().zip(unusable) {
                     *sum += value;
@@ -593,15 +597,13 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
                 self.unusable_count += 1;
             }
             let footprint_external =
-                beyond.filter(|_| footprint_shape_reported(m.reports)).and_then(|b| b.footprint_external_pct());
+                walk.filter(|_| footprint_shape_reported(m.reports)).and_then(|w| w.footprint_external_pct());
             if let Some(value) = footprint_external {
                 self.footprint_external_sum += value;
                 self.footprint_external_count += 1;
             }
-            let op = index as u64 + 1;
-            m.order_samples.extend(order_samples(op, &allocator.details()));
             m.samples.push(Sample {
-                op: index as u64 + 1,
+                op,
                 requested_bytes: r,
                 granted_bytes: g,
                 footprint_bytes: h,

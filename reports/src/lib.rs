@@ -108,16 +108,18 @@ fn html_escape(text: &str) -> String {
 }
 
 /// A table as HTML, in a box that scrolls rather than push the page wider.
-fn html_table((header, rows): &Table) -> String {
+fn html_table<H: AsRef<str>>(header: &[H], rows: &[Vec<String>]) -> String {
     let mut html = String::from("<div class=\"wide\"><table><tr>");
     for h in header {
-        let _ = write!(html, "<th>{}</th>", html_escape(h));
+        let _ = write!(html, "<th>{}</th>", html_escape(h.as_ref()));
     }
     html.push_str("</tr>\n");
     for row in rows {
         html.push_str("<tr>");
-        for cell in row {
-            let _ = write!(html, "<td>{}</td>", html_escape(cell));
+        for (column, cell) in row.iter().enumerate() {
+            // A long spec wraps after its separators, not inside a word.
+            let text = if column == 0 { breakable(cell) } else { html_escape(cell) };
+            let _ = write!(html, "<td>{text}</td>");
         }
         html.push_str("</tr>\n");
     }
@@ -490,12 +492,11 @@ fn table_rows(
 /// for a run of one workload.
 fn summary_section(results: &Results, labels: &Labels<'_>, baseline: &str) -> Option<Section> {
     let threads = results.thread_counts().first().copied().unwrap_or(1);
-    let mut workloads: Vec<&str> = Vec::new();
-    for row in results.summary.iter().filter(|r| r.threads == threads) {
-        if !workloads.contains(&row.workload.as_str()) {
-            workloads.push(&row.workload);
-        }
-    }
+    let workloads: Vec<String> = results
+        .workloads()
+        .into_iter()
+        .filter(|w| results.summary.iter().any(|r| r.workload == *w && r.threads == threads))
+        .collect();
     if workloads.len() < 2 {
         return None;
     }
@@ -564,15 +565,11 @@ fn workload_rows(results: &Results, labels: &Labels<'_>) -> Table {
         "request p99 B",
         "SHA-256",
     ];
-    let mut workloads: Vec<&str> = Vec::new();
-    for row in &results.summary {
-        if !workloads.contains(&row.workload.as_str()) {
-            workloads.push(&row.workload);
-        }
-    }
-    let rows = workloads
-        .into_iter()
+    let rows = results
+        .workloads()
+        .iter()
         .map(|workload| {
+            let workload = workload.as_str();
             let rows: Vec<&heaplab_results::SummaryRow> =
                 results.summary.iter().filter(|r| r.workload == workload).collect();
             let mut seeds: Vec<Option<u64>> = rows.iter().map(|r| r.seed).collect();
@@ -914,26 +911,12 @@ tr,figure{{break-inside:avoid}}h2,h3{{break-after:avoid}}}}</style></head><body>
         if !note.is_empty() {
             let _ = writeln!(html, "<p><small>{}</small></p>", html_escape(note));
         }
-        let _ = write!(html, "<div class=\"wide\"><table><tr>");
-        for h in header {
-            let _ = write!(html, "<th>{}</th>", html_escape(h));
-        }
-        let _ = writeln!(html, "</tr>");
-        for row in rows {
-            let _ = write!(html, "<tr>");
-            for (column, cell) in row.iter().enumerate() {
-                // A long spec wraps after its separators, not inside a word.
-                let text = if column == 0 { breakable(cell) } else { html_escape(cell) };
-                let _ = write!(html, "<td>{text}</td>");
-            }
-            let _ = writeln!(html, "</tr>");
-        }
-        let _ = writeln!(html, "</table></div>");
+        html.push_str(&html_table(header, rows));
         for caveat in caveats {
             let _ = writeln!(html, "<p class=\"caveat\"><strong>Caveat:</strong> {}</p>", html_escape(caveat));
         }
         for figure in figures {
-            let table = figure.table.as_ref().map_or(String::new(), html_table);
+            let table = figure.table.as_ref().map_or(String::new(), |(header, rows)| html_table(header, rows));
             let _ = writeln!(
                 html,
                 "<figure><h3>{}</h3>\n{}\n{table}<figcaption>{} <a href=\"{}\">SVG</a> · <a href=\"{}\">PNG</a></figcaption></figure>",

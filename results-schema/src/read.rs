@@ -157,6 +157,17 @@ impl Results {
         allocators
     }
 
+    /// The workloads, in the order they first appear.
+    pub fn workloads(&self) -> Vec<String> {
+        let mut workloads: Vec<String> = Vec::new();
+        for row in &self.summary {
+            if !workloads.contains(&row.workload) {
+                workloads.push(row.workload.clone());
+            }
+        }
+        workloads
+    }
+
     /// Summary rows of one group.
     pub fn rows(&self, workload: &str, seed: Option<u64>) -> Vec<&SummaryRow> {
         self.summary.iter().filter(|r| r.workload == workload && r.seed == seed).collect()
