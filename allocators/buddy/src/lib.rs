@@ -260,8 +260,12 @@ pub struct Buddy<const C: bool = true, const SHIFT: u32 = 0> {
     min_shift: u32,
     /// Largest order a block can have; at most [`ORDER_LIMIT`].
     max_order: u32,
-    /// Bytes tiled with blocks: the arena rounded down to a minimum block.
+    /// Bytes tiled with blocks: the pool rounded down to a minimum block.
     managed_bytes: usize,
+    /// The arena's first bytes that this buddy system is the pool of: the
+    /// whole arena, or (for a model that keeps a virtual space behind its
+    /// page frames, as the kernel model does) a prefix of it.
+    pool_bytes: usize,
     /// `free_area[order]`: first free block (unit index) or `NIL`, for
     /// orders `0..=max_order`; `NIL` above.
     heads: [u32; 64],
@@ -279,7 +283,15 @@ pub struct Buddy<const C: bool = true, const SHIFT: u32 = 0> {
 impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
     /// Tile `arena` with free blocks.
     pub fn new(arena: Arena, config: Config) -> Result<Buddy<C, SHIFT>, SetupError> {
+        let pool = arena.len();
+        Buddy::with_pool(arena, config, pool)
+    }
+
+    /// Tile the first `pool_bytes` of `arena` with free blocks; the rest of
+    /// the arena is not this buddy system's (nor counted in its stats).
+    pub fn with_pool(arena: Arena, config: Config, pool_bytes: usize) -> Result<Buddy<C, SHIFT>, SetupError> {
         let min = config.min_block;
+        let pool_bytes = pool_bytes.min(arena.len());
         if !min.is_power_of_two() || min < SMALLEST_MIN_BLOCK {
             return Err(SetupError::parameter(
                 "min",
@@ -287,16 +299,16 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
                 min,
             ));
         }
-        if arena.len() < min {
+        if pool_bytes < min {
             return Err(SetupError::ArenaTooSmall {
-                arena: arena.len(),
+                arena: pool_bytes,
                 needs: format!("it cannot hold one {min}-byte block"),
             });
         }
-        let units = arena.len() / min;
+        let units = pool_bytes / min;
         if units > NIL as usize {
             return Err(SetupError::ArenaTooLarge {
-                arena: arena.len(),
+                arena: pool_bytes,
                 limit: format!("it holds more than {NIL} minimum blocks; raise `min`"),
             });
         }
@@ -312,6 +324,7 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
         let max_order = config.max_order.unwrap_or(fitting).min(ORDER_LIMIT);
         let mut buddy = Buddy {
             managed_bytes: units * min,
+            pool_bytes,
             arena,
             config,
             min_shift,
@@ -787,7 +800,7 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
 
     fn stats(&self) -> HeapStats {
         let side = self.free_bits.len() * 8 + size_of_val(&self.heads) + size_of_val(&self.nr_free);
-        self.ledger.stats(self.arena.len(), self.arena.len() - self.managed_bytes, side, Kept::SPLITS_AND_COALESCES)
+        self.ledger.stats(self.pool_bytes, self.pool_bytes - self.managed_bytes, side, Kept::SPLITS_AND_COALESCES)
     }
 
     fn reports(&self) -> Reports {
@@ -866,9 +879,9 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
         }
         let tagged: usize = self.free_bits.iter().map(|word| word.count_ones() as usize).sum();
         ensure!(tagged == listed_units, "{tagged} units are tagged free but {listed_units} blocks are listed");
-        let metadata = self.arena.len() - self.managed_bytes;
+        let metadata = self.pool_bytes - self.managed_bytes;
         let granted = self.managed_bytes - free_bytes;
-        self.ledger.identity(granted, free_bytes, free_blocks, metadata, self.arena.len())
+        self.ledger.identity(granted, free_bytes, free_blocks, metadata, self.pool_bytes)
     }
 }
 

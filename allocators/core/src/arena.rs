@@ -58,9 +58,17 @@ pub struct Arena {
     word_starts: usize,
     /// The same for 4-byte words.
     u32_starts: usize,
-    /// What the system allocator returned, and its layout, for `Drop`.
-    raw: NonNull<u8>,
-    raw_layout: Layout,
+    /// Who owns the memory, for `Drop`.
+    backing: Backing,
+}
+
+/// Where an arena's memory comes from.
+enum Backing {
+    /// The system allocator: what it returned, and its layout.
+    System { raw: NonNull<u8>, layout: Layout },
+    /// A mapping someone else made (see [`Arena::from_mapping`]), released
+    /// when its owner drops.
+    Mapping(Box<dyn std::any::Any + Send>),
 }
 
 // SAFETY: an `Arena` owns its memory exclusively (like a `Box<[u8]>`); nothing
@@ -121,9 +129,45 @@ impl Arena {
             align,
             word_starts: len.saturating_sub(7),
             u32_starts: len.saturating_sub(3),
-            raw,
-            raw_layout,
+            backing: Backing::System { raw, layout: raw_layout },
         })
+    }
+
+    /// An arena over memory mapped by someone else (a memfd shared mapping,
+    /// as the kernel model's page pool is), which `owner` releases when it
+    /// drops, after the arena is done with it.
+    ///
+    /// # Safety
+    /// `base` is aligned to `align` (a power of two) and `len ≥ 1`;
+    /// `base..base+len` is reserved for this arena alone until `owner`
+    /// drops, and every byte of it that the arena's accessors read or
+    /// write, or that is handed out in a block, is mapped readable,
+    /// writable and initialised. An owner may keep parts of the range
+    /// unmapped (a virtual space that its allocator maps on demand), as
+    /// long as nothing touches them while they are.
+    pub unsafe fn from_mapping(
+        base: NonNull<u8>,
+        len: usize,
+        align: usize,
+        owner: Box<dyn std::any::Any + Send>,
+    ) -> Arena {
+        debug_assert!(len >= 1 && align.is_power_of_two() && base.as_ptr().addr().is_multiple_of(align));
+        Arena {
+            base,
+            len,
+            align,
+            word_starts: len.saturating_sub(7),
+            u32_starts: len.saturating_sub(3),
+            backing: Backing::Mapping(owner),
+        }
+    }
+
+    /// The owner of a mapped arena, if it is one of type `T`.
+    pub fn owner<T: std::any::Any>(&self) -> Option<&T> {
+        match &self.backing {
+            Backing::Mapping(owner) => owner.downcast_ref(),
+            Backing::System { .. } => None,
+        }
     }
 
     /// Bytes in the arena.
@@ -346,8 +390,11 @@ impl Arena {
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        // SAFETY: `raw` came from alloc_zeroed with exactly `raw_layout`.
-        unsafe { alloc::dealloc(self.raw.as_ptr(), self.raw_layout) }
+        if let Backing::System { raw, layout } = self.backing {
+            // SAFETY: `raw` came from alloc_zeroed with exactly `layout`.
+            unsafe { alloc::dealloc(raw.as_ptr(), layout) }
+        }
+        // A mapping's owner drops with the field, after this.
     }
 }
 

@@ -124,6 +124,51 @@ impl OpKind {
     }
 }
 
+/// The level of the memory system a request goes to, in the lecture's
+/// picture of kernel memory: pages from the buddy system, byte-sized
+/// objects from the slab caches, virtually contiguous ranges, or a user
+/// program's heap. An allocator with one level serves them all alike (the
+/// default [`Allocator::alloc_at`]); the kernel model routes each to its
+/// level over one pool of page frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Level {
+    /// User memory (`malloc`): what recorded programs ask for.
+    #[default]
+    User = 0,
+    /// `kmalloc`: physically contiguous bytes from the slab caches.
+    Kmalloc = 1,
+    /// `vmalloc`: virtually contiguous, built from single pages.
+    Vmalloc = 2,
+    /// `alloc_pages`: `2^order` physically contiguous page frames.
+    Page = 3,
+}
+
+impl Level {
+    /// All levels, in a fixed order.
+    pub const ALL: [Level; 4] = [Level::User, Level::Kmalloc, Level::Vmalloc, Level::Page];
+
+    /// `user`, `kmalloc`, `vmalloc` or `page`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::User => "user",
+            Level::Kmalloc => "kmalloc",
+            Level::Vmalloc => "vmalloc",
+            Level::Page => "page",
+        }
+    }
+
+    /// The level called `name`.
+    pub fn from_name(name: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|level| level.name() == name)
+    }
+
+    /// The level numbered `index` (its `as u8`).
+    pub fn from_index(index: u8) -> Option<Level> {
+        Level::ALL.get(usize::from(index)).copied()
+    }
+}
+
 /// One figure per op kind, indexed by [`OpKind`] instead of a number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct PerKind<T> {
@@ -177,6 +222,16 @@ pub trait Allocator {
 
     /// Allocate `layout.size()` bytes aligned to `layout.align()`.
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError>;
+
+    /// Allocate at a level of the memory system (see [`Level`]). An
+    /// allocator with one level ignores it, as the default does; the free
+    /// and realloc of the block need no level (the block's address tells a
+    /// model with levels where it lives, as `kfree` and `vfree` find theirs).
+    #[inline(always)]
+    fn alloc_at(&mut self, level: Level, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let _ = level;
+        self.alloc(layout)
+    }
 
     /// Return a block to the free space.
     ///

@@ -47,6 +47,23 @@ pub struct HeapStats {
     pub counters: Counters,
 }
 
+impl HeapStats {
+    /// The accounting identity held as an equality, for allocators that
+    /// account for every byte of their arena: `granted + metadata + free ==
+    /// arena`. For `check()`.
+    pub fn balanced(&self) -> Result<(), crate::InvariantViolation> {
+        crate::ensure!(
+            self.granted_bytes + self.metadata_bytes + self.free_bytes == self.arena_bytes,
+            "granted {} + metadata {} + free {} != arena {}",
+            self.granted_bytes,
+            self.metadata_bytes,
+            self.free_bytes,
+            self.arena_bytes
+        );
+        Ok(())
+    }
+}
+
 /// Optional counters that explain speed. `None` means the allocator does not
 /// keep that counter, which is different from zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

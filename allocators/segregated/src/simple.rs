@@ -342,15 +342,7 @@ impl<const C: bool> Allocator for Simple<C> {
             self.free_block_bytes
         );
         ensure!(tails == self.tail_bytes, "tail bytes counter {} but pages have {tails}", self.tail_bytes);
-        let stats = self.stats();
-        ensure!(
-            stats.granted_bytes + stats.free_bytes + stats.metadata_bytes == stats.arena_bytes,
-            "granted {} + free {} + metadata {} != arena {}",
-            stats.granted_bytes,
-            stats.free_bytes,
-            stats.metadata_bytes,
-            stats.arena_bytes
-        );
+        self.stats().balanced()?;
         Ok(())
     }
 

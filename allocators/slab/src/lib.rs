@@ -395,15 +395,27 @@ pub struct Slab<const C: bool = true> {
     free_slot_bytes: usize,
     /// Tails of all slabs.
     tail_bytes: usize,
+    /// Bytes of the buddy blocks lent to a layer beside the caches through
+    /// [`Slab::alloc_pages`] (the kernel model's alloc_pages and vmalloc):
+    /// allocated in the buddy, in no cache and not in this ledger. Always
+    /// kept (one add per lent block), so that `check()` can account for them.
+    lent_bytes: usize,
 }
 
 impl<const C: bool> Slab<C> {
     /// Caches over a page-level buddy that owns `arena`.
     pub fn new(arena: Arena, config: Config) -> Result<Slab<C>, SetupError> {
+        let pool = arena.len();
+        Slab::with_pool(arena, config, pool)
+    }
+
+    /// Caches over a page-level buddy whose pool is the first `pool_bytes`
+    /// of `arena` (see [`Buddy::with_pool`]).
+    pub fn with_pool(arena: Arena, config: Config, pool_bytes: usize) -> Result<Slab<C>, SetupError> {
         config.validate()?;
-        let pages = arena.len() / config.page;
+        let pages = pool_bytes.min(arena.len()) / config.page;
         let buddy_config = heaplab_buddy::Config { min_block: config.page, max_order: None, split: Split::Lower };
-        let buddy = Buddy::new(arena, buddy_config)?;
+        let buddy = Buddy::with_pool(arena, buddy_config, pool_bytes)?;
         let caches: Vec<Cache> = config
             .classes
             .sizes()
@@ -449,9 +461,59 @@ impl<const C: bool> Slab<C> {
             free_slots: 0,
             free_slot_bytes: 0,
             tail_bytes: 0,
+            lent_bytes: 0,
         })
     }
 
+    /// A block of `2^order` pages straight from the buddy, for a layer
+    /// beside the caches (`alloc_pages`); in no cache and not in this
+    /// allocator's requested or granted bytes.
+    #[inline]
+    pub fn alloc_pages(&mut self, order: u32) -> Result<usize, AllocError> {
+        let block = self.buddy.alloc_order(order)?;
+        self.lent_bytes += self.config.page << order;
+        Ok(block)
+    }
+
+    /// Give back a block of [`Slab::alloc_pages`].
+    ///
+    /// # Safety
+    /// `block` came from `alloc_pages(order)` and was not given back since.
+    #[inline]
+    pub unsafe fn free_pages(&mut self, block: usize, order: u32) {
+        self.lent_bytes -= self.config.page << order;
+        // SAFETY: the caller's contract: a live block of this order.
+        unsafe { self.buddy.free_block(block, order) };
+    }
+
+    /// Bytes lent through [`Slab::alloc_pages`].
+    pub fn lent_bytes(&self) -> usize {
+        self.lent_bytes
+    }
+
+    /// Is the live block at `offset` with `layout` an object of a cache
+    /// (rather than a block of pages)? Found from the page, as `kfree`
+    /// finds a slab from `struct page`.
+    #[inline]
+    pub fn is_object(&self, offset: usize, layout: Layout) -> bool {
+        let Some(cache) = self.class_for(layout) else { return false };
+        let base = offset & !(self.caches[cache].slab_bytes - 1);
+        self.slab_of_page
+            .get(base >> self.page_shift)
+            .is_some_and(|&id| id != NO_SLAB && self.slabs[id as usize].cache as usize == cache)
+    }
+
+    /// Does a request of `layout` go to a cache (rather than to pages)?
+    #[inline]
+    pub fn has_class(&self, layout: Layout) -> bool {
+        self.class_for(layout).is_some()
+    }
+
+    /// Bytes held in slabs, per cache and over all: the pages the caches
+    /// took from the buddy.
+    pub fn slab_bytes(&self) -> usize {
+        self.caches.iter().map(|c| c.slabs() * c.slab_bytes).sum()
+    }
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
@@ -970,18 +1032,19 @@ impl<const C: bool> Allocator for Slab<C> {
         let stats = self.stats();
         // Large blocks are the buddy's allocated blocks that are not slabs.
         let slab_bytes: usize = self.caches.iter().map(|c| c.slabs() * c.slab_bytes).sum();
-        let large_bytes = self.buddy.stats().granted_bytes - slab_bytes;
+        let large_bytes = self.buddy.stats().granted_bytes - slab_bytes - self.lent_bytes;
         ensure!(
             object_bytes + large_bytes == stats.granted_bytes,
             "granted bytes counter {} but slabs hold {object_bytes} in objects and large blocks {large_bytes}",
             stats.granted_bytes
         );
         ensure!(
-            stats.granted_bytes + stats.free_bytes + stats.metadata_bytes == stats.arena_bytes,
-            "granted {} + free {} + metadata {} != arena {}",
+            stats.granted_bytes + stats.free_bytes + stats.metadata_bytes + self.lent_bytes == stats.arena_bytes,
+            "granted {} + free {} + metadata {} + lent {} != arena {}",
             stats.granted_bytes,
             stats.free_bytes,
             stats.metadata_bytes,
+            self.lent_bytes,
             stats.arena_bytes
         );
         Ok(())
