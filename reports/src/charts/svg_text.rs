@@ -35,8 +35,14 @@ fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
     Some(&tag[start..start + tag[start..].find('"')?])
 }
 
+/// The text plotters escaped (`&amp;` last, so that `&amp;lt;` stays `&lt;`).
 fn unescape(text: &str) -> String {
-    text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }
 
 impl<'a> TextElement<'a> {
@@ -238,6 +244,14 @@ mod tests {
             !svg.contains("opacity=\"1\" fill=\"#000000\">\nR"),
             "the text is no longer drawn by the viewer's font"
         );
+    }
+
+    #[test]
+    fn escaped_text_is_drawn_as_the_characters_it_stands_for() {
+        assert_eq!(unescape("the pool&apos;s &lt;frames&gt; &amp;apos; &#39;&quot;"), "the pool's <frames> &apos; '\"");
+        // One glyph for the apostrophe, none for the letters of its entity.
+        let svg = outline(&CHART.replace("R &amp; G", "R&apos;"));
+        assert_eq!(svg.matches("<path id=\"g").count(), 4, "{svg}");
     }
 
     #[test]
