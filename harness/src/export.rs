@@ -227,6 +227,7 @@ impl MetricsRows {
                 series.push(row(s.op, format!("fragmentation_index_order_{}", s.order), s.fragmentation_index));
             }
         }
+        series.extend(m.level_samples.iter().map(|s| row(s.op, s.metric.clone(), s.value)));
         let details = m
             .details
             .iter()

@@ -246,7 +246,9 @@ mod tests {
         // 64-byte order 0 on 1 KiB: 16 blocks fill it, every other one is freed.
         let config = heaplab_buddy::Config { min_block: 64, max_order: None, split: heaplab_buddy::Split::Lower };
         let mut allocator = config.build(Arena::new(1024).unwrap()).unwrap();
-        let mut steps: Vec<Step> = (0..16).map(|slot| Step::Alloc { slot, align_log2: 4, size: 64 }).collect();
+        let mut steps: Vec<Step> = (0..16)
+            .map(|slot| Step::Alloc { slot, align_log2: 4, size: 64, level: heaplab_core::Level::User })
+            .collect();
         steps.extend((0..16).step_by(2).map(|slot| Step::Free { slot }));
         let mut slots = Slots::new(16);
         let mut recorder = HeapMapRecorder::new(1024, steps.len(), 2, Some(23));

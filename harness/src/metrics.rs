@@ -105,6 +105,20 @@ pub struct OrderSample {
     pub fragmentation_index: f64,
 }
 
+/// One figure of a model with levels at one sample (the kernel model's
+/// `levels`, `pool` and `vmallocinfo` tables), as a time series names it:
+/// `level_alloc_pages_refused`, `pool_page_tables_bytes`,
+/// `vmalloc_mapped_bytes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelSample {
+    /// Ops done.
+    pub op: u64,
+    /// The series' name.
+    pub metric: String,
+    /// The value.
+    pub value: f64,
+}
+
 /// The figures of one metrics pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metrics {
@@ -181,6 +195,8 @@ pub struct Metrics {
     pub samples: Vec<Sample>,
     /// A buddy level's vmstat indices at every sample, by order.
     pub order_samples: Vec<OrderSample>,
+    /// A model's per-level figures at every sample.
+    pub level_samples: Vec<LevelSample>,
     /// Allocator-specific tables (buddyinfo, slabinfo) and the free-block
     /// size histogram, taken at the sample where R was largest.
     pub details: Vec<Detail>,
@@ -230,6 +246,7 @@ impl Default for Metrics {
             final_stats: HeapStats::default(),
             samples: Vec::new(),
             order_samples: Vec::new(),
+            level_samples: Vec::new(),
             details: Vec::new(),
             details_op: None,
             heapmap: None,
@@ -571,6 +588,7 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
             let op = index as u64 + 1;
             let details = allocator.details();
             m.order_samples.extend(order_samples(op, &details));
+            m.level_samples.extend(level_samples(op, &details));
             if self.details_requested.is_none_or(|best| r > best) {
                 self.details_requested = Some(r);
                 m.details = details;
@@ -626,6 +644,24 @@ impl<A: Allocator> Probe<A> for MetricsProbe {
     }
 }
 
+/// The per-level figures of a model with levels, as series.
+fn level_samples(op: u64, details: &[Detail]) -> impl Iterator<Item = LevelSample> + '_ {
+    let name = |text: &str| text.replace(' ', "_");
+    details.iter().filter_map(move |d| {
+        let metric = match (d.table, d.column) {
+            ("levels", "requested_bytes" | "granted_bytes" | "held_bytes" | "served" | "refused") => {
+                format!("level_{}_{}", name(&d.row), d.column)
+            }
+            ("pool", "bytes") => format!("pool_{}_bytes", name(&d.row)),
+            ("vmallocinfo", "mapped_bytes" | "virtual_bytes" | "largest_free_virtual_bytes") => {
+                format!("vmalloc_{}", d.column)
+            }
+            _ => return None,
+        };
+        Some(LevelSample { op, metric, value: d.value })
+    })
+}
+
 /// The vmstat indices of a `buddyinfo` table, one sample per order.
 fn order_samples(op: u64, details: &[Detail]) -> Vec<OrderSample> {
     let mut orders: Vec<OrderSample> = Vec::new();
@@ -663,7 +699,7 @@ mod tests {
     }
 
     fn alloc(slot: u32, size: u64) -> Step {
-        Step::Alloc { slot, align_log2: 4, size }
+        Step::Alloc { slot, align_log2: 4, size, level: heaplab_core::Level::User }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! dense slots (one per allocation), alignments resolved, sizes checked,
 //! before anything is measured.
 
-use heaplab_core::PerKind;
+use heaplab_core::{Level, PerKind};
 use heaplab_workloads::{IdMap, Op, OpKind, TraceError, Validator};
 
 /// One replay step. Sixteen bytes, so that traces of hundreds of millions of
@@ -15,6 +15,8 @@ pub enum Step {
         slot: u32,
         /// log2 of the alignment.
         align_log2: u8,
+        /// The level of the memory system it goes to.
+        level: Level,
         /// Bytes requested (a valid `Layout` with the alignment: checked).
         size: u64,
     },
@@ -189,7 +191,7 @@ pub fn prepare(
         counts[op.kind()] += 1;
         let overflow = || TraceError::LiveBytesOverflow { path: name.to_string(), index: index as u64 };
         let step = match op {
-            Op::Alloc { id, size, align } => {
+            Op::Alloc { id, size, align, level } => {
                 let slot = u32::try_from(sizes.len()).map_err(|_| TraceError::TooManyAllocations {
                     path: name.to_string(),
                     index: index as u64,
@@ -202,7 +204,7 @@ pub fn prepare(
                 let fits = usize::try_from(size)
                     .is_ok_and(|size| std::alloc::Layout::from_size_align(size, align as usize).is_ok());
                 if fits {
-                    Step::Alloc { slot, align_log2: align.trailing_zeros() as u8, size }
+                    Step::Alloc { slot, align_log2: align.trailing_zeros() as u8, size, level }
                 } else {
                     Step::AllocImpossible { slot, size }
                 }
@@ -232,7 +234,7 @@ mod tests {
 
     #[test]
     fn ids_become_one_slot_per_allocation() {
-        let a = |id, size| Ok(Op::Alloc { id, size, align: Align::UNSPECIFIED });
+        let a = |id, size| Ok(Op::alloc(id, size, Align::UNSPECIFIED));
         let ops = vec![
             a(7, 10),
             Ok(Op::Free { id: 7 }),
@@ -244,9 +246,9 @@ mod tests {
         assert_eq!(
             prepared.steps,
             [
-                Step::Alloc { slot: 0, align_log2: 4, size: 10 },
+                Step::Alloc { slot: 0, align_log2: 4, size: 10, level: Level::User },
                 Step::Free { slot: 0 },
-                Step::Alloc { slot: 1, align_log2: 4, size: 20 },
+                Step::Alloc { slot: 1, align_log2: 4, size: 20, level: Level::User },
                 Step::Realloc { slot: 1, size: 40 },
                 Step::Free { slot: 1 },
             ]
@@ -262,7 +264,7 @@ mod tests {
         use heaplab_workloads::{ThreadOp, formats};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mt.hlt");
-        let a = |id, size| Op::Alloc { id, size, align: Align::UNSPECIFIED };
+        let a = |id, size| Op::alloc(id, size, Align::UNSPECIFIED);
         let steps = [
             (0, a(0, 10)),
             (1, Op::Realloc { id: 0, size: 20 }), // waits for thread 0's alloc (an empty slot)
@@ -272,7 +274,14 @@ mod tests {
             (1, Op::Free { id: 1 }), // waits for the alloc only
         ]
         .map(|(thread, op)| Ok(ThreadOp { thread, op }));
-        formats::write_steps(&path, None, steps, "", true).unwrap();
+        formats::write_steps(
+            &path,
+            None,
+            steps,
+            "",
+            heaplab_workloads::formats::Fields { threads: true, levels: false },
+        )
+        .unwrap();
         let workload = heaplab_workloads::Workload::parse(path.to_str().unwrap()).unwrap();
         let prepared = prepare_threaded(&workload, 0, 2, 16).unwrap();
         let threaded = prepared.threaded.as_ref().unwrap();
@@ -302,7 +311,7 @@ mod tests {
         let mut threads = vec![Vec::new(); threaded.programs.len()];
         for (step, &thread) in prepared.steps.iter().zip(&threaded.thread_of) {
             let op = match *step {
-                Step::Alloc { slot, align_log2, size } => {
+                Step::Alloc { slot, align_log2, size, .. } => {
                     ScriptOp::Alloc { slot, size: size as usize, align: 1 << align_log2 }
                 }
                 Step::AllocImpossible { slot, .. } => ScriptOp::Alloc { slot, size: usize::MAX, align: 1 },
@@ -391,7 +400,7 @@ mod tests {
 
     #[test]
     fn impossible_sizes_are_kept_as_steps_that_fail() {
-        let ops = vec![Ok(Op::Alloc { id: 0, size: u64::MAX, align: Align::new(8).unwrap() }), Ok(Op::Free { id: 0 })];
+        let ops = vec![Ok(Op::alloc(0, u64::MAX, Align::new(8).unwrap())), Ok(Op::Free { id: 0 })];
         let prepared = prepare(ops, "t", 16).unwrap();
         assert_eq!(prepared.steps[0], Step::AllocImpossible { slot: 0, size: u64::MAX });
     }

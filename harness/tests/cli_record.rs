@@ -102,7 +102,7 @@ fn canonical(ops: &[Op]) -> Vec<Op> {
     };
     ops.iter()
         .map(|op| match *op {
-            Op::Alloc { id: i, size, align } => Op::Alloc { id: id(i), size, align },
+            Op::Alloc { id: i, size, align, .. } => Op::alloc(id(i), size, align),
             Op::Free { id: i } => Op::Free { id: id(i) },
             Op::Realloc { id: i, size } => Op::Realloc { id: id(i), size },
         })
@@ -128,20 +128,20 @@ fn a_known_program_is_recorded_call_for_call() {
     let end = ops.iter().position(|op| matches!(op, Op::Alloc { size: 123458, .. })).expect("the end marker");
     let u = Align::UNSPECIFIED;
     let expected = vec![
-        Op::Alloc { id: 0, size: 123457, align: u },
-        Op::Alloc { id: 1, size: 100, align: u },
-        Op::Alloc { id: 2, size: 200, align: u },
+        Op::alloc(0, 123457, u),
+        Op::alloc(1, 100, u),
+        Op::alloc(2, 200, u),
         Op::Realloc { id: 1, size: 1000 },
-        Op::Alloc { id: 3, size: 300, align: Align::new(256).unwrap() },
-        Op::Alloc { id: 4, size: 128, align: Align::new(64).unwrap() },
+        Op::alloc(3, 300, Align::new(256).unwrap()),
+        Op::alloc(4, 128, Align::new(64).unwrap()),
         Op::Free { id: 2 },
-        Op::Alloc { id: 5, size: 333, align: u },
+        Op::alloc(5, 333, u),
         Op::Free { id: 5 },
         Op::Free { id: 1 },
         Op::Free { id: 3 },
         Op::Free { id: 4 },
         Op::Free { id: 0 },
-        Op::Alloc { id: 6, size: 123458, align: u },
+        Op::alloc(6, 123458, u),
     ];
     assert_eq!(canonical(&ops[start..=end]), expected);
     heaplab().args(["trace", "validate"]).arg(&trace).assert().success();

@@ -53,7 +53,7 @@ fn replay_by_hand<A: Allocator>(allocator: &mut A, ops: &[Op], count: usize) -> 
     let mut live: HashMap<u32, (NonNull<u8>, Layout)> = HashMap::new();
     for op in &ops[..count] {
         match *op {
-            Op::Alloc { id, size, align } => {
+            Op::Alloc { id, size, align, .. } => {
                 let layout = Layout::from_size_align(size as usize, align.bytes_or(16) as usize).unwrap();
                 if let Ok(ptr) = allocator.alloc(layout) {
                     live.insert(id, (ptr, layout));

@@ -118,7 +118,7 @@ pub fn analyze_steps(
         info.threads[usize::from(thread)].ops += 1;
         let overflow = || TraceError::LiveBytesOverflow { path: name.to_string(), index };
         match op {
-            Op::Alloc { id, size, align } => {
+            Op::Alloc { id, size, align, .. } => {
                 live.set(id, (size, index, thread));
                 live_bytes = live_bytes.checked_add(size).ok_or_else(overflow)?;
                 info.threads[usize::from(thread)].gain(size);
@@ -177,7 +177,7 @@ mod tests {
     use crate::op::Align;
 
     fn alloc(id: u32, size: u64) -> Result<Op, TraceError> {
-        Ok(Op::Alloc { id, size, align: Align::UNSPECIFIED })
+        Ok(Op::alloc(id, size, Align::UNSPECIFIED))
     }
 
     #[test]
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn threads_own_what_they_allocate_or_reallocate_last() {
         let on = |thread, op| Ok(ThreadOp { thread, op });
-        let a = |id, size| Op::Alloc { id, size, align: Align::UNSPECIFIED };
+        let a = |id, size| Op::alloc(id, size, Align::UNSPECIFIED);
         let steps = vec![
             on(0, a(0, 100)),
             on(1, a(1, 10)),

@@ -31,6 +31,6 @@ mod workload;
 pub use error::TraceError;
 pub use formats::Format;
 pub use idmap::IdMap;
-pub use op::{Align, Op, OpKind, ThreadOp};
+pub use op::{Align, Level, Op, OpKind, ThreadOp};
 pub use validate::{Misuse, Validator};
 pub use workload::Workload;

@@ -64,6 +64,9 @@ pub enum Op {
         size: u64,
         /// Alignment requested.
         align: Align,
+        /// The level of the memory system it goes to (user memory unless
+        /// the workload says otherwise; see [`Level`]).
+        level: Level,
     },
     /// Free block `id`.
     Free {
@@ -80,6 +83,12 @@ pub enum Op {
 }
 
 impl Op {
+    /// An allocation of user memory (what every recorded trace holds).
+    #[inline]
+    pub fn alloc(id: u32, size: u64, align: Align) -> Op {
+        Op::Alloc { id, size, align, level: Level::User }
+    }
+
     /// The block this operation concerns.
     #[inline]
     pub fn id(&self) -> u32 {
@@ -92,7 +101,7 @@ impl Op {
     #[inline]
     pub fn with_id(self, id: u32) -> Op {
         match self {
-            Op::Alloc { size, align, .. } => Op::Alloc { id, size, align },
+            Op::Alloc { size, align, level, .. } => Op::Alloc { id, size, align, level },
             Op::Free { .. } => Op::Free { id },
             Op::Realloc { size, .. } => Op::Realloc { id, size },
         }
@@ -129,6 +138,10 @@ impl ThreadOp {
 /// The kind of an operation: the allocator call it is (defined with the
 /// allocator contract, in heaplab-core, since results files name it too).
 pub use heaplab_core::OpKind;
+
+/// The level of the memory system a request goes to (defined with the
+/// allocator contract, in heaplab-core, since allocators route by it).
+pub use heaplab_core::Level;
 
 #[cfg(test)]
 mod tests {

@@ -207,7 +207,7 @@ impl ThreadedSpec {
                     let mut array = Vec::new();
                     for _ in 0..chunks {
                         let id = ids.next();
-                        programs[0].push(Op::Alloc { id, size: rng.random_range(min..=max), align });
+                        programs[0].push(Op::alloc(id, rng.random_range(min..=max), align));
                         array.push(id);
                     }
                     arrays.push(array);
@@ -219,7 +219,7 @@ impl ThreadedSpec {
                             let victim = rng.random_range(0..array.len());
                             program.push(Op::Free { id: array[victim] });
                             let id = ids.next();
-                            program.push(Op::Alloc { id, size: rng.random_range(min..=max), align });
+                            program.push(Op::alloc(id, rng.random_range(min..=max), align));
                             array[victim] = id;
                         }
                     }
@@ -237,7 +237,7 @@ impl ThreadedSpec {
                     for _ in 0..iterations {
                         let first = ids.peek();
                         for _ in 0..per_thread {
-                            program.push(Op::Alloc { id: ids.next(), size, align });
+                            program.push(Op::alloc(ids.next(), size, align));
                         }
                         program.extend((first..first + per_thread as u32).map(|id| Op::Free { id }));
                     }
@@ -252,7 +252,7 @@ impl ThreadedSpec {
                         for _ in 0..batch {
                             let size = size.unwrap_or_else(|| XMALLOC_SIZES[rng.random_range(0..XMALLOC_SIZES.len())]);
                             let id = ids.next();
-                            programs[thread].push(Op::Alloc { id, size, align });
+                            programs[thread].push(Op::alloc(id, size, align));
                             made.push(id);
                         }
                         let consumer = (thread + 1) % threads;
@@ -270,12 +270,12 @@ impl ThreadedSpec {
                 // share cache lines); each thread frees its own, then
                 // allocates, writes and frees.
                 let handed: Vec<u32> = (0..threads).map(|_| ids.next()).collect();
-                programs[0].extend(handed.iter().map(|&id| Op::Alloc { id, size, align }));
+                programs[0].extend(handed.iter().map(|&id| Op::alloc(id, size, align)));
                 for (thread, program) in programs.iter_mut().enumerate() {
                     program.push(Op::Free { id: handed[thread] });
                     for _ in 0..iterations {
                         let id = ids.next();
-                        program.push(Op::Alloc { id, size, align });
+                        program.push(Op::alloc(id, size, align));
                         program.push(Op::Free { id });
                     }
                 }
@@ -285,7 +285,7 @@ impl ThreadedSpec {
                 for program in &mut programs {
                     for _ in 0..iterations {
                         let id = ids.next();
-                        program.push(Op::Alloc { id, size, align });
+                        program.push(Op::alloc(id, size, align));
                         program.push(Op::Free { id });
                     }
                 }

@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn each_kind_of_misuse_is_named() {
-        let alloc = |id| Op::Alloc { id, size: 8, align: Align::UNSPECIFIED };
+        let alloc = |id| Op::alloc(id, 8, Align::UNSPECIFIED);
         let mut validator = Validator::new();
         assert_eq!(validator.check(&Op::Free { id: 1 }), Err(Misuse::FreeOfUnknown(1)));
         assert_eq!(Misuse::FreeOfUnknown(1).to_string(), "free of id 1, which was never allocated");

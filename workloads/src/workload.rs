@@ -173,10 +173,10 @@ impl Workload {
             })?;
             threads_seen.insert(thread);
             let op = match op {
-                Op::Alloc { id, size, align } => {
+                Op::Alloc { id, size, align, level } => {
                     ids.set(id, next_id);
                     next_id += 1;
-                    Op::Alloc { id: next_id - 1, size, align }
+                    Op::Alloc { id: next_id - 1, size, align, level }
                 }
                 Op::Free { id } => Op::Free { id: ids.get(id) },
                 Op::Realloc { id, size } => Op::Realloc { id: ids.get(id), size },
@@ -259,7 +259,7 @@ mod tests {
     /// A recorded trace on two threads: thread 1 frees what thread 0
     /// allocated, and reallocates one of its blocks.
     fn two_threads(dir: &Path) -> Workload {
-        let a = |id, size| Op::Alloc { id, size, align: Align::UNSPECIFIED };
+        let a = |id, size| Op::alloc(id, size, Align::UNSPECIFIED);
         let steps = [
             (0, a(0, 10)),
             (0, a(1, 20)),
@@ -271,7 +271,8 @@ mod tests {
         ];
         let path = dir.join("mt.hlt");
         let steps = steps.map(|(thread, op)| Ok(ThreadOp { thread, op }));
-        formats::write_steps(&path, None, steps, "two threads", true).unwrap();
+        formats::write_steps(&path, None, steps, "two threads", formats::Fields { threads: true, levels: false })
+            .unwrap();
         Workload::parse(path.to_str().unwrap()).unwrap()
     }
 

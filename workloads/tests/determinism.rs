@@ -6,7 +6,7 @@
 //! the hash in the same commit and say so.
 
 use heaplab_workloads::synth::{PRESETS, SyntheticSpec};
-use heaplab_workloads::{Op, formats};
+use heaplab_workloads::{Level, Op, formats};
 
 /// FNV-1a over every op's fields, little-endian.
 fn fingerprint(ops: impl Iterator<Item = Op>) -> u64 {
@@ -19,11 +19,15 @@ fn fingerprint(ops: impl Iterator<Item = Op>) -> u64 {
     };
     for op in ops {
         match op {
-            Op::Alloc { id, size, align } => {
+            Op::Alloc { id, size, align, level } => {
                 eat(&[0]);
                 eat(&id.to_le_bytes());
                 eat(&size.to_le_bytes());
                 eat(&align.bytes().unwrap_or(0).to_le_bytes());
+                // Added with levels: user memory hashes as it did before.
+                if level != Level::User {
+                    eat(&[level as u8]);
+                }
             }
             Op::Free { id } => {
                 eat(&[1]);
@@ -53,6 +57,7 @@ const PINNED: &[(&str, u64)] = &[
     ("kernel-pages:ops=20000", 0x0912a70f7a57c4cc),
     ("kmalloc-mix:ops=20000", 0xe1cbbb1157860504),
     ("fragmenter:live=64K", 0x8b6654c1439e0f95),
+    ("vmalloc-vs-contiguous:pool=256K", 0xd15f62a5e06712c6),
     ("constant:ops=20000,lifetime=random", 0x6b8b3f5b1d5c5779),
     ("uniform:ops=20000,min=8,max=512,lifetime=fifo", 0xca1837add67c15e4),
     ("normal:ops=20000,lifetime=lifo", 0x44603fa236a62ef3),

@@ -26,7 +26,7 @@ fn valid_ops(max_len: usize, with_align: bool, zero_resizes: bool) -> impl Strat
                 match action {
                     0 | 1 => {
                         let align = if with_align { Align::from_log2(align).unwrap() } else { Align::UNSPECIFIED };
-                        ops.push(Op::Alloc { id: next, size, align });
+                        ops.push(Op::alloc(next, size, align));
                         live.push(next);
                         next += 1;
                     }

@@ -161,7 +161,13 @@ pub fn record(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             let thread = threads.binary_search(&reader.thread()).unwrap_or(0) as u16;
             Some(op.map(|op| ThreadOp { thread, op }))
         });
-        let written = formats::write_steps(&output, Some(format), steps, &meta, threaded)?;
+        let written = formats::write_steps(
+            &output,
+            Some(format),
+            steps,
+            &meta,
+            formats::Fields { threads: threaded, levels: false },
+        )?;
         let on = if threaded { format!(" on {} threads", threads.len()) } else { String::new() };
         eprintln!(
             "heaplab record: process {pid}: {} calls, {} ops{on} ({} skipped: failed calls, free(NULL), blocks allocated before) -> {}",

@@ -134,8 +134,9 @@ fn generate(args: &GenArgs) -> anyhow::Result<()> {
     };
     let format = args.format.or_else(|| Format::from_path(&output)).unwrap_or(Format::Native);
     let meta = format!("heaplab {} trace gen {} --seed {}", env!("CARGO_PKG_VERSION"), spec.spec(), args.seed);
-    let ops = spec.generate(args.seed)?.map(Ok);
-    let written = formats::write(&output, Some(format), ops, &meta)?;
+    let steps = spec.generate(args.seed)?.map(|op| Ok(heaplab_workloads::ThreadOp::single(op)));
+    let fields = formats::Fields { threads: false, levels: spec.has_levels() };
+    let written = formats::write_steps(&output, Some(format), steps, &meta, fields)?;
     if output.as_os_str() != "-" {
         let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
         eprintln!(
@@ -344,7 +345,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
         )
     })?;
     let mut aligned = 0u64;
-    let threaded = reader.has_threads();
+    let fields = formats::Fields { threads: reader.has_threads(), levels: reader.has_levels() };
     let mut threads = std::collections::BTreeSet::new();
     let steps = std::iter::from_fn(|| reader.next_step()).inspect(|step| {
         if let Ok(step) = step {
@@ -356,7 +357,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let written = formats::write_steps(&args.output, Some(to), steps, &meta, threaded)?;
+    let written = formats::write_steps(&args.output, Some(to), steps, &meta, fields)?;
     eprintln!("converted {} ops from {from} to {to}: {}", units::count(written), args.output.display());
     for note in reader.notes() {
         eprintln!("note: {note}");

@@ -273,7 +273,7 @@ fn replay_thread<H: Heap>(
             }
         }
         match *step {
-            Step::Alloc { slot, align_log2, size } => {
+            Step::Alloc { slot, align_log2, size, .. } => {
                 // SAFETY: preparation checked that this makes a valid Layout.
                 let layout = unsafe { Layout::from_size_align_unchecked(size as usize, 1 << align_log2) };
                 let t = start();

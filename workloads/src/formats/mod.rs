@@ -24,6 +24,7 @@ use crate::error::TraceError;
 use crate::op::{Op, ThreadOp};
 
 use self::mtrace::MtraceReader;
+pub use self::native::Fields;
 use self::native::NativeReader;
 use self::rep::RepReader;
 
@@ -137,6 +138,12 @@ impl TraceReader {
     /// multithreaded program)?
     pub fn has_threads(&self) -> bool {
         matches!(&self.inner, Inner::Native(reader) if reader.has_threads())
+    }
+
+    /// Do the allocations carry their level (a native trace written with
+    /// them)? Other formats hold user memory only.
+    pub fn has_levels(&self) -> bool {
+        matches!(&self.inner, Inner::Native(reader) if reader.has_levels())
     }
 
     /// The thread of the op returned last: 0 in a trace without threads.
@@ -307,18 +314,21 @@ pub fn write(
     ops: impl IntoIterator<Item = Result<Op, TraceError>>,
     meta: &str,
 ) -> Result<u64, TraceError> {
-    write_steps(path, format, ops.into_iter().map(|op| op.map(ThreadOp::single)), meta, false)
+    write_steps(path, format, ops.into_iter().map(|op| op.map(ThreadOp::single)), meta, Fields::default())
 }
 
-/// [`write`] ops with their threads: with `threads`, a native trace keeps
-/// them (a `.rep` or mtrace file cannot: it gets the ops in their order, on
-/// one thread, and the caller says so).
+/// [`write`] ops with the optional `fields`: with `threads`, a native trace
+/// keeps each op's thread (a `.rep` or mtrace file cannot: it gets the ops
+/// in their order, on one thread, and the caller says so); with `levels`,
+/// each allocation's level (a `.rep` or mtrace file cannot hold one: a
+/// request at another level than user memory is an error there, not
+/// silently moved).
 pub fn write_steps(
     path: &Path,
     format: Option<Format>,
     ops: impl IntoIterator<Item = Result<ThreadOp, TraceError>>,
     meta: &str,
-    threads: bool,
+    fields: Fields,
 ) -> Result<u64, TraceError> {
     let format = format.or_else(|| Format::from_path(path)).ok_or_else(|| TraceError::Workload {
         workload: path.display().to_string(),
@@ -330,7 +340,7 @@ pub fn write_steps(
     if path.as_os_str() == "-" {
         let stdout = io::stdout();
         let mut out = BufWriter::new(stdout.lock());
-        let count = encode(&mut out, format, ops, meta, threads, path)?;
+        let count = encode(&mut out, format, ops, meta, fields, path)?;
         out.flush().map_err(io_error)?;
         return Ok(count);
     }
@@ -339,7 +349,7 @@ pub fn write_steps(
         // A device or a FIFO: written to as it is (never replaced by a
         // file), its errors reported.
         let file = std::fs::OpenOptions::new().write(true).open(&target).map_err(io_error)?;
-        return encode_file(file, format, ops, meta, threads, path);
+        return encode_file(file, format, ops, meta, fields, path);
     }
     let directory = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -347,7 +357,7 @@ pub fn write_steps(
     };
     let temporary =
         tempfile::Builder::new().prefix(".heaplab-").suffix(".tmp").tempfile_in(&directory).map_err(io_error)?;
-    let count = encode_file(temporary.as_file(), format, ops, meta, threads, path)?;
+    let count = encode_file(temporary.as_file(), format, ops, meta, fields, path)?;
     // Temporary files are private; traces are for sharing.
     #[cfg(unix)]
     {
@@ -364,18 +374,18 @@ fn encode_file(
     format: Format,
     ops: impl IntoIterator<Item = Result<ThreadOp, TraceError>>,
     meta: &str,
-    threads: bool,
+    fields: Fields,
     path: &Path,
 ) -> Result<u64, TraceError> {
     let io_error = |error| TraceError::io(path, error);
     let mut out = BufWriter::with_capacity(BUFFER_BYTES, file);
     let count = if is_compressed_name(path) {
         let mut encoder = zstd::stream::write::Encoder::new(&mut out, 9).map_err(io_error)?;
-        let count = encode(&mut encoder, format, ops, meta, threads, path)?;
+        let count = encode(&mut encoder, format, ops, meta, fields, path)?;
         encoder.finish().map_err(io_error)?;
         count
     } else {
-        encode(&mut out, format, ops, meta, threads, path)?
+        encode(&mut out, format, ops, meta, fields, path)?
     };
     out.flush().map_err(io_error)?;
     Ok(count)
@@ -441,22 +451,34 @@ fn encode(
     format: Format,
     steps: impl IntoIterator<Item = Result<ThreadOp, TraceError>>,
     meta: &str,
-    threads: bool,
+    fields: Fields,
     path: &Path,
 ) -> Result<u64, TraceError> {
     let io_error = |error| TraceError::io(path, error);
-    let steps = steps.into_iter();
+    let mut index = 0u64;
+    let steps = steps.into_iter().map(|step| {
+        let step = step?;
+        if let Op::Alloc { level, .. } = step.op
+            && level != crate::op::Level::User
+            && format != Format::Native
+        {
+            return Err(TraceError::Workload {
+                workload: path.display().to_string(),
+                message: format!(
+                    "op {index} is a {} request, and a {format} file holds user memory only: write a native trace (.hlt), which keeps levels",
+                    level.name()
+                ),
+            });
+        }
+        index += 1;
+        Ok(step)
+    });
     match format {
         Format::Native => {
-            let writer = if threads {
-                native::NativeWriter::with_threads(out, meta)
-            } else {
-                native::NativeWriter::new(out, meta)
-            };
-            let mut writer = writer.map_err(io_error)?;
+            let mut writer = native::NativeWriter::with_fields(out, meta, fields).map_err(io_error)?;
             for step in steps {
                 let step = step?;
-                writer.push_on(if threads { step.thread } else { 0 }, &step.op).map_err(io_error)?;
+                writer.push_on(if fields.threads { step.thread } else { 0 }, &step.op).map_err(io_error)?;
             }
             Ok(writer.finish().map_err(io_error)?.1)
         }
@@ -507,7 +529,7 @@ mod tests {
     fn sample() -> Vec<Op> {
         (0..50u32)
             .flat_map(|id| {
-                let alloc = Op::Alloc { id, size: u64::from(id) * 7 + 1, align: Align::UNSPECIFIED };
+                let alloc = Op::alloc(id, u64::from(id) * 7 + 1, Align::UNSPECIFIED);
                 let more = if id % 3 == 0 { vec![Op::Realloc { id, size: 3 }] } else { vec![] };
                 std::iter::once(alloc).chain(more).chain((id >= 2).then(|| Op::Free { id: id - 2 }))
             })
@@ -534,7 +556,8 @@ mod tests {
             sample().into_iter().enumerate().map(|(i, op)| ThreadOp { thread: (i % 3) as u16, op }).collect();
         for (name, kept) in [("t.hlt.zst", true), ("t.rep", false)] {
             let path = dir.path().join(name);
-            write_steps(&path, None, steps.iter().copied().map(Ok), "", true).unwrap();
+            write_steps(&path, None, steps.iter().copied().map(Ok), "", Fields { threads: true, levels: false })
+                .unwrap();
             let reader = open(&path).unwrap();
             assert_eq!(reader.has_threads(), kept, "{name}");
             let read: Vec<ThreadOp> = reader.steps().collect::<Result<_, _>>().unwrap();

@@ -222,7 +222,7 @@ mod tests {
     }
 
     fn alloc(id: u32, size: u64) -> Op {
-        Op::Alloc { id, size, align: Align::UNSPECIFIED }
+        Op::alloc(id, size, Align::UNSPECIFIED)
     }
 
     #[test]

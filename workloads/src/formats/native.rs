@@ -23,12 +23,12 @@
 //! | flag bit | field | extended sub-kind |
 //! |---|---|---|
 //! | 0 | the thread that makes each op (dense ids from 0, in creation order) | 2: set the current thread |
+//! | 1 | the level of the memory system each allocation goes to (0 user, 1 kmalloc, 2 vmalloc, 3 page) | 3: set the current level |
 //!
-//! Later fields (the request's level, for one) take the next bits and
-//! sub-kinds. A reader refuses a flag it does not know, naming it, rather
+//! Later fields take the next bits and sub-kinds. A reader refuses a flag it does not know, naming it, rather
 //! than misread the ops. The writer writes version 1 when no optional field
 //! is used, so such a trace reads in every heaplab; version 1 files read as
-//! version 2 files without flags (one thread).
+//! version 2 files without flags (one thread, every request user memory).
 //!
 //! # Op encoding
 //!
@@ -39,18 +39,19 @@
 //! | 0 | alloc of the next new id, with the current alignment | size | — |
 //! | 1 | free | zigzag(`last_id − id`) | — |
 //! | 2 | realloc | zigzag(`last_id − id`) | varint size |
-//! | 3 | extended: 0 = alloc with an explicit id, 1 = set the current alignment, 2 = set the current thread | sub-kind | alloc: varint zigzag(`id − next_id`), varint size; alignment: one byte, log2 or 255 for unspecified; thread: varint id |
+//! | 3 | extended: 0 = alloc with an explicit id, 1 = set the current alignment, 2 = set the current thread, 3 = set the current level | sub-kind | alloc: varint zigzag(`id − next_id`), varint size; alignment: one byte, log2 or 255 for unspecified; thread: varint id; level: one byte |
 //!
 //! `next_id` starts at 0 and becomes `id + 1` after every alloc; `last_id`
 //! is `next_id − 1`. Generated and recorded traces number blocks in
 //! allocation order, so most allocs are one or two bytes and frees of young
-//! blocks one or two bytes too. The current thread starts at 0 and is set
-//! only when it changes (the set is not an op and is not counted).
+//! blocks one or two bytes too. The current thread starts at 0, the current
+//! level at user; each is set only when it changes (a set is not an op and
+//! is not counted).
 
 use std::io::{self, Read, Write};
 
 use crate::error::TraceError;
-use crate::op::{Align, Op};
+use crate::op::{Align, Level, Op};
 use crate::validate::Validator;
 
 /// The file's first eight bytes.
@@ -60,8 +61,10 @@ pub const MAGIC: [u8; 8] = *b"HLTRACE\0";
 pub const VERSION: u16 = 2;
 /// Flag bit 0: ops carry their thread.
 pub const FLAG_THREADS: u16 = 1;
+/// Flag bit 1: allocations carry their level.
+pub const FLAG_LEVELS: u16 = 2;
 /// The flags this code knows.
-const KNOWN_FLAGS: u16 = FLAG_THREADS;
+const KNOWN_FLAGS: u16 = FLAG_THREADS | FLAG_LEVELS;
 /// Payload bytes after which the writer closes a block.
 const BLOCK_TARGET: usize = 64 << 10;
 /// Largest payload a reader accepts (a corrupted length must not make it
@@ -77,6 +80,22 @@ const KIND_EXTENDED: u64 = 3;
 const EXTENDED_ALLOC: u64 = 0;
 const EXTENDED_ALIGN: u64 = 1;
 const EXTENDED_THREAD: u64 = 2;
+const EXTENDED_LEVEL: u64 = 3;
+
+/// The optional fields a trace carries (each a flag of the header).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fields {
+    /// Each op's thread.
+    pub threads: bool,
+    /// Each allocation's level.
+    pub levels: bool,
+}
+
+impl Fields {
+    fn flags(self) -> u16 {
+        (if self.threads { FLAG_THREADS } else { 0 }) | if self.levels { FLAG_LEVELS } else { 0 }
+    }
+}
 
 #[inline]
 fn put_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -107,10 +126,11 @@ struct State {
     next_id: u32,
     align: Align,
     thread: u16,
+    level: Level,
 }
 
 impl State {
-    const START: State = State { next_id: 0, align: Align::UNSPECIFIED, thread: 0 };
+    const START: State = State { next_id: 0, align: Align::UNSPECIFIED, thread: 0, level: Level::User };
 
     fn last_id(&self) -> i64 {
         i64::from(self.next_id) - 1
@@ -139,6 +159,12 @@ impl<W: Write> NativeWriter<W> {
     /// 2); push ops with [`NativeWriter::push_on`].
     pub fn with_threads(out: W, meta: &str) -> io::Result<NativeWriter<W>> {
         NativeWriter::with_flags(out, meta, FLAG_THREADS)
+    }
+
+    /// Write the header of a trace with the optional `fields` (version 1
+    /// when there are none).
+    pub fn with_fields(out: W, meta: &str, fields: Fields) -> io::Result<NativeWriter<W>> {
+        NativeWriter::with_flags(out, meta, fields.flags())
     }
 
     fn with_flags(mut out: W, meta: &str, flags: u16) -> io::Result<NativeWriter<W>> {
@@ -185,7 +211,18 @@ impl<W: Write> NativeWriter<W> {
             self.state.thread = thread;
         }
         match *op {
-            Op::Alloc { id, size, align } => {
+            Op::Alloc { id, size, align, level } => {
+                if level != self.state.level {
+                    if self.flags & FLAG_LEVELS == 0 {
+                        return Err(io::Error::other(format!(
+                            "a {} request in a trace written without levels",
+                            level.name()
+                        )));
+                    }
+                    put_varint(payload, EXTENDED_LEVEL << 2 | KIND_EXTENDED);
+                    payload.push(level as u8);
+                    self.state.level = level;
+                }
                 if align != self.state.align {
                     put_varint(payload, EXTENDED_ALIGN << 2 | KIND_EXTENDED);
                     payload.push(align_byte(align));
@@ -336,6 +373,11 @@ impl<R: Read> NativeReader<R> {
         self.flags & FLAG_THREADS != 0
     }
 
+    /// Do the allocations carry their level?
+    pub fn has_levels(&self) -> bool {
+        self.flags & FLAG_LEVELS != 0
+    }
+
     /// The thread of the op returned last (0 in a trace without threads).
     #[inline]
     pub fn thread(&self) -> u16 {
@@ -409,16 +451,18 @@ impl<R: Read> NativeReader<R> {
         self.ops.clear();
         self.threads.clear();
         self.position = 0;
+        let levels = self.has_levels();
         let threads = self.has_threads().then_some(&mut self.threads);
         let before = self.state;
-        if let Err(position) = decode(&self.payload, count, &mut self.state, &mut self.ops, threads) {
+        if let Err(position) = decode(&self.payload, count, &mut self.state, &mut self.ops, threads, levels) {
             return Err(self.corrupt(start + 8 + position as u64, "undecodable op"));
         }
         for (index, op) in self.ops.iter().enumerate() {
             if let Err(what) = self.validator.check(op) {
                 // Rare: decode the block again to the op, for its offset.
                 let mut state = before;
-                let at = decode_prefix(&self.payload, index as u32, &mut state, &mut Vec::new(), None).unwrap_or(0);
+                let at =
+                    decode_prefix(&self.payload, index as u32, &mut state, &mut Vec::new(), None, levels).unwrap_or(0);
                 return Err(TraceError::InvalidAt {
                     path: self.path.clone(),
                     offset: start + 8 + at as u64,
@@ -461,15 +505,17 @@ fn read_varint(payload: &[u8], position: &mut usize) -> Result<u64, usize> {
 }
 
 /// Decode `count` ops from `payload`, and with `threads` (a trace with
-/// threads) the thread of each; on failure, the payload position.
+/// threads) the thread of each; `levels`: the trace's allocations carry
+/// their level. On failure, the payload position.
 fn decode(
     payload: &[u8],
     count: u32,
     state: &mut State,
     ops: &mut Vec<Op>,
     threads: Option<&mut Vec<u16>>,
+    levels: bool,
 ) -> Result<(), usize> {
-    let position = decode_prefix(payload, count, state, ops, threads)?;
+    let position = decode_prefix(payload, count, state, ops, threads, levels)?;
     if position != payload.len() { Err(position) } else { Ok(()) }
 }
 
@@ -482,6 +528,7 @@ fn decode_prefix(
     state: &mut State,
     ops: &mut Vec<Op>,
     mut threads: Option<&mut Vec<u16>>,
+    levels: bool,
 ) -> Result<usize, usize> {
     ops.reserve(count as usize);
     let mut position = 0;
@@ -497,7 +544,7 @@ fn decode_prefix(
             KIND_ALLOC => {
                 let id = state.next_id;
                 state.next_id = id.wrapping_add(1);
-                Op::Alloc { id, size: value, align: state.align }
+                Op::Alloc { id, size: value, align: state.align, level: state.level }
             }
             KIND_FREE => Op::Free { id: id_from_last(state, value, at)? },
             KIND_REALLOC => {
@@ -512,7 +559,7 @@ fn decode_prefix(
                         i64::from(state.next_id).checked_add(delta).and_then(|id| u32::try_from(id).ok()).ok_or(at)?;
                     let size = varint(&mut position)?;
                     state.next_id = id.wrapping_add(1);
-                    Op::Alloc { id, size, align: state.align }
+                    Op::Alloc { id, size, align: state.align, level: state.level }
                 }
                 EXTENDED_ALIGN => {
                     let byte = *payload.get(position).ok_or(position)?;
@@ -523,6 +570,12 @@ fn decode_prefix(
                 }
                 EXTENDED_THREAD if threads.is_some() => {
                     state.thread = u16::try_from(varint(&mut position)?).map_err(|_| at)?;
+                    continue;
+                }
+                EXTENDED_LEVEL if levels => {
+                    let byte = *payload.get(position).ok_or(position)?;
+                    position += 1;
+                    state.level = Level::from_index(byte).ok_or(at)?;
                     continue;
                 }
                 _ => return Err(at),
@@ -595,18 +648,18 @@ mod tests {
         // An extended alloc whose delta overflows next_id + delta.
         let far = payload(&[(EXTENDED_ALLOC << 2) | KIND_EXTENDED, zigzag(i64::MAX), 5]);
         let mut state = State { next_id: 7, ..State::START };
-        assert_eq!(decode(&far, 1, &mut state, &mut Vec::new(), None), Err(0));
+        assert_eq!(decode(&far, 1, &mut state, &mut Vec::new(), None, false), Err(0));
         // A free of an id below 0.
         let below = payload(&[(((1u64 << 40) << 1) << 2) | KIND_FREE]);
         let mut start = State::START;
-        assert_eq!(decode(&below, 1, &mut start, &mut Vec::new(), None), Err(0));
+        assert_eq!(decode(&below, 1, &mut start, &mut Vec::new(), None, false), Err(0));
     }
 
     /// A misuse is named with its byte offset: where the op's encoding
     /// begins, after the ops before it in its block.
     #[test]
     fn a_misuse_names_its_byte_offset_and_op() {
-        let ops = [Op::Alloc { id: 0, size: 24, align: Align::UNSPECIFIED }, Op::Free { id: 0 }, Op::Free { id: 0 }];
+        let ops = [Op::alloc(0, 24, Align::UNSPECIFIED), Op::Free { id: 0 }, Op::Free { id: 0 }];
         let bytes = encode(&ops);
         let error = decode_all(&bytes).unwrap_err();
         let TraceError::InvalidAt { offset, index, .. } = error else { panic!("{error}") };
@@ -621,12 +674,12 @@ mod tests {
     fn sample() -> Vec<Op> {
         let a = Align::new(16).unwrap();
         vec![
-            Op::Alloc { id: 0, size: 24, align: a },
-            Op::Alloc { id: 1, size: 100_000, align: a },
+            Op::alloc(0, 24, a),
+            Op::alloc(1, 100_000, a),
             Op::Free { id: 0 },
-            Op::Alloc { id: 7, size: 3, align: Align::UNSPECIFIED },
+            Op::alloc(7, 3, Align::UNSPECIFIED),
             Op::Realloc { id: 1, size: 5 },
-            Op::Alloc { id: 2, size: u64::MAX, align: Align::new(4096).unwrap() },
+            Op::alloc(2, u64::MAX, Align::new(4096).unwrap()),
             Op::Free { id: 1 },
             Op::Free { id: 7 },
             Op::Free { id: 2 },
@@ -644,7 +697,7 @@ mod tests {
     fn typical_ops_take_one_or_two_bytes() {
         let mut ops = Vec::new();
         for id in 0..1000u32 {
-            ops.push(Op::Alloc { id, size: 16 + u64::from(id % 100), align: Align::UNSPECIFIED });
+            ops.push(Op::alloc(id, 16 + u64::from(id % 100), Align::UNSPECIFIED));
             if id >= 3 {
                 ops.push(Op::Free { id: id - 3 });
             }
@@ -707,12 +760,12 @@ mod tests {
         assert_eq!(reader.thread(), 0);
         // A flag from the future, header checksum fixed up.
         let mut newer = bytes.clone();
-        newer[8..12].copy_from_slice(&[2, 0, 2, 0]);
+        newer[8..12].copy_from_slice(&[2, 0, 4, 0]);
         let meta_end = 16 + 4;
         let crc = crc32fast::hash(&newer[..meta_end]);
         newer[meta_end..meta_end + 4].copy_from_slice(&crc.to_le_bytes());
         let error = decode_all(&newer).unwrap_err().to_string();
-        assert!(error.contains("optional fields this heaplab does not know (flags 0x0002)"), "{error}");
+        assert!(error.contains("optional fields this heaplab does not know (flags 0x0004)"), "{error}");
         // A thread record in a trace without the flag is corrupt.
         let mut writer = NativeWriter::with_threads(Vec::new(), "test").unwrap();
         writer.push_on(1, &sample()[0]).unwrap();
@@ -721,6 +774,44 @@ mod tests {
         let crc = crc32fast::hash(&bytes[..meta_end]);
         bytes[meta_end..meta_end + 4].copy_from_slice(&crc.to_le_bytes());
         assert!(decode_all(&bytes).unwrap_err().to_string().contains("undecodable op"));
+    }
+
+    #[test]
+    fn levels_round_trip_and_a_trace_without_them_refuses_one() {
+        let a = Align::new(4096).unwrap();
+        let ops = vec![
+            Op::Alloc { id: 0, size: 4096, align: a, level: Level::Page },
+            Op::Alloc { id: 1, size: 100, align: a, level: Level::Kmalloc },
+            Op::Alloc { id: 2, size: 65536, align: a, level: Level::Vmalloc },
+            Op::Alloc { id: 3, size: 24, align: a, level: Level::User },
+            Op::Free { id: 2 },
+            Op::Alloc { id: 4, size: 4096, align: a, level: Level::Page },
+        ];
+        let fields = Fields { threads: false, levels: true };
+        let mut writer = NativeWriter::with_fields(Vec::new(), "levels", fields).unwrap();
+        for op in &ops {
+            writer.push(op).unwrap();
+        }
+        let (bytes, _) = writer.finish().unwrap();
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 2, "version 2");
+        assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), FLAG_LEVELS);
+        let reader = NativeReader::new(bytes.as_slice(), "t.hlt").unwrap();
+        assert!(reader.has_levels() && !reader.has_threads());
+        assert_eq!(reader.collect::<Result<Vec<_>, _>>().unwrap(), ops);
+        // A writer without levels refuses a request at another level
+        // rather than drop it; user memory needs no field.
+        let mut plain = NativeWriter::new(Vec::new(), "").unwrap();
+        plain.push(&ops[3]).unwrap();
+        assert!(plain.push(&ops[0]).unwrap_err().to_string().contains("page request"));
+        // A level record in a trace whose header has no levels is undecodable.
+        let mut forged = NativeWriter::with_fields(Vec::new(), "", fields).unwrap();
+        forged.push(&ops[0]).unwrap();
+        let (mut bytes, _) = forged.finish().unwrap();
+        bytes[10] = 0;
+        let crc = crc32fast::hash(&bytes[..16]);
+        bytes[16..20].copy_from_slice(&crc.to_le_bytes());
+        let error = NativeReader::new(bytes.as_slice(), "f.hlt").unwrap().collect::<Result<Vec<_>, _>>().unwrap_err();
+        assert!(error.to_string().contains("undecodable"), "{error}");
     }
 
     #[test]

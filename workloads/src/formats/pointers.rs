@@ -46,7 +46,7 @@ impl PointerIds {
     pub fn alloc(&mut self, pointer: u64, size: u64, align: Align) -> Op {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let alloc = Op::Alloc { id, size, align };
+        let alloc = Op::alloc(id, size, align);
         match self.ids.insert(pointer, id) {
             Some(stale) => {
                 self.pending = Some(alloc);

@@ -231,11 +231,11 @@ mod tests {
         assert_eq!(
             ops,
             [
-                Op::Alloc { id: 0, size: 24, align: u },
-                Op::Alloc { id: 1, size: 40, align: u },
-                Op::Alloc { id: 2, size: 100, align: Align::new(64).unwrap() },
+                Op::alloc(0, 24, u),
+                Op::alloc(1, 40, u),
+                Op::alloc(2, 100, Align::new(64).unwrap()),
                 Op::Realloc { id: 0, size: 48 },
-                Op::Alloc { id: 3, size: 8, align: u },
+                Op::alloc(3, 8, u),
                 Op::Free { id: 3 },
                 Op::Free { id: 0 },
                 Op::Free { id: 1 },

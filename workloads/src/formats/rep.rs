@@ -288,7 +288,7 @@ impl<R: BufRead> RepReader<R> {
                 let size = size_of(self, size)?;
                 self.previous_size = Some(size);
                 self.allocated.set(id, true);
-                Op::Alloc { id, size, align: Align::UNSPECIFIED }
+                Op::alloc(id, size, Align::UNSPECIFIED)
             }
             (b"f", Some(b"-1"), None, false) => return Ok(None),
             (b"f", Some(id), None, false) => Op::Free { id: parse_u32(id).ok_or_else(|| bad(self))? },
@@ -305,7 +305,7 @@ impl<R: BufRead> RepReader<R> {
                     Op::Realloc { id, size }
                 } else {
                     self.allocated.set(id, true);
-                    Op::Alloc { id, size, align: Align::UNSPECIFIED }
+                    Op::alloc(id, size, Align::UNSPECIFIED)
                 }
             }
             _ => return Err(bad(self)),
@@ -438,7 +438,7 @@ mod tests {
     }
 
     fn alloc(id: u32, size: u64) -> Op {
-        Op::Alloc { id, size, align: Align::UNSPECIFIED }
+        Op::alloc(id, size, Align::UNSPECIFIED)
     }
 
     #[test]

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1};
 
 use super::sizes::{AlignSampler, SizeSampler};
-use crate::op::{Align, Op};
+use crate::op::{Align, Level, Op};
 
 /// Which live block a free takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,7 +172,7 @@ impl TrackingGen {
         self.sizes.insert(id, size);
         self.live_bytes += size;
         self.youngest = Some(id);
-        Op::Alloc { id, size, align }
+        Op::alloc(id, size, align)
     }
 
     /// Resize live block `id` to a new size drawn from the distribution.
@@ -312,7 +312,7 @@ impl Iterator for LarsonGen {
             self.next_id += 1;
             self.live.push(id);
             let size = self.rng.random_range(self.min_size..=self.max_size);
-            return Some(Op::Alloc { id, size, align: self.align });
+            return Some(Op::alloc(id, size, self.align));
         }
         let index = self.rng.random_range(0..self.live.len());
         let id = self.live.swap_remove(index);
@@ -335,9 +335,9 @@ impl FragmenterGen {
     pub fn new(count: u32, small: u64, large: u64, align: Align) -> FragmenterGen {
         let large_count = (u64::from(count / 2) * small).div_ceil(large.max(1)) as u32;
         let mut ops = Vec::with_capacity(2 * count as usize + 2 * large_count as usize);
-        ops.extend((0..count).map(|id| Op::Alloc { id, size: small, align }));
+        ops.extend((0..count).map(|id| Op::alloc(id, small, align)));
         ops.extend((0..count).step_by(2).map(|id| Op::Free { id }));
-        ops.extend((count..count + large_count).map(|id| Op::Alloc { id, size: large, align }));
+        ops.extend((count..count + large_count).map(|id| Op::alloc(id, large, align)));
         ops.extend((1..count).step_by(2).map(|id| Op::Free { id }));
         ops.extend((count..count + large_count).map(|id| Op::Free { id }));
         FragmenterGen { ops: ops.into_iter() }
@@ -345,6 +345,51 @@ impl FragmenterGen {
 }
 
 impl Iterator for FragmenterGen {
+    type Item = Op;
+
+    fn next(&mut self) -> Option<Op> {
+        self.ops.next()
+    }
+}
+
+/// The lesson of the kernel's levels: fill a pool of page frames with
+/// single pages, free every other one, then ask, round after round, for
+/// `2^order` physically contiguous pages (`alloc_pages`), which a pool of
+/// scattered free pages cannot serve, and for the same bytes virtually
+/// contiguous (`vmalloc`), which single pages can; then free everything.
+#[derive(Debug)]
+pub struct ContiguousGen {
+    ops: std::vec::IntoIter<Op>,
+}
+
+impl ContiguousGen {
+    /// The page size the script speaks in.
+    pub const PAGE: u64 = 4096;
+
+    /// `pages` single pages, then `rounds` of one contiguous and one
+    /// vmalloc request of `PAGE << order` bytes each; the vmalloc blocks
+    /// stay live until the end, each contiguous block (should it be
+    /// served) is freed in its round.
+    pub fn new(pages: u32, order: u32, rounds: u32) -> ContiguousGen {
+        let align = Align::new(Self::PAGE).expect("a power of two");
+        let bytes = Self::PAGE << order;
+        let mut ops = Vec::with_capacity(2 * pages as usize + 4 * rounds as usize);
+        let page = |id| Op::Alloc { id, size: Self::PAGE, align, level: Level::Page };
+        ops.extend((0..pages).map(page));
+        ops.extend((0..pages).step_by(2).map(|id| Op::Free { id }));
+        for round in 0..rounds {
+            let (contiguous, virtually) = (pages + 2 * round, pages + 2 * round + 1);
+            ops.push(Op::Alloc { id: contiguous, size: bytes, align, level: Level::Page });
+            ops.push(Op::Alloc { id: virtually, size: bytes, align, level: Level::Vmalloc });
+            ops.push(Op::Free { id: contiguous });
+        }
+        ops.extend((0..rounds).map(|round| Op::Free { id: pages + 2 * round + 1 }));
+        ops.extend((1..pages).step_by(2).map(|id| Op::Free { id }));
+        ContiguousGen { ops: ops.into_iter() }
+    }
+}
+
+impl Iterator for ContiguousGen {
     type Item = Op;
 
     fn next(&mut self) -> Option<Op> {
@@ -450,6 +495,27 @@ mod tests {
             assert!((0..=100).contains(&live));
         }
         assert!(live >= 99);
+    }
+
+    #[test]
+    fn the_contiguous_script_scatters_free_pages_then_asks_both_levels() {
+        let ops: Vec<Op> = ContiguousGen::new(8, 1, 2).collect();
+        let mut validator = Validator::new();
+        for op in &ops {
+            validator.check(op).unwrap();
+        }
+        assert_eq!(validator.live_blocks(), 0, "everything is freed");
+        // 8 pages, 4 frees, 2 rounds of 3, 2 vmalloc frees, 4 page frees.
+        assert_eq!(ops.len(), 8 + 4 + 6 + 2 + 4);
+        let level_of = |id| {
+            ops.iter().find_map(|op| match *op {
+                Op::Alloc { id: i, level, size, .. } if i == id => Some((level, size)),
+                _ => None,
+            })
+        };
+        assert_eq!(level_of(0), Some((Level::Page, 4096)));
+        assert_eq!(level_of(8), Some((Level::Page, 8192)));
+        assert_eq!(level_of(9), Some((Level::Vmalloc, 8192)));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use heaplab_core::Spec;
 use heaplab_core::spec::{ParamReader, choice_name, format_size};
 
-use self::generator::{FragmenterGen, LarsonGen, Lifetime, Phase, Tracking, TrackingGen};
+use self::generator::{ContiguousGen, FragmenterGen, LarsonGen, Lifetime, Phase, Tracking, TrackingGen};
 use self::sizes::{AlignDist, SizeDist};
 use crate::error::TraceError;
 use crate::op::{Align, Op};
@@ -38,6 +38,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("kernel-pages", "page-order requests (4 KiB << order), order 0 dominating, page-aligned"),
     ("kmalloc-mix", "kernel object sizes clustered on kmalloc's classes and just below them"),
     ("fragmenter", "fill with small blocks, free every other one, ask for large blocks: external fragmentation"),
+    (
+        "vmalloc-vs-contiguous",
+        "fill a page pool with single pages, free every other one, ask for order-k pages and for vmalloc of the same size",
+    ),
     ("constant", "one size (`size=`)"),
     ("uniform", "sizes uniform on [min, max]"),
     ("normal", "sizes normal (`mean=`, `sd=`)"),
@@ -136,6 +140,11 @@ enum Shape {
         live_bytes: u64,
         align: Align,
     },
+    Contiguous {
+        pool_bytes: u64,
+        order: u32,
+        rounds: u32,
+    },
 }
 
 /// Defaults a preset gives the common parameters.
@@ -188,7 +197,8 @@ impl SyntheticSpec {
         let mut reader = spec.reader();
         // The fragmenter's length follows from its sizes; every other
         // workload has an exact op count.
-        let ops = if name == "fragmenter" {
+        let scripted = name == "fragmenter" || name == "vmalloc-vs-contiguous";
+        let ops = if scripted {
             0
         } else {
             reader.parse("ops", "a whole number", DEFAULT_OPS).map_err(|e| error(e.message))?
@@ -196,8 +206,7 @@ impl SyntheticSpec {
         let input = if name == "empirical" { spec.reader().raw("file").map(PathBuf::from) } else { None };
         let (shape, params) = parse_shape(&name, &mut reader).map_err(error)?;
         reader.finish().map_err(|e| error(e.message))?;
-        let canonical =
-            if name == "fragmenter" { format!("{name}:{params}") } else { format!("{name}:ops={ops},{params}") };
+        let canonical = if scripted { format!("{name}:{params}") } else { format!("{name}:ops={ops},{params}") };
         Ok(SyntheticSpec { canonical, name, input, ops, shape })
     }
 
@@ -216,9 +225,16 @@ impl SyntheticSpec {
         self.input.as_deref()
     }
 
-    /// Does the seed change the ops? (The fragmenter is fully scripted.)
+    /// Does the seed change the ops? (The fragmenter and the
+    /// vmalloc-vs-contiguous script are fully scripted.)
     pub fn is_seeded(&self) -> bool {
-        !matches!(self.shape, Shape::Fragmenter { .. })
+        !matches!(self.shape, Shape::Fragmenter { .. } | Shape::Contiguous { .. })
+    }
+
+    /// Do the ops go to levels other than user memory (a native trace of
+    /// them keeps the levels)?
+    pub fn has_levels(&self) -> bool {
+        matches!(self.shape, Shape::Contiguous { .. })
     }
 
     /// The arena the workload is designed for, if it needs a particular one
@@ -226,6 +242,8 @@ impl SyntheticSpec {
     pub fn suggested_arena(&self) -> Option<u64> {
         match self.shape {
             Shape::Fragmenter { live_bytes, .. } => Some(live_bytes + live_bytes / 4),
+            // The pool it fills, exactly: a fuller one is the point.
+            Shape::Contiguous { pool_bytes, .. } => Some(pool_bytes),
             _ => None,
         }
     }
@@ -254,6 +272,11 @@ impl SyntheticSpec {
             Shape::Fragmenter { small, large, live_bytes, align } => {
                 let count = u32::try_from(live_bytes / small).map_err(|_| error("too many small blocks".into()))?;
                 Box::new(FragmenterGen::new(count, *small, *large, *align))
+            }
+            Shape::Contiguous { pool_bytes, order, rounds } => {
+                let pages =
+                    u32::try_from(pool_bytes / ContiguousGen::PAGE).map_err(|_| error("too many pages".into()))?;
+                Box::new(ContiguousGen::new(pages, *order, *rounds))
             }
         })
     }
@@ -311,6 +334,29 @@ fn parse_shape(name: &str, reader: &mut ParamReader<'_>) -> Result<(Shape, Strin
                 align_word(align)
             );
             return Ok((Shape::Fragmenter { small, large, live_bytes, align }, params));
+        }
+        "vmalloc-vs-contiguous" => {
+            let pool_bytes = size_param(reader, "pool", 4 << 20)?;
+            let order: u32 = reader.parse("order", "a page order from 1 to 10", 4).map_err(|e| e.message)?;
+            if !(1..=10).contains(&order) {
+                return Err(format!("`order` must be 1 to 10 (a request of 2 to 1024 pages), found {order}"));
+            }
+            let pages = pool_bytes / ContiguousGen::PAGE;
+            if pages < 4 << order || pages > u64::from(u32::MAX / 2) {
+                return Err(format!(
+                    "`pool` must hold at least {} pages (four requests of order {order}) and at most 2^31 pages, found {pages}",
+                    4 << order
+                ));
+            }
+            // Three quarters of the freed half, so that every vmalloc can be
+            // served (its page tables take a few pages too).
+            let default_rounds = ((pages / 2 * 3 / 4) >> order) as u32;
+            let rounds: u32 = reader.parse("rounds", "a whole number", default_rounds).map_err(|e| e.message)?;
+            if rounds == 0 || u64::from(rounds) > pages {
+                return Err(format!("`rounds` must be 1 to the pool's {pages} pages, found {rounds}"));
+            }
+            let params = format!("pool={},order={order},rounds={rounds}", format_size(pool_bytes as usize));
+            return Ok((Shape::Contiguous { pool_bytes, order, rounds }, params));
         }
         _ => {}
     }
@@ -479,7 +525,9 @@ mod tests {
 
     #[test]
     fn every_preset_generates_exactly_its_ops() {
-        for (name, _) in PRESETS.iter().filter(|(name, _)| !matches!(*name, "empirical" | "fragmenter")) {
+        for (name, _) in
+            PRESETS.iter().filter(|(name, _)| !matches!(*name, "empirical" | "fragmenter" | "vmalloc-vs-contiguous"))
+        {
             let spec = SyntheticSpec::parse(&format!("{name}:ops=5000")).unwrap();
             assert_eq!(spec.generate(1).unwrap().count(), 5000, "{name}");
         }
