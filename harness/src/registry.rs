@@ -174,6 +174,7 @@ registry! {
     Segregated => heaplab_segregated::Config,
     Buddy => heaplab_buddy::Config,
     Slab => heaplab_slab::Config,
+    Kernel => heaplab_kernel::Config,
     Peer => heaplab_peers::Config,
     Bump => heaplab_core::bump::BumpConfig,
 }
@@ -247,7 +248,7 @@ mod tests {
         let error = AllocatorSpec::parse("dlmalloc:x=1").unwrap_err();
         assert!(
             error.message.starts_with(
-                "unknown allocator family `dlmalloc`; the families are freelist, segregated, buddy, slab, peer, bump"
+                "unknown allocator family `dlmalloc`; the families are freelist, segregated, buddy, slab, kernel, peer, bump"
             ),
             "{error}"
         );

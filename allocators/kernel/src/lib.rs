@@ -1,0 +1,743 @@
+//! The lecture's levels of kernel memory over one pool of page frames:
+//! `alloc_pages`, `kmalloc` and `vmalloc` sharing, and fragmenting, the same
+//! buddy system.
+//!
+//! # Levels
+//!
+//! - **The pool**: a binary buddy system of 4 KiB frames over the first
+//!   third of the arena, whose memory is a memfd mapped shared (see [`pool`]).
+//!   The pool is as large as the arena the harness asks for; the model's
+//!   arena is three times that, the rest being address space only.
+//! - **kmalloc** ([`Level::Kmalloc`]): the slab caches of
+//!   [`heaplab_slab`] (SLUB's orders, the kmalloc classes 8 B to 8 KiB),
+//!   taking their slabs from the pool; a request above the largest class is
+//!   a block of `get_order(size)` frames, as `kmalloc_large` does.
+//! - **alloc_pages** ([`Level::Page`]): a block of `2^order` physically
+//!   contiguous frames, `order = get_order(max(size, align))`.
+//! - **vmalloc** ([`Level::Vmalloc`]): `ceil(size / 4 KiB)` single frames
+//!   (order-0 blocks, wherever the pool has them) mapped contiguously into
+//!   the vmalloc space, the last two thirds of the arena (twice the pool, so
+//!   that guard pages never keep a frame from being mapped), with
+//!   `mmap(MAP_FIXED | MAP_SHARED)` at the frames' offsets in the memfd.
+//!   The space has its own allocator ([`vmalloc::Space`]: lowest-address
+//!   first fit, as Linux's vmap areas), every area is followed by an
+//!   unmapped guard page, and each 2 MiB of the space that holds a mapping
+//!   needs a page-table page, an order-0 frame of the pool counted as
+//!   metadata. Bytes written through a vmalloc block land in the pool's
+//!   frames: the mapping is real.
+//! - **User memory** ([`Level::User`], every recorded trace): served at the
+//!   level `user=` names (`kmalloc` by default), so that every workload runs.
+//!
+//! `free` and `realloc` need no level: the address says where a block lives,
+//! as `kfree` finds a slab from the page and `vfree` finds its area. A
+//! realloc keeps the block's level (`krealloc` in place within a class; a
+//! page block in place within its order; a vmalloc area in place within
+//! its pages; otherwise a new block at the same level, copied).
+//!
+//! # Accounting
+//!
+//! Offsets below the pool's size are frames; offsets above are virtual.
+//! `granted()` of a vmalloc block is its frames (physical memory, what it
+//! takes from the pool), so the accounting identity holds over the pool:
+//! granted + metadata + free = pool bytes, metadata being slab tails and
+//! page-table pages. The footprint is the pool buddy's high-water mark.
+//! [`Allocator::details`] adds per-level tables (`levels`: requested,
+//! granted and held bytes, blocks, refusals; `pool`: who holds the frames;
+//! `vmallocinfo`: virtual against physical use) to the slab's `slabinfo`
+//! and the pool's `buddyinfo`.
+//!
+//! # Drawbacks, as a model
+//!
+//! - One zone, no migrate types, no per-CPU page lists, no reclaim or
+//!   compaction: a refused order-k request stays refused.
+//! - The vmalloc space is twice the pool (Linux's is terabytes), so a
+//!   fragmented space, or one of widely aligned areas, can refuse an area
+//!   the pool could back.
+//! - Page tables: one PTE page per 2 MiB of vmalloc space in use, kept
+//!   until [`Allocator::trim`] (Linux keeps kernel page tables for good);
+//!   the upper levels (PMD, PUD) are not counted.
+//! - A vmalloc costs `mmap` calls (one per run of consecutive frames), as
+//!   Linux's costs page-table writes and TLB flushes: timings of vmalloc
+//!   requests are system calls, and say so.
+
+pub mod pool;
+pub mod vmalloc;
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use heaplab_core::{
+    AllocError, Allocator, AllocatorConfig, Arena, BuddyLevel, BuildError, Detail, FreeShape, HeapStats,
+    InvariantViolation, Ledger, Level, Reports, SetupError, Spec, SpecError, Waste, ensure,
+};
+use heaplab_slab::Slab;
+
+use self::pool::{Mapper, PAGE, PoolMapping};
+use self::vmalloc::{Area, PTES_PER_PAGE, Space};
+
+/// No page-table page.
+const NO_FRAME: u32 = u32::MAX;
+
+/// The rows of the per-level tables: the levels of the model.
+const ROWS: [&str; 3] = ["kmalloc", "vmalloc", "alloc_pages"];
+const KMALLOC: usize = 0;
+const VMALLOC: usize = 1;
+const PAGES: usize = 2;
+
+/// A kernel-model configuration: `kernel:user=kmalloc|vmalloc|page`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// The level user-memory requests are served at.
+    pub user: Level,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { user: Level::Kmalloc }
+    }
+}
+
+impl AllocatorConfig for Config {
+    type Allocator = Kernel;
+    type Timed = Kernel<false>;
+    const FAMILY: &'static str = "kernel";
+    const SUMMARY: &'static str = "the kernel's levels over one buddy pool of frames: alloc_pages, kmalloc (slab) and vmalloc mapped from a memfd";
+
+    fn from_spec(spec: &Spec) -> Result<Self, SpecError> {
+        let mut reader = spec.reader();
+        let user = match reader.raw("user") {
+            None | Some("kmalloc") => Level::Kmalloc,
+            Some("vmalloc") => Level::Vmalloc,
+            Some("page") => Level::Page,
+            Some(other) => {
+                return Err(spec.error(format!("`user` must be kmalloc, vmalloc or page, found `{other}`")));
+            }
+        };
+        reader.finish()?;
+        Ok(Config { user })
+    }
+
+    fn spec(&self) -> String {
+        format!("kernel:user={}", self.user.name())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "alloc_pages, kmalloc caches and vmalloc over one buddy pool of 4 KiB frames; user memory at {}",
+            self.user.name()
+        )
+    }
+
+    fn listed() -> Vec<Self> {
+        vec![Config::default(), Config { user: Level::Vmalloc }]
+    }
+
+    fn build(&self, arena: Arena) -> Result<Kernel, BuildError> {
+        Kernel::new(arena, self.clone()).map_err(|reason| self.build_error(reason))
+    }
+
+    fn build_timed(&self, arena: Arena) -> Result<Kernel<false>, BuildError> {
+        Kernel::new(arena, self.clone()).map_err(|reason| self.build_error(reason))
+    }
+}
+
+/// Per-level figures, kept with the ledger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    requested: usize,
+    granted: usize,
+    live: usize,
+    served: u64,
+    refused: u64,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// A slab cache's object.
+    Object,
+    /// A block of `2^order` frames, for the row.
+    Frames(u32, usize),
+    /// A vmalloc area.
+    Virtual,
+}
+
+/// The kernel memory model. See the crate documentation. `C`: whether it
+/// keeps the ledger of counters.
+#[derive(Debug)]
+pub struct Kernel<const C: bool = true> {
+    /// The slab caches over the pool's buddy system, which owns the arena.
+    slab: Slab<C>,
+    config: Config,
+    mapper: Mapper,
+    /// Bytes of frames; virtual offsets start here.
+    pool_bytes: usize,
+    /// The vmalloc space, in pages from `pool_bytes`.
+    space: Space,
+    /// Per 2 MiB of the space: its page-table page (a pool page index) or
+    /// `NO_FRAME`, and the pages mapped through it.
+    pte_frames: Vec<u32>,
+    pte_users: Vec<u32>,
+    /// Page-table pages held.
+    pte_pages: usize,
+    /// Per pool page, for the first page of a block of frames: the row
+    /// (kmalloc or alloc_pages) it was asked for at, so that a free and a
+    /// realloc know its level. Kept in every build: realloc needs it.
+    frame_row: Vec<u8>,
+    /// Blocks of frames and vmalloc areas (objects are the slab's).
+    ledger: Ledger<C>,
+    /// Per row of [`ROWS`], kept only with the ledger.
+    tallies: [Tally; 3],
+}
+
+impl<const C: bool> Kernel<C> {
+    /// The model over `arena`'s bytes: a pool of as many frames, and twice
+    /// as much vmalloc space. An arena the model made before (handed back by
+    /// [`Allocator::into_arena`]) is used again as it is; any other is
+    /// replaced by a memfd-backed one of its size.
+    pub fn new(arena: Arena, config: Config) -> Result<Kernel<C>, SetupError> {
+        let arena = match arena.owner::<PoolMapping>() {
+            Some(_) => arena,
+            None => {
+                let pool = arena.len() / PAGE * PAGE;
+                if pool < 4 * PAGE {
+                    return Err(SetupError::ArenaTooSmall {
+                        arena: arena.len(),
+                        needs: "the kernel model needs at least four 4 KiB frames".into(),
+                    });
+                }
+                drop(arena);
+                PoolMapping::arena(pool, 2 * pool)
+                    .map_err(|error| SetupError::Peer(format!("cannot map the page pool from a memfd: {error}")))?
+            }
+        };
+        let mapping = arena.owner::<PoolMapping>().expect("a pool mapping");
+        let (mapper, pool_bytes, virtual_bytes) = (mapping.mapper(), mapping.pool_bytes(), mapping.virtual_bytes());
+        let slab_config = heaplab_slab::Config::default();
+        let slab = Slab::with_pool(arena, slab_config, pool_bytes)?;
+        let virtual_pages = virtual_bytes / PAGE;
+        let windows = virtual_pages.div_ceil(PTES_PER_PAGE);
+        Ok(Kernel {
+            slab,
+            config,
+            mapper,
+            pool_bytes,
+            space: Space::new(virtual_pages),
+            pte_frames: heaplab_core::side_table(NO_FRAME, windows),
+            pte_users: heaplab_core::side_table(0, windows),
+            pte_pages: 0,
+            frame_row: heaplab_core::side_table(0, pool_bytes / PAGE),
+            ledger: Ledger::new(0, 0, 0),
+            tallies: [Tally::default(); 3],
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The slab caches and, beneath them, the pool.
+    pub fn slab(&self) -> &Slab<C> {
+        &self.slab
+    }
+
+    /// Bytes of frames in the pool.
+    pub fn pool_bytes(&self) -> usize {
+        self.pool_bytes
+    }
+
+    /// The vmalloc space.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    #[inline]
+    fn route(&self, level: Level, layout: Layout) -> Result<Route, AllocError> {
+        let level = if level == Level::User { self.config.user } else { level };
+        let frames = |row| {
+            let order = heaplab_slab::get_order(layout.size().max(layout.align()), PAGE);
+            if order > self.slab.buddy().max_order() {
+                return Err(AllocError::Unsupported("size above the pool's largest block"));
+            }
+            Ok(Route::Frames(order, row))
+        };
+        match level {
+            Level::Kmalloc | Level::User if self.slab.has_class(layout) => Ok(Route::Object),
+            Level::Kmalloc | Level::User => frames(KMALLOC),
+            Level::Page => frames(PAGES),
+            Level::Vmalloc => Ok(Route::Virtual),
+        }
+    }
+
+    /// Where the live block at `offset` lives.
+    #[inline]
+    fn placed(&self, offset: usize, layout: Layout) -> Route {
+        if offset >= self.pool_bytes {
+            Route::Virtual
+        } else if self.slab.is_object(offset, layout) {
+            Route::Object
+        } else {
+            let order = heaplab_slab::get_order(layout.size().max(layout.align()), PAGE);
+            Route::Frames(order, usize::from(self.frame_row[offset / PAGE]))
+        }
+    }
+
+    fn tally_served(&mut self, row: usize, requested: usize, granted: usize) {
+        if C {
+            let tally = &mut self.tallies[row];
+            tally.requested += requested;
+            tally.granted += granted;
+            tally.live += 1;
+            tally.served += 1;
+        }
+    }
+
+    fn tally_freed(&mut self, row: usize, requested: usize, granted: usize) {
+        if C {
+            let tally = &mut self.tallies[row];
+            tally.requested -= requested;
+            tally.granted -= granted;
+            tally.live -= 1;
+        }
+    }
+
+    fn tally_refused(&mut self, row: usize) {
+        if C {
+            self.tallies[row].refused += 1;
+        }
+    }
+
+    // ---- vmalloc ------------------------------------------------------------
+
+    /// The page-table pages for virtual pages `start..start + pages`.
+    fn map_tables(&mut self, start: usize, pages: usize) -> Result<(), AllocError> {
+        let windows = start / PTES_PER_PAGE..=(start + pages - 1) / PTES_PER_PAGE;
+        for window in windows.clone() {
+            if self.pte_frames[window] == NO_FRAME {
+                let frame = self.slab.alloc_pages(0)?;
+                self.pte_frames[window] = (frame / PAGE) as u32;
+                self.pte_pages += 1;
+            }
+        }
+        for page in start..start + pages {
+            self.pte_users[page / PTES_PER_PAGE] += 1;
+        }
+        Ok(())
+    }
+
+    fn unmap_tables(&mut self, start: usize, pages: usize) {
+        for page in start..start + pages {
+            self.pte_users[page / PTES_PER_PAGE] -= 1;
+        }
+    }
+
+    /// Give back frames taken for an area.
+    fn free_frames(&mut self, frames: &[u32]) {
+        for &frame in frames {
+            // SAFETY: each frame is an order-0 block this model took with
+            // `alloc_pages(0)` and no longer maps.
+            unsafe { self.slab.free_pages(frame as usize * PAGE, 0) };
+        }
+    }
+
+    fn vmalloc(&mut self, layout: Layout) -> Result<usize, AllocError> {
+        let pages = layout.size().div_ceil(PAGE).max(1);
+        let align = (layout.align() / PAGE).max(1);
+        // One guard page after the area, as without VM_NO_GUARD.
+        let start = self.space.take(pages + 1, align).ok_or(AllocError::OutOfMemory)?;
+        let mut frames = Vec::with_capacity(pages);
+        let mut failed = false;
+        for _ in 0..pages {
+            match self.slab.alloc_pages(0) {
+                Ok(frame) => frames.push((frame / PAGE) as u32),
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        // A page-table page taken before a refusal stays, as page tables do
+        // (no page is counted on it; `trim` gives it back).
+        if failed || self.map_tables(start, pages).is_err() {
+            self.free_frames(&frames);
+            self.space.give(start, pages + 1);
+            return Err(AllocError::OutOfMemory);
+        }
+        let mut runs = 0;
+        let mut index = 0;
+        while index < frames.len() {
+            let mut end = index + 1;
+            while end < frames.len() && frames[end] == frames[end - 1] + 1 {
+                end += 1;
+            }
+            let at = self.pool_bytes + (start + index) * PAGE;
+            // SAFETY: the virtual pages were just taken from the space (no
+            // live block uses them) and the frames were just lent to us.
+            let mapped = unsafe { self.mapper.map(at, frames[index] as usize * PAGE, end - index) };
+            if mapped.is_err() {
+                // Out of mappings (vm.max_map_count): undo and refuse.
+                // SAFETY: the pages mapped so far belong to this failed area.
+                let _ = unsafe { self.mapper.unmap(self.pool_bytes + start * PAGE, index) };
+                self.unmap_tables(start, pages);
+                self.free_frames(&frames);
+                self.space.give(start, pages + 1);
+                return Err(AllocError::OutOfMemory);
+            }
+            runs += 1;
+            index = end;
+        }
+        self.space.insert(start, Area { requested: layout.size(), frames, runs });
+        Ok(self.pool_bytes + start * PAGE)
+    }
+
+    fn vfree(&mut self, offset: usize) -> Area {
+        let start = (offset - self.pool_bytes) / PAGE;
+        let Some(area) = self.space.remove(start) else { unreachable!("a live vmalloc block has an area") };
+        // SAFETY: the area is being freed; nothing touches its pages again.
+        let unmapped = unsafe { self.mapper.unmap(offset, area.pages()) };
+        // munmap-style replacement of our own reservation cannot fail for
+        // lack of memory in a way that leaves the frames reachable: mapping
+        // PROT_NONE over them either happens or leaves the old mapping, and
+        // in the second case the frames must not be reused.
+        assert!(unmapped.is_ok(), "cannot unmap a vmalloc area: {unmapped:?}");
+        self.unmap_tables(start, area.pages());
+        self.free_frames(&area.frames);
+        self.space.give(start, area.pages() + 1);
+        area
+    }
+
+    /// Give back page-table pages that map nothing.
+    fn trim_tables(&mut self) {
+        for window in 0..self.pte_frames.len() {
+            if self.pte_frames[window] != NO_FRAME && self.pte_users[window] == 0 {
+                // SAFETY: the page-table page is an order-0 block we took.
+                unsafe { self.slab.free_pages(self.pte_frames[window] as usize * PAGE, 0) };
+                self.pte_frames[window] = NO_FRAME;
+                self.pte_pages -= 1;
+            }
+        }
+    }
+
+    // ---- per-level figures -------------------------------------------------
+
+    /// Bytes of frames each holder has, and free: (holder, bytes).
+    fn holders(&self) -> Vec<(&'static str, usize)> {
+        let slab = self.slab.slab_bytes();
+        let vmalloc: usize = self.space.areas().map(|(_, area)| area.pages() * PAGE).sum();
+        let tables = self.pte_pages * PAGE;
+        let frames = self.slab.lent_bytes() - vmalloc - tables;
+        let (large, pages) = if C {
+            (self.tallies[KMALLOC].granted - self.slab.stats().granted_bytes, self.tallies[PAGES].granted)
+        } else {
+            (0, frames)
+        };
+        vec![
+            ("slab caches", slab),
+            ("kmalloc large", large),
+            ("alloc_pages", pages),
+            ("vmalloc", vmalloc),
+            ("page tables", tables),
+            ("free", self.slab.buddy().stats().free_bytes),
+        ]
+    }
+}
+
+impl<const C: bool> Allocator for Kernel<C> {
+    fn arena(&self) -> &Arena {
+        self.slab.arena()
+    }
+
+    fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        self.alloc_at(Level::User, layout)
+    }
+
+    fn alloc_at(&mut self, level: Level, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if layout.align() > self.arena().align() {
+            return Err(AllocError::Unsupported("alignment above the arena's"));
+        }
+        let route = self.route(level, layout)?;
+        let result = match route {
+            Route::Object => {
+                let result = self.slab.alloc(layout);
+                match result {
+                    Ok(ptr) => {
+                        let granted = self.slab.granted(ptr, layout);
+                        self.tally_served(KMALLOC, layout.size(), granted);
+                    }
+                    Err(_) => self.tally_refused(KMALLOC),
+                }
+                return result;
+            }
+            Route::Frames(order, row) => match self.slab.alloc_pages(order) {
+                Ok(block) => {
+                    self.frame_row[block / PAGE] = row as u8;
+                    self.ledger.allocated(layout.size(), PAGE << order);
+                    self.tally_served(row, layout.size(), PAGE << order);
+                    Ok(block)
+                }
+                Err(error) => {
+                    self.tally_refused(row);
+                    Err(error)
+                }
+            },
+            Route::Virtual => match self.vmalloc(layout) {
+                Ok(offset) => {
+                    let granted = layout.size().div_ceil(PAGE).max(1) * PAGE;
+                    self.ledger.allocated(layout.size(), granted);
+                    self.tally_served(VMALLOC, layout.size(), granted);
+                    Ok(offset)
+                }
+                Err(error) => {
+                    self.tally_refused(VMALLOC);
+                    Err(error)
+                }
+            },
+        };
+        // SAFETY: a block of frames or a vmalloc area lies inside the arena.
+        result.map(|offset| unsafe { self.arena().ptr_at_unchecked(offset) })
+    }
+
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        let offset = self.arena().offset_of_unchecked(ptr);
+        match self.placed(offset, layout) {
+            Route::Object => {
+                let granted = self.slab.granted(ptr, layout);
+                self.tally_freed(KMALLOC, layout.size(), granted);
+                // SAFETY: the caller's contract: a live object with this layout.
+                unsafe { self.slab.free(ptr, layout) };
+            }
+            Route::Frames(order, row) => {
+                self.ledger.freed(layout.size(), PAGE << order);
+                self.tally_freed(row, layout.size(), PAGE << order);
+                // SAFETY: the caller's contract: a live block of this order.
+                unsafe { self.slab.free_pages(offset, order) };
+            }
+            Route::Virtual => {
+                let area = self.vfree(offset);
+                self.ledger.freed(layout.size(), area.pages() * PAGE);
+                self.tally_freed(VMALLOC, layout.size(), area.pages() * PAGE);
+            }
+        }
+    }
+
+    unsafe fn realloc(&mut self, ptr: NonNull<u8>, old: Layout, new_size: usize) -> Result<NonNull<u8>, AllocError> {
+        let new = Layout::from_size_align(new_size, old.align())
+            .map_err(|_| AllocError::Unsupported("size overflows isize"))?;
+        let offset = self.arena().offset_of_unchecked(ptr);
+        let placed = self.placed(offset, old);
+        let level = match placed {
+            Route::Object => Level::Kmalloc,
+            Route::Frames(_, row) => [Level::Kmalloc, Level::Vmalloc, Level::Page][row],
+            Route::Virtual => Level::Vmalloc,
+        };
+        let route = self.route(level, new)?;
+        let in_place = match (placed, route) {
+            (Route::Object, Route::Object) => self.slab.granted(ptr, old) == self.slab.granted(ptr, new),
+            (Route::Frames(a, _), Route::Frames(b, _)) => a == b,
+            (Route::Virtual, Route::Virtual) => old.size().div_ceil(PAGE).max(1) == new_size.div_ceil(PAGE).max(1),
+            _ => false,
+        };
+        if in_place {
+            let row = match placed {
+                Route::Object => {
+                    // SAFETY: forwarded: a live object whose class holds the new size.
+                    let moved = unsafe { self.slab.realloc(ptr, old, new_size) }?;
+                    debug_assert_eq!(moved, ptr, "krealloc within a class stays in place");
+                    KMALLOC
+                }
+                Route::Frames(_, row) => {
+                    self.ledger.resized(old.size(), new_size);
+                    row
+                }
+                Route::Virtual => {
+                    self.ledger.resized(old.size(), new_size);
+                    let start = (offset - self.pool_bytes) / PAGE;
+                    if let Some(area) = self.space.area_mut(start) {
+                        area.requested = new_size;
+                    }
+                    VMALLOC
+                }
+            };
+            if C {
+                self.tallies[row].requested = self.tallies[row].requested - old.size() + new_size;
+            }
+            return Ok(ptr);
+        }
+        let moved = self.alloc_at(level, new)?;
+        // SAFETY: both blocks are live and distinct; the copy is within both.
+        unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), moved.as_ptr(), old.size().min(new_size)) };
+        // SAFETY: the caller's contract: `ptr` is live with `old`.
+        unsafe { self.free(ptr, old) };
+        Ok(moved)
+    }
+
+    fn granted(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        let offset = self.arena().offset_of_unchecked(ptr);
+        match self.placed(offset, layout) {
+            Route::Object => self.slab.granted(ptr, layout),
+            Route::Frames(order, _) => PAGE << order,
+            Route::Virtual => self.space.area((offset - self.pool_bytes) / PAGE).map_or(0, |area| area.pages() * PAGE),
+        }
+    }
+
+    fn waste(&self, ptr: NonNull<u8>, layout: Layout) -> Waste {
+        Waste { rounding: self.granted(ptr, layout) - layout.size(), overhead: 0 }
+    }
+
+    fn stats(&self) -> HeapStats {
+        let slab = self.slab.stats();
+        HeapStats {
+            arena_bytes: self.pool_bytes,
+            live_blocks: slab.live_blocks + self.ledger.live_blocks(),
+            requested_bytes: slab.requested_bytes + self.ledger.requested_bytes(),
+            granted_bytes: slab.granted_bytes + self.ledger.granted_bytes(),
+            metadata_bytes: slab.metadata_bytes + self.pte_pages * PAGE,
+            side_metadata_bytes: slab.side_metadata_bytes
+                + self.frame_row.len()
+                + (self.pte_frames.len() + self.pte_users.len()) * 4
+                + self.space.areas().map(|(_, area)| area.frames.len() * 4 + 64).sum::<usize>(),
+            ..slab
+        }
+    }
+
+    fn reports(&self) -> Reports {
+        if C { Reports::ALL } else { Reports::ALL.uncounted() }
+    }
+
+    fn for_each_free(&self, visit: &mut dyn FnMut(usize, usize)) {
+        self.slab.for_each_free(visit);
+    }
+
+    fn free_shape(&self) -> FreeShape {
+        self.slab.free_shape()
+    }
+
+    fn check(&self) -> Result<(), InvariantViolation> {
+        self.slab.check()?;
+        self.space
+            .check()
+            .map_err(|what| InvariantViolation { what: format!("vmalloc space: {what}"), offset: None })?;
+        let buddy = self.slab.buddy();
+        let mut frames_seen = std::collections::HashSet::new();
+        let mut users = vec![0u32; self.pte_users.len()];
+        let mut vmalloc_bytes = 0;
+        for (start, area) in self.space.areas() {
+            let at = self.pool_bytes + start * PAGE;
+            ensure!(area.pages() == area.requested.div_ceil(PAGE).max(1), @at, "vmalloc area of {} pages for {} bytes", area.pages(), area.requested);
+            for &frame in &area.frames {
+                let offset = frame as usize * PAGE;
+                ensure!(offset < self.pool_bytes && !buddy.is_free_at(offset), @at, "vmalloc area maps frame {offset}, which is free");
+                ensure!(frames_seen.insert(frame), @at, "frame {offset} is mapped twice");
+            }
+            for page in start..start + area.pages() {
+                users[page / PTES_PER_PAGE] += 1;
+            }
+            vmalloc_bytes += area.pages() * PAGE;
+        }
+        ensure!(users == self.pte_users, "page-table users disagree with the areas");
+        let mut tables = 0;
+        for (window, &frame) in self.pte_frames.iter().enumerate() {
+            if frame == NO_FRAME {
+                ensure!(users[window] == 0, "virtual pages mapped without a page-table page");
+                continue;
+            }
+            let offset = frame as usize * PAGE;
+            ensure!(!buddy.is_free_at(offset) && frames_seen.insert(frame), @offset, "page-table page {offset} is free or shared");
+            tables += 1;
+        }
+        ensure!(tables == self.pte_pages, "{} page-table pages counted, {tables} held", self.pte_pages);
+        if !C {
+            return Ok(());
+        }
+        let frames = self.slab.lent_bytes() - vmalloc_bytes - tables * PAGE;
+        ensure!(
+            self.ledger.granted_bytes() == frames + vmalloc_bytes,
+            "the model counts {} bytes granted in frames and areas, the pool lent {}",
+            self.ledger.granted_bytes(),
+            frames + vmalloc_bytes
+        );
+        let tallied: usize = self.tallies.iter().map(|t| t.granted).sum();
+        let slab_granted = self.slab.stats().granted_bytes;
+        ensure!(
+            tallied == slab_granted + self.ledger.granted_bytes(),
+            "the levels count {tallied} bytes granted, the slab and the frames {}",
+            slab_granted + self.ledger.granted_bytes()
+        );
+        self.stats().balanced()?;
+        Ok(())
+    }
+
+    fn details(&self) -> Vec<Detail> {
+        let mut details = self.slab.details();
+        if C {
+            let holders = self.holders();
+            let held = [holders[0].1 + holders[1].1, holders[3].1 + holders[4].1, holders[2].1];
+            for (row, (tally, held)) in self.tallies.iter().zip(held).enumerate() {
+                for (column, value) in [
+                    ("requested_bytes", tally.requested as f64),
+                    ("granted_bytes", tally.granted as f64),
+                    ("held_bytes", held as f64),
+                    ("live_blocks", tally.live as f64),
+                    ("served", tally.served as f64),
+                    ("refused", tally.refused as f64),
+                ] {
+                    details.push(Detail { table: "levels", row: ROWS[row].to_string(), column, value });
+                }
+            }
+            for (holder, bytes) in holders {
+                details.push(Detail { table: "pool", row: holder.to_string(), column: "bytes", value: bytes as f64 });
+            }
+        }
+        let areas: Vec<&Area> = self.space.areas().map(|(_, area)| area).collect();
+        let mapped: usize = areas.iter().map(|area| area.pages() * PAGE).sum();
+        for (column, value) in [
+            ("areas", areas.len() as f64),
+            ("requested_bytes", areas.iter().map(|area| area.requested).sum::<usize>() as f64),
+            ("mapped_bytes", mapped as f64),
+            ("guard_bytes", (areas.len() * PAGE) as f64),
+            ("virtual_bytes", (mapped + areas.len() * PAGE) as f64),
+            ("mappings", areas.iter().map(|area| area.runs).sum::<usize>() as f64),
+            ("page_table_bytes", (self.pte_pages * PAGE) as f64),
+            ("space_bytes", (self.space.pages() * PAGE) as f64),
+            ("largest_free_virtual_bytes", (self.space.largest_free() * PAGE) as f64),
+        ] {
+            details.push(Detail { table: "vmallocinfo", row: "vmalloc".to_string(), column, value });
+        }
+        details
+    }
+
+    fn buddy_level(&self) -> Option<BuddyLevel> {
+        let mut level = self.slab.buddy_level()?;
+        let vmalloc = level.holders.len() as u16;
+        level.holders.push("vmalloc".into());
+        level.holders.push("page tables".into());
+        level.holder_object_bytes.extend([PAGE, PAGE]);
+        for (_, area) in self.space.areas() {
+            level.held.extend(area.frames.iter().map(|&frame| (frame as usize * PAGE, 0, vmalloc)));
+        }
+        for &frame in self.pte_frames.iter().filter(|&&frame| frame != NO_FRAME) {
+            level.held.push((frame as usize * PAGE, 0, vmalloc + 1));
+        }
+        level.held.sort_unstable();
+        Some(level)
+    }
+
+    fn into_arena(self) -> Arena {
+        let mut kernel = self;
+        // Areas still mapped would alias frames the next model hands out.
+        let live: Vec<usize> = kernel.space.areas().map(|(start, _)| start).collect();
+        for start in live {
+            kernel.vfree(kernel.pool_bytes + start * PAGE);
+        }
+        kernel.slab.into_arena()
+    }
+
+    fn trim(&mut self) {
+        self.slab.trim();
+        self.trim_tables();
+    }
+}
+
+#[cfg(test)]
+mod tests;
