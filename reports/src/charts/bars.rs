@@ -33,8 +33,17 @@ pub struct Bars {
 }
 
 /// Pixels a label of `chars` characters takes at the tick font (13 px).
-fn label_pixels(chars: usize) -> u32 {
+pub(super) fn label_pixels(chars: usize) -> u32 {
     7 * chars as u32 + 8
+}
+
+/// The label of the category whose middle is at `at` on an axis with one
+/// category per unit, and nothing at the other ticks (two ticks a unit
+/// put every label in the middle of its bar).
+pub(super) fn category_label(labels: &[String], at: f64) -> String {
+    let index = at.floor() as usize;
+    let centred = (at - at.floor() - 0.5).abs() < 0.01;
+    if centred && index < labels.len() { labels[index].clone() } else { String::new() }
 }
 
 impl Bars {
@@ -118,11 +127,7 @@ impl Bars {
             .build_cartesian_2d(0f64..n as f64, 0f64..top)
             .map_err(error)?;
         // Every label, centred under its bar (they fit: checked).
-        let category = |x: &f64| {
-            let index = x.floor() as usize;
-            let centred = (x - x.floor() - 0.5).abs() < 0.01;
-            if centred && index < labels.len() { labels[index].clone() } else { String::new() }
-        };
+        let category = |x: &f64| category_label(&labels, *x);
         let counts = self.counts();
         let value = |y: &f64| count_tick(*y, counts);
         let mut mesh = chart.configure_mesh();
@@ -165,11 +170,7 @@ impl Bars {
             .y_label_area_size(label_area + if self.x_label.is_some() { 24 } else { 0 })
             .build_cartesian_2d(0f64..top, n as f64..0f64)
             .map_err(error)?;
-        let category = |y: &f64| {
-            let index = y.floor() as usize;
-            let centred = (y - y.floor() - 0.5).abs() < 0.01;
-            if centred && index < labels.len() { labels[index].clone() } else { String::new() }
-        };
+        let category = |y: &f64| category_label(&labels, *y);
         let counts = self.counts();
         let value = |x: &f64| count_tick(*x, counts);
         let mut mesh = chart.configure_mesh();

@@ -5,7 +5,8 @@
 //! colour-vision deficiencies.
 //!
 //! One module per kind of chart: [`Bars`], [`Lines`], the heap maps
-//! ([`HeapMapChart`], [`ExactMap`]); [`Grid`] puts several side by side.
+//! ([`HeapMapChart`], [`ExactMap`]), [`Stacked`] bars; [`Grid`] puts several
+//! side by side.
 
 use std::path::Path;
 use std::sync::Once;
@@ -20,6 +21,7 @@ mod bars;
 mod frames;
 mod heapmap;
 mod lines;
+mod stacked;
 mod svg_text;
 mod text;
 
@@ -27,6 +29,7 @@ pub use bars::{Bar, Bars};
 pub use frames::{ArenaLine, BuddyTree, Leaf, PanelView, StepFrame, StepPanel, write_gif};
 pub use heapmap::{ExactMap, HEAPMAP_ENTRIES, HEAPMAP_LEGEND, HeapMapChart, WithLegend};
 pub use lines::Lines;
+pub use stacked::Stacked;
 pub use text::Glyphs;
 
 /// The Okabe–Ito palette, black last.

@@ -12,6 +12,7 @@ mod fragmentation;
 mod free_blocks;
 mod heapmaps;
 mod latency;
+mod levels;
 mod memory;
 mod slab;
 pub(crate) mod threads;
@@ -80,7 +81,7 @@ impl Group<'_> {
 pub(crate) type MakeFigure = fn(&Group<'_>, &mut Writer<'_>) -> Result<Option<Figure>, ReportError>;
 
 /// Every figure, in report order.
-pub(crate) const FIGURES: [MakeFigure; 12] = [
+pub(crate) const FIGURES: [MakeFigure; 14] = [
     throughput::figure,
     exec::wall,
     exec::rss,
@@ -93,6 +94,8 @@ pub(crate) const FIGURES: [MakeFigure; 12] = [
     buddyinfo::indices,
     buddyinfo::indices_over_time,
     slab::figure,
+    levels::figure,
+    levels::over_time,
 ];
 
 /// The figures of the group `(workload, seed)`, their files named after `stem`.
