@@ -216,6 +216,7 @@ pub fn default_allocators() -> Vec<&'static str> {
         "segregated:kind=tlsf",
         "buddy",
         "slab",
+        "kernel",
     ]
 }
 
@@ -231,6 +232,7 @@ pub fn default_workloads(ops: Option<u64>) -> Vec<String> {
         })
         .collect();
     workloads.push("fragmenter".to_string());
+    workloads.push("vmalloc-vs-contiguous".to_string());
     // The multithreaded recordings are for `--threads`.
     workloads.extend(
         heaplab_workloads::bundled::BUNDLED
