@@ -14,6 +14,7 @@
 //! `16:0.9/64:0.1`), `realloc` (probability that an allocation step resizes
 //! the youngest block instead).
 
+pub mod events;
 pub mod generator;
 pub mod sizes;
 
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use heaplab_core::Spec;
 use heaplab_core::spec::{ParamReader, choice_name, format_size};
 
+use self::events::{Event, EventsConfig, EventsGen, MIXES};
 use self::generator::{ContiguousGen, FragmenterGen, LarsonGen, Lifetime, Phase, Tracking, TrackingGen};
 use self::sizes::{AlignDist, SizeDist};
 use crate::error::TraceError;
@@ -41,6 +43,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "vmalloc-vs-contiguous",
         "fill a page pool with single pages, free every other one, ask for order-k pages and for vmalloc of the same size",
+    ),
+    (
+        "kernel-events",
+        "a simulated system's fork, execve, stack growth, threads, brk, mmap, shmat and exit, each request at its kernel level",
     ),
     ("constant", "one size (`size=`)"),
     ("uniform", "sizes uniform on [min, max]"),
@@ -145,6 +151,10 @@ enum Shape {
         order: u32,
         rounds: u32,
     },
+    Events {
+        config: EventsConfig,
+        pool_bytes: u64,
+    },
 }
 
 /// Defaults a preset gives the common parameters.
@@ -197,7 +207,8 @@ impl SyntheticSpec {
         let mut reader = spec.reader();
         // The fragmenter's length follows from its sizes; every other
         // workload has an exact op count.
-        let scripted = name == "fragmenter" || name == "vmalloc-vs-contiguous";
+        // kernel-events counts events, not ops.
+        let scripted = matches!(name.as_str(), "fragmenter" | "vmalloc-vs-contiguous" | "kernel-events");
         let ops = if scripted {
             0
         } else {
@@ -234,7 +245,7 @@ impl SyntheticSpec {
     /// Do the ops go to levels other than user memory (a native trace of
     /// them keeps the levels)?
     pub fn has_levels(&self) -> bool {
-        matches!(self.shape, Shape::Contiguous { .. })
+        matches!(self.shape, Shape::Contiguous { .. } | Shape::Events { .. })
     }
 
     /// The arena the workload is designed for, if it needs a particular one
@@ -243,7 +254,7 @@ impl SyntheticSpec {
         match self.shape {
             Shape::Fragmenter { live_bytes, .. } => Some(live_bytes + live_bytes / 4),
             // The pool it fills, exactly: a fuller one is the point.
-            Shape::Contiguous { pool_bytes, .. } => Some(pool_bytes),
+            Shape::Contiguous { pool_bytes, .. } | Shape::Events { pool_bytes, .. } => Some(pool_bytes),
             _ => None,
         }
     }
@@ -278,6 +289,7 @@ impl SyntheticSpec {
                     u32::try_from(pool_bytes / ContiguousGen::PAGE).map_err(|_| error("too many pages".into()))?;
                 Box::new(ContiguousGen::new(pages, *order, *rounds))
             }
+            Shape::Events { config, .. } => Box::new(EventsGen::new(config.clone(), seed)),
         })
     }
 }
@@ -358,6 +370,7 @@ fn parse_shape(name: &str, reader: &mut ParamReader<'_>) -> Result<(Shape, Strin
             let params = format!("pool={},order={order},rounds={rounds}", format_size(pool_bytes as usize));
             return Ok((Shape::Contiguous { pool_bytes, order, rounds }, params));
         }
+        "kernel-events" => return parse_events(reader),
         _ => {}
     }
     let mut defaults = Defaults::default();
@@ -473,6 +486,71 @@ fn parse_shape(name: &str, reader: &mut ParamReader<'_>) -> Result<(Shape, Strin
     Ok((shape, params.join(",")))
 }
 
+/// `kernel-events`: `events`, `procs`, `threads`, `mix` (a named mix or
+/// `fork:3/exec:2/…` weights), `pages` (most faulted by one event), `stack`
+/// (`pages` or `vmap`) and `pool` (the pool it is meant for).
+fn parse_events(reader: &mut ParamReader<'_>) -> Result<(Shape, String), String> {
+    let events: u64 = reader.parse("events", "a whole number", 4000).map_err(|e| e.message)?;
+    let procs: u32 = reader.parse("procs", "a whole number", 32).map_err(|e| e.message)?;
+    let threads: u32 = reader.parse("threads", "a whole number", 4).map_err(|e| e.message)?;
+    let fault_pages: u32 = reader.parse("pages", "a whole number", 16).map_err(|e| e.message)?;
+    let pool_bytes = size_param(reader, "pool", 16 << 20)?;
+    let vmap_stack = reader.choice("stack", &[("pages", false), ("vmap", true)], false).map_err(|e| e.message)?;
+    let mix_text = reader.raw("mix").unwrap_or("balanced").to_string();
+    let mix = parse_mix(&mix_text)?;
+    // Bounds that keep one run's live set and length finite and sensible.
+    if !(1..=100_000_000).contains(&events) {
+        return Err(format!("`events` must be 1 to 100000000, found {events}"));
+    }
+    if !(1..=4096).contains(&procs) || !(1..=1024).contains(&threads) || !(1..=65536).contains(&fault_pages) {
+        return Err(format!(
+            "kernel-events needs procs 1 to 4096, threads 1 to 1024 and pages 1 to 65536, found procs={procs}, threads={threads}, pages={fault_pages}"
+        ));
+    }
+    if pool_bytes < 1 << 20 {
+        return Err(format!("`pool` must be at least 1M, found {}", format_size(pool_bytes as usize)));
+    }
+    let params = format!(
+        "events={events},procs={procs},threads={threads},mix={mix_text},pages={fault_pages},stack={},pool={}",
+        if vmap_stack { "vmap" } else { "pages" },
+        format_size(pool_bytes as usize)
+    );
+    let config = EventsConfig { events, procs, threads, mix, fault_pages, vmap_stack };
+    Ok((Shape::Events { config, pool_bytes }, params))
+}
+
+/// A named mix, or weights `event:weight/…` over the events (those not
+/// named weigh 0).
+fn parse_mix(text: &str) -> Result<[u32; 8], String> {
+    if let Some((_, weights)) = MIXES.iter().find(|(name, _)| *name == text) {
+        return Ok(*weights);
+    }
+    let names: Vec<&str> = MIXES.iter().map(|(name, _)| *name).collect();
+    let expected = || {
+        let events: Vec<&str> = Event::ALL.iter().map(|e| e.name()).collect();
+        format!("`mix` is one of {} or weights like fork:3/exit:2 over {}", names.join(", "), events.join(", "))
+    };
+    if !text.contains(':') {
+        return Err(format!("{}, found `{text}`", expected()));
+    }
+    let mut weights = [0u32; 8];
+    for part in text.split('/') {
+        let Some((name, weight)) = part.split_once(':') else {
+            return Err(format!("{}, found `{part}`", expected()));
+        };
+        let Some(index) = Event::ALL.iter().position(|e| e.name() == name) else {
+            return Err(format!("{}, found the event `{name}`", expected()));
+        };
+        weights[index] = weight
+            .parse()
+            .map_err(|_| format!("`mix`: the weight of {name} must be a whole number, found `{weight}`"))?;
+    }
+    if weights.iter().all(|&w| w == 0) {
+        return Err("`mix` needs at least one event of non-zero weight".into());
+    }
+    Ok(weights)
+}
+
 fn choice_from<T: Copy>(table: &[(&str, T)], name: &str) -> T {
     table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).expect("name in table")
 }
@@ -510,6 +588,12 @@ mod tests {
             ("empirical:file=/nonexistent.csv", "/nonexistent.csv"),
             ("larson:align=16/64", "one alignment"),
             ("fragmenter:small=0", "small > 0"),
+            ("kernel-events:mix=forky", "`mix` is one of balanced, fork-heavy, mmap-heavy"),
+            ("kernel-events:mix=fork:1/spawn:2", "found the event `spawn`"),
+            ("kernel-events:mix=fork:x", "the weight of fork must be a whole number"),
+            ("kernel-events:mix=fork:0", "non-zero weight"),
+            ("kernel-events:procs=0", "procs 1 to 4096"),
+            ("kernel-events:stack=heap", "`stack` must be one of pages, vmap"),
             ("ramp:ops=many", "`ops` must be a whole number"),
         ] {
             let error = SyntheticSpec::parse(text).unwrap_err().to_string();
@@ -525,9 +609,9 @@ mod tests {
 
     #[test]
     fn every_preset_generates_exactly_its_ops() {
-        for (name, _) in
-            PRESETS.iter().filter(|(name, _)| !matches!(*name, "empirical" | "fragmenter" | "vmalloc-vs-contiguous"))
-        {
+        for (name, _) in PRESETS.iter().filter(|(name, _)| {
+            !matches!(*name, "empirical" | "fragmenter" | "vmalloc-vs-contiguous" | "kernel-events")
+        }) {
             let spec = SyntheticSpec::parse(&format!("{name}:ops=5000")).unwrap();
             assert_eq!(spec.generate(1).unwrap().count(), 5000, "{name}");
         }
