@@ -469,3 +469,64 @@ fn the_summary_fits_80_columns_and_colour_follows_the_environment() {
     assert!(meta["timer"]["granularity_ticks"].as_u64().unwrap() >= 1, "{}", meta["timer"]);
     assert!(meta["timer"]["granularity_ns"].as_f64().unwrap() > 0.0, "{}", meta["timer"]);
 }
+
+/// The last value of `metric` for `allocator` on `workload` in a
+/// timeseries.csv (each named by its start).
+fn last_sample(path: &Path, allocator: &str, workload: &str, metric: &str) -> Option<f64> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (a, w, m, v) = (at("allocator"), at("workload"), at("metric"), at("value"));
+    reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| r[a].starts_with(allocator) && r[w].starts_with(workload) && &r[m] == metric)
+        .last()
+        .map(|r| r[v].parse().unwrap())
+}
+
+#[test]
+fn the_kernel_model_refuses_contiguous_pages_that_vmalloc_serves_and_runs_kernel_events() {
+    let dir = tempfile::tempdir().unwrap();
+    heaplab()
+        .args(["run", "--metrics-only", "--quiet", "--name", "levels", "--alloc", "kernel", "--alloc", "slab"])
+        .args(["--workload", "vmalloc-vs-contiguous:pool=256K,order=2"])
+        .args(["--workload", "kernel-events:events=300,procs=8,pool=2M,mix=fork-heavy"])
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let run = dir.path().join("levels");
+    let summary = run.join("summary.csv");
+    let (allocators, workloads, failed) =
+        (column(&summary, "allocator"), column(&summary, "workload"), column(&summary, "failed_allocs"));
+    let failed_on = |allocator: &str, workload: &str| -> u64 {
+        let row = (0..allocators.len())
+            .find(|&i| allocators[i].starts_with(allocator) && workloads[i].starts_with(workload))
+            .unwrap_or_else(|| panic!("no row {allocator} {workload}"));
+        failed[row].parse().unwrap()
+    };
+    // 64 pages, every other one freed: rounds = 32 * 3/4 >> 2 = 6. The
+    // kernel refuses each order-2 request and serves each vmalloc; the
+    // slab, one level on one arena, refuses both.
+    assert_eq!(failed_on("kernel", "vmalloc-vs-contiguous"), 6);
+    assert_eq!(failed_on("slab", "vmalloc-vs-contiguous"), 12);
+    let series = run.join("timeseries.csv");
+    assert_eq!(last_sample(&series, "kernel", "vmalloc", "level_vmalloc_served"), Some(6.0));
+    assert_eq!(last_sample(&series, "kernel", "vmalloc", "level_alloc_pages_refused"), Some(6.0));
+    assert_eq!(
+        last_sample(&series, "slab", "vmalloc", "level_vmalloc_served"),
+        None,
+        "a single-level allocator has no levels"
+    );
+    // kernel-events: both allocators replay the same ops; the kernel model
+    // serves objects from kmalloc and pages from alloc_pages.
+    let ops = column(&summary, "ops");
+    let rows: Vec<usize> = (0..workloads.len()).filter(|&i| workloads[i].starts_with("kernel-events")).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(ops[rows[0]], ops[rows[1]]);
+    assert_eq!(failed_on("kernel", "kernel-events"), 0);
+    for metric in ["level_kmalloc_served", "level_alloc_pages_served"] {
+        assert!(last_sample(&series, "kernel", "kernel-events", metric).unwrap() > 100.0, "{metric}");
+    }
+}
