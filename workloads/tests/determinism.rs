@@ -58,7 +58,7 @@ const PINNED: &[(&str, u64)] = &[
     ("kmalloc-mix:ops=20000", 0xe1cbbb1157860504),
     ("fragmenter:live=64K", 0x8b6654c1439e0f95),
     ("vmalloc-vs-contiguous:pool=256K", 0xd15f62a5e06712c6),
-    ("kernel-events:events=500", 0xd0b74e96a2e4a922),
+    ("kernel-events:events=500", 0x60b939c1155854f9),
     ("constant:ops=20000,lifetime=random", 0x6b8b3f5b1d5c5779),
     ("uniform:ops=20000,min=8,max=512,lifetime=fifo", 0xca1837add67c15e4),
     ("normal:ops=20000,lifetime=lifo", 0x44603fa236a62ef3),

@@ -1,5 +1,5 @@
 //! `kernel-events`: the allocations a kernel makes for a simulated system's
-//! process events (fork, execve, stack growth, thread creation, brk, mmap,
+//! process events (fork, execve, stack growth, thread creation, brk, mmap, munmap,
 //! shmat, exit), each request at the level a real kernel serves it from.
 //!
 //! Object sizes are the `objsize` column of `/proc/slabinfo` on Linux
@@ -63,6 +63,10 @@ pub enum Event {
     Brk,
     /// An anonymous mapping: `mmap()` and the faults after it.
     Mmap,
+    /// A mapping removed: `munmap()` of one of the process's mmaps, its
+    /// VMA and pages freed (its page-table pages stay, as the kernel keeps
+    /// them while the range's neighbours are mapped).
+    Munmap,
     /// A System V shared segment attached: `shmget()` + `shmat()`.
     Shmat,
     /// A process ending: `exit()`.
@@ -71,8 +75,17 @@ pub enum Event {
 
 impl Event {
     /// Every event, in `mix` order.
-    pub const ALL: [Event; 8] =
-        [Event::Fork, Event::Exec, Event::Stack, Event::Thread, Event::Brk, Event::Mmap, Event::Shmat, Event::Exit];
+    pub const ALL: [Event; 9] = [
+        Event::Fork,
+        Event::Exec,
+        Event::Stack,
+        Event::Thread,
+        Event::Brk,
+        Event::Mmap,
+        Event::Munmap,
+        Event::Shmat,
+        Event::Exit,
+    ];
 
     /// The name in a `mix`.
     pub fn name(self) -> &'static str {
@@ -83,6 +96,7 @@ impl Event {
             Event::Thread => "thread",
             Event::Brk => "brk",
             Event::Mmap => "mmap",
+            Event::Munmap => "munmap",
             Event::Shmat => "shmat",
             Event::Exit => "exit",
         }
@@ -90,12 +104,12 @@ impl Event {
 }
 
 /// The named event mixes: weights in [`Event::ALL`] order.
-pub const MIXES: &[(&str, [u32; 8])] = &[
-    ("balanced", [3, 2, 4, 1, 6, 4, 1, 3]),
+pub const MIXES: &[(&str, [u32; 9])] = &[
+    ("balanced", [3, 2, 4, 1, 6, 4, 3, 1, 3]),
     // A shell script's or a build's life: processes come and go.
-    ("fork-heavy", [10, 8, 2, 1, 2, 1, 0, 9]),
-    // A few long-lived processes mapping and faulting memory.
-    ("mmap-heavy", [1, 1, 3, 1, 4, 12, 2, 1]),
+    ("fork-heavy", [10, 8, 2, 1, 2, 1, 1, 0, 9]),
+    // A few long-lived processes mapping, faulting and unmapping memory.
+    ("mmap-heavy", [1, 1, 3, 1, 4, 12, 10, 2, 1]),
 ];
 
 /// What the generator is asked for.
@@ -108,7 +122,7 @@ pub struct EventsConfig {
     /// Threads at most in one process, its first included.
     pub threads: u32,
     /// Weights of [`Event::ALL`].
-    pub mix: [u32; 8],
+    pub mix: [u32; 9],
     /// Pages at most faulted in by one brk, mmap, shmat or exec.
     pub fault_pages: u32,
     /// Kernel stacks from vmalloc (`CONFIG_VMAP_STACK`) rather than order-2
@@ -124,7 +138,10 @@ struct Mm {
     blocks: Vec<u32>,
     /// VMAs (what fork copies).
     vmas: u32,
-    /// Pages mapped (what page-table pages cover).
+    /// The mmaps still mapped: each one's VMA blocks and pages, which
+    /// munmap frees (and exec and exit with the rest).
+    maps: Vec<Vec<u32>>,
+    /// Pages ever mapped (what page-table pages cover).
     mapped: u64,
     /// Page-table pages allocated.
     tables: u64,
@@ -320,7 +337,7 @@ impl EventsGen {
             }
             Event::Exec => {
                 let old = std::mem::take(&mut self.processes[victim].mm);
-                self.free(old.blocks);
+                self.free_mm(old);
                 let mm = self.new_mm();
                 self.processes[victim].mm = mm;
             }
@@ -342,15 +359,45 @@ impl EventsGen {
                 process.blocks.extend(blocks);
                 process.threads += 1;
             }
-            Event::Brk | Event::Mmap => {
+            Event::Brk => {
+                // brk grows the heap's VMA and faults pages into it.
                 let mut mm = std::mem::take(&mut self.processes[victim].mm);
-                // brk grows the heap's VMA; mmap makes a new one.
-                if event == Event::Mmap {
-                    self.vma(&mut mm);
-                }
                 let pages = self.fault_count();
                 self.fault(&mut mm, pages);
                 self.processes[victim].mm = mm;
+            }
+            Event::Mmap => {
+                // A new VMA and its pages, kept apart for munmap; the
+                // page-table pages stay the mm's.
+                let mut mm = std::mem::take(&mut self.processes[victim].mm);
+                let mut map = Mm { mapped: mm.mapped, tables: mm.tables, vmas: mm.vmas, ..Mm::default() };
+                self.vma(&mut map);
+                let pages = self.fault_count();
+                for _ in 0..pages {
+                    map.blocks.push(self.page());
+                }
+                mm.vmas = map.vmas;
+                mm.mapped += pages;
+                let needed = 3 + mm.mapped.div_ceil(PTES_PER_PAGE);
+                while mm.tables < needed {
+                    mm.blocks.push(self.page());
+                    mm.tables += 1;
+                }
+                mm.maps.push(map.blocks);
+                self.processes[victim].mm = mm;
+            }
+            Event::Munmap => {
+                let maps = self.processes[victim].mm.maps.len();
+                if maps == 0 {
+                    // Nothing to unmap: the process faults a stack page.
+                    let mut mm = std::mem::take(&mut self.processes[victim].mm);
+                    self.fault(&mut mm, 1);
+                    self.processes[victim].mm = mm;
+                } else {
+                    let which = self.rng.random_range(0..maps);
+                    let map = self.processes[victim].mm.maps.swap_remove(which);
+                    self.free(map);
+                }
             }
             Event::Shmat => {
                 let mut segment = vec![self.object(objects::SHMEM_INODE)];
@@ -369,8 +416,15 @@ impl EventsGen {
         }
     }
 
+    fn free_mm(&mut self, mm: Mm) {
+        self.free(mm.blocks);
+        for map in mm.maps {
+            self.free(map);
+        }
+    }
+
     fn exit(&mut self, process: Process) {
-        self.free(process.mm.blocks);
+        self.free_mm(process.mm);
         self.free(process.shm);
         self.free(process.blocks);
     }
@@ -415,7 +469,7 @@ mod tests {
         /// free of an unknown block) that frees everything it allocated.
         #[test]
         fn every_event_sequence_is_a_valid_trace_that_frees_everything(
-            mix in proptest::array::uniform8(0u32..5),
+            mix in proptest::array::uniform9(0u32..5),
             events in 1u64..400,
             procs in 1u32..8,
             threads in 1u32..4,
@@ -466,7 +520,7 @@ mod tests {
     #[test]
     fn a_fork_allocates_the_tasks_objects_a_stack_and_copies_the_page_tables() {
         // Only forks: init's exec'd address space, then each fork.
-        let mix = [1, 0, 0, 0, 0, 0, 0, 0];
+        let mix = [1, 0, 0, 0, 0, 0, 0, 0, 0];
         let config = EventsConfig { events: 1, mix, ..config("balanced") };
         let ops: Vec<Op> = EventsGen::new(config, 1).collect();
         let allocs: Vec<(u64, Level)> = ops
@@ -490,6 +544,22 @@ mod tests {
         let pages = count(PAGE, Level::Page);
         assert!((4 + 1 + 4..=4 + 16 + 4).contains(&pages), "{pages}");
         assert_eq!(ops.iter().filter(|op| matches!(op, Op::Free { .. })).count(), allocs.len());
+    }
+
+    #[test]
+    fn munmap_frees_a_mapping_while_the_process_lives() {
+        // Only mmap and munmap: every free before the shutdown is a munmap.
+        let mix = [0, 0, 0, 0, 0, 1, 1, 0, 0];
+        let ops: Vec<Op> = EventsGen::new(EventsConfig { events: 200, mix, ..config("balanced") }, 2).collect();
+        let last_alloc = ops.iter().rposition(|op| matches!(op, Op::Alloc { .. })).unwrap();
+        let early_frees = ops[..last_alloc].iter().filter(|op| matches!(op, Op::Free { .. })).count();
+        assert!(early_frees > 100, "{early_frees}");
+        // A mapping is freed whole: its VMA's objects with its pages.
+        let mut validator = Validator::new();
+        for op in &ops {
+            validator.check(op).unwrap();
+        }
+        assert_eq!(validator.live_blocks(), 0);
     }
 
     #[test]

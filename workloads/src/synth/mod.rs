@@ -46,7 +46,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
     (
         "kernel-events",
-        "a simulated system's fork, execve, stack growth, threads, brk, mmap, shmat and exit, each request at its kernel level",
+        "a simulated system's fork, execve, stack growth, threads, brk, mmap, munmap, shmat and exit, each request at its kernel level",
     ),
     ("constant", "one size (`size=`)"),
     ("uniform", "sizes uniform on [min, max]"),
@@ -521,7 +521,7 @@ fn parse_events(reader: &mut ParamReader<'_>) -> Result<(Shape, String), String>
 
 /// A named mix, or weights `event:weight/…` over the events (those not
 /// named weigh 0).
-fn parse_mix(text: &str) -> Result<[u32; 8], String> {
+fn parse_mix(text: &str) -> Result<[u32; 9], String> {
     if let Some((_, weights)) = MIXES.iter().find(|(name, _)| *name == text) {
         return Ok(*weights);
     }
@@ -533,7 +533,7 @@ fn parse_mix(text: &str) -> Result<[u32; 8], String> {
     if !text.contains(':') {
         return Err(format!("{}, found `{text}`", expected()));
     }
-    let mut weights = [0u32; 8];
+    let mut weights = [0u32; 9];
     for part in text.split('/') {
         let Some((name, weight)) = part.split_once(':') else {
             return Err(format!("{}, found `{part}`", expected()));
