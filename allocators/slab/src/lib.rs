@@ -514,6 +514,7 @@ impl<const C: bool> Slab<C> {
     pub fn slab_bytes(&self) -> usize {
         self.caches.iter().map(|c| c.slabs() * c.slab_bytes).sum()
     }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
@@ -1031,8 +1032,7 @@ impl<const C: bool> Allocator for Slab<C> {
         ensure!(tail_bytes == self.tail_bytes, "tail bytes counter {} but slabs have {tail_bytes}", self.tail_bytes);
         let stats = self.stats();
         // Large blocks are the buddy's allocated blocks that are not slabs.
-        let slab_bytes: usize = self.caches.iter().map(|c| c.slabs() * c.slab_bytes).sum();
-        let large_bytes = self.buddy.stats().granted_bytes - slab_bytes - self.lent_bytes;
+        let large_bytes = self.buddy.stats().granted_bytes - self.slab_bytes() - self.lent_bytes;
         ensure!(
             object_bytes + large_bytes == stats.granted_bytes,
             "granted bytes counter {} but slabs hold {object_bytes} in objects and large blocks {large_bytes}",

@@ -136,6 +136,21 @@ fn levels_table(models: &[(&str, &String, Table, Table)]) -> (Vec<&'static str>,
     (header, rows)
 }
 
+/// One panel of the over-time figure: `series` against the op, linear.
+fn panel(title: String, y_label: &str, series: Vec<(String, Vec<(f64, f64)>)>) -> Lines {
+    Lines {
+        title,
+        x_label: "op".into(),
+        y_label: y_label.into(),
+        series,
+        log_y: false,
+        thin: Vec::new(),
+        x_ticks: None,
+        y_max: None,
+        pixels: (900, 320),
+    }
+}
+
 /// Requests served and refused per level over the run: where contiguity
 /// fails and virtual contiguity does not.
 pub(crate) fn over_time(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Option<Figure>, ReportError> {
@@ -150,17 +165,7 @@ pub(crate) fn over_time(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Op
                 .map(|column| (column.to_string(), group.series(allocator, &format!("level_{row}_{column}"))))
                 .collect();
             if series.iter().any(|(_, points)| points.iter().any(|p| p.1 > 0.0)) {
-                panels.push(Lines {
-                    title: format!("{label}: {name} requests"),
-                    x_label: "op".into(),
-                    y_label: "requests so far".into(),
-                    series,
-                    log_y: false,
-                    thin: Vec::new(),
-                    x_ticks: None,
-                    y_max: None,
-                    pixels: (900, 320),
-                });
+                panels.push(panel(format!("{label}: {name} requests"), "requests so far", series));
             }
         }
         if panels.is_empty() {
@@ -172,17 +177,7 @@ pub(crate) fn over_time(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Op
             .map(|h| (h.to_string(), group.series(allocator, &format!("pool_{}_bytes", h.replace(' ', "_")))))
             .filter(|(_, points)| points.iter().any(|p| p.1 > 0.0))
             .collect();
-        charts.push(Lines {
-            title: format!("{label}: the pool's frames by holder"),
-            x_label: "op".into(),
-            y_label: "bytes".into(),
-            series: holders,
-            log_y: false,
-            thin: Vec::new(),
-            x_ticks: None,
-            y_max: None,
-            pixels: (900, 320),
-        });
+        charts.push(panel(format!("{label}: the pool's frames by holder"), "bytes", holders));
     }
     if charts.is_empty() {
         return Ok(None);
