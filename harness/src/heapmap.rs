@@ -247,7 +247,7 @@ mod tests {
         let config = heaplab_buddy::Config { min_block: 64, max_order: None, split: heaplab_buddy::Split::Lower };
         let mut allocator = config.build(Arena::new(1024).unwrap()).unwrap();
         let mut steps: Vec<Step> = (0..16)
-            .map(|slot| Step::Alloc { slot, align_log2: 4, size: 64, level: heaplab_core::Level::User })
+            .map(|slot| Step::Alloc { slot, align_log2: 4, size: 64, level: heaplab_core::Level::User, space: 0 })
             .collect();
         steps.extend((0..16).step_by(2).map(|slot| Step::Free { slot }));
         let mut slots = Slots::new(16);

@@ -699,7 +699,7 @@ mod tests {
     }
 
     fn alloc(slot: u32, size: u64) -> Step {
-        Step::Alloc { slot, align_log2: 4, size, level: heaplab_core::Level::User }
+        Step::Alloc { slot, align_log2: 4, size, level: heaplab_core::Level::User, space: 0 }
     }
 
     #[test]

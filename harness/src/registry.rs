@@ -39,7 +39,13 @@ macro_rules! registry {
         impl AllocatorSpec {
             /// Parse and validate a spec string.
             pub fn parse(text: &str) -> Result<AllocatorSpec, SpecError> {
-                if let Some((layer, inner)) = text.split_once('/') {
+                // A layer's family comes first (`cached:mag=64/SPEC`); any
+                // other family's slash is inside a parameter
+                // (`kernel:…,malloc=buddy/min:16`).
+                let head = text.split([':', '/']).next().unwrap_or_default();
+                if let Some((layer, inner)) = text.split_once('/')
+                    && (LayerKind::FAMILIES.contains(&head) || !layer.contains(':'))
+                {
                     return AllocatorSpec::parse_layered(text, layer, inner);
                 }
                 let spec: Spec = text.parse()?;
@@ -241,6 +247,16 @@ mod tests {
         for spec in listed {
             assert_eq!(AllocatorSpec::parse(&spec.spec()).unwrap(), spec);
         }
+    }
+
+    #[test]
+    fn a_slash_is_a_layer_only_after_a_layer_family() {
+        let kernel = AllocatorSpec::parse("kernel:user=malloc,malloc=buddy/min:16").unwrap();
+        assert_eq!(kernel.family(), "kernel");
+        assert!(kernel.spec().contains("malloc=buddy/min:16/"), "{}", kernel.spec());
+        let layered = AllocatorSpec::parse("cached:mag=64,depot=4,max=1K/segregated:kind=tlsf,sl=5").unwrap();
+        assert!(matches!(layered, AllocatorSpec::Layered(..)));
+        assert!(AllocatorSpec::parse("bogus/buddy").unwrap_err().to_string().contains("unknown layer"));
     }
 
     #[test]

@@ -175,12 +175,12 @@ pub fn replay<A: Allocator, P: Probe<A>>(
             allocator.set_thread(thread as usize);
         }
         match *step {
-            Step::Alloc { slot, align_log2, size, level } => {
+            Step::Alloc { slot, align_log2, size, level, space } => {
                 // SAFETY: preparation checked that this size and alignment
                 // make a valid Layout.
                 let layout = unsafe { Layout::from_size_align_unchecked(size as usize, 1 << align_log2) };
                 let start = probe.start();
-                let result = allocator.alloc_at(level, layout);
+                let result = allocator.alloc_in(space, level, layout);
                 probe.stop(OpKind::Alloc, start);
                 match result {
                     Ok(ptr) => {
@@ -262,8 +262,8 @@ mod tests {
         // 256 bytes of arena: the second 200-byte block does not fit.
         let mut bump: Bump = Bump::new(Arena::new(256).unwrap());
         let steps = [
-            Step::Alloc { slot: 0, align_log2: 4, size: 200, level: heaplab_core::Level::User },
-            Step::Alloc { slot: 1, align_log2: 4, size: 200, level: heaplab_core::Level::User },
+            Step::Alloc { slot: 0, align_log2: 4, size: 200, level: heaplab_core::Level::User, space: 0 },
+            Step::Alloc { slot: 1, align_log2: 4, size: 200, level: heaplab_core::Level::User, space: 0 },
             Step::Realloc { slot: 1, size: 10 },
             Step::Free { slot: 1 },
             Step::AllocImpossible { slot: 2, size: u64::MAX },
@@ -283,8 +283,8 @@ mod tests {
     fn leftover_blocks_are_released() {
         let mut bump: Bump = Bump::new(Arena::new(4096).unwrap());
         let steps = [
-            Step::Alloc { slot: 0, align_log2: 3, size: 24, level: heaplab_core::Level::User },
-            Step::Alloc { slot: 1, align_log2: 3, size: 8, level: heaplab_core::Level::User },
+            Step::Alloc { slot: 0, align_log2: 3, size: 24, level: heaplab_core::Level::User, space: 0 },
+            Step::Alloc { slot: 1, align_log2: 3, size: 8, level: heaplab_core::Level::User, space: 0 },
         ];
         let mut slots = Slots::new(2);
         replay(&mut bump, &steps, &mut slots, Touch::First, &mut Nothing).unwrap();

@@ -530,3 +530,49 @@ fn the_kernel_model_refuses_contiguous_pages_that_vmalloc_serves_and_runs_kernel
         assert!(last_sample(&series, "kernel", "kernel-events", metric).unwrap() > 100.0, "{metric}");
     }
 }
+
+#[test]
+fn each_process_mallocs_from_its_own_heap_on_pool_pages_and_a_native_trace_keeps_its_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let workload = "kernel-events:events=300,procs=8,pool=2M,mix=fork-heavy,malloc=small-objects/live:8K,malloc_ops=16";
+    // A native trace of the workload keeps each request's address space;
+    // a .rep file, one process's heap, refuses it and is not written.
+    let trace = dir.path().join("events.hlt");
+    heaplab().args(["trace", "gen", workload, "-o"]).arg(&trace).assert().success();
+    let rep = dir.path().join("events.rep");
+    heaplab()
+        .args(["trace", "gen", workload, "-o"])
+        .arg(&rep)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("of address space"));
+    assert!(!rep.exists(), "no half-written .rep");
+    heaplab()
+        .args(["run", "--metrics-only", "--quiet", "--name", "heaps", "--alloc", "kernel:user=malloc"])
+        .args(["--alloc", "kernel:user=malloc,malloc=buddy/min:16,heap=1M", "--alloc", "slab"])
+        .args(["--workload", workload, "--workload"])
+        .arg(&trace)
+        .arg("--out")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let run = dir.path().join("heaps");
+    let summary = run.join("summary.csv");
+    let (allocators, ops, failed) =
+        (column(&summary, "allocator"), column(&summary, "ops"), column(&summary, "failed_allocs"));
+    assert_eq!(allocators.len(), 6);
+    assert!(ops.iter().all(|n| n == &ops[0]), "the trace and the workload are the same ops: {ops:?}");
+    assert!(failed.iter().all(|n| n == "0"), "{failed:?}");
+    let workloads = column(&summary, "workload");
+    let recorded = workloads.iter().find(|w| !w.starts_with("kernel-events")).expect("the trace's rows").clone();
+    let series = run.join("timeseries.csv");
+    for allocator in ["kernel:user=malloc,malloc=segregated", "kernel:user=malloc,malloc=buddy"] {
+        for workload in ["kernel-events", recorded.as_str()] {
+            let served = last_sample(&series, allocator, workload, "level_malloc_served");
+            assert!(served.unwrap_or(0.0) > 100.0, "{allocator} on {workload}: {served:?}");
+            // At the end every process has exited: its heap's frames are back.
+            assert_eq!(last_sample(&series, allocator, workload, "pool_malloc_heaps_bytes"), Some(0.0));
+        }
+    }
+    assert_eq!(last_sample(&series, "slab", "kernel-events", "level_malloc_served"), None);
+}

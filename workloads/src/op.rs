@@ -67,6 +67,11 @@ pub enum Op {
         /// The level of the memory system it goes to (user memory unless
         /// the workload says otherwise; see [`Level`]).
         level: Level,
+        /// The address space it belongs to: the simulated process whose
+        /// memory it is (0 for every recorded trace and for the kernel's own
+        /// requests). An allocator with one heap ignores it; the kernel
+        /// model keeps one user heap per space (see [`Level`]).
+        space: u8,
     },
     /// Free block `id`.
     Free {
@@ -86,7 +91,7 @@ impl Op {
     /// An allocation of user memory (what every recorded trace holds).
     #[inline]
     pub fn alloc(id: u32, size: u64, align: Align) -> Op {
-        Op::Alloc { id, size, align, level: Level::User }
+        Op::Alloc { id, size, align, level: Level::User, space: 0 }
     }
 
     /// The block this operation concerns.
@@ -101,7 +106,7 @@ impl Op {
     #[inline]
     pub fn with_id(self, id: u32) -> Op {
         match self {
-            Op::Alloc { size, align, level, .. } => Op::Alloc { id, size, align, level },
+            Op::Alloc { size, align, level, space, .. } => Op::Alloc { id, size, align, level, space },
             Op::Free { .. } => Op::Free { id },
             Op::Realloc { size, .. } => Op::Realloc { id, size },
         }

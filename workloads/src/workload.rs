@@ -173,10 +173,10 @@ impl Workload {
             })?;
             threads_seen.insert(thread);
             let op = match op {
-                Op::Alloc { id, size, align, level } => {
+                Op::Alloc { id, size, align, level, space } => {
                     ids.set(id, next_id);
                     next_id += 1;
-                    Op::Alloc { id: next_id - 1, size, align, level }
+                    Op::Alloc { id: next_id - 1, size, align, level, space }
                 }
                 Op::Free { id } => Op::Free { id: ids.get(id) },
                 Op::Realloc { id, size } => Op::Realloc { id: ids.get(id), size },

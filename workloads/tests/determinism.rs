@@ -19,7 +19,7 @@ fn fingerprint(ops: impl Iterator<Item = Op>) -> u64 {
     };
     for op in ops {
         match op {
-            Op::Alloc { id, size, align, level } => {
+            Op::Alloc { id, size, align, level, .. } => {
                 eat(&[0]);
                 eat(&id.to_le_bytes());
                 eat(&size.to_le_bytes());

@@ -233,6 +233,16 @@ pub trait Allocator {
         self.alloc(layout)
     }
 
+    /// Allocate at a level for address space `space` (a simulated
+    /// process; 0 for every recorded trace). An allocator with one heap
+    /// ignores the space, as the default does; the kernel model serves each
+    /// space's user memory from that process's own heap.
+    #[inline(always)]
+    fn alloc_in(&mut self, space: u8, level: Level, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let _ = space;
+        self.alloc_at(level, layout)
+    }
+
     /// Return a block to the free space.
     ///
     /// # Safety

@@ -26,7 +26,10 @@
 //!   metadata. Bytes written through a vmalloc block land in the pool's
 //!   frames: the mapping is real.
 //! - **User memory** ([`Level::User`], every recorded trace): served at the
-//!   level `user=` names (`kmalloc` by default), so that every workload runs.
+//!   level `user=` names (`kmalloc` by default), so that every workload runs;
+//!   or, with `user=malloc`, by a malloc heap per address space, any heaplab
+//!   family, whose pages are the pool's frames faulted in as its footprint
+//!   grows (see [`heap`]): `kernel:user=malloc,malloc=segregated/kind:fits/classes:dl,heap=4M,mmap=128K`.
 //!
 //! `free` and `realloc` need no level: the address says where a block lives,
 //! as `kfree` finds a slab from the page and `vfree` finds its area. A
@@ -60,10 +63,12 @@
 //!   Linux's costs page-table writes and TLB flushes: timings of vmalloc
 //!   requests are system calls, and say so.
 
+pub mod heap;
 pub mod pool;
 pub mod vmalloc;
 
 use std::alloc::Layout;
+use std::collections::HashMap;
 use std::ptr::NonNull;
 
 use heaplab_core::{
@@ -72,28 +77,41 @@ use heaplab_core::{
 };
 use heaplab_slab::Slab;
 
+use self::heap::{Heap, Malloc};
 use self::pool::{Mapper, PAGE, PoolMapping};
 use self::vmalloc::{Area, PTES_PER_PAGE, Space};
 
 /// No page-table page.
 const NO_FRAME: u32 = u32::MAX;
 
-/// The rows of the per-level tables: the levels of the model.
-const ROWS: [&str; 3] = ["kmalloc", "vmalloc", "alloc_pages"];
+/// The rows of the per-level tables: the levels of the model (the last
+/// only with user heaps).
+const ROWS: [&str; 4] = ["kmalloc", "vmalloc", "alloc_pages", "malloc"];
 const KMALLOC: usize = 0;
 const VMALLOC: usize = 1;
 const PAGES: usize = 2;
+const MALLOC: usize = 3;
 
-/// A kernel-model configuration: `kernel:user=kmalloc|vmalloc|page`.
+/// Heaps at most alive at once with `user=malloc`: address spaces beyond
+/// this many are refused.
+pub const HEAP_SLOTS: usize = 256;
+
+/// The default heap family: dlmalloc's strategy.
+pub const DEFAULT_MALLOC: &str = "segregated/kind:fits/classes:dl";
+
+/// A kernel-model configuration:
+/// `kernel:user=kmalloc|vmalloc|page|malloc[,malloc=FAMILY/key:value/…,heap=SIZE,mmap=SIZE]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Config {
-    /// The level user-memory requests are served at.
+    /// The level user-memory requests are served at (ignored with heaps).
     pub user: Level,
+    /// User memory from a malloc heap per address space on pool pages.
+    pub malloc: Option<Malloc>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { user: Level::Kmalloc }
+        Config { user: Level::Kmalloc, malloc: None }
     }
 }
 
@@ -105,31 +123,69 @@ impl AllocatorConfig for Config {
 
     fn from_spec(spec: &Spec) -> Result<Self, SpecError> {
         let mut reader = spec.reader();
-        let user = match reader.raw("user") {
-            None | Some("kmalloc") => Level::Kmalloc,
-            Some("vmalloc") => Level::Vmalloc,
-            Some("page") => Level::Page,
+        let (user, heaps) = match reader.raw("user") {
+            None | Some("kmalloc") => (Level::Kmalloc, false),
+            Some("vmalloc") => (Level::Vmalloc, false),
+            Some("page") => (Level::Page, false),
+            Some("malloc") => (Level::User, true),
             Some(other) => {
-                return Err(spec.error(format!("`user` must be kmalloc, vmalloc or page, found `{other}`")));
+                return Err(spec.error(format!("`user` must be kmalloc, vmalloc, page or malloc, found `{other}`")));
             }
         };
+        let malloc = if heaps {
+            let text = reader.raw("malloc").unwrap_or(DEFAULT_MALLOC).to_string();
+            let mut malloc = Malloc::new(&text).map_err(|message| spec.error(message))?;
+            malloc.heap_bytes = reader.size("heap", malloc.heap_bytes)?;
+            malloc.mmap_threshold = reader.size("mmap", malloc.mmap_threshold)?;
+            if malloc.heap_bytes < 16 * PAGE || malloc.heap_bytes > 1 << 30 || !malloc.heap_bytes.is_multiple_of(PAGE) {
+                return Err(spec.error(format!(
+                    "`heap` must be a whole number of 4 KiB pages from 64K to 1G, found {}",
+                    heaplab_core::spec::format_size(malloc.heap_bytes)
+                )));
+            }
+            if malloc.mmap_threshold == 0 {
+                return Err(spec.error("`mmap` must be at least one byte"));
+            }
+            Some(malloc)
+        } else {
+            for key in ["malloc", "heap", "mmap"] {
+                if reader.raw(key).is_some() {
+                    return Err(spec.error(format!("`{key}` is a parameter of user=malloc")));
+                }
+            }
+            None
+        };
         reader.finish()?;
-        Ok(Config { user })
+        Ok(Config { user, malloc })
     }
 
     fn spec(&self) -> String {
-        format!("kernel:user={}", self.user.name())
+        match &self.malloc {
+            None => format!("kernel:user={}", self.user.name()),
+            Some(malloc) => format!(
+                "kernel:user=malloc,malloc={},heap={},mmap={}",
+                malloc.nested(),
+                heaplab_core::spec::format_size(malloc.heap_bytes),
+                heaplab_core::spec::format_size(malloc.mmap_threshold)
+            ),
+        }
     }
 
     fn describe(&self) -> String {
-        format!(
-            "alloc_pages, kmalloc caches and vmalloc over one buddy pool of 4 KiB frames; user memory at {}",
-            self.user.name()
-        )
+        match &self.malloc {
+            None => format!(
+                "alloc_pages, kmalloc caches and vmalloc over one buddy pool of 4 KiB frames; user memory at {}",
+                self.user.name()
+            ),
+            Some(malloc) => format!(
+                "alloc_pages, kmalloc caches and vmalloc over one buddy pool of 4 KiB frames; user memory from a {} heap per process on pool pages",
+                malloc.spec
+            ),
+        }
     }
 
     fn listed() -> Vec<Self> {
-        vec![Config::default(), Config { user: Level::Vmalloc }]
+        vec![Config::default(), Config { user: Level::Vmalloc, malloc: None }]
     }
 
     fn build(&self, arena: Arena) -> Result<Kernel, BuildError> {
@@ -158,14 +214,27 @@ enum Route {
     Object,
     /// A block of `2^order` frames, for the row.
     Frames(u32, usize),
-    /// A vmalloc area.
+    /// A vmalloc area, or a user mapping.
     Virtual,
+    /// A block of the user heap in this slot.
+    Heap(usize),
 }
 
 /// The kernel memory model. See the crate documentation. `C`: whether it
 /// keeps the ledger of counters.
 #[derive(Debug)]
 pub struct Kernel<const C: bool = true> {
+    /// The user heaps by slot (declared before `slab`, so that they drop
+    /// before the arena their address space is part of).
+    heaps: Vec<Option<Heap>>,
+    /// The slot of each address space's heap.
+    slot_of: HashMap<u8, usize>,
+    /// Slots without a heap, the lowest last.
+    free_slots: Vec<usize>,
+    /// The arena offset of the first heap slot.
+    heaps_base: usize,
+    /// Frames the heaps hold.
+    heap_frames: usize,
     /// The slab caches over the pool's buddy system, which owns the arena.
     slab: Slab<C>,
     config: Config,
@@ -187,7 +256,7 @@ pub struct Kernel<const C: bool = true> {
     /// Blocks of frames and vmalloc areas (objects are the slab's).
     ledger: Ledger<C>,
     /// Per row of [`ROWS`], kept only with the ledger.
-    tallies: [Tally; 3],
+    tallies: [Tally; 4],
 }
 
 impl<const C: bool> Kernel<C> {
@@ -196,10 +265,12 @@ impl<const C: bool> Kernel<C> {
     /// [`Allocator::into_arena`]) is used again as it is; any other is
     /// replaced by a memfd-backed one of its size.
     pub fn new(arena: Arena, config: Config) -> Result<Kernel<C>, SetupError> {
+        let heap_bytes = config.malloc.as_ref().map_or(0, |malloc| malloc.heap_bytes);
+        let wanted = |pool: usize| 2 * pool + HEAP_SLOTS * heap_bytes;
         let arena = match arena.owner::<PoolMapping>() {
-            Some(_) => arena,
-            None => {
-                let pool = arena.len() / PAGE * PAGE;
+            Some(mapping) if mapping.virtual_bytes() == wanted(mapping.pool_bytes()) => arena,
+            _ => {
+                let pool = arena.owner::<PoolMapping>().map_or(arena.len(), PoolMapping::pool_bytes) / PAGE * PAGE;
                 if pool < 4 * PAGE {
                     return Err(SetupError::ArenaTooSmall {
                         arena: arena.len(),
@@ -207,7 +278,7 @@ impl<const C: bool> Kernel<C> {
                     });
                 }
                 drop(arena);
-                PoolMapping::arena(pool, 2 * pool)
+                PoolMapping::arena(pool, wanted(pool))
                     .map_err(|error| SetupError::Peer(format!("cannot map the page pool from a memfd: {error}")))?
             }
         };
@@ -215,9 +286,15 @@ impl<const C: bool> Kernel<C> {
         let (mapper, pool_bytes, virtual_bytes) = (mapping.mapper(), mapping.pool_bytes(), mapping.virtual_bytes());
         let slab_config = heaplab_slab::Config::default();
         let slab = Slab::with_pool(arena, slab_config, pool_bytes)?;
-        let virtual_pages = virtual_bytes / PAGE;
+        let virtual_pages = (virtual_bytes - HEAP_SLOTS * heap_bytes) / PAGE;
         let windows = virtual_pages.div_ceil(PTES_PER_PAGE);
+        let slots = if heap_bytes > 0 { HEAP_SLOTS } else { 0 };
         Ok(Kernel {
+            heaps: (0..slots).map(|_| None).collect(),
+            slot_of: HashMap::new(),
+            free_slots: (0..slots).rev().collect(),
+            heaps_base: pool_bytes + virtual_pages * PAGE,
+            heap_frames: 0,
             slab,
             config,
             mapper,
@@ -228,7 +305,7 @@ impl<const C: bool> Kernel<C> {
             pte_pages: 0,
             frame_row: heaplab_core::side_table(0, pool_bytes / PAGE),
             ledger: Ledger::new(0, 0, 0),
-            tallies: [Tally::default(); 3],
+            tallies: [Tally::default(); 4],
         })
     }
 
@@ -273,7 +350,9 @@ impl<const C: bool> Kernel<C> {
     /// Where the live block at `offset` lives.
     #[inline]
     fn placed(&self, offset: usize, layout: Layout) -> Route {
-        if offset >= self.pool_bytes {
+        if offset >= self.heaps_base {
+            Route::Heap((offset - self.heaps_base) / self.heap_bytes())
+        } else if offset >= self.pool_bytes {
             Route::Virtual
         } else if self.slab.is_object(offset, layout) {
             Route::Object
@@ -341,7 +420,7 @@ impl<const C: bool> Kernel<C> {
         }
     }
 
-    fn vmalloc(&mut self, layout: Layout) -> Result<usize, AllocError> {
+    fn vmalloc(&mut self, layout: Layout, user: Option<u8>) -> Result<usize, AllocError> {
         let pages = layout.size().div_ceil(PAGE).max(1);
         let align = (layout.align() / PAGE).max(1);
         // One guard page after the area, as without VM_NO_GUARD.
@@ -387,7 +466,7 @@ impl<const C: bool> Kernel<C> {
             runs += 1;
             index = end;
         }
-        self.space.insert(start, Area { requested: layout.size(), frames, runs });
+        self.space.insert(start, Area { requested: layout.size(), frames, runs, user });
         Ok(self.pool_bytes + start * PAGE)
     }
 
@@ -419,27 +498,247 @@ impl<const C: bool> Kernel<C> {
         }
     }
 
+    // ---- user heaps -----------------------------------------------------------
+
+    /// Bytes of address space per heap (0 without heaps).
+    fn heap_bytes(&self) -> usize {
+        self.config.malloc.as_ref().map_or(0, |malloc| malloc.heap_bytes)
+    }
+
+    /// The heaps alive.
+    pub fn heaps(&self) -> impl Iterator<Item = &Heap> {
+        self.heaps.iter().flatten()
+    }
+
+    /// The heap of address space `space`, built if it has none.
+    fn heap_slot(&mut self, space: u8) -> Result<usize, AllocError> {
+        if let Some(&slot) = self.slot_of.get(&space) {
+            return Ok(slot);
+        }
+        let malloc = self.config.malloc.clone().expect("heaps only with user=malloc");
+        let slot = self.free_slots.pop().ok_or(AllocError::OutOfMemory)?;
+        let base = self.heaps_base + slot * malloc.heap_bytes;
+        let pages = malloc.heap_bytes / PAGE;
+        // SAFETY: the slot was free: no live block uses its address space.
+        if unsafe { self.mapper.map_anonymous(base, pages) }.is_err() {
+            self.free_slots.push(slot);
+            return Err(AllocError::OutOfMemory);
+        }
+        let ptr = self.arena().ptr_at(base);
+        // SAFETY: base..base + heap_bytes is this slot's address space, page
+        // aligned, mapped readable and writable just now; it stays mapped
+        // (anonymous memory, or frames mapped over it) until `drop_heap`
+        // drops the allocator, and before the arena it lies in (the
+        // `heaps` field drops before `slab`). The owner is nothing: the
+        // model's pool mapping releases the memory.
+        let arena = unsafe { Arena::from_mapping(ptr, malloc.heap_bytes, PAGE, Box::new(())) };
+        let allocator = match malloc.build(arena) {
+            Ok(allocator) => allocator,
+            Err(_) => {
+                // SAFETY: the slot's address space, which nothing uses.
+                let _ = unsafe { self.mapper.unmap(base, pages) };
+                self.free_slots.push(slot);
+                return Err(AllocError::Unsupported("the heap family cannot be built on `heap` bytes"));
+            }
+        };
+        self.heaps[slot] = Some(Heap { allocator, space, base, frames: Vec::new() });
+        self.slot_of.insert(space, slot);
+        Ok(slot)
+    }
+
+    /// Give a heap's frames back to the pool and its address space up.
+    fn drop_heap(&mut self, slot: usize) {
+        let Some(heap) = self.heaps[slot].take() else { return };
+        let Heap { allocator, space, base, frames } = heap;
+        drop(allocator);
+        // SAFETY: the heap's allocator is gone; nothing touches its pages.
+        let unmapped = unsafe { self.mapper.unmap(base, self.heap_bytes() / PAGE) };
+        assert!(unmapped.is_ok(), "cannot unmap a heap: {unmapped:?}");
+        self.heap_frames -= frames.len();
+        self.free_frames(&frames);
+        self.slot_of.remove(&space);
+        self.free_slots.push(slot);
+    }
+
+    /// Fault frames in under the heap in `slot` up to its footprint, as far
+    /// as the pool has them.
+    fn grow(&mut self, slot: usize) -> Result<(), AllocError> {
+        let heap = self.heaps[slot].as_ref().expect("a live heap");
+        let (need, have, base) = (heap.footprint_pages(), heap.frames.len(), heap.base);
+        for page in have..need {
+            let frame = self.slab.alloc_pages(0)?;
+            let at = base + page * PAGE;
+            let arena = self.slab.arena();
+            // SAFETY: `at` is a page of the heap's anonymous memory and
+            // `frame` a frame just lent to us: disjoint pages, both mapped.
+            unsafe {
+                std::ptr::copy_nonoverlapping(arena.ptr_at(at).as_ptr(), arena.ptr_at(frame).as_ptr(), PAGE);
+            }
+            // SAFETY: the page is the heap's; its bytes are in the frame now.
+            let mapped = unsafe { self.mapper.map(at, frame, 1) };
+            if mapped.is_err() {
+                // SAFETY: the frame is ours and mapped nowhere else.
+                unsafe { self.slab.free_pages(frame, 0) };
+                return Err(AllocError::OutOfMemory);
+            }
+            self.heaps[slot].as_mut().expect("a live heap").frames.push((frame / PAGE) as u32);
+            self.heap_frames += 1;
+        }
+        Ok(())
+    }
+
+    /// A user request of address space `space`: its own mapping above the
+    /// mmap threshold, else a block of the process's heap.
+    fn malloc(&mut self, space: u8, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let threshold = self.config.malloc.as_ref().map_or(usize::MAX, |malloc| malloc.mmap_threshold);
+        if layout.size() >= threshold {
+            return match self.vmalloc(layout, Some(space)) {
+                Ok(offset) => {
+                    let granted = layout.size().div_ceil(PAGE).max(1) * PAGE;
+                    self.ledger.allocated(layout.size(), granted);
+                    self.tally_served(MALLOC, layout.size(), granted);
+                    // SAFETY: a mapping lies inside the arena.
+                    Ok(unsafe { self.arena().ptr_at_unchecked(offset) })
+                }
+                Err(error) => {
+                    self.tally_refused(MALLOC);
+                    Err(error)
+                }
+            };
+        }
+        let slot = match self.heap_slot(space) {
+            Ok(slot) => slot,
+            Err(error) => {
+                self.tally_refused(MALLOC);
+                return Err(error);
+            }
+        };
+        let heap = self.heaps[slot].as_mut().expect("a live heap");
+        let result = heap.alloc(layout);
+        let result = match result {
+            Ok(ptr) => {
+                let grown = self.grow(slot);
+                let heap = self.heaps[slot].as_mut().expect("a live heap");
+                if grown.is_err() && !heap.is_backed(ptr, layout) {
+                    // SAFETY: the block was just served with this layout.
+                    unsafe { heap.allocator.free(ptr, layout) };
+                    Err(AllocError::OutOfMemory)
+                } else {
+                    Ok(ptr)
+                }
+            }
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(ptr) => {
+                let granted = self.heaps[slot].as_ref().expect("a live heap").allocator.granted(ptr, layout);
+                self.tally_served(MALLOC, layout.size(), granted);
+            }
+            Err(_) => {
+                self.tally_refused(MALLOC);
+                if self.heaps[slot].as_ref().is_some_and(|heap| heap.allocator.stats().live_blocks == 0) {
+                    self.drop_heap(slot);
+                }
+            }
+        }
+        result
+    }
+
+    /// The heap and the granted bytes of a live heap block.
+    fn heap_of(&self, slot: usize) -> &Heap {
+        self.heaps[slot].as_ref().expect("a live heap block's heap")
+    }
+
+    /// Resize a user block of address space `space`: in place when the
+    /// heap block shrinks (the heap's own realloc, which needs no new page)
+    /// or a mapping keeps its pages; otherwise a new block of the process,
+    /// copied, and the old one freed, so that a pool out of frames refuses
+    /// the realloc and leaves the block as it was.
+    ///
+    /// # Safety
+    /// `ptr` is a live user block at `placed` with layout `old`.
+    unsafe fn realloc_user(
+        &mut self,
+        space: u8,
+        placed: Route,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let threshold = self.config.malloc.as_ref().map_or(usize::MAX, |malloc| malloc.mmap_threshold);
+        match placed {
+            Route::Heap(slot) if new.size() <= old.size() && new.size() < threshold => {
+                let heap = self.heaps[slot].as_mut().expect("a live heap block's heap");
+                let before = heap.allocator.granted(ptr, old);
+                // SAFETY: the caller's contract: a live block of this heap.
+                let moved = unsafe { heap.allocator.realloc(ptr, old, new.size()) }?;
+                let after = heap.allocator.granted(moved, new);
+                // A block that moved may have raised the footprint.
+                let _ = self.grow(slot);
+                let heap = self.heaps[slot].as_ref().expect("a live heap block's heap");
+                debug_assert!(heap.is_backed(moved, new), "a shrinking realloc stays in backed pages");
+                if C {
+                    let tally = &mut self.tallies[MALLOC];
+                    tally.requested = tally.requested - old.size() + new.size();
+                    tally.granted = tally.granted - before + after;
+                }
+                return Ok(moved);
+            }
+            Route::Virtual if new.size() >= threshold && old.size().div_ceil(PAGE) == new.size().div_ceil(PAGE) => {
+                let offset = self.arena().offset_of_unchecked(ptr);
+                self.ledger.resized(old.size(), new.size());
+                if let Some(area) = self.space.area_mut((offset - self.pool_bytes) / PAGE) {
+                    area.requested = new.size();
+                }
+                if C {
+                    self.tallies[MALLOC].requested = self.tallies[MALLOC].requested - old.size() + new.size();
+                }
+                return Ok(ptr);
+            }
+            _ => {}
+        }
+        let moved = self.malloc(space, new)?;
+        // SAFETY: both blocks are live and distinct; the copy is within both.
+        unsafe { std::ptr::copy_nonoverlapping(ptr.as_ptr(), moved.as_ptr(), old.size().min(new.size())) };
+        // SAFETY: the caller's contract: `ptr` is live with `old`.
+        unsafe { self.free(ptr, old) };
+        Ok(moved)
+    }
+
     // ---- per-level figures -------------------------------------------------
 
     /// Bytes of frames each holder has, and free: (holder, bytes).
     fn holders(&self) -> Vec<(&'static str, usize)> {
         let slab = self.slab.slab_bytes();
-        let vmalloc: usize = self.space.areas().map(|(_, area)| area.pages() * PAGE).sum();
+        let mapped = |user: bool| -> usize {
+            self.space
+                .areas()
+                .filter(|(_, area)| area.user.is_some() == user)
+                .map(|(_, area)| area.pages() * PAGE)
+                .sum()
+        };
+        let (vmalloc, user_mapped) = (mapped(false), mapped(true));
         let tables = self.pte_pages * PAGE;
-        let frames = self.slab.lent_bytes() - vmalloc - tables;
+        let heaps = self.heap_frames * PAGE;
+        let frames = self.slab.lent_bytes() - vmalloc - user_mapped - tables - heaps;
         let (large, pages) = if C {
             (self.tallies[KMALLOC].granted - self.slab.stats().granted_bytes, self.tallies[PAGES].granted)
         } else {
             (0, frames)
         };
-        vec![
+        let mut holders = vec![
             ("slab caches", slab),
             ("kmalloc large", large),
             ("alloc_pages", pages),
             ("vmalloc", vmalloc),
             ("page tables", tables),
             ("free", self.slab.buddy().stats().free_bytes),
-        ]
+        ];
+        if self.config.malloc.is_some() {
+            holders.push(("malloc heaps", heaps));
+            holders.push(("malloc mmap", user_mapped));
+        }
+        holders
     }
 }
 
@@ -452,7 +751,20 @@ impl<const C: bool> Allocator for Kernel<C> {
         self.alloc_at(Level::User, layout)
     }
 
+    fn alloc_in(&mut self, space: u8, level: Level, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if level == Level::User && self.config.malloc.is_some() {
+            if layout.align() > PAGE {
+                return Err(AllocError::Unsupported("alignment above a page"));
+            }
+            return self.malloc(space, layout);
+        }
+        self.alloc_at(level, layout)
+    }
+
     fn alloc_at(&mut self, level: Level, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        if level == Level::User && self.config.malloc.is_some() {
+            return self.alloc_in(0, level, layout);
+        }
         if layout.align() > self.arena().align() {
             return Err(AllocError::Unsupported("alignment above the arena's"));
         }
@@ -481,7 +793,8 @@ impl<const C: bool> Allocator for Kernel<C> {
                     Err(error)
                 }
             },
-            Route::Virtual => match self.vmalloc(layout) {
+            Route::Heap(_) => unreachable!("user memory reaches a heap through alloc_in"),
+            Route::Virtual => match self.vmalloc(layout, None) {
                 Ok(offset) => {
                     let granted = layout.size().div_ceil(PAGE).max(1) * PAGE;
                     self.ledger.allocated(layout.size(), granted);
@@ -516,7 +829,19 @@ impl<const C: bool> Allocator for Kernel<C> {
             Route::Virtual => {
                 let area = self.vfree(offset);
                 self.ledger.freed(layout.size(), area.pages() * PAGE);
-                self.tally_freed(VMALLOC, layout.size(), area.pages() * PAGE);
+                let row = if area.user.is_some() { MALLOC } else { VMALLOC };
+                self.tally_freed(row, layout.size(), area.pages() * PAGE);
+            }
+            Route::Heap(slot) => {
+                let heap = self.heaps[slot].as_mut().expect("a live heap block's heap");
+                let granted = heap.allocator.granted(ptr, layout);
+                // SAFETY: the caller's contract: a live block of this heap.
+                unsafe { heap.allocator.free(ptr, layout) };
+                let empty = heap.allocator.stats().live_blocks == 0;
+                self.tally_freed(MALLOC, layout.size(), granted);
+                if empty {
+                    self.drop_heap(slot);
+                }
             }
         }
     }
@@ -526,10 +851,20 @@ impl<const C: bool> Allocator for Kernel<C> {
             .map_err(|_| AllocError::Unsupported("size overflows isize"))?;
         let offset = self.arena().offset_of_unchecked(ptr);
         let placed = self.placed(offset, old);
+        let user = match placed {
+            Route::Heap(slot) => Some(self.heap_of(slot).space),
+            Route::Virtual => self.space.area((offset - self.pool_bytes) / PAGE).and_then(|area| area.user),
+            _ => None,
+        };
+        if let Some(space) = user {
+            // SAFETY: forwarded: the caller's contract.
+            return unsafe { self.realloc_user(space, placed, ptr, old, new) };
+        }
         let level = match placed {
             Route::Object => Level::Kmalloc,
             Route::Frames(_, row) => [Level::Kmalloc, Level::Vmalloc, Level::Page][row],
             Route::Virtual => Level::Vmalloc,
+            Route::Heap(_) => unreachable!("handled above"),
         };
         let route = self.route(level, new)?;
         let in_place = match (placed, route) {
@@ -558,6 +893,7 @@ impl<const C: bool> Allocator for Kernel<C> {
                     }
                     VMALLOC
                 }
+                Route::Heap(_) => unreachable!("handled above"),
             };
             if C {
                 self.tallies[row].requested = self.tallies[row].requested - old.size() + new_size;
@@ -578,6 +914,7 @@ impl<const C: bool> Allocator for Kernel<C> {
             Route::Object => self.slab.granted(ptr, layout),
             Route::Frames(order, _) => PAGE << order,
             Route::Virtual => self.space.area((offset - self.pool_bytes) / PAGE).map_or(0, |area| area.pages() * PAGE),
+            Route::Heap(slot) => self.heap_of(slot).allocator.granted(ptr, layout),
         }
     }
 
@@ -587,16 +924,28 @@ impl<const C: bool> Allocator for Kernel<C> {
 
     fn stats(&self) -> HeapStats {
         let slab = self.slab.stats();
+        let (mut live, mut requested, mut granted, mut side) = (0, 0, 0, 0);
+        for heap in self.heaps() {
+            let stats = heap.allocator.stats();
+            live += stats.live_blocks;
+            requested += stats.requested_bytes;
+            granted += stats.granted_bytes;
+            side += stats.side_metadata_bytes + heap.frames.len() * 4;
+        }
         HeapStats {
             arena_bytes: self.pool_bytes,
-            live_blocks: slab.live_blocks + self.ledger.live_blocks(),
-            requested_bytes: slab.requested_bytes + self.ledger.requested_bytes(),
-            granted_bytes: slab.granted_bytes + self.ledger.granted_bytes(),
+            live_blocks: slab.live_blocks + self.ledger.live_blocks() + live,
+            requested_bytes: slab.requested_bytes + self.ledger.requested_bytes() + requested,
+            granted_bytes: slab.granted_bytes + self.ledger.granted_bytes() + granted,
+            // Frames the heaps hold beyond their blocks: malloc's free
+            // chunks and tags, held for reuse above the pool.
+            cached_bytes: self.heap_frames * PAGE - granted,
             metadata_bytes: slab.metadata_bytes + self.pte_pages * PAGE,
             side_metadata_bytes: slab.side_metadata_bytes
                 + self.frame_row.len()
                 + (self.pte_frames.len() + self.pte_users.len()) * 4
-                + self.space.areas().map(|(_, area)| area.frames.len() * 4 + 64).sum::<usize>(),
+                + self.space.areas().map(|(_, area)| area.frames.len() * 4 + 64).sum::<usize>()
+                + side,
             ..slab
         }
     }
@@ -647,10 +996,38 @@ impl<const C: bool> Allocator for Kernel<C> {
             tables += 1;
         }
         ensure!(tables == self.pte_pages, "{} page-table pages counted, {tables} held", self.pte_pages);
+        let (mut heap_frames, mut heaps_granted) = (0, 0);
+        for (slot, heap) in self.heaps.iter().enumerate() {
+            let Some(heap) = heap else {
+                ensure!(
+                    !self.slot_of.values().any(|&s| s == slot),
+                    "address space of heap slot {slot}, which has no heap"
+                );
+                continue;
+            };
+            heap.allocator.check().map_err(|violation| InvariantViolation {
+                what: format!("the heap of address space {}: {}", heap.space, violation.what),
+                offset: violation.offset.map(|offset| offset + heap.base),
+            })?;
+            let stats = heap.allocator.stats();
+            ensure!(self.slot_of.get(&heap.space) == Some(&slot), @heap.base, "heap slot {slot} is not its space's");
+            ensure!(heap.base == self.heaps_base + slot * self.heap_bytes(), @heap.base, "heap slot {slot} at the wrong place");
+            ensure!(stats.live_blocks > 0, @heap.base, "an empty heap kept its frames");
+            ensure!(heap.frames.len() <= heap.footprint_pages(), @heap.base, "{} frames under a footprint of {} bytes", heap.frames.len(), stats.footprint_bytes);
+            ensure!(stats.granted_bytes <= heap.backed_bytes(), @heap.base, "{} bytes granted in {} backed", stats.granted_bytes, heap.backed_bytes());
+            for &frame in &heap.frames {
+                let offset = frame as usize * PAGE;
+                ensure!(offset < self.pool_bytes && !buddy.is_free_at(offset) && frames_seen.insert(frame), @heap.base, "heap frame {offset} is free or shared");
+            }
+            heap_frames += heap.frames.len();
+            heaps_granted += stats.granted_bytes;
+        }
+        ensure!(heap_frames == self.heap_frames, "{} heap frames counted, {heap_frames} held", self.heap_frames);
+        ensure!(self.slot_of.len() + self.free_slots.len() == self.heaps.len(), "heap slots lost");
         if !C {
             return Ok(());
         }
-        let frames = self.slab.lent_bytes() - vmalloc_bytes - tables * PAGE;
+        let frames = self.slab.lent_bytes() - vmalloc_bytes - tables * PAGE - heap_frames * PAGE;
         ensure!(
             self.ledger.granted_bytes() == frames + vmalloc_bytes,
             "the model counts {} bytes granted in frames and areas, the pool lent {}",
@@ -660,11 +1037,20 @@ impl<const C: bool> Allocator for Kernel<C> {
         let tallied: usize = self.tallies.iter().map(|t| t.granted).sum();
         let slab_granted = self.slab.stats().granted_bytes;
         ensure!(
-            tallied == slab_granted + self.ledger.granted_bytes(),
-            "the levels count {tallied} bytes granted, the slab and the frames {}",
-            slab_granted + self.ledger.granted_bytes()
+            tallied == slab_granted + self.ledger.granted_bytes() + heaps_granted,
+            "the levels count {tallied} bytes granted, the slab, the frames and the heaps {}",
+            slab_granted + self.ledger.granted_bytes() + heaps_granted
         );
-        self.stats().balanced()?;
+        let stats = self.stats();
+        ensure!(
+            stats.granted_bytes + stats.metadata_bytes + stats.free_bytes + stats.cached_bytes == stats.arena_bytes,
+            "granted {} + metadata {} + free {} + held by heaps {} != pool {}",
+            stats.granted_bytes,
+            stats.metadata_bytes,
+            stats.free_bytes,
+            stats.cached_bytes,
+            stats.arena_bytes
+        );
         Ok(())
     }
 
@@ -672,7 +1058,10 @@ impl<const C: bool> Allocator for Kernel<C> {
         let mut details = self.slab.details();
         if C {
             let holders = self.holders();
-            let held = [holders[0].1 + holders[1].1, holders[3].1 + holders[4].1, holders[2].1];
+            let mut held = vec![holders[0].1 + holders[1].1, holders[3].1 + holders[4].1, holders[2].1];
+            if self.config.malloc.is_some() {
+                held.push(holders[6].1 + holders[7].1);
+            }
             for (row, (tally, held)) in self.tallies.iter().zip(held).enumerate() {
                 for (column, value) in [
                     ("requested_bytes", tally.requested as f64),
@@ -689,7 +1078,7 @@ impl<const C: bool> Allocator for Kernel<C> {
                 details.push(Detail { table: "pool", row: holder.to_string(), column: "bytes", value: bytes as f64 });
             }
         }
-        let areas: Vec<&Area> = self.space.areas().map(|(_, area)| area).collect();
+        let areas: Vec<&Area> = self.space.areas().map(|(_, area)| area).filter(|area| area.user.is_none()).collect();
         let mapped: usize = areas.iter().map(|area| area.pages() * PAGE).sum();
         for (column, value) in [
             ("areas", areas.len() as f64),
@@ -713,11 +1102,20 @@ impl<const C: bool> Allocator for Kernel<C> {
         level.holders.push("vmalloc".into());
         level.holders.push("page tables".into());
         level.holder_object_bytes.extend([PAGE, PAGE]);
+        let malloc = vmalloc + 2;
+        if self.config.malloc.is_some() {
+            level.holders.push("malloc".into());
+            level.holder_object_bytes.push(PAGE);
+        }
         for (_, area) in self.space.areas() {
-            level.held.extend(area.frames.iter().map(|&frame| (frame as usize * PAGE, 0, vmalloc)));
+            let holder = if area.user.is_some() { malloc } else { vmalloc };
+            level.held.extend(area.frames.iter().map(|&frame| (frame as usize * PAGE, 0, holder)));
         }
         for &frame in self.pte_frames.iter().filter(|&&frame| frame != NO_FRAME) {
             level.held.push((frame as usize * PAGE, 0, vmalloc + 1));
+        }
+        for heap in self.heaps() {
+            level.held.extend(heap.frames.iter().map(|&frame| (frame as usize * PAGE, 0, malloc)));
         }
         level.held.sort_unstable();
         Some(level)
@@ -725,6 +1123,9 @@ impl<const C: bool> Allocator for Kernel<C> {
 
     fn into_arena(self) -> Arena {
         let mut kernel = self;
+        for slot in 0..kernel.heaps.len() {
+            kernel.drop_heap(slot);
+        }
         // Areas still mapped would alias frames the next model hands out.
         let live: Vec<usize> = kernel.space.areas().map(|(start, _)| start).collect();
         for start in live {

@@ -173,13 +173,36 @@ impl Mapper {
         if mapped == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 
+    /// Map `pages` virtual pages at `at` to private anonymous memory,
+    /// readable and writable: a user heap's address space before its pages
+    /// are faulted in from the pool (see [`crate::heap`]).
+    ///
+    /// # Safety
+    /// `at..at + pages·PAGE` is virtual space past the pool that no live
+    /// block uses.
+    pub unsafe fn map_anonymous(&self, at: usize, pages: usize) -> io::Result<()> {
+        // SAFETY: forwarded: the caller's contract.
+        unsafe { self.anonymous(at, pages, libc::PROT_READ | libc::PROT_WRITE) }
+    }
+
     /// Put `pages` virtual pages at `at` back to reserved, inaccessible
     /// space (what a guard page is all along).
     ///
     /// # Safety
-    /// `at..at + pages·PAGE` is vmalloc space of a block being freed: no
+    /// `at..at + pages·PAGE` is virtual space of a block being freed: no
     /// one touches it any more.
     pub unsafe fn unmap(&self, at: usize, pages: usize) -> io::Result<()> {
+        // SAFETY: forwarded: the caller's contract.
+        unsafe { self.anonymous(at, pages, libc::PROT_NONE) }
+    }
+
+    /// Replace `pages` virtual pages at `at` with fresh private anonymous
+    /// memory of protection `prot`.
+    ///
+    /// # Safety
+    /// `at..at + pages·PAGE` is virtual space past the pool that nothing
+    /// uses.
+    unsafe fn anonymous(&self, at: usize, pages: usize, prot: libc::c_int) -> io::Result<()> {
         let len = pages * PAGE;
         debug_assert!(at >= self.pool_bytes && at + len <= self.pool_bytes + self.virtual_bytes);
         // SAFETY: the range is our reservation's, and unused (the caller's contract).
@@ -187,7 +210,7 @@ impl Mapper {
             libc::mmap(
                 (self.base + at) as *mut libc::c_void,
                 len,
-                libc::PROT_NONE,
+                prot,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
                 -1,
                 0,

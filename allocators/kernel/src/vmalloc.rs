@@ -25,6 +25,10 @@ pub struct Area {
     pub frames: Vec<u32>,
     /// `mmap` calls the mapping took: runs of consecutive frames.
     pub runs: usize,
+    /// For a user mapping (a malloc request above the mmap threshold, see
+    /// [`crate::heap`]), the address space it belongs to; `None` for a
+    /// vmalloc area.
+    pub user: Option<u8>,
 }
 
 impl Area {
@@ -160,7 +164,7 @@ mod tests {
     use super::*;
 
     fn area(pages: usize) -> Area {
-        Area { requested: pages * 4096, frames: (0..pages as u32).collect(), runs: 1 }
+        Area { requested: pages * 4096, frames: (0..pages as u32).collect(), runs: 1, user: None }
     }
 
     #[test]

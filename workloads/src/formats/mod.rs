@@ -458,14 +458,14 @@ fn encode(
     let mut index = 0u64;
     let steps = steps.into_iter().map(|step| {
         let step = step?;
-        if let Op::Alloc { level, .. } = step.op
-            && level != crate::op::Level::User
+        if let Op::Alloc { level, space, .. } = step.op
+            && (level != crate::op::Level::User || space != 0)
             && format != Format::Native
         {
             return Err(TraceError::Workload {
                 workload: path.display().to_string(),
                 message: format!(
-                    "op {index} is a {} request, and a {format} file holds user memory only: write a native trace (.hlt), which keeps levels",
+                    "op {index} is a {} request of address space {space}, and a {format} file holds one process's user memory only: write a native trace (.hlt), which keeps levels and spaces",
                     level.name()
                 ),
             });

@@ -23,7 +23,7 @@
 //! | flag bit | field | extended sub-kind |
 //! |---|---|---|
 //! | 0 | the thread that makes each op (dense ids from 0, in creation order) | 2: set the current thread |
-//! | 1 | the level of the memory system each allocation goes to (0 user, 1 kmalloc, 2 vmalloc, 3 page) | 3: set the current level |
+//! | 1 | the level of the memory system each allocation goes to (0 user, 1 kmalloc, 2 vmalloc, 3 page), and its address space (the simulated process, 0 unless set) | 3: set the current level; 4: set the current address space |
 //!
 //! Later fields take the next bits and sub-kinds. A reader refuses a flag it does not know, naming it, rather
 //! than misread the ops. The writer writes version 1 when no optional field
@@ -39,13 +39,13 @@
 //! | 0 | alloc of the next new id, with the current alignment | size | — |
 //! | 1 | free | zigzag(`last_id − id`) | — |
 //! | 2 | realloc | zigzag(`last_id − id`) | varint size |
-//! | 3 | extended: 0 = alloc with an explicit id, 1 = set the current alignment, 2 = set the current thread, 3 = set the current level | sub-kind | alloc: varint zigzag(`id − next_id`), varint size; alignment: one byte, log2 or 255 for unspecified; thread: varint id; level: one byte |
+//! | 3 | extended: 0 = alloc with an explicit id, 1 = set the current alignment, 2 = set the current thread, 3 = set the current level, 4 = set the current address space | sub-kind | alloc: varint zigzag(`id − next_id`), varint size; alignment: one byte, log2 or 255 for unspecified; thread: varint id; level: one byte; space: varint id |
 //!
 //! `next_id` starts at 0 and becomes `id + 1` after every alloc; `last_id`
 //! is `next_id − 1`. Generated and recorded traces number blocks in
 //! allocation order, so most allocs are one or two bytes and frees of young
 //! blocks one or two bytes too. The current thread starts at 0, the current
-//! level at user; each is set only when it changes (a set is not an op and
+//! level at user, the current space at 0; each is set only when it changes (a set is not an op and
 //! is not counted).
 
 use std::io::{self, Read, Write};
@@ -81,6 +81,7 @@ const EXTENDED_ALLOC: u64 = 0;
 const EXTENDED_ALIGN: u64 = 1;
 const EXTENDED_THREAD: u64 = 2;
 const EXTENDED_LEVEL: u64 = 3;
+const EXTENDED_SPACE: u64 = 4;
 
 /// The optional fields a trace carries (each a flag of the header).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -127,10 +128,11 @@ struct State {
     align: Align,
     thread: u16,
     level: Level,
+    space: u8,
 }
 
 impl State {
-    const START: State = State { next_id: 0, align: Align::UNSPECIFIED, thread: 0, level: Level::User };
+    const START: State = State { next_id: 0, align: Align::UNSPECIFIED, thread: 0, level: Level::User, space: 0 };
 
     fn last_id(&self) -> i64 {
         i64::from(self.next_id) - 1
@@ -211,7 +213,17 @@ impl<W: Write> NativeWriter<W> {
             self.state.thread = thread;
         }
         match *op {
-            Op::Alloc { id, size, align, level } => {
+            Op::Alloc { id, size, align, level, space } => {
+                if space != self.state.space {
+                    if self.flags & FLAG_LEVELS == 0 {
+                        return Err(io::Error::other(format!(
+                            "a request of address space {space} in a trace written without levels"
+                        )));
+                    }
+                    put_varint(payload, EXTENDED_SPACE << 2 | KIND_EXTENDED);
+                    put_varint(payload, u64::from(space));
+                    self.state.space = space;
+                }
                 if level != self.state.level {
                     if self.flags & FLAG_LEVELS == 0 {
                         return Err(io::Error::other(format!(
@@ -544,7 +556,7 @@ fn decode_prefix(
             KIND_ALLOC => {
                 let id = state.next_id;
                 state.next_id = id.wrapping_add(1);
-                Op::Alloc { id, size: value, align: state.align, level: state.level }
+                Op::Alloc { id, size: value, align: state.align, level: state.level, space: state.space }
             }
             KIND_FREE => Op::Free { id: id_from_last(state, value, at)? },
             KIND_REALLOC => {
@@ -559,7 +571,7 @@ fn decode_prefix(
                         i64::from(state.next_id).checked_add(delta).and_then(|id| u32::try_from(id).ok()).ok_or(at)?;
                     let size = varint(&mut position)?;
                     state.next_id = id.wrapping_add(1);
-                    Op::Alloc { id, size, align: state.align, level: state.level }
+                    Op::Alloc { id, size, align: state.align, level: state.level, space: state.space }
                 }
                 EXTENDED_ALIGN => {
                     let byte = *payload.get(position).ok_or(position)?;
@@ -576,6 +588,10 @@ fn decode_prefix(
                     let byte = *payload.get(position).ok_or(position)?;
                     position += 1;
                     state.level = Level::from_index(byte).ok_or(at)?;
+                    continue;
+                }
+                EXTENDED_SPACE if levels => {
+                    state.space = u8::try_from(varint(&mut position)?).map_err(|_| at)?;
                     continue;
                 }
                 _ => return Err(at),
@@ -780,12 +796,14 @@ mod tests {
     fn levels_round_trip_and_a_trace_without_them_refuses_one() {
         let a = Align::new(4096).unwrap();
         let ops = vec![
-            Op::Alloc { id: 0, size: 4096, align: a, level: Level::Page },
-            Op::Alloc { id: 1, size: 100, align: a, level: Level::Kmalloc },
-            Op::Alloc { id: 2, size: 65536, align: a, level: Level::Vmalloc },
-            Op::Alloc { id: 3, size: 24, align: a, level: Level::User },
+            Op::Alloc { id: 0, size: 4096, align: a, level: Level::Page, space: 0 },
+            Op::Alloc { id: 1, size: 100, align: a, level: Level::Kmalloc, space: 0 },
+            Op::Alloc { id: 2, size: 65536, align: a, level: Level::Vmalloc, space: 0 },
+            Op::Alloc { id: 3, size: 24, align: a, level: Level::User, space: 0 },
             Op::Free { id: 2 },
-            Op::Alloc { id: 4, size: 4096, align: a, level: Level::Page },
+            Op::Alloc { id: 4, size: 4096, align: a, level: Level::Page, space: 0 },
+            Op::Alloc { id: 5, size: 40, align: a, level: Level::User, space: 7 },
+            Op::Alloc { id: 6, size: 8, align: a, level: Level::Kmalloc, space: 0 },
         ];
         let fields = Fields { threads: false, levels: true };
         let mut writer = NativeWriter::with_fields(Vec::new(), "levels", fields).unwrap();
@@ -803,6 +821,7 @@ mod tests {
         let mut plain = NativeWriter::new(Vec::new(), "").unwrap();
         plain.push(&ops[3]).unwrap();
         assert!(plain.push(&ops[0]).unwrap_err().to_string().contains("page request"));
+        assert!(plain.push(&ops[6]).unwrap_err().to_string().contains("address space 7"));
         // A level record in a trace whose header has no levels is undecodable.
         let mut forged = NativeWriter::with_fields(Vec::new(), "", fields).unwrap();
         forged.push(&ops[0]).unwrap();

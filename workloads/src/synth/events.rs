@@ -7,12 +7,13 @@
 //! the kernel stack is `THREAD_SIZE`, 16 KiB (order 2) on x86-64 without
 //! KASAN. The workloads README lists them and what the model leaves out.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::op::{Align, Level, Op};
+use crate::synth::SyntheticSpec;
 
 /// A page frame.
 pub const PAGE: u64 = 4096;
@@ -128,6 +129,12 @@ pub struct EventsConfig {
     /// Kernel stacks from vmalloc (`CONFIG_VMAP_STACK`) rather than order-2
     /// pages.
     pub vmap_stack: bool,
+    /// Each process's own malloc traffic: a synthetic workload whose ops
+    /// (user memory, in the process's address space) it runs, `malloc_ops`
+    /// of them at each of its events. `None`: no user traffic.
+    pub malloc: Option<Box<SyntheticSpec>>,
+    /// Ops of its malloc traffic a process runs per event it is picked for.
+    pub malloc_ops: u32,
 }
 
 /// The blocks of one process's address space: freed by exec and exit.
@@ -158,6 +165,25 @@ struct Process {
     /// Shared segments it created: freed when it exits (as if it also
     /// removed them with `IPC_RMID`).
     shm: Vec<u32>,
+    /// Its address space, for its malloc traffic (from 1; unique among
+    /// the processes alive).
+    space: u8,
+    /// Its program's malloc traffic, if the workload has one.
+    malloc: Option<Traffic>,
+}
+
+/// One program's malloc traffic: the ops of a synthetic workload, with its
+/// block ids renamed into the workload's.
+struct Traffic {
+    ops: Box<dyn Iterator<Item = Op> + Send>,
+    /// The traffic's live ids → the workload's.
+    ids: HashMap<u32, u32>,
+}
+
+impl std::fmt::Debug for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Traffic").field("live", &self.ids.len()).finish()
+    }
 }
 
 /// The `kernel-events` stream: ops generated event by event.
@@ -174,6 +200,9 @@ pub struct EventsGen {
     pending: VecDeque<Op>,
     /// Every process has exited.
     done: bool,
+    /// Address spaces no live process has (a stack: 1 first, then the
+    /// last one freed).
+    free_spaces: Vec<u8>,
 }
 
 impl EventsGen {
@@ -190,7 +219,9 @@ impl EventsGen {
             events_done: 0,
             pending: VecDeque::new(),
             done: false,
+            free_spaces: Vec::new(),
         };
+        generator.free_spaces = (1..=generator.config.procs.min(255) as u8).rev().collect();
         let init = generator.new_process(None);
         generator.processes.push(init);
         generator
@@ -200,8 +231,49 @@ impl EventsGen {
         let id = self.next_id;
         self.next_id += 1;
         let align = Align::new(align).expect("a power of two");
-        self.pending.push_back(Op::Alloc { id, size, align, level });
+        self.pending.push_back(Op::Alloc { id, size, align, level, space: 0 });
         id
+    }
+
+    /// A program's malloc traffic, seeded from the generator's stream
+    /// (drawn only when the workload has traffic, so that one without it
+    /// is unchanged).
+    fn traffic(&mut self) -> Option<Traffic> {
+        let spec = self.config.malloc.as_ref()?;
+        let seed = self.rng.random::<u64>();
+        let ops = spec.generate(seed).expect("a malloc workload checked when the spec was parsed");
+        Some(Traffic { ops, ids: HashMap::new() })
+    }
+
+    /// Run `malloc_ops` ops of process `index`'s traffic in its space.
+    fn run_traffic(&mut self, index: usize) {
+        let space = self.processes[index].space;
+        let Some(mut traffic) = self.processes[index].malloc.take() else { return };
+        for _ in 0..self.config.malloc_ops {
+            let Some(op) = traffic.ops.next() else { break };
+            let op = match op {
+                Op::Alloc { id, size, align, .. } => {
+                    let global = self.next_id;
+                    self.next_id += 1;
+                    traffic.ids.insert(id, global);
+                    Op::Alloc { id: global, size, align, level: Level::User, space }
+                }
+                Op::Free { id } => Op::Free { id: traffic.ids.remove(&id).expect("a valid traffic frees a live id") },
+                Op::Realloc { id, size } => Op::Realloc { id: traffic.ids[&id], size },
+            };
+            self.pending.push_back(op);
+        }
+        self.processes[index].malloc = Some(traffic);
+    }
+
+    /// Free what a program's traffic still holds (its heap goes with its
+    /// address space at exec and exit).
+    fn end_traffic(&mut self, traffic: Option<Traffic>) {
+        if let Some(traffic) = traffic {
+            let mut live: Vec<u32> = traffic.ids.into_values().collect();
+            live.sort_unstable();
+            self.free(live);
+        }
     }
 
     fn object(&mut self, size: u64) -> u32 {
@@ -272,7 +344,13 @@ impl EventsGen {
     /// page tables, not its pages: they are shared copy-on-write) or, for
     /// init, a fresh one.
     fn new_process(&mut self, parent: Option<usize>) -> Process {
-        let mut process = Process { threads: 1, ..Process::default() };
+        // Address spaces only for malloc traffic (at most 255 processes).
+        let space = if self.config.malloc.is_some() {
+            self.free_spaces.pop().expect("a space per process at most alive")
+        } else {
+            0
+        };
+        let mut process = Process { threads: 1, space, ..Process::default() };
         let mut blocks = Vec::new();
         self.thread_blocks(&mut blocks);
         blocks.push(self.object(objects::SIGNAL));
@@ -299,6 +377,7 @@ impl EventsGen {
                 mm
             }
         };
+        process.malloc = self.traffic();
         process
     }
 
@@ -338,8 +417,11 @@ impl EventsGen {
             Event::Exec => {
                 let old = std::mem::take(&mut self.processes[victim].mm);
                 self.free_mm(old);
+                let traffic = self.processes[victim].malloc.take();
+                self.end_traffic(traffic);
                 let mm = self.new_mm();
                 self.processes[victim].mm = mm;
+                self.processes[victim].malloc = self.traffic();
             }
             Event::Stack => {
                 let mut mm = std::mem::take(&mut self.processes[victim].mm);
@@ -412,8 +494,10 @@ impl EventsGen {
             Event::Exit => {
                 let process = self.processes.swap_remove(victim);
                 self.exit(process);
+                return;
             }
         }
+        self.run_traffic(victim);
     }
 
     fn free_mm(&mut self, mm: Mm) {
@@ -423,10 +507,15 @@ impl EventsGen {
         }
     }
 
-    fn exit(&mut self, process: Process) {
+    fn exit(&mut self, mut process: Process) {
+        let traffic = process.malloc.take();
+        self.end_traffic(traffic);
         self.free_mm(process.mm);
         self.free(process.shm);
         self.free(process.blocks);
+        if process.space != 0 {
+            self.free_spaces.push(process.space);
+        }
     }
 }
 
@@ -475,16 +564,39 @@ mod tests {
             threads in 1u32..4,
             fault_pages in 1u32..40,
             vmap_stack: bool,
+            traffic in proptest::option::of(0usize..3),
+            malloc_ops in 1u32..50,
             seed: u64,
         ) {
-            let config = EventsConfig { events, procs, threads, mix, fault_pages, vmap_stack };
+            let malloc = traffic.map(|which| {
+                let text = ["small-objects:live=16K", "larson:slots=50", "mixed-sizes:live=32K,realloc=0.2"][which];
+                Box::new(SyntheticSpec::parse(text).unwrap())
+            });
+            let config = EventsConfig { events, procs, threads, mix, fault_pages, vmap_stack, malloc, malloc_ops };
             let mut validator = Validator::new();
             let mut allocs = 0usize;
+            // Each user block's space, and the spaces with live user blocks.
+            let mut space_of = HashMap::new();
             for (index, op) in EventsGen::new(config, seed).enumerate() {
                 prop_assert!(validator.check(&op).is_ok(), "op {index}: {op:?}");
                 allocs += usize::from(matches!(op, Op::Alloc { .. }));
+                match op {
+                    Op::Alloc { id, level, space, .. } => {
+                        prop_assert_eq!(space != 0, level == Level::User, "op {}: {:?}", index, op);
+                        prop_assert!(u32::from(space) <= procs, "op {}: space {} of {} processes", index, space, procs);
+                        prop_assert!(traffic.is_some() || space == 0);
+                        if space != 0 {
+                            space_of.insert(id, space);
+                        }
+                    }
+                    Op::Free { id } => {
+                        space_of.remove(&id);
+                    }
+                    Op::Realloc { .. } => {}
+                }
             }
             prop_assert_eq!(validator.live_blocks(), 0);
+            prop_assert!(space_of.is_empty());
             prop_assert!(allocs > 0);
         }
     }
@@ -497,7 +609,47 @@ mod tests {
             mix: MIXES.iter().find(|(name, _)| *name == mix).unwrap().1,
             fault_pages: 16,
             vmap_stack: false,
+            malloc: None,
+            malloc_ops: 0,
         }
+    }
+
+    #[test]
+    fn each_process_runs_its_malloc_traffic_in_its_own_space_and_frees_it_at_exit() {
+        let malloc = Some(Box::new(SyntheticSpec::parse("small-objects:live=8K").unwrap()));
+        let with_traffic = EventsConfig { malloc, malloc_ops: 16, procs: 4, ..config("fork-heavy") };
+        let ops: Vec<Op> = EventsGen::new(with_traffic, 9).collect();
+        let mut live: HashMap<u8, usize> = HashMap::new();
+        let mut space_of = HashMap::new();
+        let mut most_spaces = 0;
+        let mut emptied = 0;
+        for op in &ops {
+            match *op {
+                Op::Alloc { id, space, level: Level::User, .. } => {
+                    assert!((1..=4).contains(&space), "{op:?}");
+                    *live.entry(space).or_default() += 1;
+                    space_of.insert(id, space);
+                }
+                Op::Free { id } => {
+                    if let Some(space) = space_of.remove(&id) {
+                        let count = live.get_mut(&space).unwrap();
+                        *count -= 1;
+                        if *count == 0 {
+                            live.remove(&space);
+                            emptied += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            most_spaces = most_spaces.max(live.len());
+        }
+        assert!(most_spaces >= 3, "several processes hold malloc memory at once: {most_spaces}");
+        assert!(emptied > 20, "exec and exit free a program's heap: {emptied}");
+        assert!(live.is_empty());
+        // Without traffic the workload is what it was: the same ops.
+        let plain: Vec<Op> = EventsGen::new(EventsConfig { procs: 4, ..config("fork-heavy") }, 9).collect();
+        assert!(plain.iter().all(|op| !matches!(op, Op::Alloc { level: Level::User, .. })));
     }
 
     #[test]

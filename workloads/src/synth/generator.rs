@@ -374,13 +374,13 @@ impl ContiguousGen {
         let align = Align::new(Self::PAGE).expect("a power of two");
         let bytes = Self::PAGE << order;
         let mut ops = Vec::with_capacity(2 * pages as usize + 4 * rounds as usize);
-        let page = |id| Op::Alloc { id, size: Self::PAGE, align, level: Level::Page };
+        let page = |id| Op::Alloc { id, size: Self::PAGE, align, level: Level::Page, space: 0 };
         ops.extend((0..pages).map(page));
         ops.extend((0..pages).step_by(2).map(|id| Op::Free { id }));
         for round in 0..rounds {
             let (contiguous, virtually) = (pages + 2 * round, pages + 2 * round + 1);
-            ops.push(Op::Alloc { id: contiguous, size: bytes, align, level: Level::Page });
-            ops.push(Op::Alloc { id: virtually, size: bytes, align, level: Level::Vmalloc });
+            ops.push(Op::Alloc { id: contiguous, size: bytes, align, level: Level::Page, space: 0 });
+            ops.push(Op::Alloc { id: virtually, size: bytes, align, level: Level::Vmalloc, space: 0 });
             ops.push(Op::Free { id: contiguous });
         }
         ops.extend((0..rounds).map(|round| Op::Free { id: pages + 2 * round + 1 }));

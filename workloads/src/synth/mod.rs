@@ -510,12 +510,44 @@ fn parse_events(reader: &mut ParamReader<'_>) -> Result<(Shape, String), String>
     if pool_bytes < 1 << 20 {
         return Err(format!("`pool` must be at least 1M, found {}", format_size(pool_bytes as usize)));
     }
-    let params = format!(
+    let mut params = format!(
         "events={events},procs={procs},threads={threads},mix={mix_text},pages={fault_pages},stack={},pool={}",
         if vmap_stack { "vmap" } else { "pages" },
         format_size(pool_bytes as usize)
     );
-    let config = EventsConfig { events, procs, threads, mix, fault_pages, vmap_stack };
+    // Each process's malloc traffic: a user-memory workload written
+    // `name/key:value/…` (`=` and `,` are the outer spec's).
+    let malloc_text = reader.raw("malloc").unwrap_or("none").to_string();
+    let malloc_ops: u32 = reader.parse("malloc_ops", "a whole number", 32).map_err(|e| e.message)?;
+    let malloc = if malloc_text == "none" {
+        None
+    } else {
+        let mut parts = malloc_text.split('/');
+        let name = parts.next().unwrap_or_default();
+        let inner: Vec<String> = parts.map(|part| part.replacen(':', "=", 1)).collect();
+        let text = if inner.is_empty() { name.to_string() } else { format!("{name}:{}", inner.join(",")) };
+        let spec = SyntheticSpec::parse(&text).map_err(|error| format!("`malloc={malloc_text}`: {error}"))?;
+        if spec.has_levels() || matches!(spec.shape, Shape::Fragmenter { .. }) {
+            return Err(format!(
+                "`malloc={malloc_text}`: a process's traffic is a user-memory workload (small-objects, mixed-sizes, ramp, peak, plateau, larson or a size family)"
+            ));
+        }
+        if procs > 255 {
+            return Err(format!("with malloc traffic, `procs` is at most 255 (one address space each), found {procs}"));
+        }
+        if malloc_ops == 0 || malloc_ops > 1_000_000 {
+            return Err(format!("`malloc_ops` must be 1 to 1000000, found {malloc_ops}"));
+        }
+        drop(spec.generate(0).map_err(|error| format!("`malloc={malloc_text}`: {error}"))?);
+        let canonical = spec.spec().to_string();
+        let nested = match canonical.split_once(':') {
+            Some((name, inner)) => format!("{name}/{}", inner.replace('=', ":").replace(',', "/")),
+            None => canonical,
+        };
+        params.push_str(&format!(",malloc={nested},malloc_ops={malloc_ops}"));
+        Some(Box::new(spec))
+    };
+    let config = EventsConfig { events, procs, threads, mix, fault_pages, vmap_stack, malloc, malloc_ops };
     Ok((Shape::Events { config, pool_bytes }, params))
 }
 
@@ -593,6 +625,9 @@ mod tests {
             ("kernel-events:mix=fork:x", "the weight of fork must be a whole number"),
             ("kernel-events:mix=fork:0", "non-zero weight"),
             ("kernel-events:procs=0", "procs 1 to 4096"),
+            ("kernel-events:procs=300,malloc=small-objects", "`procs` is at most 255"),
+            ("kernel-events:malloc=fragmenter", "a user-memory workload"),
+            ("kernel-events:malloc=small-objects/live:x", "`malloc=small-objects/live:x`"),
             ("kernel-events:stack=heap", "`stack` must be one of pages, vmap"),
             ("ramp:ops=many", "`ops` must be a whole number"),
         ] {
