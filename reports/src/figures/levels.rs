@@ -10,12 +10,38 @@ use super::free_blocks::short_size;
 use crate::charts::{Grid, Lines, PALETTE, Stacked};
 use crate::{Figure, ReportError, Writer};
 
-/// The levels, as the tables name them and as the figure does.
-const LEVELS: [(&str, &str); 3] =
-    [("kmalloc", "kmalloc (slab caches)"), ("vmalloc", "vmalloc"), ("alloc_pages", "alloc_pages")];
+/// The levels, as the tables name them and as the figure does (malloc only
+/// for a model with user heaps).
+const LEVELS: [(&str, &str); 4] = [
+    ("kmalloc", "kmalloc (slab caches)"),
+    ("vmalloc", "vmalloc"),
+    ("alloc_pages", "alloc_pages"),
+    ("malloc", "malloc (heaps on pages)"),
+];
 
-/// The pool's holders, as the `pool` table names them.
-const HOLDERS: [&str; 6] = ["slab caches", "kmalloc large", "alloc_pages", "vmalloc", "page tables", "free"];
+/// The pool's holders, as the `pool` table names them, with their colours.
+const HOLDERS: [(&str, usize); 8] = [
+    ("slab caches", 0),
+    ("kmalloc large", 4),
+    ("alloc_pages", 1),
+    ("vmalloc", 2),
+    ("page tables", 7),
+    ("malloc heaps", 3),
+    ("malloc mmap", 5),
+    ("free", 6),
+];
+
+/// A level's table row and label; a holder's row and colour.
+type Levels = Vec<(&'static str, &'static str)>;
+type Holders = Vec<(&'static str, usize)>;
+
+/// The levels and holders a model's tables have.
+fn present(levels: &Table, pool: &Table) -> (Levels, Holders) {
+    (
+        LEVELS.iter().copied().filter(|(row, _)| levels.contains_key(*row)).collect(),
+        HOLDERS.iter().copied().filter(|(holder, _)| pool.contains_key(*holder)).collect(),
+    )
+}
 
 type Table = BTreeMap<String, BTreeMap<String, f64>>;
 
@@ -34,8 +60,9 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
     }
     let mut charts = Vec::new();
     for (_, label, levels, pool) in &models {
-        let pool_bytes: f64 = HOLDERS.iter().map(|h| get(pool, h, "bytes")).sum();
-        let rows = LEVELS
+        let (level_rows, holders) = present(levels, pool);
+        let pool_bytes: f64 = holders.iter().map(|(h, _)| get(pool, h, "bytes")).sum();
+        let rows = level_rows
             .iter()
             .map(|&(row, name)| {
                 let (r, g, h) = (
@@ -52,7 +79,10 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
             series: vec![
                 ("requested".into(), PALETTE[0]),
                 ("rounding (granted − requested)".into(), PALETTE[5]),
-                ("held beyond granted (free objects, slab tails, page tables)".into(), PALETTE[7]),
+                (
+                    "held beyond granted (free objects, slab tails, page tables, malloc's free chunks)".into(),
+                    PALETTE[7],
+                ),
             ],
             rows,
             // Its own scale: a level's bytes are often a sliver of the pool.
@@ -61,14 +91,10 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
         charts.push(Stacked {
             title: format!("{label}: the buddy pool's {} of frames, by holder", short_size(pool_bytes as u64)),
             x_label: "bytes".into(),
-            series: HOLDERS
-                .iter()
-                .zip([PALETTE[0], PALETTE[4], PALETTE[1], PALETTE[2], PALETTE[7], PALETTE[6]])
-                .map(|(h, c)| (h.to_string(), c))
-                .collect(),
+            series: holders.iter().map(|&(h, c)| (h.to_string(), PALETTE[c])).collect(),
             rows: vec![(
                 "frames".into(),
-                HOLDERS.iter().enumerate().map(|(i, h)| (i, get(pool, h, "bytes"))).collect(),
+                holders.iter().enumerate().map(|(i, (h, _))| (i, get(pool, h, "bytes"))).collect(),
             )],
             x_max: Some(pool_bytes),
         });
@@ -77,7 +103,7 @@ pub(crate) fn figure(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Optio
     let mut figure = writer.figure(
         &group.file("levels"),
         "The levels over one pool of frames when requested bytes peaked",
-        "The kernel model's levels share one buddy pool of 4 KiB frames. Per level: the bytes requested, the rounding up to what was granted (a kmalloc class, whole pages for vmalloc, 2^order pages for alloc_pages), and what the level holds of the pool beyond that (a slab cache's free objects and slab tails; vmalloc's page-table pages). Beneath, who holds the pool's frames: the slab caches, kmalloc's large requests (straight to pages), alloc_pages, vmalloc's scattered single frames, the page tables, and what is free.",
+        "The kernel model's levels share one buddy pool of 4 KiB frames. Per level: the bytes requested, the rounding up to what was granted (a kmalloc class, whole pages for vmalloc, 2^order pages for alloc_pages), and what the level holds of the pool beyond that (a slab cache's free objects and slab tails; vmalloc's page-table pages; with user heaps, the frames under malloc's free chunks). Beneath, who holds the pool's frames: the slab caches, kmalloc's large requests (straight to pages), alloc_pages, vmalloc's scattered single frames, the page tables, the processes' malloc heaps and their large mappings, and what is free.",
         &Grid { columns: 1, cell: (900, height), charts },
         false,
     )?;
@@ -101,7 +127,8 @@ fn levels_table(models: &[(&str, &String, Table, Table)]) -> (Vec<&'static str>,
     ];
     let mut rows = Vec::new();
     for (_, label, levels, pool) in models {
-        for (row, name) in LEVELS {
+        let (level_rows, holders) = present(levels, pool);
+        for (row, name) in level_rows {
             let value = |column| get(levels, row, column);
             let (r, h) = (value("requested_bytes"), value("held_bytes"));
             let whole = |v: f64| format!("{}", v as u64);
@@ -119,7 +146,7 @@ fn levels_table(models: &[(&str, &String, Table, Table)]) -> (Vec<&'static str>,
             ]);
         }
         let free = get(pool, "free", "bytes");
-        let total: f64 = HOLDERS.iter().map(|h| get(pool, h, "bytes")).sum();
+        let total: f64 = holders.iter().map(|(h, _)| get(pool, h, "bytes")).sum();
         rows.push(vec![
             label.to_string(),
             "buddy pool".into(),
@@ -174,7 +201,7 @@ pub(crate) fn over_time(group: &Group<'_>, writer: &mut Writer<'_>) -> Result<Op
         charts.extend(panels);
         let holders: Vec<(String, Vec<(f64, f64)>)> = HOLDERS
             .iter()
-            .map(|h| (h.to_string(), group.series(allocator, &format!("pool_{}_bytes", h.replace(' ', "_")))))
+            .map(|(h, _)| (h.to_string(), group.series(allocator, &format!("pool_{}_bytes", h.replace(' ', "_")))))
             .filter(|(_, points)| points.iter().any(|p| p.1 > 0.0))
             .collect();
         charts.push(panel(format!("{label}: the pool's frames by holder"), "bytes", holders));
