@@ -94,7 +94,12 @@ impl FromStr for Spec {
                 let Some((key, value)) = item.split_once('=') else {
                     return Err(error(format!("expected `key=value`, found `{item}`")));
                 };
-                if !is_name(key) || value.is_empty() || value.contains('=') {
+                if is_name(key) && value.contains('=') {
+                    return Err(error(format!(
+                        "expected `key=value`, found `{item}`: a value holds no `=`; a spec inside a parameter is written `name/key:value/…`"
+                    )));
+                }
+                if !is_name(key) || value.is_empty() {
                     return Err(error(format!("expected `key=value`, found `{item}`")));
                 }
                 if params.iter().any(|(k, _)| k == key) {
@@ -334,6 +339,7 @@ mod tests {
             ("freelist:fit=a=b", "expected `key=value`"),
             ("freelist:fit=best,fit=first", "`fit` is given twice"),
             ("peer:talc,x", "expected `key=value`, found `x`"),
+            ("kernel:malloc=freelist:fit=best", "a spec inside a parameter is written `name/key:value/…`"),
             ("free list", "expected a family name"),
         ] {
             let error = text.parse::<Spec>().unwrap_err();
