@@ -30,7 +30,7 @@
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-use heaplab_core::{AllocError, Allocator, AllocatorConfig, Arena, BuildError, Spec, SpecError};
+use heaplab_core::{Allocator, AllocatorConfig, Arena, BuildError, Spec, SpecError};
 
 /// The families a heap can be: heaplab's user-level allocators.
 pub const FAMILIES: [&str; 4] = ["freelist", "segregated", "buddy", "slab"];
@@ -132,6 +132,9 @@ pub struct Heap {
     /// The pool frames (page indices) backing its pages from the first:
     /// page `i` of the heap is frame `frames[i]`.
     pub frames: Vec<u32>,
+    /// Its live blocks, counted by the model (so that a free need not ask
+    /// the allocator for its stats; `check()` compares them).
+    pub live: usize,
 }
 
 impl std::fmt::Debug for Heap {
@@ -166,11 +169,6 @@ impl Heap {
     /// Pages its footprint reaches.
     pub fn footprint_pages(&self) -> usize {
         self.allocator.stats().footprint_bytes.div_ceil(crate::pool::PAGE)
-    }
-
-    /// Serve `layout` from the heap.
-    pub fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        self.allocator.alloc(layout)
     }
 }
 

@@ -68,7 +68,6 @@ pub mod pool;
 pub mod vmalloc;
 
 use std::alloc::Layout;
-use std::collections::HashMap;
 use std::ptr::NonNull;
 
 use heaplab_core::{
@@ -83,6 +82,9 @@ use self::vmalloc::{Area, PTES_PER_PAGE, Space};
 
 /// No page-table page.
 const NO_FRAME: u32 = u32::MAX;
+
+/// No heap for an address space.
+const NO_SLOT: u16 = u16::MAX;
 
 /// The rows of the per-level tables: the levels of the model (the last
 /// only with user heaps).
@@ -227,8 +229,9 @@ pub struct Kernel<const C: bool = true> {
     /// The user heaps by slot (declared before `slab`, so that they drop
     /// before the arena their address space is part of).
     heaps: Vec<Option<Heap>>,
-    /// The slot of each address space's heap.
-    slot_of: HashMap<u8, usize>,
+    /// The slot of each address space's heap (`NO_SLOT`: none), indexed
+    /// by the space.
+    slot_of: Vec<u16>,
     /// Slots without a heap, the lowest last.
     free_slots: Vec<usize>,
     /// The arena offset of the first heap slot.
@@ -291,7 +294,7 @@ impl<const C: bool> Kernel<C> {
         let slots = if heap_bytes > 0 { HEAP_SLOTS } else { 0 };
         Ok(Kernel {
             heaps: (0..slots).map(|_| None).collect(),
-            slot_of: HashMap::new(),
+            slot_of: heaplab_core::side_table(NO_SLOT, if slots > 0 { 256 } else { 0 }),
             free_slots: (0..slots).rev().collect(),
             heaps_base: pool_bytes + virtual_pages * PAGE,
             heap_frames: 0,
@@ -512,8 +515,9 @@ impl<const C: bool> Kernel<C> {
 
     /// The heap of address space `space`, built if it has none.
     fn heap_slot(&mut self, space: u8) -> Result<usize, AllocError> {
-        if let Some(&slot) = self.slot_of.get(&space) {
-            return Ok(slot);
+        let slot = self.slot_of[usize::from(space)];
+        if slot != NO_SLOT {
+            return Ok(usize::from(slot));
         }
         let malloc = self.config.malloc.clone().expect("heaps only with user=malloc");
         let slot = self.free_slots.pop().ok_or(AllocError::OutOfMemory)?;
@@ -541,22 +545,22 @@ impl<const C: bool> Kernel<C> {
                 return Err(AllocError::Unsupported("the heap family cannot be built on `heap` bytes"));
             }
         };
-        self.heaps[slot] = Some(Heap { allocator, space, base, frames: Vec::new() });
-        self.slot_of.insert(space, slot);
+        self.heaps[slot] = Some(Heap { allocator, space, base, frames: Vec::new(), live: 0 });
+        self.slot_of[usize::from(space)] = slot as u16;
         Ok(slot)
     }
 
     /// Give a heap's frames back to the pool and its address space up.
     fn drop_heap(&mut self, slot: usize) {
         let Some(heap) = self.heaps[slot].take() else { return };
-        let Heap { allocator, space, base, frames } = heap;
+        let Heap { allocator, space, base, frames, .. } = heap;
         drop(allocator);
         // SAFETY: the heap's allocator is gone; nothing touches its pages.
         let unmapped = unsafe { self.mapper.unmap(base, self.heap_bytes() / PAGE) };
         assert!(unmapped.is_ok(), "cannot unmap a heap: {unmapped:?}");
         self.heap_frames -= frames.len();
         self.free_frames(&frames);
-        self.slot_of.remove(&space);
+        self.slot_of[usize::from(space)] = NO_SLOT;
         self.free_slots.push(slot);
     }
 
@@ -613,8 +617,7 @@ impl<const C: bool> Kernel<C> {
                 return Err(error);
             }
         };
-        let heap = self.heaps[slot].as_mut().expect("a live heap");
-        let result = heap.alloc(layout);
+        let result = self.heaps[slot].as_mut().expect("a live heap").allocator.alloc(layout);
         let result = match result {
             Ok(ptr) => {
                 let grown = self.grow(slot);
@@ -629,14 +632,17 @@ impl<const C: bool> Kernel<C> {
             }
             Err(error) => Err(error),
         };
+        let heap = self.heaps[slot].as_mut().expect("a live heap");
         match result {
             Ok(ptr) => {
-                let granted = self.heaps[slot].as_ref().expect("a live heap").allocator.granted(ptr, layout);
+                heap.live += 1;
+                let granted = if C { heap.allocator.granted(ptr, layout) } else { 0 };
                 self.tally_served(MALLOC, layout.size(), granted);
             }
             Err(_) => {
+                let empty = heap.live == 0;
                 self.tally_refused(MALLOC);
-                if self.heaps[slot].as_ref().is_some_and(|heap| heap.allocator.stats().live_blocks == 0) {
+                if empty {
                     self.drop_heap(slot);
                 }
             }
@@ -644,7 +650,7 @@ impl<const C: bool> Kernel<C> {
         result
     }
 
-    /// The heap and the granted bytes of a live heap block.
+    /// The heap in `slot`, which a live block lies in.
     fn heap_of(&self, slot: usize) -> &Heap {
         self.heaps[slot].as_ref().expect("a live heap block's heap")
     }
@@ -834,10 +840,11 @@ impl<const C: bool> Allocator for Kernel<C> {
             }
             Route::Heap(slot) => {
                 let heap = self.heaps[slot].as_mut().expect("a live heap block's heap");
-                let granted = heap.allocator.granted(ptr, layout);
+                let granted = if C { heap.allocator.granted(ptr, layout) } else { 0 };
                 // SAFETY: the caller's contract: a live block of this heap.
                 unsafe { heap.allocator.free(ptr, layout) };
-                let empty = heap.allocator.stats().live_blocks == 0;
+                heap.live -= 1;
+                let empty = heap.live == 0;
                 self.tally_freed(MALLOC, layout.size(), granted);
                 if empty {
                     self.drop_heap(slot);
@@ -999,10 +1006,7 @@ impl<const C: bool> Allocator for Kernel<C> {
         let (mut heap_frames, mut heaps_granted) = (0, 0);
         for (slot, heap) in self.heaps.iter().enumerate() {
             let Some(heap) = heap else {
-                ensure!(
-                    !self.slot_of.values().any(|&s| s == slot),
-                    "address space of heap slot {slot}, which has no heap"
-                );
+                ensure!(!self.slot_of.contains(&(slot as u16)), "address space of heap slot {slot}, which has no heap");
                 continue;
             };
             heap.allocator.check().map_err(|violation| InvariantViolation {
@@ -1010,7 +1014,8 @@ impl<const C: bool> Allocator for Kernel<C> {
                 offset: violation.offset.map(|offset| offset + heap.base),
             })?;
             let stats = heap.allocator.stats();
-            ensure!(self.slot_of.get(&heap.space) == Some(&slot), @heap.base, "heap slot {slot} is not its space's");
+            ensure!(usize::from(self.slot_of[usize::from(heap.space)]) == slot, @heap.base, "heap slot {slot} is not its space's");
+            ensure!(heap.live == stats.live_blocks, @heap.base, "the model counts {} blocks in a heap of {}", heap.live, stats.live_blocks);
             ensure!(heap.base == self.heaps_base + slot * self.heap_bytes(), @heap.base, "heap slot {slot} at the wrong place");
             ensure!(stats.live_blocks > 0, @heap.base, "an empty heap kept its frames");
             ensure!(heap.frames.len() <= heap.footprint_pages(), @heap.base, "{} frames under a footprint of {} bytes", heap.frames.len(), stats.footprint_bytes);
@@ -1023,7 +1028,8 @@ impl<const C: bool> Allocator for Kernel<C> {
             heaps_granted += stats.granted_bytes;
         }
         ensure!(heap_frames == self.heap_frames, "{} heap frames counted, {heap_frames} held", self.heap_frames);
-        ensure!(self.slot_of.len() + self.free_slots.len() == self.heaps.len(), "heap slots lost");
+        let spaces = self.slot_of.iter().filter(|&&slot| slot != NO_SLOT).count();
+        ensure!(spaces + self.free_slots.len() == self.heaps.len(), "heap slots lost");
         if !C {
             return Ok(());
         }
