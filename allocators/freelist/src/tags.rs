@@ -389,6 +389,20 @@ impl Mem {
     }
 }
 
+/// The block a back word names, and its header: the path of over-aligned
+/// payloads, kept out of line so that the common free stays short.
+///
+/// # Safety
+/// `word` is the back word of a live over-aligned payload of the heap `mem`
+/// is the memory of.
+#[cold]
+#[inline(never)]
+unsafe fn padded_block(mem: Mem, word: u64) -> (usize, u64) {
+    let block = (word & !(GRANULE as u64 - 1)) as usize | WORD;
+    // SAFETY: the caller's guarantee: a block of the tiling.
+    (block, unsafe { mem.word(block) })
+}
+
 /// A header word.
 #[inline(always)]
 pub fn tag(size: usize, allocated: bool, prev_allocated: bool) -> u64 {
@@ -573,11 +587,32 @@ impl<const C: bool> TagHeap<C> {
     /// `ptr` is a live payload of this heap.
     #[inline(always)]
     pub unsafe fn block_of_live(&self, ptr: NonNull<u8>, _align: usize) -> usize {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.live_block(ptr).0 }
+    }
+
+    /// The block of a live payload and its header word. The word before the
+    /// payload is read once: when it is the header (every payload not
+    /// aligned beyond the granule) it is used as such, so that a free's
+    /// chain of dependent loads is the slot, the header and the successor's
+    /// header, as in an allocator whose payloads all follow their headers.
+    /// A back word is a branch taken, not a select that would make every
+    /// free wait for it.
+    ///
+    /// # Safety
+    /// `ptr` is a live payload of this heap.
+    #[inline(always)]
+    unsafe fn live_block(&self, ptr: NonNull<u8>) -> (usize, u64) {
+        let mem = self.mem();
         let before = self.arena.offset_of_unchecked(ptr) - WORD;
         // SAFETY: the word before a live payload is its header or its back
         // word, inside the block.
-        let word = unsafe { self.mem().word(before) };
-        if word & PAD != 0 { (word & !(GRANULE as u64 - 1)) as usize | WORD } else { before }
+        let word = unsafe { mem.word(before) };
+        if word & PAD == 0 {
+            return (before, word);
+        }
+        // SAFETY: a back word holds its block's offset, a block of the tiling.
+        unsafe { padded_block(mem, word) }
     }
 
     /// Internal fragmentation of the allocated block at `ptr`: the header,
@@ -699,13 +734,27 @@ impl<const C: bool> TagHeap<C> {
     /// `block` is an allocated block of the tiling and `size` its size.
     #[inline(always)]
     pub unsafe fn release<L: FreeLists>(&mut self, lists: &mut L, block: usize, size: usize) {
+        // SAFETY: the caller's guarantee; the header is the block's own.
+        unsafe {
+            let header = self.mem().word(block);
+            debug_assert!((header & SIZE_MASK) as usize == size);
+            self.release_tagged(lists, block, header);
+        }
+    }
+
+    /// [`TagHeap::release`] given the block's header word, already read.
+    ///
+    /// # Safety
+    /// `block` is an allocated block of the tiling and `header` its header.
+    #[inline(always)]
+    unsafe fn release_tagged<L: FreeLists>(&mut self, lists: &mut L, block: usize, header: u64) {
         let mem = self.mem();
+        let size = (header & SIZE_MASK) as usize;
         // SAFETY: `block` is a block of the tiling, so are its successor
         // (`block + size`, at most the epilogue) and, when the header says
         // it is free, its predecessor, whose footer ends just before `block`.
         unsafe {
-            let header = mem.word(block);
-            debug_assert!(header & ALLOCATED != 0 && (header & SIZE_MASK) as usize == size);
+            debug_assert!(header & ALLOCATED != 0 && mem.word(block) == header);
             let next = block + size;
             let next_header = mem.word(next);
             let next_free = next_header & ALLOCATED == 0;
@@ -756,10 +805,10 @@ impl<const C: bool> TagHeap<C> {
         // SAFETY: the caller's guarantee makes `block` an allocated block
         // of the tiling.
         unsafe {
-            let block = self.block_of_live(ptr, layout.align());
-            let size = self.mem().size_of(block);
+            let (block, header) = self.live_block(ptr);
+            let size = (header & SIZE_MASK) as usize;
             self.ledger.freed(layout.size(), size);
-            self.release(lists, block, size);
+            self.release_tagged(lists, block, header);
         }
     }
 
@@ -800,10 +849,11 @@ impl<const C: bool> TagHeap<C> {
     ) -> Option<usize> {
         // SAFETY: the caller's guarantee: `block` is the live payload's block.
         unsafe {
-            let block = self.block_of_live(ptr, align);
+            let (block, header) = self.live_block(ptr);
+            debug_assert!(align > GRANULE || block + WORD == self.arena.offset_of_unchecked(ptr));
             let padding = self.arena.offset_of_unchecked(ptr) - WORD - block;
             let needed = block_size_for(new_size)?.checked_add(padding)?;
-            self.resize_in_place(lists, block, needed)
+            self.resize_tagged(lists, block, header, needed)
         }
     }
 
@@ -822,11 +872,30 @@ impl<const C: bool> TagHeap<C> {
         block: usize,
         needed: usize,
     ) -> Option<usize> {
+        // SAFETY: the caller's guarantee; the header is the block's own.
+        unsafe {
+            let header = self.mem().word(block);
+            self.resize_tagged(lists, block, header, needed)
+        }
+    }
+
+    /// [`TagHeap::resize_in_place`] given the block's header word, already read.
+    ///
+    /// # Safety
+    /// As for [`TagHeap::resize_in_place`], and `header` is the block's header.
+    #[inline(always)]
+    unsafe fn resize_tagged<L: FreeLists>(
+        &mut self,
+        lists: &mut L,
+        block: usize,
+        header: u64,
+        needed: usize,
+    ) -> Option<usize> {
         let mem = self.mem();
         // SAFETY: `block` is a block of the tiling; its successor and the
         // pieces cut from either lie inside the tiled range.
         unsafe {
-            let header = mem.word(block);
+            debug_assert!(mem.word(block) == header);
             let size = (header & SIZE_MASK) as usize;
             let prev_allocated = header & PREV_ALLOCATED != 0;
             if needed <= size {
@@ -837,7 +906,7 @@ impl<const C: bool> TagHeap<C> {
                     mem.put_allocated(block + needed, remainder, true);
                     self.ledger.granted_less(remainder);
                     self.ledger.split();
-                    self.release(lists, block + needed, remainder);
+                    self.release_tagged(lists, block + needed, tag(remainder, true, true));
                     return Some(needed);
                 }
                 return Some(size);

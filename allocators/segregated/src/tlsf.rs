@@ -96,6 +96,12 @@ impl<const SL: u32> TlsfIndex<SL> {
     /// "the next one" is one more.
     #[inline(always)]
     fn search_class(granules: usize) -> Option<usize> {
+        // Most requests are below 2^SL granules, where a size is its own
+        // list: a branch, predicted taken, keeps the bit scans and shifts
+        // off the path from the request to its list's bitmap.
+        if granules < 1 << SL {
+            return Some(granules);
+        }
         let shift = granules.ilog2().saturating_sub(SL);
         let own = ((shift as usize) << SL) + (granules >> shift);
         Some(own + usize::from(granules & ((1 << shift) - 1) != 0))
@@ -170,10 +176,11 @@ unsafe impl<const SL: u32> Index for TlsfIndex<SL> {
         // multiples of the granule, so the request is a whole number of them.
         let want = if align <= GRANULE { Some(needed) } else { needed.checked_add(max_padding(align)) };
         let Some(class) = want.and_then(|want| Self::search_class(want / GRANULE)) else { return (None, 0) };
+        // No test against `first_levels`: a first level past the arena's
+        // has no bit in either bitmap (marks come from block sizes), so
+        // the scans below find nothing there. `fl + 1 < 64`, since a size
+        // below 2^64 bytes has fewer than 2^60 granules.
         let fl = class >> SL;
-        if fl >= self.first_levels {
-            return (None, 0);
-        }
         let here = self.second[fl & 63] & (!0u64 << (class & Self::SUBDIVISIONS_MASK));
         let found = if here != 0 {
             (fl << SL) + here.trailing_zeros() as usize
