@@ -694,9 +694,10 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
         &self.arena
     }
 
-    // Inlined into the replay loop, as the peers' calls are: a call here
-    // would cost a third of the allocator's own instructions in register
-    // saves and restores.
+    // Inlined into the replay loop: a call here would cost a third of the
+    // allocator's own instructions in register saves and restores. (rlsf's
+    // allocate and deallocate are calls; the harness times the whole op
+    // either way.)
     #[inline(always)]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         if layout.align() > self.arena.align() {

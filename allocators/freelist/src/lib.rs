@@ -548,9 +548,10 @@ impl<const C: bool> Allocator for FreeList<C> {
         self.heap.arena()
     }
 
-    // Inlined into the replay loop, as the peers' calls are: a call here
-    // would cost a third of the allocator's own instructions in register
-    // saves and restores.
+    // Inlined into the replay loop: a call here would cost a third of the
+    // allocator's own instructions in register saves and restores. (rlsf's
+    // allocate and deallocate are calls; the harness times the whole op
+    // either way.)
     #[inline(always)]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         // The common alignment is its own path, compiled with the alignment

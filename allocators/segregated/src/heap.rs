@@ -315,9 +315,10 @@ impl<I: Index, const C: bool> Allocator for SegregatedHeap<I, C> {
         self.heap.arena()
     }
 
-    // Inlined into the replay loop, as the peers' calls are: a call here
-    // would cost a third of the allocator's own instructions in register
-    // saves and restores. The common alignment is its own path, compiled
+    // Inlined into the replay loop: a call here would cost a third of the
+    // allocator's own instructions in register saves and restores. (rlsf's
+    // allocate and deallocate are calls; the harness times the whole op
+    // either way.) The common alignment is its own path, compiled
     // with the alignment a constant: no padding to look for.
     #[inline(always)]
     fn alloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
