@@ -34,7 +34,9 @@
 //!
 //! - In the arena, inside free blocks only: the list links and the block's
 //!   order (Knuth's `LINKF`, `LINKB`, `KVAL`), as 32-bit unit indices, so the
-//!   minimum block is 16 bytes. Allocated blocks carry no header: `granted` is
+//!   minimum block is 16 bytes. A list's head keeps no back link: unlinking
+//!   tells the head by the list's head, so taking the head does not write
+//!   to the block after it. Allocated blocks carry no header: `granted` is
 //!   the power-of-two block, and all internal fragmentation is rounding.
 //! - Outside the arena, like the kernel's `struct page`: one bit per minimum
 //!   block, set on the first unit of each free block (Knuth's `TAG`), so the
@@ -419,12 +421,20 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
     /// The order a request needs, or `None` above the largest block.
     #[inline(always)]
     pub fn order_for(&self, layout: Layout) -> Option<u32> {
+        let order = self.order_of(layout);
+        (order <= self.max_order).then_some(order)
+    }
+
+    /// The order a request needs, which may be above the largest; at most
+    /// 59, since a layout's size is at most `isize::MAX` and the minimum
+    /// block at least 16 bytes.
+    #[inline(always)]
+    fn order_of(&self, layout: Layout) -> u32 {
         let bytes = layout.size().max(layout.align()).max(self.min());
         // bytes >= 16 and at most isize::MAX (a Layout), so the power of
         // two above it exists: its log is the bit length of bytes − 1.
         let shift = usize::BITS - (bytes - 1).leading_zeros();
-        let order = shift - self.shift();
-        (order <= self.max_order).then_some(order)
+        shift - self.shift()
     }
 
     /// Allocate a block of exactly `order`, as `alloc_pages(order)` does.
@@ -433,9 +443,17 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
         if order > self.max_order {
             return Err(AllocError::Unsupported("order above the largest block"));
         }
+        self.take(order)
+    }
+
+    /// Allocate a block of `order` (below 64): an order above the largest
+    /// finds no list, as no bit of `nonempty` is set above it.
+    #[inline(always)]
+    fn take(&mut self, order: u32) -> Result<usize, AllocError> {
+        debug_assert!(order < 64);
         let candidates = self.nonempty >> order << order;
         if candidates == 0 {
-            return Err(AllocError::OutOfMemory);
+            return Err(self.none_free(order));
         }
         let mut current = candidates.trailing_zeros();
         // SAFETY: `current` is a non-empty order, so its head is a free
@@ -462,6 +480,16 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
         }
     }
 
+    /// Why no list of `order` or above has a block.
+    #[cold]
+    fn none_free(&self, order: u32) -> AllocError {
+        if order > self.max_order {
+            AllocError::Unsupported("size above the largest block")
+        } else {
+            AllocError::OutOfMemory
+        }
+    }
+
     /// Free a block of `order` at `block`, merging with free buddies, as
     /// `free_pages(addr, order)` does.
     ///
@@ -483,24 +511,57 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
     /// # Safety
     /// `block` is an allocated block of `order` of this buddy system.
     #[inline(always)]
-    pub unsafe fn free_block(&mut self, mut block: usize, mut order: u32) {
-        let min = self.min();
-        debug_assert!(block.is_multiple_of(min << order) && block + (min << order) <= self.managed_bytes);
-        self.ledger.granted_less(min << order);
-        while order < self.max_order {
-            let size = min << order;
-            let buddy = block ^ size;
-            // SAFETY: the buddy is checked to lie inside the managed bytes
-            // before its bit and order are read; a free one is listed.
-            unsafe {
-                if buddy + size > self.managed_bytes || !self.is_free_block(buddy, order) {
-                    break;
-                }
-                self.unlink(buddy, order);
+    pub unsafe fn free_block(&mut self, block: usize, order: u32) {
+        let size = self.min() << order;
+        debug_assert!(order <= self.max_order && block.is_multiple_of(size) && block + size <= self.managed_bytes);
+        self.ledger.granted_less(size);
+        // SAFETY: the caller's guarantee: an aligned block of the managed
+        // bytes, not listed.
+        unsafe {
+            // Most frees find their buddy in use: that test and the push
+            // stay in the caller, the merging loop is out of line.
+            if self.merges(block, order) {
+                self.merge_up(block, order);
+            } else {
+                self.push(block, order);
             }
+        }
+    }
+
+    /// Is the buddy of `block` a free block of `order` that it merges with?
+    ///
+    /// # Safety
+    /// `block` is an aligned block of `order` inside the managed bytes.
+    #[inline(always)]
+    unsafe fn merges(&self, block: usize, order: u32) -> bool {
+        let size = self.min() << order;
+        let buddy = block ^ size;
+        // SAFETY: the buddy is checked to lie inside the managed bytes
+        // before its bit and order are read.
+        order < self.max_order && buddy + size <= self.managed_bytes && unsafe { self.is_free_block(buddy, order) }
+    }
+
+    /// Merge `block` with its free buddy, and the result with its own,
+    /// while they are free, and list the merged block (algorithm S).
+    ///
+    /// # Safety
+    /// `block` is an aligned block of `order` inside the managed bytes,
+    /// not listed, whose buddy is free of the same `order`.
+    #[inline(never)]
+    unsafe fn merge_up(&mut self, mut block: usize, mut order: u32) {
+        loop {
+            let buddy = block ^ (self.min() << order);
+            // SAFETY: the caller's guarantee, then `merges`: the buddy is
+            // a free block of `order`, so it is listed; the merged block
+            // is an aligned block of the managed bytes.
+            unsafe { self.unlink(buddy, order) };
             block = block.min(buddy);
             order += 1;
             self.ledger.coalesced();
+            // SAFETY: as above.
+            if !unsafe { self.merges(block, order) } {
+                break;
+            }
         }
         // SAFETY: the merged block is an aligned block of the managed bytes.
         unsafe { self.push(block, order) };
@@ -592,18 +653,20 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
         let head = self.heads[slot];
         let unit = self.unit(block);
         // SAFETY: the caller's guarantee; the old head is a listed block.
+        // The new head's back link is left as it is: a head's is never read.
         unsafe {
             self.arena.store_u32_unchecked(block, head);
-            self.arena.store_u32_unchecked(block + 4, NIL);
             self.arena.store_u32_unchecked(block + 8, order);
             if head != NIL {
                 let head_offset = self.unit_offset(head);
                 self.arena.store_u32_unchecked(head_offset + 4, unit);
+            } else {
+                // Only a list that was empty changes the mask.
+                self.nonempty |= 1 << order;
             }
             self.set_free_bit(block, true);
         }
         self.heads[slot] = unit;
-        self.nonempty |= 1 << order;
         if C {
             self.nr_free[slot] += 1;
         }
@@ -618,15 +681,14 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
     unsafe fn pop(&mut self, order: u32) -> usize {
         let slot = (order & 63) as usize;
         let block = self.unit_offset(self.heads[slot]);
-        // SAFETY: the head of a non-empty list is a listed block; so is its successor.
+        // SAFETY: the head of a non-empty list is a listed block. Its
+        // successor becomes the head, whose back link is not read, so it is
+        // not written (one cache line fewer per allocation).
         unsafe {
             let next = self.arena.load_u32_unchecked(block);
             self.heads[slot] = next;
             if next == NIL {
                 self.nonempty &= !(1 << order);
-            } else {
-                let next_offset = self.unit_offset(next);
-                self.arena.store_u32_unchecked(next_offset + 4, NIL);
             }
             self.set_free_bit(block, false);
         }
@@ -641,10 +703,14 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
     #[inline(always)]
     unsafe fn unlink(&mut self, block: usize, order: u32) {
         let slot = (order & 63) as usize;
-        // SAFETY: the caller's guarantee; its neighbours in the list are listed blocks.
+        // SAFETY: the caller's guarantee; its neighbours in the list are
+        // listed blocks. A head's back link is stale, so the head is told
+        // by the list's head, not by the link; its successor's new back
+        // link is then stale too, which is right for a head.
         unsafe {
-            let (next, prev) = (self.arena.load_u32_unchecked(block), self.arena.load_u32_unchecked(block + 4));
-            if prev == NIL {
+            let next = self.arena.load_u32_unchecked(block);
+            let prev = self.arena.load_u32_unchecked(block + 4);
+            if self.heads[slot] == self.unit(block) {
                 self.heads[slot] = next;
                 if next == NIL {
                     self.nonempty &= !(1 << order);
@@ -703,8 +769,8 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
         if layout.align() > self.arena.align() {
             return Err(AllocError::Unsupported("alignment above the arena's"));
         }
-        let order = self.order_for(layout).ok_or(AllocError::Unsupported("size above the largest block"))?;
-        let block = self.alloc_order(order)?;
+        // An order above the largest finds no block (see `take`).
+        let block = self.take(self.order_of(layout))?;
         self.ledger.allocated(layout.size(), 0);
         // SAFETY: the block lies inside the managed bytes.
         Ok(unsafe { self.arena.ptr_at_unchecked(block) })
@@ -713,7 +779,7 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
     #[inline(always)]
     unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
         // A live block's layout gives its order (the caller's contract).
-        let Some(order) = self.order_for(layout) else { unreachable!("a live block has a valid order") };
+        let order = self.order_of(layout);
         let block = self.arena.offset_of_unchecked(ptr);
         self.ledger.freed(layout.size(), 0);
         // SAFETY: the caller guarantees `ptr` is live with `layout`: an
@@ -845,7 +911,7 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
             }
             let size = min << order;
             let mut count = 0;
-            let (mut prev, mut unit) = (NIL, head);
+            let (mut prev, mut unit) = (None, head);
             while unit != NIL {
                 let block = self.unit_offset(unit);
                 ensure!(count < self.free_bits.len() * 64, "free list {order} does not end (a cycle?)");
@@ -853,7 +919,10 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
                 ensure!(block.is_multiple_of(size), @block, "free block of order {order} is not aligned to {size}");
                 ensure!(self.free_bit_checked(block), @block, "listed block of order {order} is not tagged free");
                 ensure!(self.stored_order(block) == order as u32, @block, "listed on order {order}, stores order {}", self.stored_order(block));
-                ensure!(self.prev_checked(block) == prev, @block, "back link {} should be {prev}", self.prev_checked(block));
+                // A head's back link is not kept (see `push`).
+                if let Some(prev) = prev {
+                    ensure!(self.prev_checked(block) == prev, @block, "back link {} should be {prev}", self.prev_checked(block));
+                }
                 if (order as u32) < self.max_order {
                     let buddy = block ^ size;
                     ensure!(
@@ -864,7 +933,7 @@ impl<const C: bool, const SHIFT: u32> Allocator for Buddy<C, SHIFT> {
                 }
                 count += 1;
                 free_bytes += size;
-                prev = unit;
+                prev = Some(unit);
                 unit = self.next_checked(block);
             }
             if C {

@@ -173,6 +173,28 @@ fn realloc_shrinks_in_place_and_frees_the_upper_halves() {
 }
 
 #[test]
+fn a_head_with_a_stale_back_link_is_unlinked_as_the_head() {
+    // Sixteen single pages, then pages 0, 2 and 4 freed: list 0 is 4, 2, 0.
+    let mut buddy = pages(16 * PAGE, Split::Lower);
+    let all: Vec<usize> = (0..16).map(|_| buddy.alloc_order(0).unwrap()).collect();
+    assert_eq!(all, (0..16).map(|page| page * PAGE).collect::<Vec<_>>());
+    for page in [0, 2, 4] {
+        buddy.free_order(page * PAGE, 0);
+    }
+    // Taking page 4 leaves page 2 at the head, its back link still naming page 4.
+    assert_eq!(buddy.alloc_order(0).unwrap(), 4 * PAGE);
+    // Freeing page 3 merges with page 2, which must leave the list as its head.
+    buddy.free_order(3 * PAGE, 0);
+    assert_eq!(free_blocks(&buddy), [(0, 1), (2, 2)]);
+    assert_eq!(buddy.nr_free()[..2], [1, 1]);
+    buddy.check().unwrap();
+    // And the list still works: page 0 is its only block.
+    assert_eq!(buddy.alloc_order(0).unwrap(), 0);
+    assert_eq!(buddy.nr_free()[0], 0);
+    buddy.check().unwrap();
+}
+
+#[test]
 fn check_finds_unmerged_buddies() {
     let mut buddy = pages(16 * PAGE, Split::Lower);
     let a = buddy.alloc_order(0).unwrap();
