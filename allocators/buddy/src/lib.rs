@@ -35,8 +35,8 @@
 //! - In the arena, inside free blocks only: the list links and the block's
 //!   order (Knuth's `LINKF`, `LINKB`, `KVAL`), as 32-bit unit indices, so the
 //!   minimum block is 16 bytes. A list's head keeps no back link: unlinking
-//!   tells the head by the list's head, so taking the head does not write
-//!   to the block after it. Allocated blocks carry no header: `granted` is
+//!   tells the head by the list's head, so an allocation, which takes a
+//!   head, does not write to the block after it. Allocated blocks carry no header: `granted` is
 //!   the power-of-two block, and all internal fragmentation is rounding.
 //! - Outside the arena, like the kernel's `struct page`: one bit per minimum
 //!   block, set on the first unit of each free block (Knuth's `TAG`), so the
@@ -426,13 +426,14 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
     }
 
     /// The order a request needs, which may be above the largest; at most
-    /// 59, since a layout's size is at most `isize::MAX` and the minimum
-    /// block at least 16 bytes.
+    /// 59, since a layout's size and alignment are at most 2^63 and the
+    /// minimum block at least 16 bytes.
     #[inline(always)]
     fn order_of(&self, layout: Layout) -> u32 {
         let bytes = layout.size().max(layout.align()).max(self.min());
-        // bytes >= 16 and at most isize::MAX (a Layout), so the power of
-        // two above it exists: its log is the bit length of bytes − 1.
+        // bytes >= 16 and at most 2^63 (a Layout's size is at most
+        // isize::MAX, its alignment at most 2^63), so the power of two at or
+        // above it exists: its log is the bit length of bytes − 1.
         let shift = usize::BITS - (bytes - 1).leading_zeros();
         shift - self.shift()
     }
@@ -653,7 +654,8 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
         let head = self.heads[slot];
         let unit = self.unit(block);
         // SAFETY: the caller's guarantee; the old head is a listed block.
-        // The new head's back link is left as it is: a head's is never read.
+        // The new head's back link is left as it is: a head's is never
+        // relied on (see `unlink`).
         unsafe {
             self.arena.store_u32_unchecked(block, head);
             self.arena.store_u32_unchecked(block + 8, order);
@@ -682,8 +684,8 @@ impl<const C: bool, const SHIFT: u32> Buddy<C, SHIFT> {
         let slot = (order & 63) as usize;
         let block = self.unit_offset(self.heads[slot]);
         // SAFETY: the head of a non-empty list is a listed block. Its
-        // successor becomes the head, whose back link is not read, so it is
-        // not written (one cache line fewer per allocation).
+        // successor becomes the head, whose back link is not relied on, so
+        // it is not written (up to one cache line fewer per allocation).
         unsafe {
             let next = self.arena.load_u32_unchecked(block);
             self.heads[slot] = next;
